@@ -1,0 +1,195 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/**
+ * The configuration's shape. A region's YAML document in `regions/` and the
+ * JSON body of `PUT /v1/regions/:id` are both a `RegionDoc`; the zone's
+ * settings (apex, name servers, SOA, services, nets) are a `ZoneDoc`.
+ */
+
+const slug = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, 'must be a lowercase DNS label (a-z, 0-9, -), at most 32 characters');
+
+const hostname = z
+  .string()
+  .transform((s) => s.toLowerCase().replace(/\.$/, ''))
+  .pipe(
+    z
+      .string()
+      .max(253)
+      .regex(
+        /^([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)+$/,
+        'must be a fully qualified domain name such as gslb.example.com',
+      ),
+  );
+
+export const ipAddress = z.string().refine((s) => isIP(s) !== 0, 'must be an IPv4 or IPv6 address');
+
+const countryCode = z
+  .string()
+  .transform((s) => s.toUpperCase())
+  .pipe(z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 country code such as SG'));
+
+export const cidr = z.string().refine((s) => {
+  const [addr, len, extra] = s.split('/');
+  if (extra !== undefined || len === undefined || !/^\d{1,3}$/.test(len)) return false;
+  const family = isIP(addr);
+  return family !== 0 && Number(len) <= (family === 4 ? 32 : 128);
+}, 'must be a network in CIDR notation such as 10.0.0.0/8');
+
+const httpCheck = z.strictObject({
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/ }),
+  /** Expected HTTP status; 200 unless set. */
+  status: z.number().int().min(100).max(599).default(200),
+  /** A substring the body must contain, e.g. the model's name in /v1/models. */
+  bodyContains: z.string().min(1).optional(),
+  timeoutMs: z.number().int().min(50).max(60_000).default(1000),
+});
+
+const tcpCheck = z.strictObject({
+  type: z.literal('tcp'),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  timeoutMs: z.number().int().min(50).max(60_000).default(1000),
+});
+
+export const checkSchema = z.discriminatedUnion('type', [httpCheck, tcpCheck]);
+
+export const endpointSchema = z.strictObject({
+  /** The address DNS hands out. */
+  address: ipAddress,
+  weight: z.number().int().min(0).max(65535).default(100),
+  /** Administratively marked down in configuration. */
+  down: z.boolean().default(false),
+  check: checkSchema.optional(),
+});
+
+export const availabilityZoneSchema = z.strictObject({
+  id: slug,
+  down: z.boolean().default(false),
+  endpoints: z.array(endpointSchema).min(1, 'a zone needs at least one endpoint'),
+});
+
+export const regionSchema = z
+  .strictObject({
+    id: slug,
+    name: z.string().min(1).max(100),
+    location: z.strictObject({
+      lat: z.number().min(-90).max(90),
+      lon: z.number().min(-180).max(180),
+    }),
+    /** Countries whose clients this region serves first, whatever the distance. */
+    countries: z.array(countryCode).default([]),
+    down: z.boolean().default(false),
+    zones: z.array(availabilityZoneSchema).min(2, 'a region needs two or more availability zones'),
+  })
+  .superRefine((r, ctx) => {
+    const seen = new Set<string>();
+    r.zones.forEach((zone, i) => {
+      if (seen.has(zone.id)) ctx.addIssue({ code: 'custom', path: ['zones', i, 'id'], message: `duplicate zone id "${zone.id}"` });
+      seen.add(zone.id);
+    });
+    const addrs = new Set<string>();
+    r.zones.forEach((zone, i) =>
+      zone.endpoints.forEach((ep, j) => {
+        if (addrs.has(ep.address))
+          ctx.addIssue({ code: 'custom', path: ['zones', i, 'endpoints', j, 'address'], message: `duplicate endpoint address ${ep.address}` });
+        addrs.add(ep.address);
+      }),
+    );
+  });
+
+export const policies = ['geo'] as const;
+
+export const serviceSchema = z.strictObject({
+  name: slug,
+  ttl: z.number().int().min(0).max(86_400).default(30),
+  policy: z.enum(policies).default('geo'),
+  /** When every candidate is down: answer the nearest anyway (open) or with no address (closed). */
+  failMode: z.enum(['open', 'closed']).default('open'),
+  /** Regions allowed to serve this service; every region when absent. */
+  regions: z.array(slug).optional(),
+  /** At most this many addresses in one answer. */
+  maxAnswers: z.number().int().min(1).max(32).default(8),
+});
+
+const netTarget = z.union([
+  z.strictObject({ region: slug }),
+  z.strictObject({ country: countryCode }),
+]);
+
+export const nameServerSchema = z.strictObject({
+  name: hostname,
+  /** Glue: required when the name server is inside the zone. */
+  addresses: z.array(ipAddress).default([]),
+});
+
+export const zoneSchema = z
+  .strictObject({
+    apex: hostname,
+    nameservers: z.array(nameServerSchema).min(1, 'a zone needs at least one name server'),
+    soa: z
+      .strictObject({
+        /** Primary name server; the first NS when absent. */
+        mname: hostname.optional(),
+        /** Responsible mailbox as a domain name (hostmaster.example.com). */
+        rname: hostname,
+        refresh: z.number().int().min(1).default(3600),
+        retry: z.number().int().min(1).default(600),
+        expire: z.number().int().min(1).default(604_800),
+        /** Negative-caching TTL (RFC 2308). */
+        minimum: z.number().int().min(0).max(86_400).default(60),
+        ttl: z.number().int().min(0).default(3600),
+      }),
+    nsTtl: z.number().int().min(0).default(86_400),
+    services: z.array(serviceSchema).min(1, 'a zone needs at least one service'),
+    /** Region for clients whose location is unknown. */
+    defaultRegion: slug,
+    /** CIDR overrides, checked before the GeoIP database. */
+    nets: z.record(cidr, netTarget).default({}),
+    geoip: z
+      .strictObject({
+        /** Path to a MaxMind (GeoLite2/GeoIP2 City or Country) or DB-IP .mmdb file. */
+        database: z.string().min(1).optional(),
+      })
+      .default({}),
+  })
+  .superRefine((zone, ctx) => {
+    zone.nameservers.forEach((ns, i) => {
+      const inZone = ns.name === zone.apex || ns.name.endsWith(`.${zone.apex}`);
+      if (inZone && ns.addresses.length === 0)
+        ctx.addIssue({ code: 'custom', path: ['nameservers', i, 'addresses'], message: `${ns.name} is inside ${zone.apex} and needs glue addresses` });
+    });
+    const names = new Set<string>();
+    zone.services.forEach((s, i) => {
+      if (names.has(s.name)) ctx.addIssue({ code: 'custom', path: ['services', i, 'name'], message: `duplicate service "${s.name}"` });
+      names.add(s.name);
+    });
+  });
+
+export type Check = z.infer<typeof checkSchema>;
+export type EndpointDoc = z.infer<typeof endpointSchema>;
+export type AvailabilityZoneDoc = z.infer<typeof availabilityZoneSchema>;
+export type RegionDoc = z.infer<typeof regionSchema>;
+export type RegionInput = z.input<typeof regionSchema>;
+export type ServiceDoc = z.infer<typeof serviceSchema>;
+export type ZoneDoc = z.infer<typeof zoneSchema>;
+export type ZoneInput = z.input<typeof zoneSchema>;
+
+/** The whole configuration: one zone and its regions. */
+export type Config = { zone: ZoneDoc; regions: RegionDoc[] };
+
+/** Checks that hold across documents (what a single document cannot know). */
+export function crossCheck(config: Config): string[] {
+  const errors: string[] = [];
+  const ids = new Set(config.regions.map((r) => r.id));
+  if (!ids.has(config.zone.defaultRegion)) errors.push(`zone.defaultRegion: no region "${config.zone.defaultRegion}"`);
+  for (const [net, target] of Object.entries(config.zone.nets))
+    if ('region' in target && !ids.has(target.region)) errors.push(`zone.nets["${net}"].region: no region "${target.region}"`);
+  config.zone.services.forEach((s, i) => {
+    for (const r of s.regions ?? []) if (!ids.has(r)) errors.push(`zone.services[${i}].regions: no region "${r}"`);
+  });
+  return errors;
+}

@@ -1,0 +1,66 @@
+import type { EndpointState, RegionState, Snapshot } from '../snapshot/snapshot.js';
+
+/** What we know about a client: added by the geo step, never decided there. */
+export type ClientFacts = {
+  /** The address that was located: the ECS subnet's address, else the resolver's. */
+  readonly ip: string;
+  /** Where the address came from. */
+  readonly source: 'ecs' | 'resolver';
+  /** ISO 3166-1 alpha-2, when known. */
+  readonly country?: string;
+  readonly location?: { readonly lat: number; readonly lon: number };
+  /** A region forced by a `nets` override. */
+  readonly region?: string;
+  /**
+   * Prefix length of the widest network around `ip` in which every address gets
+   * the same facts: the ECS scope to return. Never wider than the truth.
+   */
+  readonly scope: number;
+  /** How the facts were found, for traces ("nets 10.0.0.0/8", "geoip ID /11", "unknown"). */
+  readonly via: string;
+};
+
+export type SteerQuery = {
+  readonly service: string;
+  readonly family: 4 | 6;
+  /** `<region>.<service>.<apex>`: answer from this region only. */
+  readonly pinnedRegion?: string;
+  readonly client: ClientFacts;
+};
+
+/** Randomness enters steering only through this argument. */
+export type Random = () => number;
+
+export type Candidate = {
+  readonly region: RegionState;
+  /** Endpoints of the queried family in this region, health still attached. */
+  readonly endpoints: readonly EndpointState[];
+  /** Great-circle distance to the client, when known (km). */
+  readonly distanceKm?: number;
+};
+
+export type Answer = { readonly address: string; readonly region: string; readonly zone: string };
+
+export type Decision = {
+  /** Addresses to answer, in order; empty means NODATA. */
+  readonly answers: readonly Answer[];
+  /** Region that serves the answer, if any. */
+  readonly region?: string;
+  readonly ttl: number;
+  /** ECS scope prefix length for the reply. */
+  readonly scope: number;
+  readonly failedOpen: boolean;
+  readonly trace: readonly string[];
+};
+
+/** Shared state threaded through the filter chain. */
+export type SteerContext = {
+  readonly query: SteerQuery;
+  readonly snapshot: Snapshot;
+  readonly random: Random;
+  readonly trace: string[];
+  failedOpen: boolean;
+};
+
+/** One step of the chain: takes candidates, returns fewer or reordered ones. */
+export type Filter = (candidates: Candidate[], ctx: SteerContext) => Candidate[];

@@ -1,0 +1,75 @@
+// The contract every steering filter keeps; each filter's test runs it.
+import fc from 'fast-check';
+import { expect, it } from 'vitest';
+import { seededRandom } from '../steer.js';
+import { client, snapshotOf } from '../fixtures.js';
+import type { Candidate, Filter, SteerContext } from '../types.js';
+
+const REGIONS = ['sg', 'jkt', 'bkk', 'mnl'] as const;
+
+const arbitraryCase = fc.record({
+  down: fc.record({ sg: fc.boolean(), jkt: fc.boolean(), bkk: fc.boolean(), mnl: fc.boolean() }),
+  zoneDown: fc.constantFrom('', 'sg-a', 'jkt-b', 'bkk-a', 'mnl-b'),
+  subset: fc.subarray([...REGIONS], { minLength: 0 }),
+  family: fc.constantFrom(4 as const, 6 as const),
+  country: fc.constantFrom(undefined, 'SG', 'ID', 'TH', 'PH', 'MY', 'VN', 'JP'),
+  failMode: fc.constantFrom('open' as const, 'closed' as const),
+  seed: fc.integer(),
+});
+
+type Case = typeof arbitraryCase extends fc.Arbitrary<infer T> ? T : never;
+
+function setUp(c: Case) {
+  const marks = Object.fromEntries(REGIONS.map((r) => [r, { regionDown: c.down[r], zonesDown: [c.zoneDown] }]));
+  const snapshot = snapshotOf({ marks, service: { failMode: c.failMode } });
+  const candidates: Candidate[] = snapshot.regions
+    .filter((r) => c.subset.includes(r.id as (typeof REGIONS)[number]))
+    .map((region) => ({ region, endpoints: region.zones.flatMap((z) => z.endpoints) }));
+  const ctx = (): SteerContext => ({
+    query: { service: 'api', family: c.family, client: client({ country: c.country }) },
+    snapshot,
+    random: seededRandom(c.seed),
+    trace: [],
+    failedOpen: false,
+  });
+  return { candidates, ctx };
+}
+
+export function filterContract(name: string, filter: Filter) {
+  it(`${name}: only removes or reorders, never invents (property)`, () => {
+    fc.assert(
+      fc.property(arbitraryCase, (c) => {
+        const { candidates, ctx } = setUp(c);
+        const out = filter(candidates, ctx());
+        for (const o of out) {
+          const src = candidates.find((i) => i.region.id === o.region.id);
+          expect(src, `${o.region.id} was not an input`).toBeDefined();
+          for (const e of o.endpoints) expect(src!.endpoints).toContain(e);
+        }
+        expect(new Set(out.map((o) => o.region.id)).size).toBe(out.length);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it(`${name}: does not mutate its input, is deterministic, and explains itself`, () => {
+    fc.assert(
+      fc.property(arbitraryCase, (c) => {
+        const { candidates, ctx } = setUp(c);
+        const before = JSON.stringify(candidates.map((x) => [x.region.id, x.endpoints.map((e) => e.address)]));
+        const c1 = ctx();
+        const a = filter(candidates, c1);
+        const b = filter(candidates, ctx());
+        expect(JSON.stringify(candidates.map((x) => [x.region.id, x.endpoints.map((e) => e.address)]))).toBe(before);
+        expect(a.map((x) => [x.region.id, x.endpoints.map((e) => e.address)])).toEqual(b.map((x) => [x.region.id, x.endpoints.map((e) => e.address)]));
+        expect(c1.trace.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it(`${name}: nothing in, nothing out`, () => {
+    const { ctx } = setUp({ down: { sg: false, jkt: false, bkk: false, mnl: false }, zoneDown: '', subset: [], family: 4, country: 'SG', failMode: 'open', seed: 1 });
+    expect(filter([], ctx())).toEqual([]);
+  });
+}

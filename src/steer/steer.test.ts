@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { client, query, snapshotOf } from './fixtures.js';
+import { FAILED_OPEN_TTL, seededRandom, steer } from './steer.js';
+import type { SteerQuery } from './types.js';
+
+const allDown = { sg: { regionDown: true }, jkt: { regionDown: true }, bkk: { regionDown: true }, mnl: { regionDown: true } };
+
+describe('steer: the chain', () => {
+  it.each([
+    { name: 'Indonesian client → jkt', q: { client: client({ country: 'ID' }) }, region: 'jkt', answers: ['203.0.113.21', '203.0.113.22'] },
+    { name: 'Singapore client → sg', q: { client: client({ country: 'SG' }) }, region: 'sg', answers: ['203.0.113.11', '203.0.113.12'] },
+    { name: 'Thai client → bkk', q: { client: client({ country: 'TH' }) }, region: 'bkk', answers: ['203.0.113.31', '203.0.113.32'] },
+    { name: 'Philippine client → mnl', q: { client: client({ country: 'PH' }) }, region: 'mnl', answers: ['203.0.113.41', '203.0.113.42'] },
+    { name: 'Malaysian client → sg (nearest)', q: { client: client({ country: 'MY' }) }, region: 'sg' },
+    { name: 'Vietnamese client → bkk (nearest)', q: { client: client({ country: 'VN' }) }, region: 'bkk' },
+    { name: 'AAAA for a Thai client → bkk IPv6', q: { family: 6 as const, client: client({ country: 'TH' }) }, region: 'bkk', answers: ['2001:db8::31', '2001:db8::32'] },
+    { name: 'unknown client → default region', q: { client: client({}) }, region: 'sg' },
+    { name: 'unknown client, default mnl → mnl', q: { client: client({}) }, region: 'mnl', opts: { defaultRegion: 'mnl' } },
+    { name: 'Indonesia, both jkt zones down → sg', q: { client: client({ country: 'ID' }) }, region: 'sg', opts: { marks: { jkt: { zonesDown: ['jkt-a', 'jkt-b'] } } } },
+    { name: 'Indonesia, one jkt zone down → jkt, other zone only', q: { client: client({ country: 'ID' }) }, region: 'jkt', answers: ['203.0.113.22'], opts: { marks: { jkt: { zonesDown: ['jkt-a'] } } } },
+    { name: 'pinned bkk for an Indonesian client → bkk', q: { pinnedRegion: 'bkk', client: client({ country: 'ID' }) }, region: 'bkk' },
+    { name: 'unknown service → nothing', q: { service: 'nope' }, region: undefined, answers: [] },
+  ] as { name: string; q: Partial<SteerQuery>; region?: string; answers?: string[]; opts?: Parameters<typeof snapshotOf>[0] }[])(
+    '$name',
+    ({ q, region, answers, opts }) => {
+      const d = steer(query(q), snapshotOf(opts), seededRandom(7));
+      expect(d.region).toBe(region);
+      if (answers) expect(d.answers.map((a) => a.address).sort()).toEqual(answers);
+      expect(d.failedOpen).toBe(false);
+      for (const a of d.answers) expect(a.region).toBe(region);
+    },
+  );
+
+  it('fails open to the nearest region when nothing is up, with a short TTL and a trace line', () => {
+    const d = steer(query({ client: client({ country: 'TH' }) }), snapshotOf({ marks: allDown }), seededRandom(1));
+    expect(d.failedOpen).toBe(true);
+    expect(d.region).toBe('bkk');
+    expect(d.answers).toHaveLength(2);
+    expect(d.ttl).toBe(FAILED_OPEN_TTL);
+    expect(d.trace.join('\n')).toMatch(/FAILING OPEN/);
+  });
+
+  it('answers nothing when nothing is up and the service is fail-closed', () => {
+    const d = steer(query({ client: client({ country: 'TH' }) }), snapshotOf({ marks: allDown, service: { failMode: 'closed' } }), seededRandom(1));
+    expect(d.answers).toEqual([]);
+    expect(d.failedOpen).toBe(false);
+  });
+
+  it("uses the service's TTL and the client's scope when location mattered", () => {
+    const d = steer(query({ client: client({ country: 'SG', scope: 16 }) }), snapshotOf({ service: { ttl: 42 } }), seededRandom(1));
+    expect(d.ttl).toBe(42);
+    expect(d.scope).toBe(16);
+  });
+
+  it('returns scope 0 when every client gets the same answer (pinned name, single candidate)', () => {
+    expect(steer(query({ pinnedRegion: 'sg', client: client({ country: 'SG', scope: 16 }) }), snapshotOf(), seededRandom(1)).scope).toBe(0);
+    const onlyMnl = { sg: { regionDown: true }, jkt: { regionDown: true }, bkk: { regionDown: true } };
+    expect(steer(query({ client: client({ country: 'SG', scope: 16 }) }), snapshotOf({ marks: onlyMnl }), seededRandom(1)).scope).toBe(0);
+  });
+
+  it('is pure: the same inputs give the same decision, and a different seed may reorder only', () => {
+    const snap = snapshotOf();
+    const q = query({ client: client({ country: 'ID' }) });
+    expect(steer(q, snap, seededRandom(5))).toEqual(steer(q, snap, seededRandom(5)));
+    const orders = new Set(Array.from({ length: 20 }, (_, s) => steer(q, snap, seededRandom(s)).answers.map((a) => a.address).join()));
+    expect(orders.size).toBe(2);
+  });
+
+  it('traces every step in order', () => {
+    const d = steer(query({ client: client({ country: 'MY', via: 'geoip MY (/13)' }) }), snapshotOf(), seededRandom(1));
+    expect(d.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'pick']);
+    expect(d.trace[0]).toContain('geoip MY (/13)');
+  });
+});

@@ -184,7 +184,11 @@ export type Config = { zone: ZoneDoc; regions: RegionDoc[] };
 /** Checks that hold across documents (what a single document cannot know). */
 export function crossCheck(config: Config): string[] {
   const errors: string[] = [];
-  const ids = new Set(config.regions.map((r) => r.id));
+  const ids = new Set<string>();
+  config.regions.forEach((r, i) => {
+    if (ids.has(r.id)) errors.push(`regions[${i}].id: duplicate region "${r.id}"`);
+    ids.add(r.id);
+  });
   if (!ids.has(config.zone.defaultRegion)) errors.push(`zone.defaultRegion: no region "${config.zone.defaultRegion}"`);
   for (const [net, target] of Object.entries(config.zone.nets))
     if ('region' in target && !ids.has(target.region)) errors.push(`zone.nets["${net}"].region: no region "${target.region}"`);

@@ -1,0 +1,55 @@
+import { sql } from 'drizzle-orm';
+import { check, index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+
+/**
+ * The control plane's SQLite tables. Configuration documents are stored as
+ * JSON text in the same shape as their YAML files and REST bodies, and parsed
+ * with the zod schemas again when read back.
+ */
+
+/** The zone's settings: a single row (id is always 1). */
+export const zoneSettings = sqliteTable(
+  'zone_settings',
+  {
+    id: integer('id').primaryKey(),
+    doc: text('doc').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [check('zone_settings_single_row', sql`${t.id} = 1`)],
+);
+
+export const regions = sqliteTable('regions', {
+  id: text('id').primaryKey(),
+  doc: text('doc').notNull(),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** History: every state change (health, failover, drain, config write) is one row. */
+export const events = sqliteTable(
+  'events',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    /** Unix time in milliseconds. */
+    time: integer('time').notNull(),
+    /** e.g. `config.applied`, `config.deleted`, `region.down`, `failover`. */
+    kind: text('kind').notNull(),
+    /** What changed, e.g. `region:sg` or `zone-settings`. */
+    subject: text('subject').notNull(),
+    oldState: text('old_state').notNull(),
+    newState: text('new_state').notNull(),
+    /** Human-readable. */
+    reason: text('reason').notNull(),
+    region: text('region'),
+    /** JSON text with event-specific details. */
+    data: text('data'),
+  },
+  (t) => [index('events_time_idx').on(t.time), index('events_kind_idx').on(t.kind), index('events_region_idx').on(t.region)],
+);
+
+/** Small key/value state, e.g. the configuration version counter. */
+export const meta = sqliteTable('meta', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+});

@@ -1,0 +1,269 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import { ConfigError, parseRegionDoc, parseZoneDoc, validateConfig, type Documents } from '../config/load.js';
+import type { Config, RegionDoc, ZoneDoc } from '../config/schema.js';
+import * as schema from './schema.js';
+
+const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+/** Opens (creating if needed) the SQLite database and brings its tables up to date. */
+export function openDatabase(file: string | ':memory:') {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const sqlite = new Database(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('foreign_keys = ON');
+  const db = drizzle(sqlite, { schema });
+  migrate(db, { migrationsFolder });
+  return db;
+}
+
+/** The drizzle handle `openDatabase` returns; close with `db.$client.close()`. */
+export type Db = ReturnType<typeof openDatabase>;
+
+/** One row of the history, as the API and CLI show it. */
+export type StoredEvent = {
+  id: number;
+  /** Unix time in milliseconds. */
+  time: number;
+  kind: string;
+  subject: string;
+  oldState: string;
+  newState: string;
+  reason: string;
+  region: string | null;
+  data: unknown;
+};
+
+export type NewEvent = Omit<StoredEvent, 'id' | 'time' | 'region' | 'data'> & { time?: number; region?: string | null; data?: unknown };
+
+export type ApplyOptions = {
+  /** Written as the events' reason instead of the generated one. */
+  reason?: string;
+  /** Who applied it (a token's name, `cli`, `seed`); kept in the events' data. */
+  actor?: string;
+};
+
+export type ApplyResult = {
+  /** The configuration version after the call (unchanged when nothing changed). */
+  version: number;
+  /** Subjects of the documents written: `zone-settings`, `region:<id>`. */
+  changed: string[];
+};
+
+export type EventQuery = {
+  /** At most this many, newest first; 100 unless set, capped at 1000. */
+  limit?: number;
+  /** Only events with an id below this (the previous page's last id). */
+  before?: number;
+  kind?: string;
+  region?: string;
+};
+
+/** The control plane's configuration and history, backed by SQLite. */
+export interface Store {
+  /** The whole configuration; undefined until zone settings have been applied. */
+  getConfig(): Config | undefined;
+  /** True when there are neither zone settings nor regions. */
+  isEmpty(): boolean;
+  /**
+   * Upserts documents in one transaction. The resulting whole configuration
+   * is validated first; when invalid nothing is written and a ConfigError is
+   * thrown. Unchanged documents are skipped; each changed one gets a
+   * `config.applied` event, and the version goes up by one if anything changed.
+   */
+  apply(docs: Documents, opts?: ApplyOptions): ApplyResult;
+  /** Removes a region (a ConfigError if the rest still refers to it); deleted is false when there was none. */
+  deleteRegion(id: string, opts?: ApplyOptions): { version: number; deleted: boolean };
+  /** The configuration version counter: 0 before the first apply. */
+  version(): number;
+  recordEvent(event: NewEvent): StoredEvent;
+  listEvents(query?: EventQuery): StoredEvent[];
+}
+
+export const ZONE_SUBJECT = 'zone-settings';
+export const regionSubject = (id: string) => `region:${id}`;
+
+const VERSION_KEY = 'config_version';
+
+/** JSON with object keys sorted, so equal documents compare equal as text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+// Top-level fields whose values differ, for a readable reason.
+function changedFields(before: object, after: object): string[] {
+  const a = before as Record<string, unknown>;
+  const b = after as Record<string, unknown>;
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).sort();
+}
+
+export function createStore(db: Db, opts: { now?: () => number } = {}): Store {
+  const now = opts.now ?? Date.now;
+  const { zoneSettings, regions, events, meta } = schema;
+
+  // What is stored was valid when written; parse again so a schema change is caught here, not in DNS.
+  const readZone = (): ZoneDoc | undefined => {
+    const row = db.select().from(zoneSettings).where(eq(zoneSettings.id, 1)).get();
+    return row && parseZoneDoc(JSON.parse(row.doc), `database: ${ZONE_SUBJECT}`);
+  };
+  const readRegions = (): RegionDoc[] =>
+    db
+      .select()
+      .from(regions)
+      .orderBy(regions.id)
+      .all()
+      .map((row) => parseRegionDoc(JSON.parse(row.doc), `database: ${regionSubject(row.id)}`));
+
+  const version = (): number => Number(db.select().from(meta).where(eq(meta.key, VERSION_KEY)).get()?.value ?? 0);
+
+  const bumpVersion = (): number => {
+    const next = version() + 1;
+    db.insert(meta)
+      .values({ key: VERSION_KEY, value: String(next) })
+      .onConflictDoUpdate({ target: meta.key, set: { value: String(next) } })
+      .run();
+    return next;
+  };
+
+  const recordEvent = (e: NewEvent): StoredEvent => {
+    const row = db
+      .insert(events)
+      .values({
+        time: e.time ?? now(),
+        kind: e.kind,
+        subject: e.subject,
+        oldState: e.oldState,
+        newState: e.newState,
+        reason: e.reason,
+        region: e.region ?? null,
+        data: e.data === undefined ? null : JSON.stringify(e.data),
+      })
+      .returning()
+      .get();
+    return { ...row, data: row.data === null ? null : JSON.parse(row.data) };
+  };
+
+  const describe = (what: string, before: object | undefined, after: object, by?: string) =>
+    `${what} ${before ? `updated (${changedFields(before, after).join(', ')})` : 'created'}${by ? ` by ${by}` : ''}`;
+
+  return {
+    getConfig() {
+      const zone = readZone();
+      return zone && { zone, regions: readRegions() };
+    },
+
+    isEmpty() {
+      return !db.select({ id: zoneSettings.id }).from(zoneSettings).get() && !db.select({ id: regions.id }).from(regions).get();
+    },
+
+    apply(docs, o = {}) {
+      const zone = docs.zone && parseZoneDoc(docs.zone, ZONE_SUBJECT);
+      const incoming = docs.regions.map((r) => parseRegionDoc(r, regionSubject(typeof r?.id === 'string' ? r.id : '?')));
+      const seen = new Set<string>();
+      for (const r of incoming) {
+        if (seen.has(r.id)) throw new ConfigError([{ source: regionSubject(r.id), path: 'id', message: `region "${r.id}" given twice` }]);
+        seen.add(r.id);
+      }
+
+      return db.transaction(() => {
+        const currentZone = readZone();
+        const current = new Map(readRegions().map((r) => [r.id, r]));
+        const merged = new Map(current);
+        for (const r of incoming) merged.set(r.id, r);
+        validateConfig({ zone: zone ?? currentZone, regions: [...merged.values()] });
+
+        const t = now();
+        const changed: string[] = [];
+        const data = (before: object | undefined, after: object) => ({ actor: o.actor ?? null, fields: before ? changedFields(before, after) : null });
+
+        if (zone && (!currentZone || canonicalJson(zone) !== canonicalJson(currentZone))) {
+          const doc = canonicalJson(zone);
+          db.insert(zoneSettings)
+            .values({ id: 1, doc, createdAt: t, updatedAt: t })
+            .onConflictDoUpdate({ target: zoneSettings.id, set: { doc, updatedAt: t } })
+            .run();
+          changed.push(ZONE_SUBJECT);
+          recordEvent({
+            time: t,
+            kind: 'config.applied',
+            subject: ZONE_SUBJECT,
+            oldState: currentZone ? 'present' : 'absent',
+            newState: 'present',
+            reason: o.reason ?? describe(`zone settings for ${zone.apex}`, currentZone, zone, o.actor),
+            data: data(currentZone, zone),
+          });
+        }
+        for (const r of incoming) {
+          const before = current.get(r.id);
+          if (before && canonicalJson(before) === canonicalJson(r)) continue;
+          const doc = canonicalJson(r);
+          db.insert(regions)
+            .values({ id: r.id, doc, createdAt: t, updatedAt: t })
+            .onConflictDoUpdate({ target: regions.id, set: { doc, updatedAt: t } })
+            .run();
+          changed.push(regionSubject(r.id));
+          recordEvent({
+            time: t,
+            kind: 'config.applied',
+            subject: regionSubject(r.id),
+            oldState: before ? 'present' : 'absent',
+            newState: 'present',
+            reason: o.reason ?? describe(`region ${r.id}`, before, r, o.actor),
+            region: r.id,
+            data: data(before, r),
+          });
+        }
+        return { version: changed.length > 0 ? bumpVersion() : version(), changed };
+      });
+    },
+
+    deleteRegion(id, o = {}) {
+      return db.transaction(() => {
+        const rest = readRegions();
+        if (!rest.some((r) => r.id === id)) return { version: version(), deleted: false };
+        const zone = readZone();
+        if (zone) validateConfig({ zone, regions: rest.filter((r) => r.id !== id) });
+        db.delete(regions).where(eq(regions.id, id)).run();
+        recordEvent({
+          kind: 'config.deleted',
+          subject: regionSubject(id),
+          oldState: 'present',
+          newState: 'absent',
+          reason: o.reason ?? `region ${id} deleted${o.actor ? ` by ${o.actor}` : ''}`,
+          region: id,
+          data: { actor: o.actor ?? null },
+        });
+        return { version: bumpVersion(), deleted: true };
+      });
+    },
+
+    version,
+    recordEvent,
+
+    listEvents(q = {}) {
+      const where: SQL[] = [];
+      if (q.before !== undefined) where.push(lt(events.id, q.before));
+      if (q.kind !== undefined) where.push(eq(events.kind, q.kind));
+      if (q.region !== undefined) where.push(eq(events.region, q.region));
+      const limit = Math.min(Math.max(Math.trunc(q.limit ?? 100), 1), 1000);
+      return db
+        .select()
+        .from(events)
+        .where(and(...where))
+        .orderBy(desc(events.id))
+        .limit(limit)
+        .all()
+        .map((row) => ({ ...row, data: row.data === null ? null : JSON.parse(row.data) }));
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import type { Config } from '../config/schema.js';
+import { createLocator, type Locator } from '../geo/locator.js';
+import type { Logger } from '../log.js';
+import { buildSnapshot, type Snapshot } from './snapshot.js';
+
+/** What a DNS node answers from: a snapshot and the locator built from the same zone settings. */
+export type ServingState = { readonly snapshot: Snapshot; readonly locator: Locator };
+
+export interface StateSource {
+  /** The current state; swapped atomically, never mutated. */
+  current(): ServingState;
+  /** Re-reads the source now; resolves true when the state changed. */
+  refresh(): boolean;
+  stop(): void;
+}
+
+type ConfigReader = { version(): number; getConfig(): Config | undefined };
+
+/**
+ * Serves snapshots built from the database, re-reading it when its version
+ * moves (checked every `intervalMs`, a single indexed read). A failed rebuild
+ * keeps the last good state: a DNS node never stops answering because a
+ * change could not be applied.
+ */
+export function createDbStateSource(deps: { store: ConfigReader; log: Logger; intervalMs?: number }): StateSource {
+  const { store, log } = deps;
+  let state = build();
+  const timer = setInterval(() => {
+    try {
+      refresh();
+    } catch (err) {
+      log.error({ err }, 'snapshot refresh failed; keeping the last good snapshot');
+    }
+  }, deps.intervalMs ?? 250);
+  timer.unref();
+
+  function build(previous?: ServingState): ServingState {
+    const config = store.getConfig();
+    if (!config) throw new Error('the database holds no configuration: run `arus apply regions/` first');
+    const version = store.version();
+    const snapshot = buildSnapshot(config, version);
+    const sameGeo =
+      previous && JSON.stringify(previous.snapshot.zone.geoip) === JSON.stringify(config.zone.geoip) &&
+      JSON.stringify(previous.snapshot.zone.nets) === JSON.stringify(config.zone.nets);
+    const locator = sameGeo ? previous.locator : createLocator({ database: config.zone.geoip.database, nets: config.zone.nets });
+    return { snapshot, locator };
+  }
+
+  function refresh(): boolean {
+    if (store.version() === state.snapshot.version) return false;
+    const next = build(state);
+    log.info({ version: next.snapshot.version, previous: state.snapshot.version }, 'snapshot updated');
+    state = next;
+    return true;
+  }
+
+  return {
+    current: () => state,
+    refresh,
+    stop: () => clearInterval(timer),
+  };
+}

@@ -125,12 +125,11 @@ export function parseListen(list: string): ListenAddress[] {
 
 async function serveDns(store: Store, listen: string, log: Logger): Promise<void> {
   const source = createDbStateSource({ store, log: log.child({ component: 'snapshot' }) });
-  const dnsLog = log.child({ component: 'dns' });
-  const responder = createResponder({ getState: source.current, log: dnsLog });
-  const server = createDnsServer({ listen: parseListen(listen), responder, log: dnsLog });
+  const responder = createResponder({ getState: source.current, log });
+  const server = createDnsServer({ listen: parseListen(listen), responder, log });
   const bound = await server.start();
   const { snapshot } = source.current();
-  log.info({ udp: bound.udp, tcp: bound.tcp, apex: snapshot.zone.apex, version: snapshot.version }, 'dns listening');
+  log.info({ udp: bound.udp, tcp: bound.tcp, apex: snapshot.zone.apex, version: snapshot.version }, 'ready');
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'shutting down');
     source.stop();

@@ -1,0 +1,67 @@
+// Starts the real `arus` command as a child process, as an operator would.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'arus.js');
+
+export type Running = { proc: ChildProcess; dnsPort: number; dnsTcpPort: number; logs: Record<string, unknown>[]; stop(): Promise<void> };
+
+export function tempDir(prefix = 'arus-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Runs `arus <args>` to completion. */
+export function arus(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Starts a long-running `arus <args>` and waits for its DNS listeners. */
+export function startArus(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Running> {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ARUS_LOG_LEVEL: 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const stop = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(t);
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stop();
+      reject(new Error(`arus ${args.join(' ')} did not start in time\n${stderr}`));
+    }, opts.timeoutMs ?? 15_000);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`arus ${args.join(' ')} exited with ${code}\n${stderr}`));
+    });
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === 'ready') {
+        clearTimeout(timer);
+        const udp = entry.udp as { port: number }[];
+        const tcp = entry.tcp as { port: number }[];
+        resolve({ proc, dnsPort: udp[0].port, dnsTcpPort: tcp[0].port, logs, stop });
+      }
+    });
+  });
+}

@@ -144,6 +144,16 @@ const errorCases: { name: string; files: Record<string, string | null>; contains
     contains: ['DIR/zone.yaml: nets["10.0.0.0/33"]: must be a network in CIDR notation'],
   },
   {
+    name: 'a nets key with host bits set',
+    files: { 'zone.yaml': zone.replace('"10.0.0.0/8"', '"10.9.9.9/8"') },
+    contains: ['DIR/zone.yaml: nets["10.9.9.9/8"]: has host bits set'],
+  },
+  {
+    name: 'the same network twice in nets, spelt differently',
+    files: { 'zone.yaml': zone.replace('"10.0.0.0/8": { region: sg }', '"10.0.0.0/8": { region: sg }\n  "::ffff:10.0.0.0/104": { region: jkt }') },
+    contains: ['DIR/zone.yaml: nets["::ffff:10.0.0.0/104"]: the same network as "10.0.0.0/8"'],
+  },
+  {
     name: 'bad net target: the closest shape is reported',
     files: { 'zone.yaml': zone.replace('"10.0.0.0/8": { region: sg }', '"10.0.0.0/8": { region: Singapore! }') },
     contains: ['DIR/zone.yaml: nets["10.0.0.0/8"].region: must be a lowercase DNS label'],

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { mask, parseAddress, parseNetwork } from '../geo/prefix.js';
 
 /**
  * The configuration's shape. A region's YAML document in `regions/` and the
@@ -31,12 +32,20 @@ const countryCode = z
   .transform((s) => s.toUpperCase())
   .pipe(z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 country code such as SG'));
 
-export const cidr = z.string().refine((s) => {
-  const [addr, len, extra] = s.split('/');
-  if (extra !== undefined || len === undefined || !/^\d{1,3}$/.test(len)) return false;
-  const family = isIP(addr);
-  return family !== 0 && Number(len) <= (family === 4 ? 32 : 128);
-}, 'must be a network in CIDR notation such as 10.0.0.0/8');
+export const cidr = z
+  .string()
+  .refine((s) => parseNetwork(s) !== undefined, 'must be a network in CIDR notation such as 10.0.0.0/8')
+  .refine((s) => {
+    const [text, len] = s.split('/');
+    const addr = parseAddress(text);
+    return addr === undefined || mask(addr, Number(len)).words.every((w, i) => w === addr.words[i]);
+  }, 'has host bits set: write the network address, such as 10.0.0.0/8');
+
+/** One spelling per network, to find the same network written twice. */
+function networkKey(s: string): string {
+  const net = parseNetwork(s);
+  return net ? `${net.address.family}:${net.address.words.join('.')}/${net.length}` : s;
+}
 
 const httpCheck = z.strictObject({
   type: z.literal('http'),
@@ -162,6 +171,12 @@ export const zoneSchema = z
       if (inZone && ns.addresses.length === 0)
         ctx.addIssue({ code: 'custom', path: ['nameservers', i, 'addresses'], message: `${ns.name} is inside ${zone.apex} and needs glue addresses` });
     });
+    const nets = new Map<string, string>();
+    for (const key of Object.keys(zone.nets)) {
+      const other = nets.get(networkKey(key));
+      if (other) ctx.addIssue({ code: 'custom', path: ['nets', key], message: `the same network as "${other}"` });
+      nets.set(networkKey(key), key);
+    }
     const names = new Set<string>();
     zone.services.forEach((s, i) => {
       if (names.has(s.name)) ctx.addIssue({ code: 'custom', path: ['services', i, 'name'], message: `duplicate service "${s.name}"` });

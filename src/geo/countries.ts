@@ -1,0 +1,19 @@
+import { createRequire } from 'node:module';
+import type { Countries } from 'world-countries';
+
+// A CommonJS package whose typings declare an ES default export: require()
+// gives the array under Node, tsx and vitest alike.
+const countries = createRequire(import.meta.url)('world-countries') as Countries;
+
+export type LatLon = { readonly lat: number; readonly lon: number };
+
+// world-countries' `latlng` is a representative point of each country (not a
+// population centre): good enough to rank regions when GeoIP knows no city.
+const byCode = new Map<string, LatLon>(
+  countries.map((c) => [c.cca2, Object.freeze({ lat: c.latlng[0], lon: c.latlng[1] })]),
+);
+
+/** Coordinates of a country by ISO 3166-1 alpha-2 code (any case), if known. */
+export function countryLocation(cc: string): LatLon | undefined {
+  return byCode.get(cc) ?? byCode.get(cc.toUpperCase());
+}

@@ -1,0 +1,141 @@
+// Test and benchmark fixtures: hand-built queries and configurations.
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../config/load.js';
+import { regionSchema, type Config } from '../config/schema.js';
+import { createLocator, type Locator } from '../geo/locator.js';
+import { buildSnapshot, type Snapshot } from '../snapshot/snapshot.js';
+
+export const REGIONS_DIR = fileURLToPath(new URL('../../regions/', import.meta.url));
+
+/** The default configuration in regions/. */
+export function defaultConfig(): Config {
+  return loadConfig([REGIONS_DIR]);
+}
+
+/**
+ * The default configuration plus a region `hcm` (Ho Chi Minh City) with 40
+ * endpoints per family and a service `bulk` served only there with up to 32
+ * answers: replies too big for 512 octets. `api` keeps the four default regions.
+ */
+export function bigConfig(): Config {
+  const base = defaultConfig();
+  const endpoints = (from: number) =>
+    Array.from({ length: 20 }, (_, i) => [{ address: `198.18.0.${from + i}` }, { address: `2001:db8:ff::${(from + i).toString(16)}` }]).flat();
+  const hcm = regionSchema.parse({
+    id: 'hcm',
+    name: 'Ho Chi Minh City',
+    location: { lat: 10.8231, lon: 106.6297 },
+    countries: ['VN'],
+    zones: [
+      { id: 'hcm-a', endpoints: endpoints(1) },
+      { id: 'hcm-b', endpoints: endpoints(101) },
+    ],
+  });
+  const api = base.zone.services.find((s) => s.name === 'api')!;
+  return {
+    zone: {
+      ...base.zone,
+      services: [
+        { ...api, regions: base.regions.map((r) => r.id) },
+        { name: 'bulk', ttl: 30, policy: 'geo', failMode: 'open', regions: ['hcm'], maxAnswers: 32 },
+      ],
+    },
+    regions: [...base.regions, hcm],
+  };
+}
+
+export function servingState(config: Config, version = 1): { snapshot: Snapshot; locator: Locator } {
+  return {
+    snapshot: buildSnapshot(config, version),
+    locator: createLocator({ database: config.zone.geoip.database, nets: config.zone.nets }),
+  };
+}
+
+export type OptSpec = {
+  size?: number;
+  version?: number;
+  dnssecOk?: boolean;
+  /** Owner name in wire format; the root unless set. */
+  owner?: number[];
+  options?: { code: number; data: number[] }[];
+  /** Overrides RDLENGTH. */
+  rdlength?: number;
+};
+
+export type QuerySpec = {
+  id?: number;
+  /** Flags word; RD only unless set. */
+  flags?: number;
+  qdcount?: number;
+  ancount?: number;
+  nscount?: number;
+  arcount?: number;
+  name?: string;
+  /** QNAME in wire format, instead of `name`. */
+  rawName?: number[];
+  type?: number;
+  qclass?: number;
+  opt?: OptSpec | OptSpec[];
+  /** Octets appended after everything else. */
+  tail?: number[];
+};
+
+export function nameWire(name: string): number[] {
+  const out: number[] = [];
+  for (const label of name.split('.').filter(Boolean)) out.push(label.length, ...Buffer.from(label, 'latin1'));
+  out.push(0);
+  return out;
+}
+
+function optWire(o: OptSpec): number[] {
+  const rdata = (o.options ?? []).flatMap((x) => [x.code >> 8, x.code & 0xff, x.data.length >> 8, x.data.length & 0xff, ...x.data]);
+  const size = o.size ?? 1232;
+  const rdlength = o.rdlength ?? rdata.length;
+  return [...(o.owner ?? [0]), 0, 41, size >> 8, size & 0xff, 0, o.version ?? 0, o.dnssecOk ? 0x80 : 0, 0, rdlength >> 8, rdlength & 0xff, ...rdata];
+}
+
+/** ECS option data: family, source prefix, scope, and the address octets given. */
+export function ecs(family: number, source: number, address: number[], scope = 0): { code: number; data: number[] } {
+  return { code: 8, data: [0, family, source, scope, ...address] };
+}
+
+/** ECS option for `a.b.c.d/len` or an IPv6 network, address truncated as RFC 7871 asks. */
+export function ecsOf(cidr: string): { code: number; data: number[] } {
+  const [addr, len] = cidr.split('/');
+  const source = Number(len);
+  const octets = Math.ceil(source / 8);
+  if (!addr.includes(':')) return ecs(1, source, addr.split('.').map(Number).slice(0, octets));
+  const halves = addr.split('::');
+  const groups = (s: string) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
+  const head = groups(halves[0]);
+  const tail = groups(halves[1] ?? '');
+  const all = [...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail];
+  return ecs(2, source, all.flatMap((g) => [g >> 8, g & 0xff]).slice(0, octets));
+}
+
+/** A query message built octet by octet, so that tests can break any part of it. */
+export function query(spec: QuerySpec = {}): Buffer {
+  const opts = spec.opt === undefined ? [] : Array.isArray(spec.opt) ? spec.opt : [spec.opt];
+  const id = spec.id ?? 0x1234;
+  const flags = spec.flags ?? 0x0100;
+  const count = (n: number) => [n >> 8, n & 0xff];
+  const type = spec.type ?? 1;
+  const qclass = spec.qclass ?? 1;
+  return Buffer.from([
+    id >> 8,
+    id & 0xff,
+    flags >> 8,
+    flags & 0xff,
+    ...count(spec.qdcount ?? 1),
+    ...count(spec.ancount ?? 0),
+    ...count(spec.nscount ?? 0),
+    ...count(spec.arcount ?? opts.length),
+    ...(spec.rawName ?? nameWire(spec.name ?? 'api.gslb.example.com')),
+    type >> 8,
+    type & 0xff,
+    qclass >> 8,
+    qclass & 0xff,
+    ...opts.flatMap(optWire),
+    ...(spec.tail ?? []),
+  ]);
+}

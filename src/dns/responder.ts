@@ -1,0 +1,288 @@
+import type { Locator } from '../geo/locator.js';
+import type { Logger } from '../log.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import type { ServingState } from '../snapshot/source.js';
+import { seededRandom, steer } from '../steer/steer.js';
+import type { ClientFacts } from '../steer/types.js';
+import { compileZone, type DynamicName, type Zone } from './zone.js';
+import {
+  CLASS_IN,
+  DROP,
+  RCODE,
+  TYPE,
+  ecsAddress,
+  formatAddress,
+  maskAddress,
+  parseAddress,
+  readQuery,
+  udpLimit,
+  writeError,
+  writeResponse,
+  type Body,
+  type Query,
+} from './wire.js';
+
+export type Transport = 'udp' | 'tcp';
+
+/** Where a query came from: a dgram RemoteInfo or a TCP socket's remote end. */
+export type Remote = { readonly address: string; readonly family?: string | number };
+
+export type ResponderStats = {
+  queries: number;
+  /** Answered NOERROR (with data or NODATA). */
+  noerror: number;
+  nxdomain: number;
+  refused: number;
+  formerr: number;
+  notimp: number;
+  badvers: number;
+  servfail: number;
+  /** Messages with no reply: too short for a header, or responses (QR=1). */
+  dropped: number;
+  /** UDP replies sent empty with TC set. */
+  truncated: number;
+  /** Exceptions caught while answering (each answered SERVFAIL). */
+  errors: number;
+  /** steer() calls: answer-set cache misses times variants. */
+  steerCalls: number;
+  /** Times the zone was compiled from a new snapshot. */
+  compiles: number;
+};
+
+/** Answers one DNS message; `undefined` means send nothing. Never throws. */
+export type Responder = ((packet: Buffer, remote: Remote, transport: Transport) => Buffer | undefined) & {
+  readonly stats: ResponderStats;
+};
+
+/** Where answers come from; when the snapshot or the locator changes, every cache is dropped. */
+export type ResponderOptions = (
+  | { getState(): ServingState }
+  | { getSnapshot(): Snapshot; locator: Locator }
+) & {
+  log: Logger;
+  /** Our EDNS UDP payload size, advertised and the largest UDP reply we send. Default 1232. */
+  udpPayloadSize?: number;
+  /** Answer orders precomputed per answer set (seeded steer() calls), rotated per query. Default 16. */
+  variants?: number;
+  /** Located client networks remembered per snapshot. Default 20,000. */
+  maxClients?: number;
+  /** Answer sets (name, type, client network) remembered per snapshot. Default 20,000. */
+  maxAnswerSets?: number;
+};
+
+type Variant = { readonly body: Body; readonly scope: number };
+type AnswerSet = { readonly variants: readonly Variant[]; next: number };
+/** A client network as located, and the answer sets already found for it, by dynamic name and family. */
+type Client = { readonly facts: ClientFacts; readonly net: string; readonly sets: (AnswerSet | undefined)[] };
+
+type Served = {
+  readonly snapshot: Snapshot;
+  readonly locator: Locator;
+  readonly zone: Zone;
+  /** Clients by ECS address and prefix (IPv4, as a number: no string to build and hash per query). */
+  readonly clients4: Map<number, Client>;
+  /** Clients by ECS option octets (IPv6) or resolver address. */
+  readonly clients: Map<string, Client>;
+  readonly sets: Map<string, AnswerSet>;
+};
+
+const TCP_LIMIT = 65535;
+
+/**
+ * Creates the authoritative responder: reads a query, finds the answer in the
+ * zone compiled from the current snapshot (steer() for service names, through
+ * caches that live as long as the snapshot) and writes the reply.
+ */
+export function createResponder(opts: ResponderOptions): Responder {
+  const log = opts.log.child({ component: 'dns' });
+  const getState = 'getState' in opts ? () => opts.getState() : undefined;
+  const getSnapshot = 'getSnapshot' in opts ? () => opts.getSnapshot() : undefined;
+  const fixedLocator = 'locator' in opts ? opts.locator : undefined;
+  const udpSize = opts.udpPayloadSize ?? 1232;
+  const variantCount = Math.max(1, opts.variants ?? 16);
+  const maxClients = opts.maxClients ?? 20_000;
+  const maxSets = opts.maxAnswerSets ?? 20_000;
+  const stats: ResponderStats = {
+    queries: 0,
+    noerror: 0,
+    nxdomain: 0,
+    refused: 0,
+    formerr: 0,
+    notimp: 0,
+    badvers: 0,
+    servfail: 0,
+    dropped: 0,
+    truncated: 0,
+    errors: 0,
+    steerCalls: 0,
+    compiles: 0,
+  };
+
+  let served: Served | undefined;
+  let failed: Snapshot | undefined;
+
+  function current(): Served {
+    const state = getState?.();
+    const snapshot = state ? state.snapshot : getSnapshot!();
+    const locator = state ? state.locator : fixedLocator!;
+    if (served && served.snapshot === snapshot && served.locator === locator) return served;
+    if (served && failed === snapshot) return served;
+    try {
+      const zone = compileZone(snapshot);
+      served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map() };
+      stats.compiles++;
+      log.debug({ version: snapshot.version, names: zone.nodes.size }, 'zone compiled');
+    } catch (err) {
+      if (!served) throw err;
+      // Keep answering from the last good zone rather than failing every query.
+      failed = snapshot;
+      log.error({ err, version: snapshot.version }, 'cannot compile zone; answering from the previous snapshot');
+    }
+    return served;
+  }
+
+  function count(rcode: number): void {
+    if (rcode === RCODE.NOERROR) stats.noerror++;
+    else if (rcode === RCODE.NXDOMAIN) stats.nxdomain++;
+    else if (rcode === RCODE.REFUSED) stats.refused++;
+    else if (rcode === RCODE.FORMERR) stats.formerr++;
+    else if (rcode === RCODE.NOTIMP) stats.notimp++;
+    else if (rcode === RCODE.BADVERS) stats.badvers++;
+    else if (rcode === RCODE.SERVFAIL) stats.servfail++;
+    else if (rcode === DROP) stats.dropped++;
+  }
+
+  function locate(s: Served, packet: Buffer, q: Query, remote: Remote): Client {
+    const ecs = q.ecs >= 0 && q.ecsSourcePrefix > 0;
+    let key4 = -1;
+    let key = '';
+    let client: Client | undefined;
+    if (ecs && q.ecsFamily === 1) {
+      // The ADDRESS octets and the prefix as one number: a small integer for /24 and shorter.
+      let n = 0;
+      for (let i = q.ecs + 4, end = q.ecs + q.ecsLength; i < end; i++) n = n * 256 + packet[i];
+      key4 = n * 64 + q.ecsSourcePrefix;
+      client = s.clients4.get(key4);
+    } else {
+      // ECS keys start with the FAMILY octets (0x00), resolver keys with an address's text: they cannot collide.
+      key = ecs ? packet.toString('latin1', q.ecs, q.ecs + q.ecsLength) : remote.address;
+      client = s.clients.get(key);
+    }
+    if (client) return client;
+    let ip: string;
+    let prefix: number;
+    if (ecs) {
+      ip = ecsAddress(packet, q);
+      prefix = q.ecsSourcePrefix;
+    } else {
+      // A v4-mapped address (dual-stack socket) is the IPv4 client it maps.
+      ip = /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(remote.address) ? remote.address.slice(7) : remote.address;
+      prefix = ip.includes(':') ? 128 : 32;
+    }
+    const facts = s.locator.locate(ip, prefix, ecs ? 'ecs' : 'resolver');
+    client = { facts, net: network(facts, prefix), sets: new Array(s.zone.dynamic.length * 2) };
+    if (key4 >= 0) remember(s.clients4, key4, client, maxClients);
+    else remember(s.clients, key, client, maxClients);
+    return client;
+  }
+
+  function answerSet(s: Served, client: Client, name: DynamicName, type: number): AnswerSet {
+    const family = type === TYPE.A ? 4 : 6;
+    const key = `${client.net}|${name.index}|${family}`;
+    let set = s.sets.get(key);
+    if (set) return set;
+    const node = s.zone.dynamic[name.index];
+    const query = { service: name.service, family, pinnedRegion: name.pinnedRegion, client: client.facts } as const;
+    const seen = new Map<string, Variant>();
+    const variants: Variant[] = [];
+    for (let i = 0; i < variantCount; i++) {
+      const decision = steer(query, s.snapshot, seededRandom(0x9e3779b9 * (i + 1)));
+      stats.steerCalls++;
+      const addresses = decision.answers.map((a) => a.address).filter((a) => a.includes(':') === (family === 6));
+      const order = `${decision.ttl}|${decision.scope}|${addresses.join(',')}`;
+      let variant = seen.get(order);
+      if (!variant) {
+        const body = addresses.length > 0 ? s.zone.addressAnswers(addresses, type, decision.ttl) : node.nodata;
+        variant = { body, scope: decision.scope };
+        seen.set(order, variant);
+      }
+      variants.push(variant);
+      // One address (or none) has one order: no point asking again.
+      if (i === 0 && addresses.length <= 1) break;
+    }
+    set = { variants, next: 0 };
+    remember(s.sets, key, set, maxSets);
+    return set;
+  }
+
+  function respond(packet: Buffer, remote: Remote, transport: Transport): Buffer | undefined {
+    stats.queries++;
+    const q = readQuery(packet);
+    if (q.rcode !== RCODE.NOERROR) {
+      count(q.rcode);
+      return writeError(packet, q, q.rcode, udpSize);
+    }
+    try {
+      const s = current();
+      if (q.qclass !== CLASS_IN || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) {
+        stats.refused++;
+        return writeError(packet, q, RCODE.REFUSED, udpSize);
+      }
+      if (q.qtype === TYPE.MAILA || q.qtype === TYPE.MAILB) {
+        stats.notimp++;
+        return writeError(packet, q, RCODE.NOTIMP, udpSize);
+      }
+      const limit = transport === 'udp' ? udpLimit(q, udpSize) : TCP_LIMIT;
+      const node = s.zone.nodes.get(q.key);
+      let body: Body;
+      let scope = 0;
+      if (node === undefined) {
+        const nx = s.zone.nxdomain(q.key);
+        if (nx === undefined) {
+          stats.refused++;
+          return writeError(packet, q, RCODE.REFUSED, udpSize);
+        }
+        body = nx;
+      } else if (node.dynamic !== undefined && (q.qtype === TYPE.A || q.qtype === TYPE.AAAA)) {
+        const client = locate(s, packet, q, remote);
+        const slot = node.dynamic.index * 2 + (q.qtype === TYPE.A ? 0 : 1);
+        const set = client.sets[slot] ?? (client.sets[slot] = answerSet(s, client, node.dynamic, q.qtype));
+        const variant = set.variants[set.next];
+        set.next = set.next + 1 === set.variants.length ? 0 : set.next + 1;
+        body = variant.body;
+        // Source prefix 0: located by the resolver, and the answer is for everyone behind it.
+        scope = q.ecsSourcePrefix > 0 ? variant.scope : 0;
+      } else {
+        body = node.bodies.get(q.qtype) ?? node.nodata;
+      }
+      const out = writeResponse(packet, q, body, scope, udpSize, limit);
+      count(body.rcode);
+      if (out[2] & 0x02) stats.truncated++;
+      return out;
+    } catch (err) {
+      stats.errors++;
+      stats.servfail++;
+      log.debug({ err }, 'query failed: SERVFAIL');
+      return writeError(packet, q, RCODE.SERVFAIL, udpSize);
+    }
+  }
+
+  return Object.assign(respond, { stats });
+}
+
+/** The client network as located: every address in it gets the same facts. */
+function network(facts: ClientFacts, prefix: number): string {
+  const bits = Math.min(facts.scope, prefix);
+  const bytes = parseAddress(facts.ip);
+  if (!bytes) return `${facts.source}:${facts.ip}/${prefix}`;
+  return `${facts.source}:${formatAddress(maskAddress(bytes, bits))}/${bits}`;
+}
+
+// Bounded by dropping the oldest entry: a flood of distinct clients cannot grow memory.
+function remember<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  if (map.size >= max) {
+    const oldest = map.keys().next();
+    if (!oldest.done) map.delete(oldest.value);
+  }
+  map.set(key, value);
+}

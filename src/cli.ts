@@ -3,57 +3,173 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadDocuments } from './config/load.js';
 import { seedIfEmpty } from './config/seed.js';
-import { createStore, openDatabase, type Store } from './db/store.js';
-import { createResponder } from './dns/responder.js';
-import { createDnsServer, type ListenAddress } from './dns/server.js';
+import { OverrideError, setOverride } from './control/overrides.js';
+import { createHealthStore } from './db/health-store.js';
+import { createStore, openDatabase } from './db/store.js';
+import type { ListenAddress } from './dns/server.js';
+import { formatEvents, parseSince } from './events-cli.js';
 import { explainQuery, ExplainError, formatExplanation, loadState } from './explain.js';
 import { createLogger, type Logger } from './log.js';
+import { createProbeAgent } from './probe/agent.js';
+import { internalToken, simTargets, startControl, startDns, startProbes, startSims, tokensFrom, type Stoppable } from './roles.js';
 import { createDbStateSource } from './snapshot/source.js';
 
+const env = process.env;
 const DEFAULTS = {
-  db: process.env.ARUS_DB ?? './data/arus.db',
-  regions: process.env.ARUS_REGIONS ?? './regions',
-  dnsListen: process.env.ARUS_DNS_LISTEN ?? '127.0.0.1:5300,[::1]:5300',
+  db: env.ARUS_DB ?? './data/arus.db',
+  regions: env.ARUS_REGIONS ?? './regions',
+  dnsListen: env.ARUS_DNS_LISTEN ?? '127.0.0.1:5300,[::1]:5300',
+  apiListen: env.ARUS_API_LISTEN ?? '127.0.0.1:8080',
 };
 
+type Values = Record<string, string | boolean | undefined>;
 type Command = {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  run(args: { values: Record<string, string | boolean | undefined>; positionals: string[] }, log: Logger): Promise<void> | void;
+  run(args: { values: Values; positionals: string[] }, log: Logger): Promise<void> | void;
 };
 
-const dbOption = { db: { type: 'string', default: DEFAULTS.db } } as const;
-const listenOption = { 'dns-listen': { type: 'string', default: DEFAULTS.dnsListen } } as const;
+class UsageError extends Error {}
+
+const opt = {
+  db: { db: { type: 'string', default: DEFAULTS.db } },
+  dns: { 'dns-listen': { type: 'string', default: DEFAULTS.dnsListen } },
+  api: { 'api-listen': { type: 'string', default: DEFAULTS.apiListen } },
+  regions: { regions: { type: 'string', default: DEFAULTS.regions } },
+} as const;
+
+const help = {
+  db: `  --db FILE           SQLite database (default ${DEFAULTS.db}; ARUS_DB)`,
+  regions: `  --regions DIR       YAML documents that seed an empty database (default ${DEFAULTS.regions}; ARUS_REGIONS)`,
+  dns: `  --dns-listen LIST   DNS UDP+TCP listen addresses (default ${DEFAULTS.dnsListen}; ARUS_DNS_LISTEN)`,
+  api: `  --api-listen ADDR   admin API listen address (default ${DEFAULTS.apiListen}; ARUS_API_LISTEN)`,
+};
 
 const commands: Record<string, Command> = {
   up: {
     summary: 'run every role in one process (the embedded default `npm start` runs)',
-    usage: `arus up [--db FILE] [--regions DIR] [--dns-listen ADDR:PORT,...]
+    usage: `arus up [options]
 
-  --db FILE          SQLite database (default ${DEFAULTS.db}; ARUS_DB)
-  --regions DIR      YAML documents that seed an empty database (default ${DEFAULTS.regions}; ARUS_REGIONS)
-  --dns-listen LIST  UDP+TCP listen addresses (default ${DEFAULTS.dnsListen}; ARUS_DNS_LISTEN)`,
-    options: { ...dbOption, ...listenOption, regions: { type: 'string', default: DEFAULTS.regions } },
+  control (admin API), DNS, one probe agent per region and — unless --sim off —
+  a simulated model server on every loopback health-check target.
+
+${help.db}
+${help.regions}
+${help.dns}
+${help.api}
+  --sim auto|off      start simulated model servers for loopback check targets (default auto)
+  --probe-interval MS probe interval (default 500)`,
+    options: { ...opt.db, ...opt.regions, ...opt.dns, ...opt.api, sim: { type: 'string', default: 'auto' }, 'probe-interval': { type: 'string' } },
     async run({ values }, log) {
-      const store = openStore(String(values.db));
+      const { store, healthStore } = openStores(String(values.db));
       const seeded = seedIfEmpty(store, String(values.regions));
       if (seeded) log.info({ regions: values.regions, version: seeded.version }, 'empty database seeded');
-      await serveDns(store, String(values['dns-listen']), log);
+      const parts: Stoppable[] = [];
+      if (values.sim !== 'off') {
+        if (values.sim !== 'auto') throw new UsageError('--sim must be auto or off');
+        parts.push(await startSims({ listen: simTargets(store.getConfig()!), log }));
+      }
+      const probeToken = internalToken();
+      const control = await startControl({
+        store,
+        healthStore,
+        log,
+        listen: parseListen(String(values['api-listen']))[0],
+        authenticate: tokensFrom(env, [{ token: probeToken, role: 'probe', name: 'in-process probes' }]),
+      });
+      parts.push(control);
+      const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log });
+      parts.push(dns);
+      const regions = store.getConfig()!.regions.map((r) => r.id);
+      parts.push(startProbes({ regions, controlUrl: control.url, token: probeToken, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
+      log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
+      onSignal(parts, log);
+    },
+  },
+  control: {
+    summary: 'run the control plane: admin API, health tracker, history',
+    usage: `arus control [options]
+
+  Needs ARUS_ADMIN_TOKEN (admin) and ARUS_PROBE_TOKEN (probe agents) in the environment.
+
+${help.db}
+${help.regions}
+${help.api}`,
+    options: { ...opt.db, ...opt.regions, ...opt.api },
+    async run({ values }, log) {
+      const { store, healthStore } = openStores(String(values.db));
+      seedIfEmpty(store, String(values.regions));
+      const control = await startControl({ store, healthStore, log, listen: parseListen(String(values['api-listen']))[0], authenticate: tokensFrom(env) });
+      log.info({ api: control.url }, 'ready');
+      onSignal([control], log);
     },
   },
   dns: {
     summary: 'run the authoritative DNS responder, answering from the database',
-    usage: `arus dns [--db FILE] [--dns-listen ADDR:PORT,...]
+    usage: `arus dns [options]
 
-  Answers from the configuration in the database and picks up every change
-  (\`arus apply\`) within a second, without a restart.
+  Answers from the configuration and the health control publishes in the
+  database, and picks up every change within a second, without a restart.
 
-  --db FILE          SQLite database (default ${DEFAULTS.db}; ARUS_DB)
-  --dns-listen LIST  UDP+TCP listen addresses (default ${DEFAULTS.dnsListen}; ARUS_DNS_LISTEN)`,
-    options: { ...dbOption, ...listenOption },
+${help.db}
+${help.dns}`,
+    options: { ...opt.db, ...opt.dns },
     async run({ values }, log) {
-      await serveDns(openStore(String(values.db)), String(values['dns-listen']), log);
+      const { store, healthStore } = openStores(String(values.db));
+      const source = createDbStateSource({ store, healthStore, log: log.child({ component: 'snapshot' }) });
+      const dns = await startDns({ getState: source.current, listen: parseListen(String(values['dns-listen'])), log });
+      log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, version: source.current().snapshot.version }, 'ready');
+      onSignal([{ stop: () => source.stop() }, dns], log);
+    },
+  },
+  probe: {
+    summary: 'run a probe agent: check every endpoint, report to control',
+    usage: `arus probe --region ID --control URL --token TOKEN [--id NAME] [--interval MS]
+
+  --region ID     the region this agent runs in (its vantage point)
+  --control URL   control's API, e.g. http://127.0.0.1:8080
+  --token TOKEN   a probe (or admin) token (or ARUS_PROBE_TOKEN)
+  --id NAME       agent name (default probe-<region>-<host pid>)
+  --interval MS   time between rounds (default 500, jittered ±20 %)`,
+    options: { region: { type: 'string' }, control: { type: 'string' }, token: { type: 'string' }, id: { type: 'string' }, interval: { type: 'string' } },
+    run({ values }, log) {
+      const region = values.region as string | undefined;
+      const controlUrl = values.control as string | undefined;
+      const token = (values.token as string | undefined) ?? env.ARUS_PROBE_TOKEN;
+      if (!region || !controlUrl || !token) throw new UsageError('probe needs --region, --control and --token');
+      const agent = createProbeAgent({
+        id: (values.id as string | undefined) ?? `probe-${region}-${process.pid}`,
+        region,
+        controlUrl,
+        token,
+        intervalMs: intOption(values.interval, 'interval'),
+        log,
+      });
+      agent.start();
+      log.info({ region, control: controlUrl }, 'ready');
+      onSignal([agent], log);
+    },
+  },
+  sim: {
+    summary: 'run simulated OpenAI-compatible GPU model servers',
+    usage: `arus sim (--listen ADDR:PORT,... | --regions DIR) [--model NAME] [--warmup-ms MS]
+
+  --listen LIST     addresses to serve on
+  --regions DIR     serve every loopback HTTP health-check target in these documents
+  --model NAME      model served (default llama-3-8b)
+  --warmup-ms MS    time before /health answers 200 (default 0)`,
+    options: { listen: { type: 'string' }, regions: { type: 'string' }, model: { type: 'string' }, 'warmup-ms': { type: 'string' } },
+    async run({ values }, log) {
+      const listen = values.listen
+        ? parseListen(String(values.listen))
+        : values.regions
+          ? simTargets(loadDocuments([String(values.regions)]))
+          : undefined;
+      if (!listen?.length) throw new UsageError('sim needs --listen or --regions');
+      const sims = await startSims({ listen, log, model: values.model as string | undefined, warmupMs: intOption(values['warmup-ms'], 'warmup-ms') });
+      log.info({ servers: sims.sims.map((s) => s.port) }, 'ready');
+      onSignal([sims], log);
     },
   },
   apply: {
@@ -62,16 +178,56 @@ const commands: Record<string, Command> = {
 
   Every document is validated first; if any is invalid nothing is written.
   Unchanged documents are skipped. A running server picks the change up.`,
-    options: { ...dbOption, reason: { type: 'string' } },
+    options: { ...opt.db, reason: { type: 'string' } },
     run({ values, positionals }) {
       if (positionals.length === 0) throw new UsageError('apply needs at least one file or folder');
-      const store = openStore(String(values.db));
+      const { store } = openStores(String(values.db));
       const result = store.apply(loadDocuments(positionals), { actor: 'cli', reason: values.reason as string | undefined });
-      console.log(
-        result.changed.length
-          ? `applied ${result.changed.join(', ')} (config version ${result.version})`
-          : `nothing changed (config version ${result.version})`,
-      );
+      console.log(result.changed.length ? `applied ${result.changed.join(', ')} (config version ${result.version})` : `nothing changed (config version ${result.version})`);
+    },
+  },
+  drain: {
+    summary: 'take a region, zone or endpoint out of answers (force down), with a reason',
+    usage: `arus drain <region:ID | zone:REGION/ZONE | endpoint:REGION/ZONE/ADDRESS> --reason TEXT [--db FILE]
+       arus drain <subject> --force-up --reason TEXT   (force up whatever probes say)`,
+    options: { ...opt.db, reason: { type: 'string' }, 'force-up': { type: 'boolean', default: false } },
+    run({ values, positionals }) {
+      const [subject] = positionals;
+      if (!subject || !values.reason) throw new UsageError('drain needs a subject and --reason');
+      const r = setOverride(openStores(String(values.db)), { subject, mode: values['force-up'] ? 'force-up' : 'drain', reason: String(values.reason), actor: 'cli' });
+      console.log(r.changed ? `${values['force-up'] ? 'forced up' : 'drained'} ${subject}` : `${subject} was already so`);
+    },
+  },
+  undrain: {
+    summary: 'lift a drain or force-up',
+    usage: `arus undrain <subject> [--reason TEXT] [--db FILE]`,
+    options: { ...opt.db, reason: { type: 'string', default: 'undrained' } },
+    run({ values, positionals }) {
+      const [subject] = positionals;
+      if (!subject) throw new UsageError('undrain needs a subject');
+      const r = setOverride(openStores(String(values.db)), { subject, mode: 'none', reason: String(values.reason), actor: 'cli' });
+      console.log(r.changed ? `undrained ${subject}` : `${subject} had no override`);
+    },
+  },
+  events: {
+    summary: 'print the history: failovers, health transitions, drains, config writes',
+    usage: `arus events [--since 1h] [--until TIME] [--region ID] [--kind KIND] [--limit N] [--json] [--db FILE]
+
+  --since, --until   a duration back from now (90s, 15m, 1h, 2d) or an ISO time
+  --kind             e.g. failover, failback, endpoint.down, region.down, drain, fleet.blind`,
+    options: { ...opt.db, since: { type: 'string' }, until: { type: 'string' }, region: { type: 'string' }, kind: { type: 'string' }, limit: { type: 'string', default: '100' }, json: { type: 'boolean', default: false } },
+    run({ values }) {
+      const { store } = openStores(String(values.db));
+      const events = store
+        .listEvents({
+          limit: intOption(values.limit, 'limit'),
+          since: values.since ? parseSince(String(values.since), Date.now()) : undefined,
+          until: values.until ? parseSince(String(values.until), Date.now()) : undefined,
+          region: values.region as string | undefined,
+          kind: values.kind as string | undefined,
+        })
+        .reverse();
+      console.log(values.json ? JSON.stringify(events, null, 2) : formatEvents(events));
     },
   },
   resolve: {
@@ -81,9 +237,9 @@ const commands: Record<string, Command> = {
   --client IP     the address the query comes from (a resolver, or the client)
   --ecs SUBNET    an EDNS Client Subnet such as 36.66.0.0/24
   --type TYPE     A (default) or AAAA
-  --config DIR    read YAML documents instead of the database`,
+  --config DIR    read YAML documents instead of the database (no live health)`,
     options: {
-      ...dbOption,
+      ...opt.db,
       client: { type: 'string', default: '127.0.0.1' },
       ecs: { type: 'string' },
       type: { type: 'string', default: 'A' },
@@ -95,19 +251,25 @@ const commands: Record<string, Command> = {
       if (!name) throw new UsageError('resolve needs a name, e.g. api.gslb.example.com');
       const type = String(values.type).toUpperCase();
       if (type !== 'A' && type !== 'AAAA') throw new UsageError('--type must be A or AAAA');
-      const store = values.config ? undefined : openStore(String(values.db));
-      if (store) seedIfEmpty(store, DEFAULTS.regions);
-      const state = loadState({ store, docs: values.config ? loadDocuments([String(values.config)]) : undefined });
+      const stores = values.config ? undefined : openStores(String(values.db));
+      if (stores) seedIfEmpty(stores.store, DEFAULTS.regions);
+      const state = loadState({ ...stores, docs: values.config ? loadDocuments([String(values.config)]) : undefined });
       const result = explainQuery(state, { name, type, client: String(values.client), ecs: values.ecs as string | undefined });
       console.log(values.json ? JSON.stringify(result, null, 2) : formatExplanation(result));
     },
   },
 };
 
-class UsageError extends Error {}
+function openStores(file: string) {
+  const db = openDatabase(file);
+  return { store: createStore(db), healthStore: createHealthStore(db) };
+}
 
-function openStore(file: string): Store {
-  return createStore(openDatabase(file));
+function intOption(value: string | boolean | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number`);
+  return n;
 }
 
 /** `127.0.0.1:5300,[::1]:5300` → listen addresses. */
@@ -123,24 +285,17 @@ export function parseListen(list: string): ListenAddress[] {
     });
 }
 
-async function serveDns(store: Store, listen: string, log: Logger): Promise<void> {
-  const source = createDbStateSource({ store, log: log.child({ component: 'snapshot' }) });
-  const responder = createResponder({ getState: source.current, log });
-  const server = createDnsServer({ listen: parseListen(listen), responder, log });
-  const bound = await server.start();
-  const { snapshot } = source.current();
-  log.info({ udp: bound.udp, tcp: bound.tcp, apex: snapshot.zone.apex, version: snapshot.version }, 'ready');
+function onSignal(parts: Stoppable[], log: Logger): void {
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'shutting down');
-    source.stop();
-    await server.stop();
+    for (const p of [...parts].reverse()) await p.stop();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
-function help(): string {
+function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   return `arus — geo-DNS traffic steering for AI inference in Southeast Asia
 
@@ -155,12 +310,12 @@ ${Object.entries(commands)
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    console.log(help());
+    console.log(usage());
     return name ? 0 : 1;
   }
   const command = commands[name];
   if (!command) {
-    console.error(`arus: unknown command "${name}"\n\n${help()}`);
+    console.error(`arus: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -170,15 +325,15 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger();
   try {
     const args = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
-    await command.run(args as never, log);
+    await command.run(args as { values: Values; positionals: string[] }, log);
     return 0;
   } catch (err) {
+    const parseError = (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     if (err instanceof ConfigError) console.error(`arus ${name}: invalid configuration\n${err.message}`);
-    else if (err instanceof ExplainError) console.error(`arus ${name}: ${err.message}`);
-    else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
-      console.error(`arus ${name}: ${(err as Error).message}\n\nusage: ${command.usage}`);
+    else if (err instanceof UsageError || parseError) console.error(`arus ${name}: ${(err as Error).message}\n\nusage: ${command.usage}`);
+    else if (err instanceof ExplainError || err instanceof OverrideError) console.error(`arus ${name}: ${err.message}`);
     else console.error(`arus ${name}: ${(err as Error).message}`);
-    return (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') || err instanceof UsageError ? 2 : 1;
+    return err instanceof UsageError || parseError ? 2 : 1;
   }
 }
 

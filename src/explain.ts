@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { validateConfig, type Documents } from './config/load.js';
+import type { HealthStore } from './db/health-store.js';
 import type { Store } from './db/store.js';
 import { compileZone, wireKey } from './dns/zone.js';
 import { formatAddress, maskAddress, parseAddress } from './dns/wire.js';
@@ -76,10 +77,11 @@ export function explainQuery(
 }
 
 /** Serving state from the database or from YAML documents, for one-shot use (CLI). */
-export function loadState(source: { store?: Store; docs?: Documents }): ServingState {
+export function loadState(source: { store?: Store; healthStore?: HealthStore; docs?: Documents }): ServingState {
   const config = source.docs ? validateConfig(source.docs) : source.store?.getConfig();
   if (!config) throw new ExplainError('no configuration: run `arus apply regions/` first');
-  const snapshot = buildSnapshot(config, source.store?.version() ?? 1);
+  const health = source.docs ? undefined : source.healthStore?.loadHealth();
+  const snapshot = buildSnapshot(config, (source.store?.version() ?? 1) + (source.healthStore?.version() ?? 0), { health });
   return { snapshot, locator: createLocator({ database: config.zone.geoip.database, nets: config.zone.nets }) };
 }
 

@@ -110,7 +110,7 @@ export const regionSchema = z
     );
   });
 
-export const policies = ['geo'] as const;
+export const policies = ['geo', 'latency'] as const;
 
 export const serviceSchema = z.strictObject({
   name: slug,

@@ -53,3 +53,40 @@ export const meta = sqliteTable('meta', {
   key: text('key').primaryKey(),
   value: text('value').notNull(),
 });
+
+/** Admin overrides on top of probe health: drain (force down) or force up. */
+export const overrides = sqliteTable('overrides', {
+  /** `region:jkt`, `zone:jkt/jkt-a` or `endpoint:jkt/jkt-a/203.0.113.21`. */
+  subject: text('subject').primaryKey(),
+  mode: text('mode', { enum: ['drain', 'force-up'] }).notNull(),
+  reason: text('reason').notNull(),
+  actor: text('actor'),
+  time: integer('time').notNull(),
+});
+
+/** Effective endpoint health as control last published it, for DNS nodes that read the database. */
+export const healthState = sqliteTable('health_state', {
+  /** `region/zone/address`. */
+  endpoint: text('endpoint').primaryKey(),
+  state: text('state', { enum: ['up', 'down'] }).notNull(),
+  reason: text('reason').notNull(),
+  transition: integer('transition', { mode: 'boolean' }).notNull().default(false),
+  since: integer('since').notNull(),
+});
+
+/** Raw probe results, kept for a bounded window and pruned. */
+export const probeResults = sqliteTable(
+  'probe_results',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    time: integer('time').notNull(),
+    agent: text('agent').notNull(),
+    agentRegion: text('agent_region').notNull(),
+    endpoint: text('endpoint').notNull(),
+    ok: integer('ok', { mode: 'boolean' }).notNull(),
+    /** Round-trip time in microseconds. */
+    rttUs: integer('rtt_us'),
+    error: text('error'),
+  },
+  (t) => [index('probe_results_time_idx').on(t.time), index('probe_results_endpoint_idx').on(t.endpoint)],
+);

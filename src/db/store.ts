@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, lt, type SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { ConfigError, parseRegionDoc, parseZoneDoc, validateConfig, type Documents } from '../config/load.js';
@@ -63,6 +63,10 @@ export type EventQuery = {
   before?: number;
   kind?: string;
   region?: string;
+  /** Only events at or after this time (ms). */
+  since?: number;
+  /** Only events before this time (ms). */
+  until?: number;
 };
 
 /** The control plane's configuration and history, backed by SQLite. */
@@ -255,6 +259,8 @@ export function createStore(db: Db, opts: { now?: () => number } = {}): Store {
       if (q.before !== undefined) where.push(lt(events.id, q.before));
       if (q.kind !== undefined) where.push(eq(events.kind, q.kind));
       if (q.region !== undefined) where.push(eq(events.region, q.region));
+      if (q.since !== undefined) where.push(gte(events.time, q.since));
+      if (q.until !== undefined) where.push(lt(events.time, q.until));
       const limit = Math.min(Math.max(Math.trunc(q.limit ?? 100), 1), 1000);
       return db
         .select()

@@ -17,3 +17,8 @@ const byCode = new Map<string, LatLon>(
 export function countryLocation(cc: string): LatLon | undefined {
   return byCode.get(cc) ?? byCode.get(cc.toUpperCase());
 }
+
+/** Every country with coordinates, by code: for "which countries moved" reports. */
+export function allCountries(): ReadonlyMap<string, LatLon> {
+  return byCode;
+}

@@ -13,7 +13,22 @@ export type Snapshot = {
   readonly regions: readonly RegionState[];
   readonly regionById: ReadonlyMap<string, RegionState>;
   readonly services: ReadonlyMap<string, ServiceDoc>;
+  /** Measured RTT (ms) from each probe region to each endpoint region; empty without probe data. */
+  readonly latency: LatencyMatrix;
 };
+
+export type LatencyMatrix = Readonly<Record<string, Readonly<Record<string, number>>>>;
+
+/** Live health of one endpoint, as control's tracker and admin overrides decided it. */
+export type EndpointHealthInput = {
+  readonly state: Health;
+  readonly reason: string;
+  /** Moving toward the other state: answers that include it get a shorter TTL. */
+  readonly transition?: boolean;
+};
+
+/** Endpoint key used by probes, the tracker and snapshots: `region/zone/address`. */
+export const endpointKey = (region: string, zone: string, address: string) => `${region}/${zone}/${address}`;
 
 export type RegionState = {
   readonly id: string;
@@ -41,14 +56,20 @@ export type EndpointState = {
   readonly health: Health;
   /** Why the endpoint has this health, for traces. */
   readonly reason: string;
+  readonly transition: boolean;
 };
 
 /**
- * Build a snapshot from configuration. In this version health comes from
- * configuration alone: every endpoint is up unless it, its zone or its region
- * is marked `down: true`.
+ * Build a snapshot from configuration and live health. An endpoint marked
+ * `down: true` in configuration (itself, its zone or its region) is down
+ * whatever the probes say; otherwise its live health decides, and without
+ * live health (no probe results yet, or no control) it is up.
  */
-export function buildSnapshot(config: Config, version: number): Snapshot {
+export function buildSnapshot(
+  config: Config,
+  version: number,
+  live: { health?: ReadonlyMap<string, EndpointHealthInput>; latency?: LatencyMatrix } = {},
+): Snapshot {
   const regions: RegionState[] = config.regions.map((r) => ({
     id: r.id,
     name: r.name,
@@ -58,21 +79,17 @@ export function buildSnapshot(config: Config, version: number): Snapshot {
     zones: r.zones.map((z) => ({
       id: z.id,
       endpoints: z.endpoints.map((e): EndpointState => {
-        const reason = r.down
-          ? 'region marked down in config'
-          : z.down
-            ? 'zone marked down in config'
-            : e.down
-              ? 'endpoint marked down in config'
-              : 'up (no health data yet: assumed up)';
+        const marked = r.down ? 'region' : z.down ? 'zone' : e.down ? 'endpoint' : undefined;
+        const h = live.health?.get(endpointKey(r.id, z.id, e.address));
         return {
           address: e.address,
           family: isIP(e.address) === 6 ? 6 : 4,
           weight: e.weight,
           region: r.id,
           zone: z.id,
-          health: r.down || z.down || e.down ? 'down' : 'up',
-          reason,
+          health: marked ? 'down' : (h?.state ?? 'up'),
+          reason: marked ? `${marked} marked down in config` : (h?.reason ?? 'no health data: assumed up'),
+          transition: !marked && (h?.transition ?? false),
         };
       }),
     })),
@@ -83,5 +100,6 @@ export function buildSnapshot(config: Config, version: number): Snapshot {
     regions,
     regionById: new Map(regions.map((r) => [r.id, r])),
     services: new Map(config.zone.services.map((s) => [s.name, s])),
+    latency: live.latency ?? {},
   });
 }

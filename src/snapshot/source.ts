@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { createLocator, type Locator } from '../geo/locator.js';
 import type { Logger } from '../log.js';
-import { buildSnapshot, type Snapshot } from './snapshot.js';
+import { buildSnapshot, type EndpointHealthInput, type Snapshot } from './snapshot.js';
 
 /** What a DNS node answers from: a snapshot and the locator built from the same zone settings. */
 export type ServingState = { readonly snapshot: Snapshot; readonly locator: Locator };
@@ -15,6 +15,7 @@ export interface StateSource {
 }
 
 type ConfigReader = { version(): number; getConfig(): Config | undefined };
+type HealthReader = { version(): number; loadHealth(): ReadonlyMap<string, EndpointHealthInput> };
 
 /**
  * Serves snapshots built from the database, re-reading it when its version
@@ -22,8 +23,10 @@ type ConfigReader = { version(): number; getConfig(): Config | undefined };
  * keeps the last good state: a DNS node never stops answering because a
  * change could not be applied.
  */
-export function createDbStateSource(deps: { store: ConfigReader; log: Logger; intervalMs?: number }): StateSource {
-  const { store, log } = deps;
+export function createDbStateSource(deps: { store: ConfigReader; healthStore?: HealthReader; log: Logger; intervalMs?: number }): StateSource {
+  const { store, healthStore, log } = deps;
+  // The same serial control gives its snapshots.
+  const version = () => store.version() + (healthStore?.version() ?? 0);
   let state = build();
   const timer = setInterval(() => {
     try {
@@ -37,8 +40,7 @@ export function createDbStateSource(deps: { store: ConfigReader; log: Logger; in
   function build(previous?: ServingState): ServingState {
     const config = store.getConfig();
     if (!config) throw new Error('the database holds no configuration: run `arus apply regions/` first');
-    const version = store.version();
-    const snapshot = buildSnapshot(config, version);
+    const snapshot = buildSnapshot(config, version(), { health: healthStore?.loadHealth() });
     const sameGeo =
       previous && JSON.stringify(previous.snapshot.zone.geoip) === JSON.stringify(config.zone.geoip) &&
       JSON.stringify(previous.snapshot.zone.nets) === JSON.stringify(config.zone.nets);
@@ -47,7 +49,7 @@ export function createDbStateSource(deps: { store: ConfigReader; log: Logger; in
   }
 
   function refresh(): boolean {
-    if (store.version() === state.snapshot.version) return false;
+    if (version() === state.snapshot.version) return false;
     const next = build(state);
     log.info({ version: next.snapshot.version, previous: state.snapshot.version }, 'snapshot updated');
     state = next;

@@ -1,6 +1,6 @@
 // Test fixtures for steering: small configurations built through the real schemas.
 import { regionSchema, zoneSchema, type RegionInput, type ServiceDoc } from '../config/schema.js';
-import { buildSnapshot, type Snapshot } from '../snapshot/snapshot.js';
+import { buildSnapshot, type EndpointHealthInput, type LatencyMatrix, type Snapshot } from '../snapshot/snapshot.js';
 import type { ClientFacts, SteerQuery } from './types.js';
 
 export const SEA: Record<string, { name: string; lat: number; lon: number; country: string }> = {
@@ -41,7 +41,16 @@ export function region(id: string, marks: Marks = {}): RegionInput {
   };
 }
 
-export function snapshotOf(opts: { marks?: Record<string, Marks>; service?: Partial<ServiceDoc>; defaultRegion?: string; version?: number } = {}): Snapshot {
+export function snapshotOf(
+  opts: {
+    marks?: Record<string, Marks>;
+    service?: Partial<ServiceDoc>;
+    defaultRegion?: string;
+    version?: number;
+    health?: ReadonlyMap<string, EndpointHealthInput>;
+    latency?: LatencyMatrix;
+  } = {},
+): Snapshot {
   const zone = zoneSchema.parse({
     apex: 'gslb.example.com',
     nameservers: [{ name: 'ns1.gslb.example.com', addresses: ['192.0.2.53'] }],
@@ -50,7 +59,7 @@ export function snapshotOf(opts: { marks?: Record<string, Marks>; service?: Part
     defaultRegion: opts.defaultRegion ?? 'sg',
   });
   const regions = Object.keys(SEA).map((id) => regionSchema.parse(region(id, opts.marks?.[id])));
-  return buildSnapshot({ zone, regions }, opts.version ?? 1);
+  return buildSnapshot({ zone, regions }, opts.version ?? 1, { health: opts.health, latency: opts.latency });
 }
 
 export function client(facts: Partial<ClientFacts> & { country?: string } = {}): ClientFacts {

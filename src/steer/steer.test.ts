@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { client, query, snapshotOf } from './fixtures.js';
-import { FAILED_OPEN_TTL, seededRandom, steer } from './steer.js';
+import { FAILED_OPEN_TTL, TRANSITION_TTL, seededRandom, steer } from './steer.js';
 import type { SteerQuery } from './types.js';
 
 const allDown = { sg: { regionDown: true }, jkt: { regionDown: true }, bkk: { regionDown: true }, mnl: { regionDown: true } };
@@ -70,5 +70,30 @@ describe('steer: the chain', () => {
     const d = steer(query({ client: client({ country: 'MY', via: 'geoip MY (/13)' }) }), snapshotOf(), seededRandom(1));
     expect(d.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'pick']);
     expect(d.trace[0]).toContain('geoip MY (/13)');
+  });
+
+  it('reads live health: a dead zone leaves the answer, a dead region fails over', () => {
+    const down = (addr: string) => [addr, { state: 'down' as const, reason: '4 of 4 agents: connect ECONNREFUSED' }] as const;
+    const oneZone = new Map([down('jkt/jkt-a/203.0.113.21')]);
+    const d1 = steer(query({ client: client({ country: 'ID' }) }), snapshotOf({ health: oneZone }), seededRandom(1));
+    expect(d1.answers.map((a) => a.address)).toEqual(['203.0.113.22']);
+    const region = new Map([down('jkt/jkt-a/203.0.113.21'), down('jkt/jkt-b/203.0.113.22')]);
+    const d2 = steer(query({ client: client({ country: 'ID' }) }), snapshotOf({ health: region }), seededRandom(1));
+    expect(d2.region).toBe('sg');
+    expect(d2.trace.join('\n')).toMatch(/jkt 0\/2/);
+  });
+
+  it('shortens the TTL while an answered endpoint is in transition', () => {
+    const moving = new Map([['sg/sg-a/203.0.113.11', { state: 'up' as const, reason: '2 of 4 agents failing', transition: true }]]);
+    const d = steer(query({ client: client({ country: 'SG' }) }), snapshotOf({ health: moving, service: { ttl: 30 } }), seededRandom(1));
+    expect(d.ttl).toBe(TRANSITION_TTL);
+    const elsewhere = steer(query({ client: client({ country: 'TH' }) }), snapshotOf({ health: moving, service: { ttl: 30 } }), seededRandom(1));
+    expect(elsewhere.ttl).toBe(30);
+  });
+
+  it('uses the latency chain for a latency service', () => {
+    const latency = { bkk: { bkk: 1, mnl: 8, sg: 30, jkt: 40 } };
+    const d = steer(query({ client: client({ country: 'VN' }) }), snapshotOf({ latency, service: { policy: 'latency' } }), seededRandom(1));
+    expect(d.trace.some((l) => l.startsWith('rank latency from probe region bkk'))).toBe(true);
   });
 });

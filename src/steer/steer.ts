@@ -1,15 +1,22 @@
+import type { ServiceDoc } from '../config/schema.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { eligible } from './filters/eligible.js';
 import { pick } from './filters/pick.js';
 import { rankGeo } from './filters/rank-geo.js';
+import { rankLatency } from './filters/rank-latency.js';
 import { up } from './filters/up.js';
 import type { Candidate, Decision, Filter, Random, SteerContext, SteerQuery } from './types.js';
 
 /** TTL cap while failing open: resolvers come back soon, when something may be up again. */
 export const FAILED_OPEN_TTL = 10;
+/** TTL cap while an answered endpoint is in transition (gdnsd shortens TTLs the same way). */
+export const TRANSITION_TTL = 5;
 
-/** The chain, in order. Policies swap the ranking step. */
-export const chain: readonly Filter[] = [eligible, up, rankGeo, pick];
+/** The chain for each policy, in order: policies swap the ranking step. */
+export const chains: Readonly<Record<ServiceDoc['policy'], readonly Filter[]>> = {
+  geo: [eligible, up, rankGeo, pick],
+  latency: [eligible, up, rankLatency, pick],
+};
 
 /**
  * The one steering decision, shared by the DNS server, the explain API and the
@@ -23,19 +30,22 @@ export function steer(query: SteerQuery, snapshot: Snapshot, random: Random): De
     region,
     endpoints: region.zones.flatMap((z) => z.endpoints),
   }));
-  const regionsBeforeRank: number[] = [];
-  for (const filter of chain) {
-    if (filter === rankGeo) regionsBeforeRank.push(candidates.length);
+  const service = snapshot.services.get(query.service);
+  const chain = chains[service?.policy ?? 'geo'];
+  let regionsBeforeRank = 0;
+  for (const [i, filter] of chain.entries()) {
+    if (i === 2) regionsBeforeRank = candidates.length;
     candidates = filter(candidates, ctx);
   }
   const chosen = candidates[0];
-  const service = snapshot.services.get(query.service);
   const baseTtl = service?.ttl ?? 0;
-  const ttl = ctx.failedOpen ? Math.min(baseTtl, FAILED_OPEN_TTL) : baseTtl;
+  const moving = chosen?.endpoints.some((e) => e.transition) ?? false;
+  const ttl = ctx.failedOpen ? Math.min(baseTtl, FAILED_OPEN_TTL) : moving ? Math.min(baseTtl, TRANSITION_TTL) : baseTtl;
   // The client's location only matters when ranking had a choice to make:
   // a pinned name or a lone candidate gives everyone the same answer.
-  const scope = query.pinnedRegion !== undefined || (regionsBeforeRank[0] ?? 0) <= 1 ? 0 : client.scope;
+  const scope = query.pinnedRegion !== undefined || regionsBeforeRank <= 1 ? 0 : client.scope;
   if (ctx.failedOpen) ctx.trace.push(`ttl ${ttl} (failed open, capped at ${FAILED_OPEN_TTL})`);
+  else if (moving && ttl < baseTtl) ctx.trace.push(`ttl ${ttl} (an answered endpoint is in transition, capped at ${TRANSITION_TTL})`);
   return {
     answers: chosen ? chosen.endpoints.map((e) => ({ address: e.address, region: e.region, zone: e.zone })) : [],
     region: chosen?.region.id,

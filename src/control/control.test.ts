@@ -1,0 +1,130 @@
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadDocuments } from '../config/load.js';
+import { createHealthStore } from '../db/health-store.js';
+import { createStore, openDatabase } from '../db/store.js';
+import type { AgentInfo, ProbeResult } from '../health/types.js';
+import { silentLogger } from '../log.js';
+import { steer } from '../steer/steer.js';
+import { createControl } from './control.js';
+
+const REGIONS = fileURLToPath(new URL('../../regions', import.meta.url));
+const AGENTS: AgentInfo[] = ['sg', 'jkt', 'bkk', 'mnl'].map((r) => ({ id: `probe-${r}`, region: r }));
+
+function setUp() {
+  let t = 1_000_000;
+  const db = openDatabase(':memory:');
+  const store = createStore(db, { now: () => t });
+  store.apply(loadDocuments([REGIONS]));
+  const healthStore = createHealthStore(db, { now: () => t });
+  const control = createControl({ store, healthStore, log: silentLogger(), now: () => t });
+  const targets = control.targets().targets.map((x) => x.endpoint);
+  /** One probe round: every agent checks every target; `failing(endpoint, agent)` says which fail. */
+  const round = (failing: (endpoint: string, agent: AgentInfo) => boolean = () => false) => {
+    t += 500;
+    for (const agent of AGENTS) {
+      const results: ProbeResult[] = targets.map((endpoint) =>
+        failing(endpoint, agent) ? { endpoint, ok: false, error: 'connect ECONNREFUSED 127.0.0.1:9211', at: t } : { endpoint, ok: true, rttMs: 2, at: t },
+      );
+      control.report(agent, results);
+    }
+  };
+  const indonesia = () =>
+    steer(
+      { service: 'api', family: 4, client: { ip: '36.66.0.0', source: 'ecs', country: 'ID', location: { lat: -5, lon: 120 }, scope: 11, via: 'test' } },
+      control.current().snapshot,
+      () => 0.5,
+    );
+  const events = (kind?: string) => store.listEvents({ limit: 1000, kind }).reverse();
+  return { control, store, healthStore, round, indonesia, events, advance: (ms: number) => (t += ms), targets };
+}
+
+const jkt = (e: string) => e.startsWith('jkt/');
+const jktA = (e: string) => e.startsWith('jkt/jkt-a/');
+
+describe('control: health from probe reports to snapshots and history', () => {
+  it('starts with every endpoint up (assumed) and Indonesia on jkt', () => {
+    const { indonesia, control } = setUp();
+    expect(indonesia().region).toBe('jkt');
+    expect(control.current().snapshot.regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints)).every((e) => e.health === 'up')).toBe(true);
+  });
+
+  it('fails Jakarta over to sg after `fall` rounds, records why and which countries moved, then fails back after `rise`', () => {
+    const { round, indonesia, events } = setUp();
+    round();
+    round(jkt);
+    expect(indonesia().region).toBe('jkt'); // one failure is not enough
+    round(jkt);
+    expect(indonesia().region).toBe('sg');
+    const down = events('endpoint.down');
+    expect(down.map((e) => e.subject).sort()).toEqual(
+      ['jkt/jkt-a/203.0.113.21', 'jkt/jkt-a/2001:db8:113::21', 'jkt/jkt-b/203.0.113.22', 'jkt/jkt-b/2001:db8:113::22'].sort(),
+    );
+    expect(down[0].reason).toMatch(/4 of 4 agents: connect ECONNREFUSED 127\.0\.0\.1:9211/);
+    expect(events('zone.down').map((e) => e.subject).sort()).toEqual(['zone:jkt/jkt-a', 'zone:jkt/jkt-b']);
+    expect(events('region.down').map((e) => e.subject)).toEqual(['region:jkt']);
+    const [failover] = events('failover');
+    expect(failover).toMatchObject({ oldState: 'jkt', newState: 'sg', region: 'jkt' });
+    expect((failover.data as { countries: string[] }).countries).toContain('ID');
+
+    for (let i = 0; i < 3; i++) round();
+    expect(indonesia().region).toBe('sg'); // rise is 4
+    round();
+    expect(indonesia().region).toBe('jkt');
+    const [failback] = events('failback');
+    expect(failback).toMatchObject({ oldState: 'sg', newState: 'jkt', region: 'jkt' });
+    expect((failback.data as { countries: string[] }).countries).toContain('ID');
+    expect(events('region.up').map((e) => e.subject)).toEqual(['region:jkt']);
+  });
+
+  it('takes only a dead zone out of the answer, and records the region as degraded', () => {
+    const { round, indonesia, events } = setUp();
+    round();
+    round(jktA);
+    round(jktA);
+    const d = indonesia();
+    expect(d.region).toBe('jkt');
+    expect(d.answers.map((a) => a.address)).toEqual(['203.0.113.22']);
+    expect(events('region.degraded').map((e) => e.subject)).toEqual(['region:jkt']);
+    expect(events('failover')).toEqual([]);
+  });
+
+  it('does not fail over when one partitioned agent of four sees failures', () => {
+    const { round, indonesia, events } = setUp();
+    for (let i = 0; i < 20; i++) round((e, a) => jkt(e) && a.id === 'probe-mnl');
+    expect(indonesia().region).toBe('jkt');
+    expect(events('endpoint.down')).toEqual([]);
+  });
+
+  it('holds the last state and records "fleet blind" when every agent goes silent', () => {
+    const { round, indonesia, events, control, advance } = setUp();
+    round();
+    advance(10_000);
+    control.tick();
+    expect(events('fleet.blind')).toHaveLength(1);
+    expect(indonesia().region).toBe('jkt');
+    expect(events('endpoint.down')).toEqual([]);
+  });
+
+  it('applies a drain on top of probe health, and records the override', () => {
+    const { round, indonesia, healthStore, control, events } = setUp();
+    round();
+    healthStore.setOverride({ subject: 'region:jkt', mode: 'drain', reason: 'maintenance' });
+    control.tick();
+    expect(indonesia().region).toBe('sg');
+    expect(indonesia().trace.join('\n')).toMatch(/jkt 0\/2/);
+    expect(events('failover')[0].reason).toMatch(/admin override/);
+    healthStore.clearOverride('region:jkt');
+    control.tick();
+    expect(indonesia().region).toBe('jkt');
+  });
+
+  it('keeps raw results and publishes health for database readers', () => {
+    const { round, healthStore } = setUp();
+    round();
+    round(jkt);
+    round(jkt);
+    expect(healthStore.recentResults({ endpoint: 'jkt/jkt-a/203.0.113.21', limit: 10 }).length).toBeGreaterThan(0);
+    expect(healthStore.loadHealth().get('jkt/jkt-a/203.0.113.21')?.state).toBe('down');
+  });
+});

@@ -1,0 +1,111 @@
+import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
+import type { Db } from './store.js';
+import * as schema from './schema.js';
+
+export type StoredHealth = { state: 'up' | 'down'; reason: string; transition: boolean; since: number };
+export type Override = { subject: string; mode: 'drain' | 'force-up'; reason: string; actor: string | null; time: number };
+export type RawResult = { endpoint: string; ok: boolean; rttMs?: number; error?: string; at: number };
+
+const HEALTH_VERSION = 'health_version';
+
+/**
+ * Health as control publishes it, admin overrides, and the bounded window of
+ * raw probe results. `version()` moves whenever published health or an
+ * override changes, so readers of the database know to rebuild.
+ */
+export function createHealthStore(db: Db, opts: { now?: () => number } = {}) {
+  const now = opts.now ?? Date.now;
+  const { healthState, overrides, probeResults, meta } = schema;
+
+  const version = (): number => Number(db.select().from(meta).where(eq(meta.key, HEALTH_VERSION)).get()?.value ?? 0);
+  const bump = (): number => {
+    const next = version() + 1;
+    db.insert(meta)
+      .values({ key: HEALTH_VERSION, value: String(next) })
+      .onConflictDoUpdate({ target: meta.key, set: { value: String(next) } })
+      .run();
+    return next;
+  };
+
+  const insertResult = db.$client.prepare(
+    'INSERT INTO probe_results (time, agent, agent_region, endpoint, ok, rtt_us, error) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+
+  return {
+    version,
+
+    /** Replaces the published health of every endpoint. */
+    saveHealth(health: ReadonlyMap<string, StoredHealth>): number {
+      return db.transaction(() => {
+        db.delete(healthState).run();
+        for (const [endpoint, h] of health)
+          db.insert(healthState).values({ endpoint, state: h.state, reason: h.reason, transition: h.transition, since: h.since }).run();
+        return bump();
+      });
+    },
+
+    loadHealth(): Map<string, StoredHealth> {
+      return new Map(
+        db
+          .select()
+          .from(healthState)
+          .all()
+          .map((r) => [r.endpoint, { state: r.state, reason: r.reason, transition: r.transition, since: r.since }]),
+      );
+    },
+
+    listOverrides(): Override[] {
+      return db.select().from(overrides).orderBy(overrides.subject).all();
+    },
+
+    /** Sets (or replaces) an override; returns the previous one. */
+    setOverride(o: Omit<Override, 'time' | 'actor'> & { actor?: string }): Override | undefined {
+      return db.transaction(() => {
+        const before = db.select().from(overrides).where(eq(overrides.subject, o.subject)).get();
+        const row = { subject: o.subject, mode: o.mode, reason: o.reason, actor: o.actor ?? null, time: now() };
+        db.insert(overrides).values(row).onConflictDoUpdate({ target: overrides.subject, set: row }).run();
+        bump();
+        return before;
+      });
+    },
+
+    /** Removes an override; returns it, or undefined when there was none. */
+    clearOverride(subject: string): Override | undefined {
+      return db.transaction(() => {
+        const before = db.select().from(overrides).where(eq(overrides.subject, subject)).get();
+        if (!before) return undefined;
+        db.delete(overrides).where(eq(overrides.subject, subject)).run();
+        bump();
+        return before;
+      });
+    },
+
+    recordResults(agent: { id: string; region: string }, results: readonly RawResult[]): void {
+      db.$client.transaction(() => {
+        for (const r of results)
+          insertResult.run(r.at, agent.id, agent.region, r.endpoint, r.ok ? 1 : 0, r.rttMs === undefined ? null : Math.round(r.rttMs * 1000), r.error ?? null);
+      })();
+    },
+
+    /** Deletes raw results older than `before` (ms); returns how many. */
+    pruneResults(before: number): number {
+      return db.delete(probeResults).where(lt(probeResults.time, before)).run().changes;
+    },
+
+    recentResults(q: { endpoint?: string; agent?: string; limit?: number } = {}) {
+      const where: SQL[] = [];
+      if (q.endpoint) where.push(eq(probeResults.endpoint, q.endpoint));
+      if (q.agent) where.push(eq(probeResults.agent, q.agent));
+      return db
+        .select()
+        .from(probeResults)
+        .where(and(...where))
+        .orderBy(desc(probeResults.id))
+        .limit(Math.min(q.limit ?? 100, 1000))
+        .all()
+        .map((r) => ({ ...r, rttMs: r.rttUs === null ? undefined : r.rttUs / 1000 }));
+    },
+  };
+}
+
+export type HealthStore = ReturnType<typeof createHealthStore>;

@@ -1,0 +1,104 @@
+// Wiring of each role: what `arus up` runs together and `arus <role>` runs alone.
+// The composition root (cli.ts) calls these; everything below them receives its dependencies.
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { createApp, staticTokens, type Role } from './api/app.js';
+import type { Config } from './config/schema.js';
+import { createControl, type Control } from './control/control.js';
+import type { HealthStore } from './db/health-store.js';
+import type { Store } from './db/store.js';
+import { createResponder } from './dns/responder.js';
+import { createDnsServer, type ListenAddress } from './dns/server.js';
+import type { Logger } from './log.js';
+import { createProbeAgent, type ProbeAgent } from './probe/agent.js';
+import { createSimServer, type SimServer } from './sim/server.js';
+import type { ServingState } from './snapshot/source.js';
+
+export type Stoppable = { stop(): Promise<void> | void };
+
+export function internalToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/** Tokens accepted by this process's API: the bootstrap admin token and the in-process probes'. */
+export function tokensFrom(env: NodeJS.ProcessEnv, extra: { token: string; role: Role; name: string }[] = []) {
+  const tokens = [...extra];
+  if (env.ARUS_ADMIN_TOKEN) tokens.push({ token: env.ARUS_ADMIN_TOKEN, role: 'admin', name: 'bootstrap-admin' });
+  if (env.ARUS_PROBE_TOKEN) tokens.push({ token: env.ARUS_PROBE_TOKEN, role: 'probe', name: 'probe' });
+  return staticTokens(tokens);
+}
+
+export async function startControl(deps: {
+  store: Store;
+  healthStore: HealthStore;
+  log: Logger;
+  listen: ListenAddress;
+  authenticate: ReturnType<typeof staticTokens>;
+}): Promise<{ control: Control; healthStore: HealthStore; url: string; stop(): Promise<void> }> {
+  const { healthStore } = deps;
+  const control = createControl({ store: deps.store, healthStore, log: deps.log.child({ component: 'control' }) });
+  control.start();
+  const app = createApp({ control, store: deps.store, authenticate: deps.authenticate });
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: deps.listen.address, port: deps.listen.port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = deps.listen.address.includes(':') ? `[${deps.listen.address}]` : deps.listen.address;
+  return {
+    control,
+    healthStore,
+    url: `http://${host}:${port}`,
+    async stop() {
+      control.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+export async function startDns(deps: { getState: () => ServingState; listen: ListenAddress[]; log: Logger }) {
+  const responder = createResponder({ getState: deps.getState, log: deps.log });
+  const server = createDnsServer({ listen: deps.listen, responder, log: deps.log });
+  const bound = await server.start();
+  return { bound, stop: () => server.stop() };
+}
+
+export function startProbes(deps: { regions: string[]; controlUrl: string; token: string; log: Logger; intervalMs?: number }): Stoppable {
+  const agents: ProbeAgent[] = deps.regions.map((region) =>
+    createProbeAgent({ id: `probe-${region}`, region, controlUrl: deps.controlUrl, token: deps.token, intervalMs: deps.intervalMs, log: deps.log }),
+  );
+  for (const a of agents) a.start();
+  return { stop: async () => void (await Promise.all(agents.map((a) => a.stop()))) };
+}
+
+/** Loopback HTTP check targets in the configuration: where `arus up` and `arus sim --regions` start simulated model servers. */
+export function simTargets(config: Pick<Config, 'regions'>): ListenAddress[] {
+  const seen = new Map<string, ListenAddress>();
+  for (const r of config.regions)
+    for (const z of r.zones)
+      for (const e of z.endpoints) {
+        if (e.check?.type !== 'http') continue;
+        const u = new URL(e.check.url);
+        const host = u.hostname.replace(/^\[|\]$/g, '');
+        if (u.protocol !== 'http:' || !(host === 'localhost' || host.startsWith('127.') || host === '::1')) continue;
+        const port = Number(u.port || 80);
+        seen.set(`${host}:${port}`, { address: host === 'localhost' ? '127.0.0.1' : host, port });
+      }
+  return [...seen.values()];
+}
+
+export async function startSims(deps: { listen: ListenAddress[]; log: Logger; model?: string; warmupMs?: number }): Promise<{ sims: SimServer[]; stop(): Promise<void> }> {
+  const { log } = deps;
+  const sims: SimServer[] = [];
+  for (const l of deps.listen) {
+    const sim = createSimServer({ host: l.address, port: l.port, model: deps.model, warmupMs: deps.warmupMs, log });
+    try {
+      await sim.start();
+      sims.push(sim);
+    } catch (err) {
+      log.warn({ err, address: l.address, port: l.port }, 'cannot start simulated model server');
+    }
+  }
+  return { sims, stop: async () => void (await Promise.all(sims.map((s) => s.stop()))) };
+}

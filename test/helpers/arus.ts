@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'arus.js');
 
-export type Running = { proc: ChildProcess; dnsPort: number; dnsTcpPort: number; logs: Record<string, unknown>[]; stop(): Promise<void> };
+export type Running = { proc: ChildProcess; dnsPort: number; dnsTcpPort: number; api?: string; logs: Record<string, unknown>[]; stop(): Promise<void> };
 
 export function tempDir(prefix = 'arus-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -58,10 +58,21 @@ export function startArus(args: string[], opts: { cwd?: string; env?: NodeJS.Pro
       logs.push(entry);
       if (entry.msg === 'ready') {
         clearTimeout(timer);
-        const udp = entry.udp as { port: number }[];
-        const tcp = entry.tcp as { port: number }[];
-        resolve({ proc, dnsPort: udp[0].port, dnsTcpPort: tcp[0].port, logs, stop });
+        const udp = (entry.udp ?? []) as { port: number }[];
+        const tcp = (entry.tcp ?? []) as { port: number }[];
+        resolve({ proc, dnsPort: udp[0]?.port, dnsTcpPort: tcp[0]?.port, api: entry.api as string | undefined, logs, stop });
       }
     });
   });
+}
+
+/** Polls `fn` until `ok(value)`; throws with the last value after `timeoutMs`. */
+export async function until<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000, intervalMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }

@@ -1,0 +1,25 @@
+// A copy of the default regions whose health checks point at test-owned servers.
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from './arus.js';
+
+export const REGION_IDS = ['sg', 'jkt', 'bkk', 'mnl'] as const;
+
+/** Copies regions/ into `dir`, pointing each zone's check at `port(zone)` on 127.0.0.1 (or dropping checks when it returns undefined). */
+export function regionsWithChecks(dir: string, port: (zone: string) => number | undefined): string {
+  const out = join(dir, 'regions');
+  cpSync(join(ROOT, 'regions'), out, { recursive: true });
+  for (const r of REGION_IDS) {
+    const f = join(out, `${r}.yaml`);
+    let text = readFileSync(f, 'utf8');
+    for (const zone of [`${r}-a`, `${r}-b`]) {
+      const block = new RegExp(`(  - id: ${zone}\\n(?:    .*\\n|      .*\\n)*)`);
+      text = text.replace(block, (b) => {
+        const p = port(zone);
+        return p === undefined ? b.replace(/\n\s+check: \{[^}]*\}/g, '') : b.replace(/http:\/\/127\.0\.0\.1:\d+\/health/g, `http://127.0.0.1:${p}/health`);
+      });
+    }
+    writeFileSync(f, text);
+  }
+  return out;
+}

@@ -160,7 +160,7 @@ describe('probe agent', () => {
     const gaps = at.slice(1).map((t, i) => t - at[i]).sort((x, y) => x - y);
     const median = gaps[Math.floor(gaps.length / 2)];
     expect(median).toBeGreaterThanOrEqual(35);
-    expect(median).toBeLessThanOrEqual(80);
+    expect(median).toBeLessThanOrEqual(150); // loose: a loaded machine runs timers late
     expect(probe.stats.rounds).toBeGreaterThanOrEqual(12);
   });
 
@@ -192,8 +192,13 @@ describe('probe agent', () => {
     await a.s.setFault({ kind: 'crash' });
     const failure = await until(() => of(control.results(), 'jkt/a/127.0.1.21').find((r) => !r.ok), 3000, 'a failure');
     expect(failure.error).toBe(`connect ECONNREFUSED 127.0.0.1:${a.port}`);
-    expect(failure.at - killedAt).toBeLessThanOrEqual(120 + 40); // one interval at the longest jitter, plus slack
     expect(failure.rttMs).toBeUndefined();
+    expect(failure.at - killedAt).toBeLessThanOrEqual(120 + 80); // one interval at the longest jitter, plus slack
+    await sleep(250);
+    // Every check started after the kill failed: no pooled connection hides the death.
+    const afterKill = of(control.results(), 'jkt/a/127.0.1.21').filter((r) => r.at > killedAt + 20);
+    expect(afterKill.length).toBeGreaterThanOrEqual(2);
+    expect(afterKill.every((r) => !r.ok && r.error === failure.error)).toBe(true);
     const bAfter = of(control.results(), 'jkt/b/127.0.1.22').filter((r) => r.at > killedAt);
     expect(bAfter.length).toBeGreaterThan(0);
     expect(bAfter.every((r) => r.ok)).toBe(true);
@@ -229,19 +234,18 @@ describe('probe agent', () => {
     const t0 = Date.now();
     const probe = agent(control.url, { intervalMs: 50 });
 
-    // The healthy target keeps its cadence while the hung check waits out its timeout.
-    await sleep(250);
-    expect(of(control.results(), 'mnl/b/fine').length).toBeGreaterThanOrEqual(3);
-    expect(of(control.results(), 'mnl/a/hung')).toEqual([]);
-
-    const timedOut = await until(() => of(control.results(), 'mnl/a/hung')[0], 2000, 'the timeout');
+    const timedOut = await until(() => of(control.results(), 'mnl/a/hung')[0], 3000, 'the timeout');
     expect(timedOut).toMatchObject({ ok: false, error: 'timeout after 300 ms' });
     expect(timedOut.at - t0).toBeGreaterThanOrEqual(290);
-    await sleep(700);
+    // The healthy target kept its cadence while the hung check waited out its timeout.
+    expect(of(control.results(), 'mnl/b/fine').filter((r) => r.at < timedOut.at).length).toBeGreaterThanOrEqual(3);
+
+    await until(() => of(control.results(), 'mnl/a/hung').length >= 3, 3000, 'three timeouts');
     await probe.stop();
-    // One check at a time per target: ~1000 ms / 300 ms, not one per 50 ms round.
-    expect(of(control.results(), 'mnl/a/hung').length).toBeLessThanOrEqual(4);
-    expect(of(control.results(), 'mnl/b/fine').length).toBeGreaterThanOrEqual(12);
+    const elapsed = Date.now() - t0;
+    // One check at a time per target: at most one per 300 ms, not one per 50 ms round.
+    expect(of(control.results(), 'mnl/a/hung').length).toBeLessThanOrEqual(elapsed / 300 + 1);
+    expect(of(control.results(), 'mnl/b/fine').length).toBeGreaterThan(2 * of(control.results(), 'mnl/a/hung').length);
   });
 
   it('reports a round after batchMs without waiting for its slow checks', async () => {
@@ -298,10 +302,13 @@ describe('probe agent', () => {
     await until(() => control.reports.length >= 5);
     await probe.stop();
 
-    expect(hits).toBe(probe.stats.checks);
-    expect(hits).toBeGreaterThanOrEqual(5);
     const results = control.results();
-    expect(results.length).toBe(hits * 3);
+    const observations = new Set(results.map((r) => r.at)).size;
+    expect(observations).toBeGreaterThanOrEqual(5);
+    expect(results.length).toBe(observations * 3);
+    // One request per round (and perhaps one more cut short by stop), not three.
+    expect(hits).toBeGreaterThanOrEqual(observations);
+    expect(hits).toBeLessThanOrEqual(observations + 1);
     for (const report of control.reports) {
       // Within a round, the three endpoints share one observation.
       const byAt = new Map<number, ProbeResult[]>();
@@ -322,16 +329,15 @@ describe('probe agent', () => {
 
     control.setMode('error');
     const outageStart = Date.now();
-    await sleep(400);
+    await until(() => probe.stats.buffered >= 6, 3000, 'results to pile up');
     const outageEnd = Date.now();
     expect(probe.stats.controlUp).toBe(false);
-    expect(probe.stats.buffered).toBeGreaterThanOrEqual(4);
     const received = control.reports.length;
     control.setMode('ok');
 
     const resend = await until(() => control.reports[received], 2000, 'the resend');
     const during = resend.body.results.filter((r) => r.at >= outageStart && r.at <= outageEnd);
-    expect(during.length).toBeGreaterThanOrEqual(5); // 400 ms of 50 ms rounds, delivered in one batch
+    expect(during.length).toBeGreaterThanOrEqual(6); // the whole outage, delivered in one batch
     // Oldest first, nothing delivered twice.
     const ats = control.results().map((r) => r.at);
     expect(ats).toEqual([...ats].sort((x, y) => x - y));
@@ -356,12 +362,12 @@ describe('probe agent', () => {
     control.setMode('hang');
     const hungAt = Date.now();
     const roundsBefore = probe.stats.rounds;
-    await sleep(400);
-    expect(probe.stats.rounds - roundsBefore).toBeGreaterThanOrEqual(5);
+    await until(() => probe.stats.controlErrors >= 2, 3000, 'two timed-out reports');
+    expect(probe.stats.rounds - roundsBefore).toBeGreaterThanOrEqual(3); // probing went on meanwhile
     expect(at(40)).toHaveLength(1);
     expect(at(40)[0].reason).toBe('POST /v1/probes/report: timeout after 100 ms');
     control.setMode('ok');
-    await until(() => control.results().some((r) => r.at > hungAt + 200), 2000, 'results from the outage');
+    await until(() => control.results().some((r) => r.at > hungAt + 100), 2000, 'results from the outage');
   });
 
   it('keeps only the last bufferMs of results while control is gone (connections refused)', async () => {
@@ -372,7 +378,7 @@ describe('probe agent', () => {
     await until(() => control.reports.length >= 1);
 
     await control.down();
-    await sleep(800);
+    await until(() => probe.stats.resultsDropped >= 8, 3000, 'old results to be dropped');
     const backAt = Date.now();
     const received = control.reports.length;
     await control.up();
@@ -381,8 +387,7 @@ describe('probe agent', () => {
     const oldest = Math.min(...resend.body.results.map((r) => r.at));
     expect(oldest).toBeGreaterThanOrEqual(backAt - 200 - 60);
     expect(resend.body.results.length).toBeLessThanOrEqual(200 / 40 + 3);
-    expect(resend.body.results.length).toBeGreaterThanOrEqual(2);
-    expect(probe.stats.resultsDropped).toBeGreaterThanOrEqual(8);
+    expect(resend.body.results.length).toBeGreaterThanOrEqual(1);
 
     await until(() => probe.stats.controlUp, 2000, 'the agent to see control back');
     expect(at(40)).toHaveLength(1);

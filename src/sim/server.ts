@@ -20,6 +20,8 @@ export type SimServerOptions = {
   maxRunning?: number;
   /** Source of randomness for fault rates; Math.random unless set. */
   random?: () => number;
+  /** The warm-up clock; Date.now unless set (tests move it by hand). */
+  now?: () => number;
   log: Logger;
 };
 
@@ -60,6 +62,7 @@ export function createSimServer(opts: SimServerOptions): SimServer {
     ttftMs: opts.ttftMs ?? d.ttftMs,
     tokensPerSecond: opts.tokensPerSecond ?? d.tokensPerSecond,
     maxRunning: opts.maxRunning ?? d.maxRunning,
+    now: opts.now,
   };
   const random = opts.random ?? Math.random;
   const engine = createEngine(o);

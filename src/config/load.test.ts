@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { thrownConfigError } from './config-error.case.js';
 import { ConfigError, formatPath, loadConfig, loadDocuments, parseRegionDoc, validateConfig } from './load.js';
 
 const regionsDir = fileURLToPath(new URL('../../regions', import.meta.url));
@@ -25,15 +26,7 @@ function fixture(changes: Record<string, string | null> = {}): string {
   return dir;
 }
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
+const configError = thrownConfigError;
 
 const sg = original('sg.yaml');
 const zone = original('zone.yaml');
@@ -135,7 +128,7 @@ const errorCases: { name: string; files: Record<string, string | null>; contains
   },
   {
     name: 'unknown check type',
-    files: { 'sg.yaml': sg.replace('{ type: http, url: "http://127.0.0.1:9111/health" }', '{ type: grpc }') },
+    files: { 'sg.yaml': sg.replace('{ type: http, url: "http://127.0.0.1:9111/v1/models", bodyContains: "llama-3-8b" }', '{ type: grpc }') },
     contains: ['DIR/sg.yaml: zones[0].endpoints[0].check.type: Invalid discriminator value'],
   },
   {

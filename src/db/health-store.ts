@@ -1,5 +1,6 @@
 import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
 import type { Db } from './store.js';
+import { metaCounter } from './counter.js';
 import * as schema from './schema.js';
 
 export type StoredHealth = { state: 'up' | 'down'; reason: string; transition: boolean; since: number };
@@ -15,17 +16,9 @@ const HEALTH_VERSION = 'health_version';
  */
 export function createHealthStore(db: Db, opts: { now?: () => number } = {}) {
   const now = opts.now ?? Date.now;
-  const { healthState, overrides, probeResults, meta } = schema;
+  const { healthState, overrides, probeResults } = schema;
 
-  const version = (): number => Number(db.select().from(meta).where(eq(meta.key, HEALTH_VERSION)).get()?.value ?? 0);
-  const bump = (): number => {
-    const next = version() + 1;
-    db.insert(meta)
-      .values({ key: HEALTH_VERSION, value: String(next) })
-      .onConflictDoUpdate({ target: meta.key, set: { value: String(next) } })
-      .run();
-    return next;
-  };
+  const { get: version, bump } = metaCounter(db, HEALTH_VERSION);
 
   const insertResult = db.$client.prepare(
     'INSERT INTO probe_results (time, agent, agent_region, endpoint, ok, rtt_us, error) VALUES (?, ?, ?, ?, ?, ?, ?)',

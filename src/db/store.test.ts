@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { thrownConfigError } from '../config/config-error.case.js';
 import { ConfigError, loadConfig, type Documents } from '../config/load.js';
 import type { Config, RegionDoc } from '../config/schema.js';
 import { seedIfEmpty } from '../config/seed.js';
@@ -17,15 +18,6 @@ const tmp = mkdtempSync(join(tmpdir(), 'arus-store-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let fileCount = 0;
 
-function thrownConfigError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 // The same behaviour on an in-memory database and on a real file.
 describe.each([

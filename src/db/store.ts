@@ -7,6 +7,7 @@ import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { ConfigError, parseRegionDoc, parseZoneDoc, validateConfig, type Documents } from '../config/load.js';
 import type { Config, RegionDoc, ZoneDoc } from '../config/schema.js';
+import { metaCounter } from './counter.js';
 import * as schema from './schema.js';
 
 const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -113,7 +114,7 @@ function changedFields(before: object, after: object): string[] {
 
 export function createStore(db: Db, opts: { now?: () => number } = {}): Store {
   const now = opts.now ?? Date.now;
-  const { zoneSettings, regions, events, meta } = schema;
+  const { zoneSettings, regions, events } = schema;
 
   // What is stored was valid when written; parse again so a schema change is caught here, not in DNS.
   const readZone = (): ZoneDoc | undefined => {
@@ -128,16 +129,7 @@ export function createStore(db: Db, opts: { now?: () => number } = {}): Store {
       .all()
       .map((row) => parseRegionDoc(JSON.parse(row.doc), `database: ${regionSubject(row.id)}`));
 
-  const version = (): number => Number(db.select().from(meta).where(eq(meta.key, VERSION_KEY)).get()?.value ?? 0);
-
-  const bumpVersion = (): number => {
-    const next = version() + 1;
-    db.insert(meta)
-      .values({ key: VERSION_KEY, value: String(next) })
-      .onConflictDoUpdate({ target: meta.key, set: { value: String(next) } })
-      .run();
-    return next;
-  };
+  const { get: version, bump: bumpVersion } = metaCounter(db, VERSION_KEY);
 
   const recordEvent = (e: NewEvent): StoredEvent => {
     const row = db

@@ -16,7 +16,7 @@ export function regionsWithChecks(dir: string, port: (zone: string) => number | 
       const block = new RegExp(`(  - id: ${zone}\\n(?:    .*\\n|      .*\\n)*)`);
       text = text.replace(block, (b) => {
         const p = port(zone);
-        return p === undefined ? b.replace(/\n\s+check: \{[^}]*\}/g, '') : b.replace(/http:\/\/127\.0\.0\.1:\d+\/health/g, `http://127.0.0.1:${p}/health`);
+        return p === undefined ? b.replace(/\n\s+check: \{[^}]*\}/g, '') : b.replace(/http:\/\/127\.0\.0\.1:\d+\//g, `http://127.0.0.1:${p}/`);
       });
     }
     writeFileSync(f, text);

@@ -91,6 +91,16 @@ describe.skipIf(!requireDig)('arus up, queried with dig', () => {
     await expect.poll(() => addrs(q([`api.${APEX}`, 'A', '+subnet=36.66.0.0/24'])), { timeout: 1000, interval: 50 }).toEqual(REGION_V4.jkt);
   });
 
+  it('drains a region from the command line, records it, and undrains it', async () => {
+    const drain = arus(['drain', 'region:jkt', '--reason', 'kernel upgrade', '--db', db]);
+    expect(drain.stdout).toMatch(/drained region:jkt/);
+    await expect.poll(() => addrs(q([`api.${APEX}`, 'A', '+subnet=36.66.0.0/24'])), { timeout: 1000, interval: 50 }).toEqual(REGION_V4.sg);
+    expect(arus(['events', '--db', db, '--kind', 'drain']).stdout).toMatch(/drain\s+region:jkt\s+none → drain\s+kernel upgrade \(by cli\)/);
+    expect(arus(['drain', 'region:nowhere', '--reason', 'x', '--db', db]).stderr).toMatch(/no such subject "region:nowhere"/);
+    arus(['undrain', 'region:jkt', '--db', db]);
+    await expect.poll(() => addrs(q([`api.${APEX}`, 'A', '+subnet=36.66.0.0/24'])), { timeout: 1000, interval: 50 }).toEqual(REGION_V4.jkt);
+  });
+
   it('rejects an invalid document with file, field and reason, and changes nothing', () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, readFileSync(join(dir, 'regions', 'jkt.yaml'), 'utf8').replace('203.0.113.21', '203.0.113.300'));

@@ -11,8 +11,9 @@ import { formatEvents, parseSince } from './events-cli.js';
 import { explainQuery, ExplainError, formatExplanation, loadState } from './explain.js';
 import { createLogger, type Logger } from './log.js';
 import { createProbeAgent } from './probe/agent.js';
-import { internalToken, simTargets, startControl, startDns, startProbes, startSims, tokensFrom, type Stoppable } from './roles.js';
+import { internalToken, simTargets, startControl, startDns, startProbes, startSims, staticTokensFrom, type Stoppable } from './roles.js';
 import { createDbStateSource } from './snapshot/source.js';
+import { TokenError, tokenCreate, tokenList, tokenRevoke } from './tokens-cli.js';
 
 const env = process.env;
 const DEFAULTS = {
@@ -62,7 +63,7 @@ ${help.api}
   --probe-interval MS probe interval (default 500)`,
     options: { ...opt.db, ...opt.regions, ...opt.dns, ...opt.api, sim: { type: 'string', default: 'auto' }, 'probe-interval': { type: 'string' } },
     async run({ values }, log) {
-      const { store, healthStore } = openStores(String(values.db));
+      const { db, store, healthStore } = openStores(String(values.db));
       const seeded = seedIfEmpty(store, String(values.regions));
       if (seeded) log.info({ regions: values.regions, version: seeded.version }, 'empty database seeded');
       const parts: Stoppable[] = [];
@@ -72,11 +73,13 @@ ${help.api}
       }
       const probeToken = internalToken();
       const control = await startControl({
+        db,
         store,
         healthStore,
         log,
         listen: parseListen(String(values['api-listen']))[0],
-        authenticate: tokensFrom(env, [{ token: probeToken, role: 'probe', name: 'in-process probes' }]),
+        staticTokens: staticTokensFrom(env, [{ token: probeToken, role: 'probe', name: 'in-process probes' }]),
+        open: { metrics: env.ARUS_METRICS_OPEN !== 'false' },
       });
       parts.push(control);
       const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log });
@@ -98,9 +101,9 @@ ${help.regions}
 ${help.api}`,
     options: { ...opt.db, ...opt.regions, ...opt.api },
     async run({ values }, log) {
-      const { store, healthStore } = openStores(String(values.db));
+      const { db, store, healthStore } = openStores(String(values.db));
       seedIfEmpty(store, String(values.regions));
-      const control = await startControl({ store, healthStore, log, listen: parseListen(String(values['api-listen']))[0], authenticate: tokensFrom(env) });
+      const control = await startControl({ db, store, healthStore, log, listen: parseListen(String(values['api-listen']))[0], staticTokens: staticTokensFrom(env), open: { metrics: env.ARUS_METRICS_OPEN !== 'false' } });
       log.info({ api: control.url }, 'ready');
       onSignal([control], log);
     },
@@ -209,6 +212,23 @@ ${help.dns}`,
       console.log(r.changed ? `undrained ${subject}` : `${subject} had no override`);
     },
   },
+  token: {
+    summary: 'create, list and revoke API tokens (stored hashed)',
+    usage: `arus token create --role admin|viewer|probe [--name NAME] [--db FILE]
+       arus token list [--db FILE]
+       arus token revoke ID [--db FILE]
+
+  The bootstrap admin token comes from ARUS_ADMIN_TOKEN; these are the others.`,
+    options: { ...opt.db, role: { type: 'string' }, name: { type: 'string' } },
+    run({ values, positionals }) {
+      const [verb, id] = positionals;
+      const { db } = openStores(String(values.db));
+      if (verb === 'create') console.log(tokenCreate(db, { role: values.role as string | undefined, name: values.name as string | undefined }));
+      else if (verb === 'list') console.log(tokenList(db));
+      else if (verb === 'revoke' && id) console.log(tokenRevoke(db, id));
+      else throw new UsageError('token needs create, list or revoke ID');
+    },
+  },
   events: {
     summary: 'print the history: failovers, health transitions, drains, config writes',
     usage: `arus events [--since 1h] [--until TIME] [--region ID] [--kind KIND] [--limit N] [--json] [--db FILE]
@@ -262,7 +282,7 @@ ${help.dns}`,
 
 function openStores(file: string) {
   const db = openDatabase(file);
-  return { store: createStore(db), healthStore: createHealthStore(db) };
+  return { db, store: createStore(db), healthStore: createHealthStore(db) };
 }
 
 function intOption(value: string | boolean | undefined, name: string): number | undefined {
@@ -331,7 +351,7 @@ async function main(argv: string[]): Promise<number> {
     const parseError = (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     if (err instanceof ConfigError) console.error(`arus ${name}: invalid configuration\n${err.message}`);
     else if (err instanceof UsageError || parseError) console.error(`arus ${name}: ${(err as Error).message}\n\nusage: ${command.usage}`);
-    else if (err instanceof ExplainError || err instanceof OverrideError) console.error(`arus ${name}: ${err.message}`);
+    else if (err instanceof ExplainError || err instanceof OverrideError || err instanceof TokenError) console.error(`arus ${name}: ${err.message}`);
     else console.error(`arus ${name}: ${(err as Error).message}`);
     return err instanceof UsageError || parseError ? 2 : 1;
   }

@@ -3,7 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { createApp, staticTokens, type Role } from './api/app.js';
+import { createApp } from './api/app.js';
+import { createAuth, type StaticToken } from './api/auth.js';
+import { auditRoutes } from './api/routes/audit.js';
+import { createAuditStore } from './db/audit.js';
+import { createTokenStore } from './db/tokens.js';
+import type { Db } from './db/store.js';
 import type { Config } from './config/schema.js';
 import { createControl, type Control } from './control/control.js';
 import type { HealthStore } from './db/health-store.js';
@@ -21,25 +26,38 @@ export function internalToken(): string {
   return randomBytes(24).toString('base64url');
 }
 
-/** Tokens accepted by this process's API: the bootstrap admin token and the in-process probes'. */
-export function tokensFrom(env: NodeJS.ProcessEnv, extra: { token: string; role: Role; name: string }[] = []) {
+/** Tokens fixed at start: the bootstrap admin token, a fleet probe token, and the in-process probes'. */
+export function staticTokensFrom(env: NodeJS.ProcessEnv, extra: StaticToken[] = []): StaticToken[] {
   const tokens = [...extra];
   if (env.ARUS_ADMIN_TOKEN) tokens.push({ token: env.ARUS_ADMIN_TOKEN, role: 'admin', name: 'bootstrap-admin' });
   if (env.ARUS_PROBE_TOKEN) tokens.push({ token: env.ARUS_PROBE_TOKEN, role: 'probe', name: 'probe' });
-  return staticTokens(tokens);
+  return tokens;
 }
 
 export async function startControl(deps: {
+  db: Db;
   store: Store;
   healthStore: HealthStore;
   log: Logger;
   listen: ListenAddress;
-  authenticate: ReturnType<typeof staticTokens>;
+  staticTokens: StaticToken[];
+  /** Routes that need no token. */
+  open?: { metrics?: boolean };
 }): Promise<{ control: Control; healthStore: HealthStore; url: string; stop(): Promise<void> }> {
-  const { healthStore } = deps;
-  const control = createControl({ store: deps.store, healthStore, log: deps.log.child({ component: 'control' }) });
+  const { healthStore, store, log } = deps;
+  const control = createControl({ store, healthStore, log: log.child({ component: 'control' }) });
   control.start();
-  const app = createApp({ control, store: deps.store, authenticate: deps.authenticate });
+  const auth = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open });
+  const audit = createAuditStore(deps.db);
+  const app = createApp({
+    control,
+    store,
+    healthStore,
+    auth,
+    audit: (e) => audit.record(e),
+    mount: [(a) => auditRoutes(a, { audit, requireRole: auth.requireRole })],
+    log: log.child({ component: 'api' }),
+  });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: deps.listen.address, port: deps.listen.port }, () => resolve(s));
     s.once('error', reject);

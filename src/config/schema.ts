@@ -110,18 +110,63 @@ export const regionSchema = z
     );
   });
 
-export const policies = ['geo', 'latency'] as const;
+/**
+ * How a service chooses among its healthy regions: `geo` (nearest to the
+ * client), `latency` (lowest measured RTT from near the client), `failover`
+ * (the first healthy region of `regions`, in that order) or `weighted` (at
+ * random, in proportion to `weights`). The last two ignore where the client is.
+ */
+export const policies = ['geo', 'latency', 'failover', 'weighted'] as const;
+export type Policy = (typeof policies)[number];
 
-export const serviceSchema = z.strictObject({
+/**
+ * A service's fields without the checks across them: for building partial
+ * (PATCH) bodies. Validate the whole result with `serviceSchema`.
+ */
+export const serviceFields = z.strictObject({
   name: slug,
   ttl: z.number().int().min(0).max(86_400).default(30),
   policy: z.enum(policies).default('geo'),
   /** When every candidate is down: answer the nearest anyway (open) or with no address (closed). */
   failMode: z.enum(['open', 'closed']).default('open'),
-  /** Regions allowed to serve this service; every region when absent. */
+  /** Regions allowed to serve this service; every region when absent. For `failover`, required: the priority order. */
   regions: z.array(slug).optional(),
+  /**
+   * For `weighted`: each region's share of answers (`{ sg: 70, jkt: 30 }`).
+   * A region without a weight, or with 0, serves only when no weighted region is up.
+   */
+  weights: z.record(slug, z.number().int().min(0).max(65_535)).optional(),
   /** At most this many addresses in one answer. */
   maxAnswers: z.number().int().min(1).max(32).default(8),
+});
+
+export const serviceSchema = serviceFields.superRefine((s, ctx) => {
+  const seen = new Set<string>();
+  s.regions?.forEach((r, i) => {
+    if (seen.has(r)) ctx.addIssue({ code: 'custom', path: ['regions', i], message: `duplicate region "${r}"` });
+    seen.add(r);
+  });
+  if (s.policy === 'failover') {
+    if (s.regions === undefined)
+      ctx.addIssue({ code: 'custom', path: ['regions'], message: 'required for policy failover: the regions in priority order, first choice first' });
+    else if (s.regions.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['regions'], message: 'policy failover needs at least one region' });
+  }
+  if (s.policy !== 'weighted') {
+    if (s.weights !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['weights'], message: `only used by policy weighted (this service's policy is ${s.policy})` });
+    return;
+  }
+  if (s.weights === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['weights'], message: 'required for policy weighted: a share per region, such as { sg: 70, jkt: 30 }' });
+    return;
+  }
+  if (!Object.values(s.weights).some((w) => w > 0))
+    ctx.addIssue({ code: 'custom', path: ['weights'], message: 'at least one region needs a weight above 0' });
+  if (s.regions !== undefined)
+    for (const key of Object.keys(s.weights))
+      if (!s.regions.includes(key))
+        ctx.addIssue({ code: 'custom', path: ['weights', key], message: `"${key}" is not one of this service's regions (${s.regions.join(', ') || 'none'})` });
 });
 
 const netTarget = z.union([
@@ -209,6 +254,7 @@ export function crossCheck(config: Config): string[] {
     if ('region' in target && !ids.has(target.region)) errors.push(`zone.nets["${net}"].region: no region "${target.region}"`);
   config.zone.services.forEach((s, i) => {
     for (const r of s.regions ?? []) if (!ids.has(r)) errors.push(`zone.services[${i}].regions: no region "${r}"`);
+    for (const r of Object.keys(s.weights ?? {})) if (!ids.has(r)) errors.push(`zone.services[${i}].weights: no region "${r}"`);
   });
   return errors;
 }

@@ -5,7 +5,8 @@ import type { ClientFacts } from '../steer/types.js';
 
 export type Move = { service: string; from: string | undefined; to: string | undefined; countries: string[] };
 
-// Steering's randomness only orders endpoints; the region does not depend on it.
+// For location-based policies (geo, latency, failover) the region does not
+// depend on steering's randomness, only the endpoints' order does.
 const firstOf = () => 0.5;
 
 /**
@@ -16,8 +17,9 @@ const firstOf = () => 0.5;
  */
 export function countryMoves(before: Snapshot, after: Snapshot): Move[] {
   const moves = new Map<string, Move>();
-  for (const service of after.services.keys()) {
-    if (!before.services.has(service)) continue;
+  for (const [service, doc] of after.services) {
+    // A weighted service sends every country everywhere, by share: no country "moves".
+    if (!before.services.has(service) || doc.policy === 'weighted') continue;
     for (const [country, location] of allCountries()) {
       const client: ClientFacts = { ip: '0.0.0.0', source: 'resolver', country, location, scope: 0, via: `country ${country}` };
       const query = { service, family: 4 as const, client };

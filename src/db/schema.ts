@@ -90,3 +90,39 @@ export const probeResults = sqliteTable(
   },
   (t) => [index('probe_results_time_idx').on(t.time), index('probe_results_endpoint_idx').on(t.endpoint)],
 );
+
+/** API tokens made with `arus token create`: only the SHA-256 of the token is kept. */
+export const tokens = sqliteTable('tokens', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  name: text('name').notNull(),
+  role: text('role', { enum: ['admin', 'viewer', 'probe'] }).notNull(),
+  /** Lower-case hex SHA-256 of the token. */
+  hash: text('hash').notNull().unique(),
+  createdAt: integer('created_at').notNull(),
+  lastUsedAt: integer('last_used_at'),
+  revokedAt: integer('revoked_at'),
+});
+
+/** Every write through the API: who, when, what, and the subject before and after. */
+export const audit = sqliteTable(
+  'audit',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    /** Unix time in milliseconds. */
+    time: integer('time').notNull(),
+    /** The token's name. */
+    actor: text('actor').notNull(),
+    role: text('role').notNull(),
+    /** e.g. `PUT /v1/regions/sg`. */
+    action: text('action').notNull(),
+    /** e.g. `region:sg`. */
+    subject: text('subject').notNull(),
+    /** JSON text; null when the subject did not exist. */
+    before: text('before'),
+    /** JSON text; null when the subject no longer exists. */
+    after: text('after'),
+    /** The HTTP status of the answer. */
+    status: integer('status').notNull(),
+  },
+  (t) => [index('audit_time_idx').on(t.time), index('audit_actor_idx').on(t.actor), index('audit_subject_idx').on(t.subject)],
+);

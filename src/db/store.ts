@@ -84,7 +84,12 @@ export interface Store {
    */
   apply(docs: Documents, opts?: ApplyOptions): ApplyResult;
   /** Removes a region (a ConfigError if the rest still refers to it); deleted is false when there was none. */
-  deleteRegion(id: string, opts?: ApplyOptions): { version: number; deleted: boolean };
+  /**
+   * Deletes a region in one transaction; refused (ConfigError) when the rest
+   * of the configuration still names it — unless `unlinkServices`, which also
+   * takes it out of every service's `regions` list.
+   */
+  deleteRegion(id: string, opts?: ApplyOptions & { unlinkServices?: boolean }): { version: number; deleted: boolean };
   /** The configuration version counter: 0 before the first apply. */
   version(): number;
   recordEvent(event: NewEvent): StoredEvent;
@@ -228,7 +233,24 @@ export function createStore(db: Db, opts: { now?: () => number } = {}): Store {
         const rest = readRegions();
         if (!rest.some((r) => r.id === id)) return { version: version(), deleted: false };
         const zone = readZone();
-        if (zone) validateConfig({ zone, regions: rest.filter((r) => r.id !== id) });
+        const unlinked =
+          zone && o.unlinkServices && zone.services.some((s) => s.regions?.includes(id))
+            ? { ...zone, services: zone.services.map((s) => (s.regions ? { ...s, regions: s.regions.filter((r) => r !== id) } : s)) }
+            : undefined;
+        if (zone) validateConfig({ zone: unlinked ?? zone, regions: rest.filter((r) => r.id !== id) });
+        if (unlinked) {
+          const t = now();
+          db.update(zoneSettings).set({ doc: canonicalJson(unlinked), updatedAt: t }).where(eq(zoneSettings.id, 1)).run();
+          recordEvent({
+            time: t,
+            kind: 'config.applied',
+            subject: ZONE_SUBJECT,
+            oldState: 'present',
+            newState: 'present',
+            reason: `region ${id} removed from the regions of ${zone!.services.filter((s) => s.regions?.includes(id)).map((s) => s.name).join(', ')}${o.actor ? ` by ${o.actor}` : ''}`,
+            data: { actor: o.actor ?? null, fields: ['services'] },
+          });
+        }
         db.delete(regions).where(eq(regions.id, id)).run();
         recordEvent({
           kind: 'config.deleted',

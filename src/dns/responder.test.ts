@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
 import { buildSnapshot } from '../snapshot/snapshot.js';
 import { bigConfig, defaultConfig, ecs, ecsOf, nameWire, query, servingState, type QuerySpec } from './fixtures.js';
-import { createResponder, type Remote, type Transport } from './responder.js';
+import { createResponder, DECISION_BUCKETS, QTYPE_LABELS, type Remote, type Transport } from './responder.js';
 import { RCODE } from './wire.js';
 
 const state = servingState(bigConfig(), 42);
@@ -298,5 +298,83 @@ describe('responder: state and failures', () => {
       const out = responder(packet, RESOLVER, rand() < 0.5 ? 'udp' : 'tcp');
       if (out) expect(() => Packet.parse(out)).not.toThrow();
     }
+  });
+});
+
+describe('responder: counters for metrics', () => {
+  const fresh = (config = defaultConfig()) => {
+    const s = servingState(config, 1);
+    return createResponder({ getState: () => s, log: silentLogger() });
+  };
+  const byType = (r: ReturnType<typeof fresh>) => Object.fromEntries(QTYPE_LABELS.map((l, i) => [l, r.stats.byType[i]]));
+  const byRegion = (r: ReturnType<typeof fresh>) => Object.fromEntries(r.stats.answerRegions.map((id, i) => [id, r.stats.answersByRegion[i]]));
+
+  it('counts queries by QTYPE: A, AAAA, NS, SOA, ANY and the rest as other; unreadable questions not at all', () => {
+    const r = fresh();
+    for (const [type, times] of [[1, 3], [28, 2], [2, 1], [6, 4], [255, 1], [16, 2], [15, 1], [65, 1], [0x8001, 1], [252, 1]])
+      for (let i = 0; i < times; i++) ask({ name: 'gslb.example.com', type }, { r });
+    ask({ name: 'example.org', type: 1 }, { r }); // REFUSED, but its question was read
+    r(query({ tail: [0] }), RESOLVER, 'udp'); // FORMERR
+    r(query({ opt: { version: 3 } }), RESOLVER, 'udp'); // BADVERS
+    r(Buffer.from([1, 2, 3]), RESOLVER, 'udp'); // dropped
+    expect(byType(r)).toEqual({ A: 4, AAAA: 2, NS: 1, SOA: 4, ANY: 1, other: 6 });
+    expect(r.stats.queries).toBe(21);
+    expect(r.stats).toMatchObject({ refused: 2, formerr: 1, badvers: 1, dropped: 1 });
+  });
+
+  it('counts A and AAAA answers by the region that served them, every region listed from the first query', () => {
+    const r = fresh();
+    ask({ name: 'gslb.example.com', type: 6 }, { r });
+    expect(byRegion(r)).toEqual({ sg: 0, jkt: 0, bkk: 0, mnl: 0 });
+    for (let i = 0; i < 3; i++) ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf('36.66.0.0/24')] } }, { r });
+    ask({ name: 'api.gslb.example.com', type: 28, opt: { options: [ecsOf('36.66.0.0/24')] } }, { r });
+    ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf('171.96.0.0/16')] } }, { r });
+    ask({ name: 'mnl.api.gslb.example.com', opt: { options: [ecsOf('36.66.0.0/24')] } }, { r });
+    ask({ name: 'api.gslb.example.com', type: 16 }, { r }); // NODATA from the zone: not an answer from steer()
+    ask({ name: 'api.gslb.example.com' }, { r }); // the resolver's address: no location, the default region
+    expect(byRegion(r)).toEqual({ sg: 1, jkt: 4, bkk: 1, mnl: 1 });
+    expect(r.stats.emptyAnswers).toBe(0);
+  });
+
+  it('counts answers with no address (every region down, fail closed) apart', () => {
+    const config = defaultConfig();
+    const r = fresh({
+      zone: { ...config.zone, services: config.zone.services.map((s) => ({ ...s, failMode: 'closed' as const })) },
+      regions: config.regions.map((region) => ({ ...region, down: true })),
+    });
+    const { msg } = ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf('36.66.0.0/24')] } }, { r });
+    expect(msg.header).toMatchObject({ rcode: 0, ancount: 0 });
+    ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf('36.66.0.0/24')] } }, { r });
+    expect(r.stats.emptyAnswers).toBe(2);
+    expect(r.stats.answersByRegion).toEqual([0, 0, 0, 0]);
+  });
+
+  it('times every steer() call, and only those: the histogram counts add up to steerCalls', () => {
+    const r = fresh();
+    expect(r.stats.decisionBuckets).toHaveLength(DECISION_BUCKETS.length + 1);
+    ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf('36.66.0.0/24')] } }, { r });
+    ask({ name: 'api.gslb.example.com', type: 28, opt: { options: [ecsOf('112.198.0.0/16')] } }, { r });
+    const calls = r.stats.steerCalls;
+    expect(calls).toBeGreaterThan(2);
+    const total = () => r.stats.decisionBuckets.reduce((a, b) => a + b, 0);
+    expect(total()).toBe(calls);
+    expect(r.stats.decisionSeconds).toBeGreaterThan(0);
+    expect(r.stats.decisionSeconds).toBeLessThan(calls); // seconds, not milliseconds: each call well under one
+    const seconds = r.stats.decisionSeconds;
+    for (let i = 0; i < 50; i++) ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf('36.66.0.0/24')] } }, { r }); // cached
+    expect(total()).toBe(calls);
+    expect(r.stats.decisionSeconds).toBe(seconds);
+  });
+
+  it('keeps counting by region across snapshots, with the same indexes', () => {
+    let current = servingState(defaultConfig(), 1);
+    const r = createResponder({ getState: () => current, log: silentLogger() });
+    ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf('36.66.0.0/24')] } }, { r });
+    const regions = [...r.stats.answerRegions];
+    current = servingState(bigConfig(), 2);
+    ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf('36.66.0.0/24')] } }, { r });
+    ask({ name: 'bulk.gslb.example.com' }, { r, transport: 'tcp' });
+    expect(r.stats.answerRegions).toEqual([...regions, 'hcm']);
+    expect(byRegion(r)).toMatchObject({ jkt: 2, hcm: 1 });
   });
 });

@@ -47,7 +47,39 @@ export type ResponderStats = {
   steerCalls: number;
   /** Times the zone was compiled from a new snapshot. */
   compiles: number;
+  /** Queries whose question was read, by QTYPE: `byType[i]` counts `QTYPE_LABELS[i]`. */
+  byType: number[];
+  /** Every region seen in a snapshot, in the order first seen; never shrinks, so indexes stay valid. */
+  answerRegions: string[];
+  /** A and AAAA answers from steer() with addresses, by the region that served them: `answersByRegion[i]` counts `answerRegions[i]`. */
+  answersByRegion: number[];
+  /** A and AAAA answers from steer() without an address (NODATA: no region could serve). */
+  emptyAnswers: number;
+  /**
+   * Time spent in steer() (cache misses only): `decisionBuckets[i]` counts calls that took at most
+   * `DECISION_BUCKETS[i]` seconds and more than the bound before it (not cumulative); the last slot is
+   * past the last bound. The counts add up to `steerCalls`.
+   */
+  decisionBuckets: number[];
+  /** Total time spent in steer(), in seconds. */
+  decisionSeconds: number;
 };
+
+/** Labels of `ResponderStats.byType`, in index order. */
+export const QTYPE_LABELS = ['A', 'AAAA', 'NS', 'SOA', 'ANY', 'other'] as const;
+const QTYPE_OTHER = QTYPE_LABELS.length - 1;
+/** QTYPE (below 256) → index in `byType`: one load per query, no string and no map. */
+const QTYPE_SLOT = new Uint8Array(256).fill(QTYPE_OTHER);
+QTYPE_SLOT[TYPE.A] = 0;
+QTYPE_SLOT[TYPE.AAAA] = 1;
+QTYPE_SLOT[TYPE.NS] = 2;
+QTYPE_SLOT[TYPE.SOA] = 3;
+QTYPE_SLOT[TYPE.ANY] = 4;
+
+/** Upper bounds (seconds) of `ResponderStats.decisionBuckets`; one more slot counts the rest. */
+export const DECISION_BUCKETS: readonly number[] = [
+  0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+];
 
 /** Answers one DNS message; `undefined` means send nothing. Never throws. */
 export type Responder = ((packet: Buffer, remote: Remote, transport: Transport) => Buffer | undefined) & {
@@ -70,7 +102,8 @@ export type ResponderOptions = (
   maxAnswerSets?: number;
 };
 
-type Variant = { readonly body: Body; readonly scope: number };
+/** `region`: index in `stats.answerRegions`, -1 when the answer has no address. */
+type Variant = { readonly body: Body; readonly scope: number; readonly region: number };
 type AnswerSet = { readonly variants: readonly Variant[]; next: number };
 /** A client network as located, and the answer sets already found for it, by dynamic name and family. */
 type Client = { readonly facts: ClientFacts; readonly net: string; readonly sets: (AnswerSet | undefined)[] };
@@ -116,7 +149,17 @@ export function createResponder(opts: ResponderOptions): Responder {
     errors: 0,
     steerCalls: 0,
     compiles: 0,
+    byType: QTYPE_LABELS.map(() => 0),
+    answerRegions: [],
+    answersByRegion: [],
+    emptyAnswers: 0,
+    decisionBuckets: [...DECISION_BUCKETS, Infinity].map(() => 0),
+    decisionSeconds: 0,
   };
+  // The same arrays as in stats, never replaced: one closure load per query instead of a property load.
+  const byType = stats.byType;
+  const byRegion = stats.answersByRegion;
+  const regionSlots = new Map<string, number>();
 
   let served: Served | undefined;
   let failed: Snapshot | undefined;
@@ -131,6 +174,8 @@ export function createResponder(opts: ResponderOptions): Responder {
       const zone = compileZone(snapshot);
       served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map() };
       stats.compiles++;
+      // Every region is counted from the start (at 0), not from its first answer.
+      for (const r of snapshot.regions) regionSlot(r.id);
       log.debug({ version: snapshot.version, names: zone.nodes.size }, 'zone compiled');
     } catch (err) {
       if (!served) throw err;
@@ -139,6 +184,24 @@ export function createResponder(opts: ResponderOptions): Responder {
       log.error({ err, version: snapshot.version }, 'cannot compile zone; answering from the previous snapshot');
     }
     return served;
+  }
+
+  function regionSlot(id: string): number {
+    let slot = regionSlots.get(id);
+    if (slot === undefined) {
+      slot = stats.answerRegions.push(id) - 1;
+      byRegion.push(0);
+      regionSlots.set(id, slot);
+    }
+    return slot;
+  }
+
+  function timeDecision(ms: number): void {
+    const seconds = ms / 1000;
+    let i = 0;
+    while (i < DECISION_BUCKETS.length && seconds > DECISION_BUCKETS[i]) i++;
+    stats.decisionBuckets[i]++;
+    stats.decisionSeconds += seconds;
   }
 
   function count(rcode: number): void {
@@ -196,14 +259,19 @@ export function createResponder(opts: ResponderOptions): Responder {
     const seen = new Map<string, Variant>();
     const variants: Variant[] = [];
     for (let i = 0; i < variantCount; i++) {
-      const decision = steer(query, s.snapshot, seededRandom(0x9e3779b9 * (i + 1)));
+      const random = seededRandom(0x9e3779b9 * (i + 1));
+      const started = performance.now();
+      const decision = steer(query, s.snapshot, random);
+      timeDecision(performance.now() - started);
       stats.steerCalls++;
       const addresses = decision.answers.map((a) => a.address).filter((a) => a.includes(':') === (family === 6));
-      const order = `${decision.ttl}|${decision.scope}|${addresses.join(',')}`;
+      const order = `${decision.ttl}|${decision.scope}|${decision.region}|${addresses.join(',')}`;
       let variant = seen.get(order);
       if (!variant) {
-        const body = addresses.length > 0 ? s.zone.addressAnswers(addresses, type, decision.ttl) : node.nodata;
-        variant = { body, scope: decision.scope };
+        const hasAddress = addresses.length > 0;
+        const body = hasAddress ? s.zone.addressAnswers(addresses, type, decision.ttl) : node.nodata;
+        const region = hasAddress && decision.region !== undefined ? regionSlot(decision.region) : -1;
+        variant = { body, scope: decision.scope, region };
         seen.set(order, variant);
       }
       variants.push(variant);
@@ -222,6 +290,7 @@ export function createResponder(opts: ResponderOptions): Responder {
       count(q.rcode);
       return writeError(packet, q, q.rcode, udpSize);
     }
+    byType[q.qtype < 256 ? QTYPE_SLOT[q.qtype] : QTYPE_OTHER]++;
     try {
       const s = current();
       if (q.qclass !== CLASS_IN || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) {
@@ -249,6 +318,8 @@ export function createResponder(opts: ResponderOptions): Responder {
         const set = client.sets[slot] ?? (client.sets[slot] = answerSet(s, client, node.dynamic, q.qtype));
         const variant = set.variants[set.next];
         set.next = set.next + 1 === set.variants.length ? 0 : set.next + 1;
+        if (variant.region >= 0) byRegion[variant.region]++;
+        else stats.emptyAnswers++;
         body = variant.body;
         // Source prefix 0: located by the resolver, and the answer is for everyone behind it.
         scope = q.ecsSourcePrefix > 0 ? variant.scope : 0;

@@ -97,3 +97,110 @@ describe('steer: the chain', () => {
     expect(d.trace.some((l) => l.startsWith('rank latency from probe region bkk'))).toBe(true);
   });
 });
+
+type Opts = NonNullable<Parameters<typeof snapshotOf>[0]>;
+const everywhere = ['SG', 'ID', 'TH', 'PH', 'MY', 'VN', 'JP', 'AU', undefined];
+
+describe('steer: failover policy', () => {
+  const failover = { policy: 'failover' as const, regions: ['jkt', 'sg', 'bkk'] };
+  const down = (...ids: string[]) => Object.fromEntries(ids.map((id) => [id, { regionDown: true }]));
+
+  it.each([
+    { name: 'all up → the first priority, for everyone', marks: {}, region: 'jkt', failedOpen: false },
+    { name: 'first down → the second', marks: down('jkt'), region: 'sg', failedOpen: false },
+    { name: 'first two down → the third', marks: down('jkt', 'sg'), region: 'bkk', failedOpen: false },
+    { name: "first's zones both down → the second", marks: { jkt: { zonesDown: ['jkt-a', 'jkt-b'] } }, region: 'sg', failedOpen: false },
+    { name: 'every listed region down, unlisted mnl up → fail open to the first priority', marks: down('jkt', 'sg', 'bkk'), region: 'jkt', failedOpen: true },
+    { name: 'everything down → fail open to the first priority', marks: allDown, region: 'jkt', failedOpen: true },
+    { name: 'everything down, fail-closed → nothing', marks: allDown, region: undefined, failedOpen: false, service: { failMode: 'closed' as const } },
+    { name: 'every listed region down, fail-closed → nothing, not mnl', marks: down('jkt', 'sg', 'bkk'), region: undefined, failedOpen: false, service: { failMode: 'closed' as const } },
+  ] as { name: string; marks: Opts['marks']; region?: string; failedOpen: boolean; service?: Opts['service'] }[])(
+    '$name',
+    ({ marks, region, failedOpen, service }) => {
+      const snap = snapshotOf({ marks, service: { ...failover, ...service } });
+      for (const country of everywhere) {
+        const d = steer(query({ client: client({ country, scope: 24 }) }), snap, seededRandom(3));
+        expect(d.region, `client ${country}`).toBe(region);
+        expect(d.failedOpen).toBe(failedOpen);
+        expect(d.scope).toBe(0);
+        if (region === undefined) expect(d.answers).toEqual([]);
+        if (failedOpen) expect(d.ttl).toBe(FAILED_OPEN_TTL);
+      }
+    },
+  );
+
+  it('answers with scope 0, the service TTL and a trace of the priorities', () => {
+    const d = steer(query({ client: client({ country: 'TH', scope: 16 }) }), snapshotOf({ service: { policy: 'failover', regions: ['jkt', 'sg'], ttl: 20 } }), seededRandom(1));
+    expect(d.region).toBe('jkt');
+    expect(d.scope).toBe(0);
+    expect(d.ttl).toBe(20);
+    expect(d.trace).toContain('rank failover: jkt (priority 1) > sg (priority 2)');
+    expect(d.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'pick']);
+  });
+
+  it('fails over on live health too', () => {
+    const health = new Map(['jkt/jkt-a/203.0.113.21', 'jkt/jkt-b/203.0.113.22'].map((k) => [k, { state: 'down' as const, reason: 'probe' }]));
+    const d = steer(query({ client: client({ country: 'ID' }) }), snapshotOf({ health, service: failover }), seededRandom(1));
+    expect(d.region).toBe('sg');
+    expect(d.trace.join('\n')).toMatch(/rank failover: sg \(priority 2\) > bkk \(priority 3\); passed over: jkt \(priority 1\)/);
+  });
+
+  it('serves a pinned name only for a listed region', () => {
+    const snap = snapshotOf({ service: failover });
+    expect(steer(query({ pinnedRegion: 'bkk' }), snap, seededRandom(1)).region).toBe('bkk');
+    expect(steer(query({ pinnedRegion: 'mnl' }), snap, seededRandom(1)).answers).toEqual([]);
+  });
+});
+
+describe('steer: weighted policy', () => {
+  const weighted = { policy: 'weighted' as const, weights: { sg: 70, jkt: 30 } };
+
+  /** Share of answers per region over many seeded variants, as the DNS layer rotates them. */
+  function shares(opts: Opts, runs = 5000) {
+    const snap = snapshotOf(opts);
+    const counts: Record<string, number> = {};
+    for (let seed = 0; seed < runs; seed++) {
+      const d = steer(query({ client: client({ country: everywhere[seed % everywhere.length], scope: 24 }) }), snap, seededRandom(seed));
+      expect(d.scope).toBe(0);
+      const key = d.region ?? 'none';
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+    return Object.fromEntries(Object.entries(counts).map(([id, n]) => [id, n / runs]));
+  }
+
+  it.each([
+    { name: '70/30 across clients everywhere', opts: { service: weighted }, want: { sg: 0.7, jkt: 0.3 } },
+    { name: 'three regions 50/30/20', opts: { service: { policy: 'weighted' as const, weights: { sg: 50, jkt: 30, bkk: 20 } } }, want: { sg: 0.5, jkt: 0.3, bkk: 0.2 } },
+    { name: 'sg down → all to jkt, never to weight-0 regions', opts: { service: weighted, marks: { sg: { regionDown: true } } }, want: { jkt: 1 } },
+    { name: 'sg and jkt down → the weight-0 regions as a last resort', opts: { service: weighted, marks: { sg: { regionDown: true }, jkt: { regionDown: true } } }, want: { bkk: 0.5, mnl: 0.5 } },
+    { name: 'regions limit who serves: unlisted mnl never does', opts: { service: { ...weighted, regions: ['sg', 'jkt', 'bkk'] }, marks: { sg: { regionDown: true }, jkt: { regionDown: true } } }, want: { bkk: 1 } },
+    { name: 'everything down → fail open, still by weight', opts: { service: weighted, marks: allDown }, want: { sg: 0.7, jkt: 0.3 } },
+    { name: 'everything down, fail-closed → nothing', opts: { service: { ...weighted, failMode: 'closed' as const }, marks: allDown }, want: { none: 1 } },
+  ] as { name: string; opts: Opts; want: Record<string, number> }[])('$name', ({ opts, want }) => {
+    const got = shares(opts);
+    expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+    for (const [id, share] of Object.entries(want)) expect(Math.abs(got[id] - share), `${id}: ${got[id]} vs ${share}`).toBeLessThan(0.03);
+  });
+
+  it('gives every client the same answer for the same variant, with scope 0', () => {
+    const snap = snapshotOf({ service: weighted });
+    for (let seed = 0; seed < 50; seed++) {
+      const answers = new Set(
+        everywhere.map((country) => JSON.stringify(steer(query({ client: client({ country, scope: 20 }) }), snap, seededRandom(seed)).answers)),
+      );
+      expect(answers.size).toBe(1);
+    }
+  });
+
+  it('flags fail-open and caps the TTL', () => {
+    const d = steer(query(), snapshotOf({ service: weighted, marks: allDown }), seededRandom(1));
+    expect(d.failedOpen).toBe(true);
+    expect(d.ttl).toBe(FAILED_OPEN_TTL);
+  });
+
+  it('traces the weights and the draw', () => {
+    const d = steer(query({ client: client({ country: 'TH' }) }), snapshotOf({ service: weighted }), seededRandom(1));
+    expect(d.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'pick']);
+    expect(d.trace[3]).toMatch(/^rank weighted: sg w70 \(70%\), jkt w30 \(30%\), bkk w0, mnl w0; draw \d+\.\d of 100 → (sg|jkt); order /);
+  });
+});

@@ -1,9 +1,11 @@
-import type { ServiceDoc } from '../config/schema.js';
+import type { Policy } from '../config/schema.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { eligible } from './filters/eligible.js';
 import { pick } from './filters/pick.js';
+import { rankFailover } from './filters/rank-failover.js';
 import { rankGeo } from './filters/rank-geo.js';
 import { rankLatency } from './filters/rank-latency.js';
+import { rankWeighted } from './filters/rank-weighted.js';
 import { up } from './filters/up.js';
 import type { Candidate, Decision, Filter, Random, SteerContext, SteerQuery } from './types.js';
 
@@ -13,9 +15,23 @@ export const FAILED_OPEN_TTL = 10;
 export const TRANSITION_TTL = 5;
 
 /** The chain for each policy, in order: policies swap the ranking step. */
-export const chains: Readonly<Record<ServiceDoc['policy'], readonly Filter[]>> = {
+export const chains: Readonly<Record<Policy, readonly Filter[]>> = {
   geo: [eligible, up, rankGeo, pick],
   latency: [eligible, up, rankLatency, pick],
+  failover: [eligible, up, rankFailover, pick],
+  weighted: [eligible, up, rankWeighted, pick],
+};
+
+/**
+ * Whether a policy's answer depends on where the client is. Those that do not
+ * give every client the same answer, so the reply's ECS scope is 0 and
+ * resolvers cache one answer for all their clients.
+ */
+export const usesClientLocation: Readonly<Record<Policy, boolean>> = {
+  geo: true,
+  latency: true,
+  failover: false,
+  weighted: false,
 };
 
 /**
@@ -31,7 +47,8 @@ export function steer(query: SteerQuery, snapshot: Snapshot, random: Random): De
     endpoints: region.zones.flatMap((z) => z.endpoints),
   }));
   const service = snapshot.services.get(query.service);
-  const chain = chains[service?.policy ?? 'geo'];
+  const policy = service?.policy ?? 'geo';
+  const chain = chains[policy];
   let regionsBeforeRank = 0;
   for (const [i, filter] of chain.entries()) {
     if (i === 2) regionsBeforeRank = candidates.length;
@@ -41,9 +58,10 @@ export function steer(query: SteerQuery, snapshot: Snapshot, random: Random): De
   const baseTtl = service?.ttl ?? 0;
   const moving = chosen?.endpoints.some((e) => e.transition) ?? false;
   const ttl = ctx.failedOpen ? Math.min(baseTtl, FAILED_OPEN_TTL) : moving ? Math.min(baseTtl, TRANSITION_TTL) : baseTtl;
-  // The client's location only matters when ranking had a choice to make:
-  // a pinned name or a lone candidate gives everyone the same answer.
-  const scope = query.pinnedRegion !== undefined || regionsBeforeRank <= 1 ? 0 : client.scope;
+  // The client's location only matters when ranking had a choice to make and
+  // used it: a pinned name, a lone candidate or a location-independent policy
+  // gives everyone the same answer.
+  const scope = query.pinnedRegion !== undefined || regionsBeforeRank <= 1 || !usesClientLocation[policy] ? 0 : client.scope;
   if (ctx.failedOpen) ctx.trace.push(`ttl ${ttl} (failed open, capped at ${FAILED_OPEN_TTL})`);
   else if (moving && ttl < baseTtl) ctx.trace.push(`ttl ${ttl} (an answered endpoint is in transition, capped at ${TRANSITION_TTL})`);
   return {

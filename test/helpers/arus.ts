@@ -76,3 +76,15 @@ export async function until<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, 
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Runs `arus <args>` to completion without blocking the event loop (keeps HTTP keep-alive sockets healthy). */
+export function arusAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

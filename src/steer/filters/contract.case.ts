@@ -1,6 +1,7 @@
 // The contract every steering filter keeps; each filter's test runs it.
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
+import type { ServiceDoc } from '../../config/schema.js';
 import { seededRandom } from '../steer.js';
 import { client, snapshotOf } from '../fixtures.js';
 import type { Candidate, Filter, SteerContext } from '../types.js';
@@ -19,9 +20,12 @@ const arbitraryCase = fc.record({
 
 type Case = typeof arbitraryCase extends fc.Arbitrary<infer T> ? T : never;
 
-function setUp(c: Case) {
+/** Settings for the contract's service 'api', for filters that read some (a policy's list or weights). */
+export type ContractOptions = { service?: Partial<ServiceDoc> };
+
+function setUp(c: Case, opts: ContractOptions) {
   const marks = Object.fromEntries(REGIONS.map((r) => [r, { regionDown: c.down[r], zonesDown: [c.zoneDown] }]));
-  const snapshot = snapshotOf({ marks, service: { failMode: c.failMode } });
+  const snapshot = snapshotOf({ marks, service: { failMode: c.failMode, ...opts.service } });
   const candidates: Candidate[] = snapshot.regions
     .filter((r) => c.subset.includes(r.id as (typeof REGIONS)[number]))
     .map((region) => ({ region, endpoints: region.zones.flatMap((z) => z.endpoints) }));
@@ -35,11 +39,11 @@ function setUp(c: Case) {
   return { candidates, ctx };
 }
 
-export function filterContract(name: string, filter: Filter) {
+export function filterContract(name: string, filter: Filter, opts: ContractOptions = {}) {
   it(`${name}: only removes or reorders, never invents (property)`, () => {
     fc.assert(
       fc.property(arbitraryCase, (c) => {
-        const { candidates, ctx } = setUp(c);
+        const { candidates, ctx } = setUp(c, opts);
         const out = filter(candidates, ctx());
         for (const o of out) {
           const src = candidates.find((i) => i.region.id === o.region.id);
@@ -55,7 +59,7 @@ export function filterContract(name: string, filter: Filter) {
   it(`${name}: does not mutate its input, is deterministic, and explains itself`, () => {
     fc.assert(
       fc.property(arbitraryCase, (c) => {
-        const { candidates, ctx } = setUp(c);
+        const { candidates, ctx } = setUp(c, opts);
         const before = JSON.stringify(candidates.map((x) => [x.region.id, x.endpoints.map((e) => e.address)]));
         const c1 = ctx();
         const a = filter(candidates, c1);
@@ -69,7 +73,7 @@ export function filterContract(name: string, filter: Filter) {
   });
 
   it(`${name}: nothing in, nothing out`, () => {
-    const { ctx } = setUp({ down: { sg: false, jkt: false, bkk: false, mnl: false }, zoneDown: '', subset: [], family: 4, country: 'SG', failMode: 'open', seed: 1 });
+    const { ctx } = setUp({ down: { sg: false, jkt: false, bkk: false, mnl: false }, zoneDown: '', subset: [], family: 4, country: 'SG', failMode: 'open', seed: 1 }, opts);
     expect(filter([], ctx())).toEqual([]);
   });
 }

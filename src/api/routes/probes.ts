@@ -1,0 +1,57 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Api, ApiDeps } from '../app.js';
+import { anyJson, errors, json, writeErrors } from './shared.js';
+
+const result = z.strictObject({
+  endpoint: z.string().min(1).max(300),
+  ok: z.boolean(),
+  rttMs: z.number().nonnegative().optional(),
+  error: z.string().max(500).optional(),
+  at: z.number().int().nonnegative(),
+});
+const report = z
+  .strictObject({
+    agent: z.strictObject({ id: z.string().min(1).max(100), region: z.string().min(1).max(32) }),
+    targets: z.number().int().optional(),
+    results: z.array(result).max(20_000),
+  })
+  .openapi('ProbeReport');
+
+/** Probe agents: their targets, their reports, and what control knows of them. */
+export function probeRoutes(app: Api, deps: ApiDeps) {
+  const probe = deps.auth.requireRole('probe');
+
+  app.openapi(
+    createRoute({ method: 'get', path: '/v1/probes/targets', tags: ['probes'], summary: 'What probe agents check', middleware: [probe] as const, responses: { 200: json(anyJson, '{ version, targets: [{ endpoint, check }] }'), ...errors } }),
+    (c) => c.json(deps.control.targets(), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/probes/report',
+      tags: ['probes'],
+      summary: 'A probe agent reports raw results',
+      middleware: [probe] as const,
+      request: { body: { content: { 'application/json': { schema: report } }, required: true } },
+      responses: { 200: json(z.object({ accepted: z.number(), targets: z.number() }), 'accepted; `targets` is the targets version'), ...writeErrors },
+    }),
+    (c) => {
+      const body = c.req.valid('json');
+      return c.json(deps.control.report(body.agent, body.results), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({ method: 'get', path: '/v1/probes', tags: ['probes'], summary: 'Probe agents: last report, vote state, recent results', middleware: [deps.auth.requireRole('viewer')] as const, responses: { 200: json(anyJson, '{ agents: [...] }'), ...errors } }),
+    (c) => {
+      const tracker = deps.control.tracker();
+      const targets = deps.control.targets().targets.length;
+      const agents = tracker.agents().map((a) => {
+        const votes = [...tracker.all()].flatMap(([endpoint, h]) => h.votes.filter((v) => v.agent === a.id).map((v) => ({ endpoint, ok: v.ok, streak: v.streak, fresh: v.fresh, rttMs: v.rttMs, error: v.error })));
+        return { ...a, votes, recent: deps.healthStore.recentResults({ agent: a.id, limit: Math.max(targets, 1) }) };
+      });
+      return c.json({ agents }, 200);
+    },
+  );
+}

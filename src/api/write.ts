@@ -1,0 +1,35 @@
+import { createHash } from 'node:crypto';
+import type { Context } from 'hono';
+import { canonicalJson } from '../db/store.js';
+import type { ApiDeps } from './app.js';
+import type { Env } from './env.js';
+
+/** A strong ETag of a document's canonical JSON: `If-Match` with it makes a write conditional. */
+export function etag(doc: unknown): string {
+  return `"${createHash('sha256').update(canonicalJson(doc)).digest('base64url').slice(0, 22)}"`;
+}
+
+/** RFC 7396 JSON Merge Patch: objects merge, null deletes, anything else replaces. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** False when the request's If-Match names another version of the document. */
+export function matches(c: Context, doc: unknown): boolean {
+  const want = c.req.header('if-match');
+  if (!want || want.trim() === '*') return true;
+  return want.split(',').map((s) => s.trim()).includes(etag(doc));
+}
+
+/** After a successful write: propagate at once (control rebuilds the snapshot) and audit it. */
+export function afterWrite(c: Context<Env>, deps: ApiDeps, entry: { subject: string; before: unknown; after: unknown; status: number }): void {
+  deps.control.tick();
+  const p = c.get('principal');
+  deps.audit?.({ actor: p.name, role: p.role, action: `${c.req.method} ${c.req.path}`, ...entry });
+}

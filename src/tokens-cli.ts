@@ -1,0 +1,48 @@
+import { createTokenStore, isRole, ROLES } from './db/tokens.js';
+import type { Db } from './db/store.js';
+
+/** A mistake on the command line (unknown role, bad id, no such token). */
+export class TokenError extends Error {}
+
+const when = (t: number | null) => (t === null ? '-' : new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ''));
+
+/** `arus token create`: the text to print, with the token shown this once. */
+export function tokenCreate(db: Db, input: { role: string | undefined; name?: string }): string {
+  if (!isRole(input.role)) throw new TokenError(`--role must be one of ${ROLES.join(', ')}${input.role === undefined ? '' : `, not "${input.role}"`}`);
+  let created;
+  try {
+    created = createTokenStore(db).create({ role: input.role, name: input.name });
+  } catch (err) {
+    throw new TokenError((err as Error).message);
+  }
+  return [
+    `created token ${created.id} "${created.name}" with role ${created.role}:`,
+    '',
+    `  ${created.token}`,
+    '',
+    'Copy it now: it will not be shown again (only its SHA-256 hash is stored).',
+    'Send it as the header  Authorization: Bearer <token>',
+  ].join('\n');
+}
+
+/** `arus token list`: a table; never tokens or hashes. */
+export function tokenList(db: Db): string {
+  const tokens = createTokenStore(db).list();
+  if (tokens.length === 0) return 'no tokens (create one with: arus token create --role viewer --name NAME)';
+  const head = ['id', 'name', 'role', 'created (UTC)', 'last used (UTC)', 'revoked (UTC)'];
+  const rows = tokens.map((t) => [String(t.id), t.name, t.role, when(t.createdAt), when(t.lastUsedAt), when(t.revokedAt)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)].join('\n');
+}
+
+/** `arus token revoke ID`: revoking a revoked token is not an error; an unknown id is. */
+export function tokenRevoke(db: Db, id: string | number): string {
+  const n = typeof id === 'number' ? id : /^\d{1,15}$/.test(id.trim()) ? Number(id.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new TokenError(`"${id}" is not a token id (see arus token list)`);
+  const store = createTokenStore(db);
+  const token = store.list().find((t) => t.id === n);
+  if (!token) throw new TokenError(`no token ${n} (see arus token list)`);
+  if (!store.revoke(n)) return `token ${n} "${token.name}" was already revoked`;
+  return `revoked token ${n} "${token.name}" (${token.role}): it is refused from now on`;
+}

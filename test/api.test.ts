@@ -1,0 +1,81 @@
+// The admin API over real HTTP, against `arus up`: a write reaches DNS
+// answers (dig) within a second, without a restart.
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { arusAsync as arus, ROOT, startArus, tempDir, type Running } from './helpers/arus.js';
+import { dig, hasDig } from './helpers/dig.js';
+
+const requireDig = process.env.CI ? true : hasDig;
+const ADMIN = 'e2e-admin-token';
+
+describe.skipIf(!requireDig)('admin API end to end', () => {
+  let server: Running;
+  let db: string;
+  const indonesia = () =>
+    dig('127.0.0.1', server.dnsPort, ['api.gslb.example.com', 'A', '+subnet=36.66.0.0/24'])
+      .answers.filter((a) => a.type === 'A')
+      .map((a) => a.data)
+      .sort();
+  const api = (method: string, path: string, body?: unknown, token = ADMIN) =>
+    fetch(`${server.api}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  /** Polls dig until the answer matches, returning how long it took (ms). */
+  const within = async (want: string[], ms: number) => {
+    const t0 = Date.now();
+    await expect.poll(indonesia, { timeout: ms, interval: 25 }).toEqual(want);
+    return Date.now() - t0;
+  };
+
+  beforeAll(async () => {
+    const dir = tempDir();
+    db = join(dir, 'arus.db');
+    cpSync(join(ROOT, 'regions'), join(dir, 'regions'), { recursive: true });
+    for (const r of ['sg', 'jkt', 'bkk', 'mnl']) {
+      const f = join(dir, 'regions', `${r}.yaml`);
+      writeFileSync(f, readFileSync(f, 'utf8').replace(/\n\s+check: \{[^}]*\}/g, ''));
+    }
+    server = await startArus(['up', '--db', db, '--regions', join(dir, 'regions'), '--dns-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--sim', 'off'], { env: { ARUS_ADMIN_TOKEN: ADMIN } });
+  });
+  afterAll(async () => server?.stop());
+
+  it('PUT a region with new addresses: dig returns them within a second', async () => {
+    expect(indonesia()).toEqual(['203.0.113.21', '203.0.113.22']);
+    const region = (await (await api('GET', '/v1/regions/jkt')).json()) as { zones: { endpoints: { address: string }[] }[] };
+    region.zones[0].endpoints = [{ address: '198.51.100.71' }];
+    region.zones[1].endpoints = [{ address: '198.51.100.72' }];
+    const res = await api('PUT', '/v1/regions/jkt', region);
+    expect(res.status).toBe(200);
+    expect(await within(['198.51.100.71', '198.51.100.72'], 1000)).toBeLessThan(1000);
+  });
+
+  it('drain moves the clients and records an event; undrain brings them back', async () => {
+    const drain = await api('POST', '/v1/regions/jkt/drain', { reason: 'e2e maintenance' });
+    expect(drain.status).toBe(200);
+    expect(await within(['203.0.113.11', '203.0.113.12'], 1000)).toBeLessThan(1000);
+    const events = (await (await api('GET', '/v1/events?kind=drain')).json()) as { events: { subject: string; reason: string }[] };
+    expect(events.events[0]).toMatchObject({ subject: 'region:jkt' });
+    expect(events.events[0].reason).toMatch(/e2e maintenance/);
+    expect((await arus(['events', '--db', db, '--kind', 'failover'])).stdout).toMatch(/jkt → sg/);
+    expect((await api('POST', '/v1/regions/jkt/undrain')).status).toBe(200);
+    await within(['198.51.100.71', '198.51.100.72'], 1000);
+  });
+
+  it('refuses a viewer token made with `arus token create` the right to write, and records who wrote', async () => {
+    const created = await arus(['token', 'create', '--role', 'viewer', '--name', 'grafana', '--db', db]);
+    expect(created.code).toBe(0);
+    const token = /(arus_[\w-]+)/.exec(created.stdout)![1];
+    expect((await api('GET', '/v1/regions', undefined, token)).status).toBe(200);
+    expect((await api('POST', '/v1/regions/jkt/drain', { reason: 'x' }, token)).status).toBe(403);
+    expect((await api('GET', '/v1/regions')).status).toBe(200);
+    const audit = (await (await api('GET', '/v1/audit?subject=region:jkt')).json()) as { entries: { actor: string; action: string }[] };
+    expect(audit.entries.map((e) => e.action)).toEqual(expect.arrayContaining(['PUT /v1/regions/jkt', 'POST /v1/regions/jkt/drain']));
+    expect(audit.entries.every((e) => e.actor === 'bootstrap-admin')).toBe(true);
+    const revoked = await arus(['token', 'revoke', /created token (\d+)/.exec(created.stdout)![1], '--db', db]);
+    expect(revoked.code).toBe(0);
+    expect((await api('GET', '/v1/regions', undefined, token)).status).toBe(401);
+  });
+});

@@ -11,7 +11,8 @@ import { formatEvents, parseSince } from './events-cli.js';
 import { explainQuery, ExplainError, formatExplanation, loadState } from './explain.js';
 import { createLogger, type Logger } from './log.js';
 import { createProbeAgent } from './probe/agent.js';
-import { internalToken, simTargets, startControl, startDns, startProbes, startSims, staticTokensFrom, type Stoppable } from './roles.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { internalToken, simTargets, startControl, startDns, startMetricsServer, startProbes, startSims, staticTokensFrom, type Stoppable } from './roles.js';
 import { createDbStateSource } from './snapshot/source.js';
 import { TokenError, tokenCreate, tokenList, tokenRevoke } from './tokens-cli.js';
 
@@ -63,7 +64,8 @@ ${help.api}
   --probe-interval MS probe interval (default 500)`,
     options: { ...opt.db, ...opt.regions, ...opt.dns, ...opt.api, sim: { type: 'string', default: 'auto' }, 'probe-interval': { type: 'string' } },
     async run({ values }, log) {
-      const { db, store, healthStore } = openStores(String(values.db));
+      const metrics = createMetrics();
+      const { db, store, healthStore } = openStores(String(values.db), metrics);
       const seeded = seedIfEmpty(store, String(values.regions));
       if (seeded) log.info({ regions: values.regions, version: seeded.version }, 'empty database seeded');
       const parts: Stoppable[] = [];
@@ -80,9 +82,10 @@ ${help.api}
         listen: parseListen(String(values['api-listen']))[0],
         staticTokens: staticTokensFrom(env, [{ token: probeToken, role: 'probe', name: 'in-process probes' }]),
         open: { metrics: env.ARUS_METRICS_OPEN !== 'false' },
+        metrics,
       });
       parts.push(control);
-      const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log });
+      const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
       parts.push(dns);
       const regions = store.getConfig()!.regions.map((r) => r.id);
       parts.push(startProbes({ regions, controlUrl: control.url, token: probeToken, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
@@ -101,9 +104,10 @@ ${help.regions}
 ${help.api}`,
     options: { ...opt.db, ...opt.regions, ...opt.api },
     async run({ values }, log) {
-      const { db, store, healthStore } = openStores(String(values.db));
+      const metrics = createMetrics();
+      const { db, store, healthStore } = openStores(String(values.db), metrics);
       seedIfEmpty(store, String(values.regions));
-      const control = await startControl({ db, store, healthStore, log, listen: parseListen(String(values['api-listen']))[0], staticTokens: staticTokensFrom(env), open: { metrics: env.ARUS_METRICS_OPEN !== 'false' } });
+      const control = await startControl({ db, store, healthStore, log, listen: parseListen(String(values['api-listen']))[0], staticTokens: staticTokensFrom(env), open: { metrics: env.ARUS_METRICS_OPEN !== 'false' }, metrics });
       log.info({ api: control.url }, 'ready');
       onSignal([control], log);
     },
@@ -116,14 +120,17 @@ ${help.api}`,
   database, and picks up every change within a second, without a restart.
 
 ${help.db}
-${help.dns}`,
-    options: { ...opt.db, ...opt.dns },
+${help.dns}
+  --metrics-listen ADDR   Prometheus /metrics (default 127.0.0.1:9153; ARUS_METRICS_LISTEN)`,
+    options: { ...opt.db, ...opt.dns, 'metrics-listen': { type: 'string', default: env.ARUS_METRICS_LISTEN ?? '127.0.0.1:9153' } },
     async run({ values }, log) {
+      const metrics = createMetrics();
       const { store, healthStore } = openStores(String(values.db));
       const source = createDbStateSource({ store, healthStore, log: log.child({ component: 'snapshot' }) });
-      const dns = await startDns({ getState: source.current, listen: parseListen(String(values['dns-listen'])), log });
-      log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, version: source.current().snapshot.version }, 'ready');
-      onSignal([{ stop: () => source.stop() }, dns], log);
+      const dns = await startDns({ getState: source.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
+      const metricsServer = await startMetricsServer({ metrics, listen: parseListen(String(values['metrics-listen']))[0] });
+      log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, metrics: metricsServer.url, version: source.current().snapshot.version }, 'ready');
+      onSignal([{ stop: () => source.stop() }, dns, metricsServer], log);
     },
   },
   probe: {
@@ -280,9 +287,9 @@ ${help.dns}`,
   },
 };
 
-function openStores(file: string) {
+function openStores(file: string, metrics?: Metrics) {
   const db = openDatabase(file);
-  return { db, store: createStore(db), healthStore: createHealthStore(db) };
+  return { db, store: createStore(db, { onEvent: metrics && ((e) => metrics.recordEvent(e.kind)) }), healthStore: createHealthStore(db) };
 }
 
 function intOption(value: string | boolean | undefined, name: string): number | undefined {

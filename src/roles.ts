@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { createApp } from './api/app.js';
+import type { Metrics } from './metrics/metrics.js';
+import { metricsApp, metricsRoute } from './metrics/routes.js';
 import { createAuth, type StaticToken } from './api/auth.js';
 import { auditRoutes } from './api/routes/audit.js';
 import { createAuditStore } from './db/audit.js';
@@ -43,6 +45,7 @@ export async function startControl(deps: {
   staticTokens: StaticToken[];
   /** Routes that need no token. */
   open?: { metrics?: boolean };
+  metrics: Metrics;
 }): Promise<{ control: Control; healthStore: HealthStore; url: string; stop(): Promise<void> }> {
   const { healthStore, store, log } = deps;
   const control = createControl({ store, healthStore, log: log.child({ component: 'control' }) });
@@ -55,7 +58,9 @@ export async function startControl(deps: {
     healthStore,
     auth,
     audit: (e) => audit.record(e),
-    mount: [(a) => auditRoutes(a, { audit, requireRole: auth.requireRole })],
+    onProbeReport: (results, region) => deps.metrics.recordProbeResults(results, region),
+    middleware: [deps.metrics.apiMiddleware],
+    mount: [(a) => auditRoutes(a, { audit, requireRole: auth.requireRole }), (a) => metricsRoute(a, deps.metrics)],
     log: log.child({ component: 'api' }),
   });
   const server = await new Promise<ServerType>((resolve, reject) => {
@@ -75,11 +80,24 @@ export async function startControl(deps: {
   };
 }
 
-export async function startDns(deps: { getState: () => ServingState; listen: ListenAddress[]; log: Logger }) {
+export async function startDns(deps: { getState: () => ServingState; listen: ListenAddress[]; log: Logger; metrics: Metrics }) {
   const responder = createResponder({ getState: deps.getState, log: deps.log });
+  deps.metrics.observeResponder(responder);
   const server = createDnsServer({ listen: deps.listen, responder, log: deps.log });
   const bound = await server.start();
   return { bound, stop: () => server.stop() };
+}
+
+/** `/metrics` alone, for a role without the admin API (`arus dns`). */
+export async function startMetricsServer(deps: { metrics: Metrics; listen: ListenAddress }): Promise<Stoppable & { url: string }> {
+  const app = metricsApp(deps.metrics);
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: deps.listen.address, port: deps.listen.port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = deps.listen.address.includes(':') ? `[${deps.listen.address}]` : deps.listen.address;
+  return { url: `http://${host}:${port}/metrics`, stop: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
 export function startProbes(deps: { regions: string[]; controlUrl: string; token: string; log: Logger; intervalMs?: number }): Stoppable {

@@ -78,4 +78,19 @@ describe.skipIf(!requireDig)('admin API end to end', () => {
     expect(revoked.code).toBe(0);
     expect((await api('GET', '/v1/regions', undefined, token)).status).toBe(401);
   });
+
+  it('exposes Prometheus metrics: DNS answers by region, API requests, events', async () => {
+    const res = await fetch(`${server.api}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    expect(value(/^arus_dns_queries_total\{rcode="NOERROR"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(value(/^arus_dns_answers_total\{region="jkt"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(value(/^arus_dns_answers_total\{region="sg"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(value(/^arus_events_total\{kind="drain"\} (\d+)/m)).toBe(1);
+    expect(value(/^arus_failovers_total\{kind="failover"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(value(/^arus_api_requests_total\{method="POST",route="\/v1\/regions\/:id\/drain",status="200"\} (\d+)/m)).toBe(1);
+    expect(text).toMatch(/^arus_dns_decision_seconds_count \d+/m);
+  });
 });

@@ -37,7 +37,7 @@ describe.skipIf(!requireDig)('a blind probe fleet', () => {
     const regions = regionsWithChecks(dir, (z) => ports.get(z));
     const control = await startArus(['control', '--db', dbFile, '--regions', regions, '--api-listen', '127.0.0.1:0'], { env });
     procs.push(control);
-    dns = await startArus(['dns', '--db', dbFile, '--dns-listen', '127.0.0.1:0'], { env });
+    dns = await startArus(['dns', '--db', dbFile, '--dns-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'], { env });
     procs.push(dns);
     procs.push(await startArus(['probe', '--region', 'sg', '--control', control.api!, '--token', env.ARUS_PROBE_TOKEN, '--id', 'probe-sg-1'], { env }));
     await until(eventKinds, (k) => k.includes('agent.joined'));

@@ -26,6 +26,8 @@ export type ApiDeps = {
   auth: { middleware: MiddlewareHandler<Env>; requireRole(...roles: Role[]): MiddlewareHandler<Env> };
   /** Records a write: who, what, before and after. */
   audit?: (entry: { actor: string; role: Role; action: string; subject: string; before: unknown; after: unknown; status: number }) => void;
+  /** Counts probe results as they are reported (metrics). */
+  onProbeReport?: (results: readonly { ok: boolean; endpoint: string }[], agentRegion: string) => void;
   /** Extra middleware run on every request (metrics). */
   middleware?: MiddlewareHandler[];
   /** Extra routes (e.g. /metrics, /v1/audit) mounted by their own modules. */

@@ -117,7 +117,8 @@ function changedFields(before: object, after: object): string[] {
   return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).sort();
 }
 
-export function createStore(db: Db, opts: { now?: () => number } = {}): Store {
+/** `onEvent` sees every events row as it is written (metrics count them). */
+export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: StoredEvent) => void } = {}): Store {
   const now = opts.now ?? Date.now;
   const { zoneSettings, regions, events } = schema;
 
@@ -151,7 +152,9 @@ export function createStore(db: Db, opts: { now?: () => number } = {}): Store {
       })
       .returning()
       .get();
-    return { ...row, data: row.data === null ? null : JSON.parse(row.data) };
+    const stored = { ...row, data: row.data === null ? null : JSON.parse(row.data) };
+    opts.onEvent?.(stored);
+    return stored;
   };
 
   const describe = (what: string, before: object | undefined, after: object, by?: string) =>

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { bigConfig, defaultConfig, ecsOf, query, servingState, type QuerySpec } from '../dns/fixtures.js';
 import { createResponder, DECISION_BUCKETS, type Responder } from '../dns/responder.js';
 import { silentLogger } from '../log.js';
-import { createMetrics, UNMATCHED_ROUTE } from './metrics.js';
+import { createMetrics, MAX_AGENT_REGIONS, UNMATCHED_ROUTE } from './metrics.js';
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
@@ -176,6 +176,17 @@ describe('metrics: events and probes', () => {
     expect(m.value('arus_probe_results_total', { agent_region: 'jkt', result: 'fail' })).toBe(1);
     expect(m.samples.filter((s) => s.name === 'arus_probe_results_total' && !['sg', 'jkt', 'bkk'].includes(s.labels.agent_region))).toEqual([]);
   });
+
+  it('keeps at most MAX_AGENT_REGIONS agent regions (the agent says which), the rest as other', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    for (let i = 0; i < MAX_AGENT_REGIONS + 10; i++) metrics.recordProbeResults([{ ok: true, endpoint: 'x' }], `r${i}`);
+    metrics.recordProbeResults([{ ok: false, endpoint: 'x' }], 'r0');
+    const m = await scrape(metrics);
+    const regions = new Set(m.samples.filter((s) => s.name === 'arus_probe_results_total').map((s) => s.labels.agent_region));
+    expect(regions.size).toBe(MAX_AGENT_REGIONS + 1);
+    expect(m.value('arus_probe_results_total', { agent_region: 'other', result: 'ok' })).toBe(10);
+    expect(m.value('arus_probe_results_total', { agent_region: 'r0', result: 'fail' })).toBe(1);
+  });
 });
 
 describe('metrics: API requests', () => {
@@ -241,8 +252,10 @@ describe('metrics: the exposition', () => {
     ask(r, api('36.66.0.0/24'));
     metrics.recordEvent('failover');
     metrics.recordProbeResults([{ ok: true, endpoint: 'x' }], 'sg');
-    const { a } = { a: new Hono().use('*', metrics.apiMiddleware).get('/x', (c) => c.text('x')) };
-    await a.request('/x');
+    const app = new Hono();
+    app.use('*', metrics.apiMiddleware);
+    app.get('/x', (c) => c.text('x'));
+    await app.request('/x');
     expect(metrics.contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
     const m = await scrape(metrics);
     for (const name of [

@@ -39,7 +39,9 @@ const RCODES = [
 const FAILOVER_KINDS = ['failover', 'failback'];
 const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const API_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-/** The route label of a request no route matched (404s, or middleware answering before any route). */
+/** Distinct `agent_region` labels kept; the region is the agent's word, so past this it is `other`. */
+export const MAX_AGENT_REGIONS = 64;
+/** The route label of a request that no route matched (404). */
 export const UNMATCHED_ROUTE = 'unmatched';
 
 /**
@@ -102,6 +104,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const failovers = new Counter({ name: `${prefix}failovers_total`, help: 'Clients moved away from a region (failover) or back to it (failback).', labelNames: ['kind'], registers });
   for (const kind of FAILOVER_KINDS) failovers.inc({ kind }, 0);
   const probes = new Counter({ name: `${prefix}probe_results_total`, help: 'Probe results received, by the reporting agent\'s region and outcome.', labelNames: ['agent_region', 'result'], registers });
+  const agentRegions = new Set<string>();
   const requests = new Counter({ name: `${prefix}api_requests_total`, help: 'Admin API requests, by method, route pattern and status.', labelNames: ['method', 'route', 'status'], registers });
   const requestSeconds = new Histogram({
     name: `${prefix}api_request_seconds`,
@@ -135,8 +138,10 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     recordProbeResults(results, agentRegion) {
       let ok = 0;
       for (const r of results) if (r.ok) ok++;
-      probes.inc({ agent_region: agentRegion, result: 'ok' }, ok);
-      probes.inc({ agent_region: agentRegion, result: 'fail' }, results.length - ok);
+      if (!agentRegions.has(agentRegion) && agentRegions.size < MAX_AGENT_REGIONS) agentRegions.add(agentRegion);
+      const region = agentRegions.has(agentRegion) ? agentRegion : 'other';
+      probes.inc({ agent_region: region, result: 'ok' }, ok);
+      probes.inc({ agent_region: region, result: 'fail' }, results.length - ok);
     },
     apiMiddleware,
     text: () => registry.metrics(),

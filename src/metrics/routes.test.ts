@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import type { Env } from '../api/env.js';
 import { createMetrics } from './metrics.js';
-import { metricsRoute } from './routes.js';
+import { metricsApp, metricsRoute } from './routes.js';
 
 describe('GET /metrics', () => {
   it('serves the registry as Prometheus text, counting itself', async () => {
@@ -25,5 +25,13 @@ describe('GET /metrics', () => {
     const app = new OpenAPIHono<Env>();
     metricsRoute(app, metrics);
     expect(await (await app.request('/metrics')).text()).toContain('arus_failovers_total{kind="failover"} 0');
+  });
+
+  it('stands alone for a process without the admin API', async () => {
+    const app = metricsApp(createMetrics({ defaultMetrics: false }));
+    const res = await app.request('/metrics');
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(await res.text()).toContain('# TYPE arus_dns_decision_seconds histogram');
+    expect((await app.request('/v1/regions')).status).toBe(404);
   });
 });

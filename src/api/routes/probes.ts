@@ -38,6 +38,7 @@ export function probeRoutes(app: Api, deps: ApiDeps) {
     }),
     (c) => {
       const body = c.req.valid('json');
+      deps.onProbeReport?.(body.results, body.agent.region);
       return c.json(deps.control.report(body.agent, body.results), 200);
     },
   );

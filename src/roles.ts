@@ -3,13 +3,10 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { createApp } from './api/app.js';
 import type { Metrics } from './metrics/metrics.js';
-import { metricsApp, metricsRoute } from './metrics/routes.js';
-import { createAuth, type StaticToken } from './api/auth.js';
-import { auditRoutes } from './api/routes/audit.js';
-import { createAuditStore } from './db/audit.js';
-import { createTokenStore } from './db/tokens.js';
+import { metricsApp } from './metrics/routes.js';
+import { assembleApi } from './api/assemble.js';
+import type { StaticToken } from './api/auth.js';
 import type { Db } from './db/store.js';
 import type { Config } from './config/schema.js';
 import { createControl, type Control } from './control/control.js';
@@ -50,19 +47,7 @@ export async function startControl(deps: {
   const { healthStore, store, log } = deps;
   const control = createControl({ store, healthStore, log: log.child({ component: 'control' }) });
   control.start();
-  const auth = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open });
-  const audit = createAuditStore(deps.db);
-  const app = createApp({
-    control,
-    store,
-    healthStore,
-    auth,
-    audit: (e) => audit.record(e),
-    onProbeReport: (results, region) => deps.metrics.recordProbeResults(results, region),
-    middleware: [deps.metrics.apiMiddleware],
-    mount: [(a) => auditRoutes(a, { audit, requireRole: auth.requireRole }), (a) => metricsRoute(a, deps.metrics)],
-    log: log.child({ component: 'api' }),
-  });
+  const { app } = assembleApi({ ...deps, control, log: log.child({ component: 'api' }) });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: deps.listen.address, port: deps.listen.port }, () => resolve(s));
     s.once('error', reject);

@@ -2,14 +2,10 @@
 import { fileURLToPath } from 'node:url';
 import { loadDocuments } from '../config/load.js';
 import { createControl } from '../control/control.js';
-import { createAuditStore } from '../db/audit.js';
 import { createHealthStore } from '../db/health-store.js';
 import { createStore, openDatabase } from '../db/store.js';
-import { createTokenStore } from '../db/tokens.js';
 import { silentLogger } from '../log.js';
-import { createApp } from './app.js';
-import { createAuth } from './auth.js';
-import { auditRoutes } from './routes/audit.js';
+import { assembleApi } from './assemble.js';
 
 export const TOKENS = { admin: 'admin-token', viewer: 'viewer-token', probe: 'probe-token' } as const;
 const REGIONS = fileURLToPath(new URL('../../regions', import.meta.url));
@@ -20,24 +16,17 @@ export function testApi() {
   store.apply(loadDocuments([REGIONS]));
   const healthStore = createHealthStore(db);
   const control = createControl({ store, healthStore, log: silentLogger() });
-  const tokens = createTokenStore(db);
-  const auth = createAuth({
-    tokens,
+  const { app, audit } = assembleApi({
+    db,
+    store,
+    healthStore,
+    control,
     staticTokens: [
       { token: TOKENS.admin, role: 'admin', name: 'test-admin' },
       { token: TOKENS.viewer, role: 'viewer', name: 'test-viewer' },
       { token: TOKENS.probe, role: 'probe', name: 'test-probe' },
     ],
     failures: { max: 1_000_000, delayMs: 0, maxDelayMs: 0 },
-  });
-  const audit = createAuditStore(db);
-  const app = createApp({
-    control,
-    store,
-    healthStore,
-    auth,
-    audit: (e) => audit.record(e),
-    mount: [(a) => auditRoutes(a, { audit, requireRole: auth.requireRole })],
     log: silentLogger(),
   });
   const call = (method: string, path: string, opts: { token?: keyof typeof TOKENS | null; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) => {
@@ -53,5 +42,5 @@ export function testApi() {
   };
   /** Everything a rejected write must leave unchanged. */
   const state = () => JSON.stringify([store.getConfig(), store.version(), healthStore.listOverrides(), store.listEvents({ limit: 1000 }).length]);
-  return { db, store, healthStore, control, app, call, state, audit, tokens };
+  return { db, store, healthStore, control, app, call, state, audit };
 }

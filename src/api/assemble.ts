@@ -1,0 +1,40 @@
+import type { Control } from '../control/control.js';
+import { createAuditStore } from '../db/audit.js';
+import type { HealthStore } from '../db/health-store.js';
+import type { Db, Store } from '../db/store.js';
+import { createTokenStore } from '../db/tokens.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { metricsRoute } from '../metrics/routes.js';
+import { createApp, type Api } from './app.js';
+import { createAuth, type AuthOptions, type StaticToken } from './auth.js';
+import { auditRoutes } from './routes/audit.js';
+
+/** The control plane's API with its tokens, audit trail and metrics, over one database. */
+export function assembleApi(deps: {
+  db: Db;
+  store: Store;
+  healthStore: HealthStore;
+  control: Control;
+  staticTokens: StaticToken[];
+  open?: AuthOptions['open'];
+  failures?: AuthOptions['failures'];
+  metrics?: Metrics;
+  log: Logger;
+}) {
+  const { metrics } = deps;
+  const auth = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open, failures: deps.failures });
+  const audit = createAuditStore(deps.db);
+  const app = createApp({
+    control: deps.control,
+    store: deps.store,
+    healthStore: deps.healthStore,
+    auth,
+    audit: (e) => audit.record(e),
+    onProbeReport: metrics && ((results, region) => metrics.recordProbeResults(results, region)),
+    middleware: metrics ? [metrics.apiMiddleware] : [],
+    mount: [(a) => auditRoutes(a, { audit, requireRole: auth.requireRole }), ...(metrics ? [(a: Api) => metricsRoute(a, metrics)] : [])],
+    log: deps.log,
+  });
+  return { app, audit, auth };
+}

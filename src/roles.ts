@@ -16,7 +16,7 @@ import { createResponder } from './dns/responder.js';
 import { createDnsServer, type ListenAddress } from './dns/server.js';
 import type { Logger } from './log.js';
 import { createProbeAgent, type ProbeAgent } from './probe/agent.js';
-import { createSimServer, type SimServer } from './sim/server.js';
+import { createSimServer, type SimServer, type SimServerOptions } from './sim/server.js';
 import type { ServingState } from './snapshot/source.js';
 
 export type Stoppable = { stop(): Promise<void> | void };
@@ -109,11 +109,19 @@ export function simTargets(config: Pick<Config, 'regions'>): ListenAddress[] {
   return [...seen.values()];
 }
 
-export async function startSims(deps: { listen: ListenAddress[]; log: Logger; model?: string; warmupMs?: number }): Promise<{ sims: SimServer[]; stop(): Promise<void> }> {
+export async function startSims(deps: {
+  listen: ListenAddress[];
+  log: Logger;
+  model?: string;
+  warmupMs?: number;
+  /** Further simulated-GPU knobs (speed, batch, KV cache, kinds, memory): see src/sim/README.md. */
+  sim?: Partial<SimServerOptions>;
+}): Promise<{ sims: SimServer[]; stop(): Promise<void> }> {
   const { log } = deps;
   const sims: SimServer[] = [];
   for (const l of deps.listen) {
-    const sim = createSimServer({ host: l.address, port: l.port, model: deps.model, warmupMs: deps.warmupMs, log });
+    const knobs = Object.fromEntries(Object.entries(deps.sim ?? {}).filter(([, v]) => v !== undefined));
+    const sim = createSimServer({ ...knobs, host: l.address, port: l.port, model: deps.model, warmupMs: deps.warmupMs, log });
     try {
       await sim.start();
       sims.push(sim);

@@ -5,9 +5,16 @@ export function metricsText(model: string, g: Gauges): string {
   const label = `{model_name="${model.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"}`;
   const gauge = (name: string, help: string, value: number) =>
     `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name}${label} ${value}\n`;
+  // Extras only when known (and finite: an unlimited cache has no size to report).
+  const optional = (name: string, help: string, value: number | undefined) =>
+    value === undefined || !Number.isFinite(value) ? '' : gauge(name, help, value);
   return (
     gauge('vllm:num_requests_running', 'Number of requests in model execution batches.', g.running) +
     gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', g.waiting) +
-    gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', g.kvCacheUsage)
+    gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', g.kvCacheUsage) +
+    optional('arus_sim_kv_cache_tokens_used', 'KV-cache tokens held by running sequences.', g.kvCacheTokensUsed) +
+    optional('arus_sim_kv_cache_tokens_total', 'KV-cache size in tokens.', g.kvCacheTokens) +
+    optional('arus_sim_gpu_memory_used_bytes', 'GPU memory in use (the whole device under an oom fault).', g.gpuMemoryUsedBytes) +
+    optional('arus_sim_gpu_memory_total_bytes', 'GPU memory on the device.', g.gpuMemoryTotalBytes)
   );
 }

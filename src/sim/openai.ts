@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
 // The OpenAI wire shapes the simulator speaks: just enough for clients,
@@ -19,6 +19,9 @@ export const chatRequest = z.looseObject({ ...common, messages: z.array(message)
 export const completionRequest = z.looseObject({ ...common, prompt: z.union([z.string(), z.array(z.string())]) });
 
 export type Kind = 'chat' | 'completion';
+/** The endpoints an instance may serve: a generative model serves chat and completion, an embedding model embeddings. */
+export type EndpointKind = Kind | 'embeddings';
+export const ENDPOINT_KINDS: readonly EndpointKind[] = ['chat', 'completion', 'embeddings'];
 export type ParsedRequest = { kind: Kind; model: string; stream: boolean; maxTokens: number; promptTokens: number };
 
 function countWords(text: string): number {
@@ -121,5 +124,70 @@ export function responder(req: ParsedRequest) {
             ...extra,
           };
     },
+  };
+}
+
+const EMBED_MAX_INPUTS = 2048;
+const EMBED_MAX_DIMENSIONS = 4096;
+const tokenIds = z.array(z.number().int().min(0)).min(1);
+
+export const embeddingRequest = z.looseObject({
+  model: z.string().min(1),
+  input: z.union([z.string(), z.array(z.string()).min(1).max(EMBED_MAX_INPUTS), tokenIds, z.array(tokenIds).min(1).max(EMBED_MAX_INPUTS)]),
+  dimensions: z.number().int().min(1).max(EMBED_MAX_DIMENSIONS).optional(),
+  encoding_format: z.enum(['float', 'base64']).optional(),
+});
+
+/** One input as text (token arrays are keyed by their ids) and its token count. */
+export type EmbeddingInput = { key: string; tokens: number };
+export type ParsedEmbedding = { model: string; inputs: EmbeddingInput[]; dimensions?: number; base64: boolean };
+
+/** Validates an embeddings body; returns the request or the message of a 400. */
+export function parseEmbeddingRequest(body: unknown): ParsedEmbedding | { error: string } {
+  const parsed = embeddingRequest.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { error: `${issue.path.join('.') || 'body'}: ${issue.message}` };
+  }
+  const { input, model, dimensions, encoding_format } = parsed.data;
+  // A flat number array is one tokenized input, not many.
+  const list = (typeof input === 'string' || typeof input[0] === 'number' ? [input] : input) as Array<string | number[]>;
+  const inputs = list.map((x) =>
+    typeof x === 'string' ? { key: x, tokens: Math.max(1, countWords(x)) } : { key: `tokens:${x.join(',')}`, tokens: x.length },
+  );
+  return { model, inputs, dimensions, base64: encoding_format === 'base64' };
+}
+
+/**
+ * A deterministic unit vector for `text`: the same input always embeds the
+ * same way, different inputs (almost surely) differently, so a caller can
+ * check it got its own vector back. Exported for tests that predict answers.
+ */
+export function embedVector(text: string, dimensions: number): number[] {
+  const seed = createHash('sha256').update(text).digest();
+  // mulberry32 seeded from the hash: cheap, and stable across platforms.
+  let a = seed.readUInt32LE(0);
+  const next = () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const v = Array.from({ length: dimensions }, () => next() * 2 - 1);
+  const norm = Math.hypot(...v) || 1;
+  // Rounded through float32, so base64 and float answers carry the same numbers.
+  return v.map((x) => Math.fround(x / norm));
+}
+
+export function embeddingResponse(req: ParsedEmbedding, dimensions: number) {
+  const tokens = req.inputs.reduce((sum, i) => sum + i.tokens, 0);
+  return {
+    object: 'list',
+    data: req.inputs.map((input, index) => {
+      const v = embedVector(input.key, dimensions);
+      return { object: 'embedding', index, embedding: req.base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v };
+    }),
+    model: req.model,
+    usage: { prompt_tokens: tokens, total_tokens: tokens },
   };
 }

@@ -194,8 +194,12 @@ describe('sim: metrics', () => {
     await res.body!.getReader().read();
     expect(gauge(await (await fetch(`${base}/metrics`)).text(), 'vllm:num_requests_running')).toBe(1);
     ac.abort();
-    await sleep(50);
-    expect(gauge(await (await fetch(`${base}/metrics`)).text(), 'vllm:num_requests_running')).toBe(0);
+    let running = 1;
+    for (let i = 0; i < 200 && running > 0; i++) {
+      await sleep(10);
+      running = gauge(await (await fetch(`${base}/metrics`)).text(), 'vllm:num_requests_running');
+    }
+    expect(running).toBe(0);
   });
 });
 

@@ -2,10 +2,20 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
-import { createEngine, type Engine } from './engine.js';
+import { createEngine, ENGINE_DEFAULTS, type Engine } from './engine.js';
 import { faultAction, faultSchema, type Fault } from './faults.js';
 import { metricsText } from './metrics.js';
-import { errorBody, modelList, parseRequest, responder, type Kind } from './openai.js';
+import {
+  embeddingResponse,
+  ENDPOINT_KINDS,
+  errorBody,
+  modelList,
+  parseEmbeddingRequest,
+  parseRequest,
+  responder,
+  type EndpointKind,
+  type Kind,
+} from './openai.js';
 
 export type SimServerOptions = {
   /** Listen address; 127.0.0.1 unless set. */
@@ -18,6 +28,22 @@ export type SimServerOptions = {
   tokensPerSecond?: number;
   /** Sequences generated at once before requests queue. */
   maxRunning?: number;
+  /** KV-cache size in tokens: a running sequence holds prompt + max_tokens of it; requests that do not fit queue. */
+  kvCacheTokens?: number;
+  /** Sequences decoded at full speed; with more running, each gets tokensPerSecond × knee / running. `maxRunning` unless set (no slowdown). */
+  batchKnee?: number;
+  /** Endpoints served; the others answer 404. All unless set. */
+  kinds?: EndpointKind[];
+  /** Fixed cost of one embeddings call; calls are computed one at a time. */
+  embedCallMs?: number;
+  /** Added cost per input of an embeddings call. */
+  embedPerInputMs?: number;
+  /** Embedding vector length unless a request asks for `dimensions`. */
+  embedDimensions?: number;
+  /** Device memory reported in /metrics. */
+  gpuMemoryBytes?: number;
+  /** Share of device memory taken once the model is loaded (vLLM's --gpu-memory-utilization). */
+  gpuMemoryUtilization?: number;
   /** Source of randomness for fault rates; Math.random unless set. */
   random?: () => number;
   /** The warm-up clock; Date.now unless set (tests move it by hand). */
@@ -40,7 +66,16 @@ export interface SimServer {
   readonly port: number | undefined;
 }
 
-export const SIM_DEFAULTS = { host: '127.0.0.1', model: 'llama-3-8b', warmupMs: 0, ttftMs: 100, tokensPerSecond: 50, maxRunning: 16 };
+export const SIM_DEFAULTS = {
+  host: '127.0.0.1',
+  model: 'llama-3-8b',
+  warmupMs: 0,
+  ttftMs: 100,
+  tokensPerSecond: 50,
+  maxRunning: 16,
+  ...ENGINE_DEFAULTS,
+  embedDimensions: 16,
+};
 
 const MAX_BODY = 1 << 20;
 
@@ -62,8 +97,16 @@ export function createSimServer(opts: SimServerOptions): SimServer {
     ttftMs: opts.ttftMs ?? d.ttftMs,
     tokensPerSecond: opts.tokensPerSecond ?? d.tokensPerSecond,
     maxRunning: opts.maxRunning ?? d.maxRunning,
+    kvCacheTokens: opts.kvCacheTokens ?? d.kvCacheTokens,
+    batchKnee: opts.batchKnee,
+    embedCallMs: opts.embedCallMs ?? d.embedCallMs,
+    embedPerInputMs: opts.embedPerInputMs ?? d.embedPerInputMs,
+    gpuMemoryBytes: opts.gpuMemoryBytes ?? d.gpuMemoryBytes,
+    gpuMemoryUtilization: opts.gpuMemoryUtilization ?? d.gpuMemoryUtilization,
     now: opts.now,
   };
+  const serves = new Set<EndpointKind>(opts.kinds ?? ENDPOINT_KINDS);
+  const embedDimensions = opts.embedDimensions ?? d.embedDimensions;
   const random = opts.random ?? Math.random;
   const engine = createEngine(o);
   let log = opts.log.child({ component: 'sim', model: o.model });
@@ -128,6 +171,8 @@ export function createSimServer(opts: SimServerOptions): SimServer {
       if (action.kind === 'hang') return; // never answered: the socket stays open until the client or stop() closes it
       if (action.kind === 'error') return sendJson(res, 500, errorBody('injected fault', 'InternalServerError'));
       if (action.kind === 'delay') await sleep(action.ms, undefined, { signal: ac.signal });
+      // Out of GPU memory the process lives on: it still lists and reports, but cannot serve.
+      if (action.kind === 'oom' && path !== '/metrics' && path !== '/v1/models') return sendJson(res, 503, OOM_BODY);
 
       const route = `${req.method} ${path}`;
       switch (route) {
@@ -136,13 +181,15 @@ export function createSimServer(opts: SimServerOptions): SimServer {
         case 'GET /v1/models':
           return sendJson(res, 200, modelList(eng.ready() ? [eng.model] : []));
         case 'GET /metrics':
-          return send(res, 200, metricsText(eng.model, eng.gauges()), 'text/plain; version=0.0.4; charset=utf-8');
+          return send(res, 200, metricsText(eng.model, gauges(eng)), 'text/plain; version=0.0.4; charset=utf-8');
         case 'POST /v1/chat/completions':
-          return await complete(eng, 'chat', req, res, ac.signal);
+          return await complete(eng, 'chat', serves, req, res, ac.signal);
         case 'POST /v1/completions':
-          return await complete(eng, 'completion', req, res, ac.signal);
+          return await complete(eng, 'completion', serves, req, res, ac.signal);
+        case 'POST /v1/embeddings':
+          return await embeddings(eng, serves, embedDimensions, req, res, ac.signal);
       }
-      const known = ['/health', '/v1/models', '/metrics', '/v1/chat/completions', '/v1/completions'].includes(path);
+      const known = ['/health', '/v1/models', '/metrics', '/v1/chat/completions', '/v1/completions', '/v1/embeddings'].includes(path);
       throw new HttpError(known ? 405 : 404, known ? `method ${req.method} not allowed on ${path}` : `no route ${path}`);
     } catch (err) {
       if (ac.signal.aborted) return; // the client left; nobody to answer
@@ -151,6 +198,11 @@ export function createSimServer(opts: SimServerOptions): SimServer {
       log.error({ err }, 'sim request failed');
       sendJson(res, 500, errorBody('internal error', 'InternalServerError'));
     }
+  }
+
+  function gauges(eng: Engine) {
+    const g = eng.gauges();
+    return fault.kind === 'oom' ? { ...g, gpuMemoryUsedBytes: g.gpuMemoryTotalBytes } : g;
   }
 
   async function admin(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -188,16 +240,48 @@ export function createSimServer(opts: SimServerOptions): SimServer {
   };
 }
 
-async function complete(eng: Engine, kind: Kind, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+const OOM_BODY = errorBody('CUDA out of memory: the engine is dead', 'ServiceUnavailable', 'gpu_out_of_memory');
+
+/** The shared preamble of the model routes: an answer already sent, or go on. */
+function gate(eng: Engine, kind: EndpointKind, serves: Set<EndpointKind>, res: ServerResponse, path: string): boolean {
+  if (!serves.has(kind)) {
+    sendJson(res, 404, errorBody(`this instance does not serve ${path}`, 'NotFoundError', 'endpoint_not_served'));
+    return false;
+  }
+  if (!eng.ready()) {
+    sendJson(res, 503, errorBody('model is loading', 'ServiceUnavailable'));
+    return false;
+  }
+  return true;
+}
+
+function modelNotFound(res: ServerResponse, model: string): void {
+  sendJson(res, 404, errorBody(`The model \`${model}\` does not exist.`, 'NotFoundError', 'model_not_found'));
+}
+
+async function complete(
+  eng: Engine,
+  kind: Kind,
+  serves: Set<EndpointKind>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  signal: AbortSignal,
+): Promise<void> {
   const body = await readJson(req);
-  if (!eng.ready()) return sendJson(res, 503, errorBody('model is loading', 'ServiceUnavailable'));
+  if (!gate(eng, kind, serves, res, kind === 'chat' ? '/v1/chat/completions' : '/v1/completions')) return;
   const parsed = parseRequest(kind, body);
   if ('error' in parsed) throw new HttpError(400, parsed.error);
-  if (parsed.model !== eng.model)
-    return sendJson(res, 404, errorBody(`The model \`${parsed.model}\` does not exist.`, 'NotFoundError', 'model_not_found'));
+  if (parsed.model !== eng.model) return modelNotFound(res, parsed.model);
+  const context = parsed.promptTokens + parsed.maxTokens;
+  if (context > eng.kvCacheTokens)
+    throw new HttpError(
+      400,
+      `This model's maximum context length is ${eng.kvCacheTokens} tokens. However, you requested ${context} tokens ` +
+        `(${parsed.promptTokens} in the messages, ${parsed.maxTokens} in the completion).`,
+    );
 
   const r = responder(parsed);
-  const tokens = eng.generate(parsed.maxTokens, signal);
+  const tokens = eng.generate(parsed.maxTokens, signal, parsed.promptTokens);
   if (!parsed.stream) {
     let text = '';
     let n = 0;
@@ -216,6 +300,23 @@ async function complete(eng: Engine, kind: Kind, req: IncomingMessage, res: Serv
   }
   res.write(`data: ${JSON.stringify(r.chunk(null, n, n))}\n\n`);
   res.end('data: [DONE]\n\n');
+}
+
+async function embeddings(
+  eng: Engine,
+  serves: Set<EndpointKind>,
+  dimensions: number,
+  req: IncomingMessage,
+  res: ServerResponse,
+  signal: AbortSignal,
+): Promise<void> {
+  const body = await readJson(req);
+  if (!gate(eng, 'embeddings', serves, res, '/v1/embeddings')) return;
+  const parsed = parseEmbeddingRequest(body);
+  if ('error' in parsed) throw new HttpError(400, parsed.error);
+  if (parsed.model !== eng.model) return modelNotFound(res, parsed.model);
+  await eng.embed(parsed.inputs.length, signal);
+  sendJson(res, 200, embeddingResponse(parsed, parsed.dimensions ?? dimensions));
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

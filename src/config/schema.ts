@@ -81,6 +81,42 @@ export const availabilityZoneSchema = z.strictObject({
   endpoints: z.array(endpointSchema).min(1, 'a zone needs at least one endpoint'),
 });
 
+const requestKind = z.enum(['chat', 'completion', 'embeddings']);
+
+export const balancerInstanceSchema = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be a short lowercase name (a-z, 0-9, . _ -)'),
+  /** The model server's base URL, e.g. http://10.1.2.3:8000 */
+  url: z.url({ protocol: /^https?$/ }),
+  weight: z.number().int().min(0).max(65535).default(100),
+  /** Models the instance serves (the request's `model`). */
+  models: z.array(z.string().min(1).max(200)).min(1, 'an instance serves at least one model'),
+  kinds: z.array(requestKind).min(1).default(['chat', 'completion', 'embeddings']),
+});
+
+export const strategies = ['round-robin', 'weighted', 'least-outstanding', 'latency', 'gpu'] as const;
+
+/** The region's balancer: the reverse proxy in front of its GPU model servers (`arus balancer --region`). */
+export const balancerSchema = z
+  .strictObject({
+    /** Where the balancer listens; the region's endpoints point clients here. */
+    listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d{1,5}$/, 'must be HOST:PORT or [V6]:PORT').default('127.0.0.1:8000'),
+    strategy: z.enum(strategies).default('gpu'),
+    instances: z.array(balancerInstanceSchema).min(1, 'a balancer needs at least one instance'),
+    maxConcurrentPerInstance: z.number().int().min(1).max(10_000).default(16),
+    maxQueue: z.number().int().min(0).max(100_000).default(256),
+    queueTimeoutMs: z.number().int().min(0).max(600_000).default(5000),
+    slowStartMs: z.number().int().min(0).max(3_600_000).default(30_000),
+    /** How often the balancer reports its capacity to control. */
+    reportEveryMs: z.number().int().min(100).max(60_000).default(1000),
+  })
+  .superRefine((b, ctx) => {
+    const ids = new Set<string>();
+    b.instances.forEach((inst, i) => {
+      if (ids.has(inst.id)) ctx.addIssue({ code: 'custom', path: ['instances', i, 'id'], message: `duplicate instance id "${inst.id}"` });
+      ids.add(inst.id);
+    });
+  });
+
 export const regionSchema = z
   .strictObject({
     id: slug,
@@ -93,6 +129,7 @@ export const regionSchema = z
     countries: z.array(countryCode).default([]),
     down: z.boolean().default(false),
     zones: z.array(availabilityZoneSchema).min(2, 'a region needs two or more availability zones'),
+    balancer: balancerSchema.optional(),
   })
   .superRefine((r, ctx) => {
     const seen = new Set<string>();
@@ -233,6 +270,7 @@ export type Check = z.infer<typeof checkSchema>;
 export type EndpointDoc = z.infer<typeof endpointSchema>;
 export type AvailabilityZoneDoc = z.infer<typeof availabilityZoneSchema>;
 export type RegionDoc = z.infer<typeof regionSchema>;
+export type BalancerDoc = z.infer<typeof balancerSchema>;
 export type RegionInput = z.input<typeof regionSchema>;
 export type ServiceDoc = z.infer<typeof serviceSchema>;
 export type ZoneDoc = z.infer<typeof zoneSchema>;

@@ -1,0 +1,373 @@
+import { once } from 'node:events';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Agent } from 'undici';
+import type { Logger } from '../log.js';
+import { createWaitQueue, OverloadedError } from './queue.js';
+import type { Outcome, Pool } from './pool.js';
+import type { InstanceState, RequestKind } from './types.js';
+
+/** What the proxy needs of the pool. */
+export type ProxyPool = Pick<Pool, 'states' | 'eligible' | 'pick' | 'acquire' | 'release'>;
+
+export type RetryBudgetOptions = {
+  /** Retries allowed as a share of requests over the last 10 s. */
+  ratio: number;
+  /** Retries always allowed per second, so a quiet balancer can still retry. */
+  minPerSecond: number;
+};
+
+export type ProxyOptions = {
+  pool: ProxyPool;
+  log: Logger;
+  /** Requests in flight to one instance; more wait in the queue. 16 unless set. */
+  maxConcurrentPerInstance?: number;
+  /** Requests waiting for a free instance; more get 503 at once. 256 unless set. */
+  maxQueue?: number;
+  /** How long a request may wait for a free instance before a 503. 5000 unless set. */
+  queueTimeoutMs?: number;
+  /** Largest request body; larger gets 413. 10 MiB unless set. */
+  maxBodyBytes?: number;
+  retryBudget?: RetryBudgetOptions;
+  connectTimeoutMs?: number;
+  /** Time to the response headers (for a stream: the first token). 30 s unless set. */
+  upstreamHeadersTimeoutMs?: number;
+  /** Longest silence between two body chunks; generations run for minutes. 600 s unless set. */
+  upstreamBodyTimeoutMs?: number;
+  now?: () => number;
+};
+
+export type InstanceStats = { outstanding: number; requests: number; failures: number; latencyMs: number[] };
+
+export type ProxyStats = {
+  requests: number;
+  retries: number;
+  /** Retries wanted but refused by the budget. */
+  retriesDenied: number;
+  /** 503s for a full queue or a queue deadline. */
+  overloaded: number;
+  queueDepth: number;
+  /** Ejections in force now, summed over instances (pool state). */
+  ejections: number;
+  instances: Record<string, InstanceStats>;
+};
+
+export interface Proxy {
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Capacity may have appeared (an instance became ready): serve queued requests. */
+  wake(): void;
+  stats(): ProxyStats;
+  /** Closes the upstream connection pools. */
+  close(): Promise<void>;
+}
+
+const ROUTES: Record<string, RequestKind> = {
+  '/v1/chat/completions': 'chat',
+  '/v1/completions': 'completion',
+  '/v1/embeddings': 'embeddings',
+};
+
+// RFC 9110 §7.6.1 connection-specific fields, plus those the proxy sets itself.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host', 'content-length']);
+
+const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const LATENCY_SAMPLES = 256;
+
+class ClientGone extends Error {
+  constructor() {
+    super('client disconnected');
+  }
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function createProxy(opts: ProxyOptions): Proxy {
+  const { pool } = opts;
+  const log = opts.log.child({ component: 'balancer-proxy' });
+  const cap = opts.maxConcurrentPerInstance ?? 16;
+  const maxBody = opts.maxBodyBytes ?? 10 * 1024 * 1024;
+  const now = opts.now ?? Date.now;
+  const queueTimeoutMs = opts.queueTimeoutMs ?? 5000;
+  const queue = createWaitQueue({ maxQueue: opts.maxQueue ?? 256, queueTimeoutMs });
+  const budget = createRetryBudget({ ...(opts.retryBudget ?? { ratio: 0.2, minPerSecond: 5 }), now });
+  const agent = new Agent({
+    keepAliveTimeout: 30_000,
+    headersTimeout: opts.upstreamHeadersTimeoutMs ?? 30_000,
+    bodyTimeout: opts.upstreamBodyTimeoutMs ?? 600_000,
+    connect: { timeout: opts.connectTimeoutMs ?? 5000 },
+  });
+  const counters = { requests: 0, retries: 0, retriesDenied: 0, overloaded: 0 };
+  const perInstance = new Map<string, InstanceStats & { next: number }>();
+
+  function record(s: InstanceState, o: Outcome): void {
+    pool.release(s, o);
+    queue.wake();
+    let st = perInstance.get(s.instance.id);
+    if (!st) perInstance.set(s.instance.id, (st = { outstanding: 0, requests: 0, failures: 0, latencyMs: [], next: 0 }));
+    st.requests++;
+    if (!o.ok) st.failures++;
+    // A ring of recent samples: bounded, however long the balancer runs.
+    if (st.latencyMs.length < LATENCY_SAMPLES) st.latencyMs.push(o.durationMs);
+    else st.latencyMs[st.next] = o.durationMs;
+    st.next = (st.next + 1) % LATENCY_SAMPLES;
+  }
+
+  const isLive = (s: InstanceState, t: number) => s.ready && !(s.ejectedUntil !== undefined && s.ejectedUntil > t);
+  const serves = (s: InstanceState, model?: string, kind?: RequestKind) =>
+    (model === undefined || s.instance.models.includes(model)) && (kind === undefined || s.instance.kinds.includes(kind));
+
+  /**
+   * The picker's choice when it has room and was not tried already; else the
+   * least loaded live instance that has room. Undefined: wait (or give up).
+   */
+  function take(model: string | undefined, kind: RequestKind, tried: ReadonlySet<string>): InstanceState | undefined {
+    const s = pool.pick({ model, kind });
+    if (s && s.outstanding < cap && !tried.has(s.instance.id)) return s;
+    const t = now();
+    let best: InstanceState | undefined;
+    for (const c of pool.states())
+      if (isLive(c, t) && serves(c, model, kind) && c.outstanding < cap && !tried.has(c.instance.id))
+        if (!best || c.outstanding < best.outstanding) best = c;
+    return best;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    counters.requests++;
+    const ac = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort(new ClientGone());
+    });
+    try {
+      const path = new URL(req.url ?? '/', 'http://balancer').pathname;
+      const kind = ROUTES[path];
+      if (req.method === 'GET' && path === '/v1/models') return sendJson(res, 200, modelList(pool.states()));
+      if (req.method === 'GET' && path === '/health') {
+        const up = pool.states().some((s) => isLive(s, now()));
+        return up ? sendJson(res, 200, { status: 'ok' }) : sendError(res, new HttpError(503, 'no ready instance', 'no_ready_instance', { 'retry-after': '1' }));
+      }
+      if (!kind) throw new HttpError(Object.keys(ROUTES).includes(path) ? 405 : 404, `no route ${req.method} ${path}`, 'not_found');
+      if (req.method !== 'POST') throw new HttpError(405, `method ${req.method} not allowed on ${path}`, 'method_not_allowed');
+
+      const body = await readBody(req, maxBody);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new HttpError(400, 'body is not valid JSON', 'invalid_json');
+      }
+      const m = (parsed as { model?: unknown } | null)?.model;
+      if (typeof m !== 'string' || m === '') throw new HttpError(400, 'model: a non-empty string is required', 'invalid_request');
+      await forward(req, res, { model: m, kind, path: req.url ?? path, body }, ac.signal);
+    } catch (err) {
+      if (ac.signal.aborted || res.destroyed) return; // nobody left to answer
+      if (res.headersSent) return void res.destroy();
+      if (err instanceof HttpError) return sendError(res, err);
+      log.error({ err }, 'proxy request failed');
+      sendError(res, new HttpError(500, 'internal error', 'internal_error'));
+    }
+  }
+
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    r: { model: string; kind: RequestKind; path: string; body: Buffer },
+    signal: AbortSignal,
+  ): Promise<void> {
+    const all = pool.eligible({ model: r.model, kind: r.kind });
+    if (all.length === 0)
+      throw new HttpError(404, `The model \`${r.model}\` does not exist or does not serve ${r.kind} requests.`, 'model_not_found');
+    if (!all.some((s) => isLive(s, now())))
+      throw new HttpError(503, `no ready instance serves \`${r.model}\``, 'no_ready_instance', { 'retry-after': '1' });
+
+    budget.deposit();
+    const headers = forwardHeaders(req.headers, r.body.length, req.socket.remoteAddress);
+    const tried = new Set<string>();
+    for (;;) {
+      let s: InstanceState | undefined;
+      if (tried.size === 0) {
+        try {
+          s = await queue.wait(() => take(r.model, r.kind, tried), signal);
+        } catch (err) {
+          if (!(err instanceof OverloadedError)) throw err;
+          counters.overloaded++;
+          throw new HttpError(503, err.message, 'overloaded', { 'retry-after': String(err.retryAfterS) });
+        }
+      } else s = take(r.model, r.kind, tried);
+      if (!s) throw new HttpError(502, 'every instance tried failed', 'upstream_failed');
+      tried.add(s.instance.id);
+      pool.acquire(s);
+      const t0 = performance.now();
+      const ms = () => performance.now() - t0;
+      // A retry is possible only while nothing has reached the client and another instance has room.
+      const mayRetry = () => {
+        const t = now();
+        if (!pool.states().some((c) => isLive(c, t) && serves(c, r.model, r.kind) && c.outstanding < cap && !tried.has(c.instance.id))) return false;
+        if (budget.tryWithdraw()) return true;
+        counters.retriesDenied++;
+        return false;
+      };
+
+      let up;
+      try {
+        up = await agent.request({ origin: s.instance.url, path: r.path, method: 'POST', headers, body: r.body, signal });
+      } catch (err) {
+        const code = errCode(err);
+        const timeout = TIMEOUT_CODES.has(code);
+        if (signal.aborted) {
+          record(s, { ok: true, durationMs: ms() }); // the client left; the instance did nothing wrong
+          throw err;
+        }
+        record(s, { ok: false, durationMs: ms(), timeout });
+        log.debug({ instance: s.instance.id, code }, 'upstream request failed');
+        if (RETRYABLE_CODES.has(code) && mayRetry()) {
+          counters.retries++;
+          continue;
+        }
+        throw timeout
+          ? new HttpError(504, `instance ${s.instance.id} timed out`, 'upstream_timeout')
+          : new HttpError(502, `instance ${s.instance.id} failed: ${code || 'error'}`, 'upstream_failed');
+      }
+
+      if (up.statusCode === 503 && mayRetry()) {
+        await up.body.dump().catch(() => {});
+        record(s, { ok: false, status: 503, durationMs: ms() });
+        counters.retries++;
+        continue;
+      }
+
+      res.writeHead(up.statusCode, { ...responseHeaders(up.headers), 'x-arus-instance': s.instance.id });
+      res.flushHeaders(); // a stream's headers go out before its first token
+      try {
+        for await (const chunk of up.body) {
+          if (!res.write(chunk)) await once(res, 'drain', { signal });
+        }
+        res.end();
+        record(s, { ok: up.statusCode < 500, status: up.statusCode, durationMs: ms() });
+      } catch (err) {
+        up.body.destroy();
+        if (signal.aborted) record(s, { ok: true, status: up.statusCode, durationMs: ms() });
+        else record(s, { ok: false, status: up.statusCode, durationMs: ms(), timeout: TIMEOUT_CODES.has(errCode(err)) });
+        res.destroy(); // cut the client's stream too: a truncated reply must not look complete
+      }
+      return;
+    }
+  }
+
+  return {
+    handle,
+    wake: () => queue.wake(),
+    stats() {
+      const states = pool.states();
+      const t = now();
+      const instances: Record<string, InstanceStats> = {};
+      for (const s of states) {
+        const st = perInstance.get(s.instance.id);
+        instances[s.instance.id] = { outstanding: s.outstanding, requests: st?.requests ?? 0, failures: st?.failures ?? 0, latencyMs: [...(st?.latencyMs ?? [])] };
+      }
+      return {
+        ...counters,
+        queueDepth: queue.size,
+        ejections: states.filter((s) => s.ejectedUntil !== undefined && s.ejectedUntil > t).length,
+        instances,
+      };
+    },
+    close: () => agent.close(),
+  };
+}
+
+/**
+ * Finagle-style retry budget: retries in the last 10 s may not pass
+ * `ratio` × requests plus `minPerSecond` × 10, so a failing region cannot
+ * multiply its own load.
+ */
+export function createRetryBudget(opts: RetryBudgetOptions & { now?: () => number; windowS?: number }) {
+  const now = opts.now ?? Date.now;
+  const windowS = opts.windowS ?? 10;
+  const buckets = Array.from({ length: windowS }, () => ({ sec: -1, requests: 0, retries: 0 }));
+  const bucket = () => {
+    const sec = Math.floor(now() / 1000);
+    const b = buckets[sec % windowS];
+    if (b.sec !== sec) Object.assign(b, { sec, requests: 0, retries: 0 });
+    return b;
+  };
+  const totals = () => {
+    const sec = Math.floor(now() / 1000);
+    let requests = 0;
+    let retries = 0;
+    for (const b of buckets)
+      if (b.sec > sec - windowS) {
+        requests += b.requests;
+        retries += b.retries;
+      }
+    return { requests, retries };
+  };
+  return {
+    deposit() {
+      bucket().requests++;
+    },
+    tryWithdraw(): boolean {
+      const { requests, retries } = totals();
+      if (retries + 1 > opts.ratio * requests + opts.minPerSecond * windowS) return false;
+      bucket().retries++;
+      return true;
+    },
+  };
+}
+
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const tooBig = () => new HttpError(413, `body larger than ${max} bytes`, 'body_too_large', { connection: 'close' });
+  if (Number(req.headers['content-length'] ?? 0) > max) throw tooBig();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw tooBig();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function forwardHeaders(h: IncomingHttpHeaders, length: number, client: string | undefined): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  out['content-length'] = String(length);
+  if (client) out['x-forwarded-for'] = h['x-forwarded-for'] ? `${h['x-forwarded-for']}, ${client}` : client;
+  return out;
+}
+
+function responseHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  return out;
+}
+
+function errCode(err: unknown): string {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
+  return String(e?.code ?? e?.cause?.code ?? '');
+}
+
+function modelList(states: readonly InstanceState[]) {
+  // Only models some ready instance has loaded: a probe checking the list sees the region as it is.
+  const ids = [...new Set(states.filter((s) => s.ready).flatMap((s) => s.instance.models))].sort();
+  return { object: 'list', data: ids.map((id) => ({ id, object: 'model', created: 0, owned_by: 'arus' })) };
+}
+
+function sendError(res: ServerResponse, err: HttpError): void {
+  const type = err.status === 404 ? 'NotFoundError' : err.status >= 500 ? 'ServiceUnavailableError' : 'BadRequestError';
+  sendJson(res, err.status, { error: { message: err.message, type, param: null, code: err.code } }, err.headers);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,135 @@
+/** Why a request was turned away before it reached an instance. */
+export class OverloadedError extends Error {
+  constructor(
+    readonly reason: 'queue-full' | 'queue-timeout',
+    /** What to put in `Retry-After`, in whole seconds. */
+    readonly retryAfterS: number,
+  ) {
+    super(reason === 'queue-full' ? 'admission queue is full' : 'timed out waiting for a free slot');
+    this.name = 'OverloadedError';
+  }
+}
+
+export type WaitQueueOptions = {
+  /** Waiters held at once; the next one is refused at once. */
+  maxQueue: number;
+  /** How long one waiter may wait before it is refused. */
+  queueTimeoutMs: number;
+};
+
+/**
+ * A bounded FIFO of callers waiting for capacity that only they can judge:
+ * each brings a `take()` that returns what it needs (a slot, an instance) or
+ * undefined. Whoever frees capacity calls `wake()`, which offers it to the
+ * waiters in arrival order; a waiter that still cannot take does not block
+ * the ones behind it (a request for another model may fit).
+ */
+export interface WaitQueue {
+  /** Resolves with the first value `take()` returns; rejects with OverloadedError, or the signal's reason on abort. */
+  wait<T>(take: () => T | undefined, signal?: AbortSignal): Promise<T>;
+  /** Capacity was freed or added: serve waiters in order. */
+  wake(): void;
+  readonly size: number;
+}
+
+type Waiter = { take: () => unknown; grant: (v: unknown) => void };
+
+export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
+  const waiters: Waiter[] = [];
+  const retryAfterS = Math.max(1, Math.ceil(opts.queueTimeoutMs / 1000));
+
+  function wake(): void {
+    for (let i = 0; i < waiters.length; ) {
+      const w = waiters[i];
+      const v = w.take();
+      if (v === undefined) i++;
+      else {
+        waiters.splice(i, 1);
+        w.grant(v);
+      }
+    }
+  }
+
+  return {
+    wait<T>(take: () => T | undefined, signal?: AbortSignal): Promise<T> {
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      // Capacity may have appeared without a wake(): those already waiting go first.
+      if (waiters.length > 0) wake();
+      const now = take();
+      if (now !== undefined) return Promise.resolve(now);
+      if (waiters.length >= opts.maxQueue) return Promise.reject(new OverloadedError('queue-full', retryAfterS));
+      return new Promise<T>((resolve, reject) => {
+        const leave = () => {
+          const i = waiters.indexOf(w);
+          if (i >= 0) waiters.splice(i, 1);
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        };
+        const onAbort = () => {
+          leave();
+          reject(signal!.reason);
+        };
+        const w: Waiter = {
+          take,
+          grant: (v) => {
+            leave();
+            resolve(v as T);
+          },
+        };
+        const timer = setTimeout(() => {
+          leave();
+          reject(new OverloadedError('queue-timeout', retryAfterS));
+        }, opts.queueTimeoutMs);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        waiters.push(w);
+      });
+    },
+    wake,
+    get size() {
+      return waiters.length;
+    },
+  };
+}
+
+export type AdmissionOptions = WaitQueueOptions & {
+  /** Holders at once; 16 unless set. */
+  maxConcurrent?: number;
+};
+
+export type Release = () => void;
+
+/** A counting semaphore with a bounded FIFO queue in front: memory never grows past `maxQueue` waiters. */
+export interface Admission {
+  /** Resolves with a release function (idempotent) once a slot is free; rejects with OverloadedError, or the signal's reason. */
+  acquire(signal?: AbortSignal): Promise<Release>;
+  readonly active: number;
+  readonly queued: number;
+}
+
+export function createAdmission(opts: AdmissionOptions): Admission {
+  const max = opts.maxConcurrent ?? 16;
+  const queue = createWaitQueue(opts);
+  let active = 0;
+
+  const take = (): Release | undefined => {
+    if (active >= max) return undefined;
+    active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      active--;
+      queue.wake();
+    };
+  };
+
+  return {
+    acquire: (signal) => queue.wait(take, signal),
+    get active() {
+      return active;
+    },
+    get queued() {
+      return queue.size;
+    },
+  };
+}

@@ -1,7 +1,9 @@
 // The composition root: parses the command line and wires the components.
 // Everything else receives its dependencies.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { startBalancer } from './balancer/role.js';
 import { ConfigError, loadDocuments } from './config/load.js';
+import { balancerSchema } from './config/schema.js';
 import { seedIfEmpty } from './config/seed.js';
 import { OverrideError, setOverride } from './control/overrides.js';
 import { createHealthStore } from './db/health-store.js';
@@ -87,9 +89,15 @@ ${help.api}
       parts.push(control);
       const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
       parts.push(dns);
+      const balancers: Record<string, number> = {};
+      for (const r of store.getConfig()!.regions.filter((x) => x.balancer)) {
+        const b = await startBalancer({ region: r.id, id: `balancer-${r.id}`, doc: r.balancer!, log: log.child({ component: 'balancer', region: r.id }), report: (c) => control.control.reportCapacity({ ...c, at: Date.now() }) });
+        balancers[r.id] = b.port;
+        parts.push(b);
+      }
       const regions = store.getConfig()!.regions.map((r) => r.id);
       parts.push(startProbes({ regions, controlUrl: control.url, token: probeToken, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
-      log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
+      log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, balancers, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
       onSignal(parts, log);
     },
   },
@@ -159,6 +167,43 @@ ${help.dns}
       agent.start();
       log.info({ region, control: controlUrl }, 'ready');
       onSignal([agent], log);
+    },
+  },
+  balancer: {
+    summary: "run a region's balancer: the reverse proxy in front of its GPU model servers",
+    usage: `arus balancer --region ID --control URL --token TOKEN [--id NAME] [--listen ADDR:PORT]
+
+  Reads the region's balancer section from control, proxies to its instances
+  with the configured strategy, and reports its capacity to control.
+
+  --region ID     the region whose balancer this is
+  --control URL   control's API, e.g. http://127.0.0.1:8080
+  --token TOKEN   a probe (or admin) token (or ARUS_PROBE_TOKEN)
+  --listen ADDR   override the document's listen address`,
+    options: { region: { type: 'string' }, control: { type: 'string' }, token: { type: 'string' }, id: { type: 'string' }, listen: { type: 'string' } },
+    async run({ values }, log) {
+      const region = values.region as string | undefined;
+      const controlUrl = (values.control as string | undefined)?.replace(/\/$/, '');
+      const token = (values.token as string | undefined) ?? env.ARUS_PROBE_TOKEN;
+      if (!region || !controlUrl || !token) throw new UsageError('balancer needs --region, --control and --token');
+      const headers = { authorization: `Bearer ${token}` };
+      const res = await fetch(`${controlUrl}/v1/balancers/${encodeURIComponent(region)}`, { headers });
+      if (!res.ok) throw new Error(`control answered ${res.status} for the balancer of ${region}: ${await res.text()}`);
+      const doc = balancerSchema.parse(await res.json());
+      const id = (values.id as string | undefined) ?? `balancer-${region}-${process.pid}`;
+      const balancer = await startBalancer({
+        region,
+        id,
+        doc,
+        log: log.child({ component: 'balancer', region }),
+        listen: values.listen ? parseListen(String(values.listen))[0] : undefined,
+        report: async (r) => {
+          const answer = await fetch(`${controlUrl}/v1/capacity`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(r), signal: AbortSignal.timeout(2000) });
+          await answer.body?.cancel();
+        },
+      });
+      log.info({ region, port: balancer.port, strategy: doc.strategy, instances: doc.instances.length }, 'ready');
+      onSignal([balancer], log);
     },
   },
   sim: {

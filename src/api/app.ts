@@ -9,6 +9,7 @@ import type { Store } from '../db/store.js';
 import type { Logger } from '../log.js';
 import { problem, type Env, type Role } from './env.js';
 import { docsPage } from './docs.js';
+import { capacityRoutes } from './routes/capacity.js';
 import { configRoutes } from './routes/config.js';
 import { drainRoutes } from './routes/drain.js';
 import { eventRoutes } from './routes/events.js';
@@ -65,6 +66,7 @@ export function createApp(deps: ApiDeps) {
   eventRoutes(app, deps);
   resolveRoutes(app, deps);
   probeRoutes(app, deps);
+  capacityRoutes(app, deps);
   for (const mount of deps.mount ?? []) mount(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });

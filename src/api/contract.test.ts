@@ -70,7 +70,8 @@ describe('authentication on every route', () => {
     const routes = routesOf(await documentOf(api));
     for (const r of routes) {
       const write = r.method !== 'GET';
-      const probeRoute = r.path.startsWith('/v1/probes/');
+      // What agents and balancers call: the probe role.
+      const probeRoute = r.path.startsWith('/v1/probes/') || r.path.startsWith('/v1/balancers/') || (r.method === 'POST' && r.path === '/v1/capacity');
       const viewer = await api.call(r.method, concrete(r.path), { token: 'viewer', body: write ? { reason: 'x' } : undefined });
       if (write || probeRoute) expect(viewer.status, `viewer ${r.method} ${r.path}`).toBe(403);
       else expect(viewer.status, `viewer ${r.method} ${r.path}`).not.toBe(403);

@@ -1,3 +1,5 @@
+import type { RegionCapacity } from '../snapshot/snapshot.js';
+
 /** What a region's balancer reports every second or so. */
 export type CapacityReport = {
   region: string;
@@ -14,7 +16,6 @@ export type CapacityReport = {
   at: number;
 };
 
-export type RegionCapacity = { shed: number; saturation?: number; reason: string };
 
 export type CapacityChange = { region: string; kind: 'capacity.shedding' | 'capacity.recovered' | 'capacity.unknown'; from: number; to: number; reason: string };
 

@@ -7,8 +7,9 @@ import { applyOverrides } from '../health/overrides.js';
 import { createHealthTracker, type HealthTrackerOptions } from '../health/tracker.js';
 import type { AgentInfo, HealthEvent, ProbeResult } from '../health/types.js';
 import type { Logger } from '../log.js';
-import { buildSnapshot, endpointKey, type EndpointHealthInput, type LatencyMatrix, type Snapshot } from '../snapshot/snapshot.js';
+import { buildSnapshot, endpointKey, type EndpointHealthInput, type LatencyMatrix, type RegionCapacity, type Snapshot } from '../snapshot/snapshot.js';
 import type { ServingState } from '../snapshot/source.js';
+import { createCapacityTracker, type CapacityChange, type CapacityReport } from './capacity.js';
 import { countryMoves } from './moves.js';
 import { statusChanges, statusOf } from './status.js';
 
@@ -36,6 +37,9 @@ export interface Control {
   targets(): { version: number; targets: Target[] };
   report(agent: AgentInfo, results: readonly ProbeResult[]): { accepted: number; targets: number };
   tracker(): ReturnType<typeof createHealthTracker>;
+  /** A balancer's capacity report: may start or stop shedding clients to the next region. */
+  reportCapacity(report: CapacityReport): void;
+  capacity(): { regions: Readonly<Record<string, RegionCapacity>>; reports: CapacityReport[] };
   latency(): LatencyMatrix;
   /** Re-reads configuration and overrides, evaluates staleness; normally run by the timer. */
   tick(): void;
@@ -54,6 +58,7 @@ export function createControl(opts: ControlOptions): Control {
   const now = opts.now ?? Date.now;
   const tracker = createHealthTracker({ ...opts.tracker, now: now() });
   const latency = createLatencyMap();
+  const capacity = createCapacityTracker();
   const windowMs = opts.resultsWindowMs ?? 15 * 60_000;
   const latencyEvery = opts.latencyEveryMs ?? 10_000;
   const listeners = new Set<(s: ServingState) => void>();
@@ -92,7 +97,7 @@ export function createControl(opts: ControlOptions): Control {
 
   /** The SOA serial: both counters only grow, so their sum does too, across restarts. */
   function build(health = effectiveHealth()): Snapshot {
-    return buildSnapshot(config, configVersion + healthVersion, { health, latency: publishedLatency });
+    return buildSnapshot(config, configVersion + healthVersion, { health, latency: publishedLatency, capacity: capacity.current() });
   }
 
   function publish(why: string): void {
@@ -135,6 +140,14 @@ export function createControl(opts: ControlOptions): Control {
     }
   }
 
+  function recordCapacityChanges(changes: readonly CapacityChange[]): void {
+    if (changes.length === 0) return;
+    const at = now();
+    for (const c of changes)
+      store.recordEvent({ time: at, kind: c.kind, subject: `region:${c.region}`, oldState: `shed ${Math.round(c.from * 100)}%`, newState: `shed ${Math.round(c.to * 100)}%`, reason: c.reason, region: c.region });
+    publish('capacity changed');
+  }
+
   function maybePublish(why: string): void {
     if (tracker.generation() === generation) return;
     generation = tracker.generation();
@@ -145,6 +158,7 @@ export function createControl(opts: ControlOptions): Control {
     const t = now();
     recordHealthEvents(tracker.tick(t));
     maybePublish('probe agents silent');
+    recordCapacityChanges(capacity.tick(t));
     if (store.version() !== configVersion) {
       const next = requireConfig();
       const geoChanged = JSON.stringify([next.zone.nets, next.zone.geoip]) !== JSON.stringify([config.zone.nets, config.zone.geoip]);
@@ -192,6 +206,8 @@ export function createControl(opts: ControlOptions): Control {
       return { accepted: accepted.length, targets: targetsVersion };
     },
     tracker: () => tracker,
+    reportCapacity: (r) => recordCapacityChanges(capacity.report(r, now())),
+    capacity: () => ({ regions: capacity.current(), reports: capacity.reports() }),
     latency: () => latency.matrix(),
     tick,
     start() {

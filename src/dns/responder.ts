@@ -2,6 +2,7 @@ import type { Locator } from '../geo/locator.js';
 import type { Logger } from '../log.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { ServingState } from '../snapshot/source.js';
+import { BUCKET_PREFIX } from '../steer/filters/capacity.js';
 import { seededRandom, steer } from '../steer/steer.js';
 import type { ClientFacts } from '../steer/types.js';
 import { compileZone, type DynamicName, type Zone } from './zone.js';
@@ -117,6 +118,8 @@ type Served = {
   /** Clients by ECS option octets (IPv6) or resolver address. */
   readonly clients: Map<string, Client>;
   readonly sets: Map<string, AnswerSet>;
+  /** Some region sheds clients by capacity: answers depend on the client's /24 (/56). */
+  readonly shedding: boolean;
 };
 
 const TCP_LIMIT = 65535;
@@ -172,7 +175,8 @@ export function createResponder(opts: ResponderOptions): Responder {
     if (served && failed === snapshot) return served;
     try {
       const zone = compileZone(snapshot);
-      served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map() };
+      const shedding = Object.values(snapshot.capacity ?? {}).some((c) => c.shed > 0);
+      served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map(), shedding };
       stats.compiles++;
       // Every region is counted from the start (at 0), not from its first answer.
       for (const r of snapshot.regions) regionSlot(r.id);
@@ -243,7 +247,7 @@ export function createResponder(opts: ResponderOptions): Responder {
       prefix = ip.includes(':') ? 128 : 32;
     }
     const facts = s.locator.locate(ip, prefix, ecs ? 'ecs' : 'resolver');
-    client = { facts, net: network(facts, prefix), sets: new Array(s.zone.dynamic.length * 2) };
+    client = { facts, net: network(facts, prefix, s.shedding), sets: new Array(s.zone.dynamic.length * 2) };
     if (key4 >= 0) remember(s.clients4, key4, client, maxClients);
     else remember(s.clients, key, client, maxClients);
     return client;
@@ -341,9 +345,14 @@ export function createResponder(opts: ResponderOptions): Responder {
   return Object.assign(respond, { stats });
 }
 
-/** The client network as located: every address in it gets the same facts. */
-function network(facts: ClientFacts, prefix: number): string {
-  const bits = Math.min(facts.scope, prefix);
+/**
+ * The client network as located: every address in it gets the same facts.
+ * While a region sheds clients by capacity, the answer also depends on the
+ * client's /24 (/56) bucket, so the network is never wider than that.
+ */
+function network(facts: ClientFacts, prefix: number, shedding: boolean): string {
+  const bucket = facts.ip.includes(':') ? BUCKET_PREFIX[6] : BUCKET_PREFIX[4];
+  const bits = Math.min(shedding ? Math.max(facts.scope, bucket) : facts.scope, prefix);
   const bytes = parseAddress(facts.ip);
   if (!bytes) return `${facts.source}:${facts.ip}/${prefix}`;
   return `${facts.source}:${formatAddress(maskAddress(bytes, bits))}/${bits}`;

@@ -15,9 +15,29 @@ export type Snapshot = {
   readonly services: ReadonlyMap<string, ServiceDoc>;
   /** Measured RTT (ms) from each probe region to each endpoint region; empty without probe data. */
   readonly latency: LatencyMatrix;
+  /**
+   * GPU capacity per region id, from balancers' fresh reports as control
+   * judged them. A region without an entry is unknown: neither empty nor full.
+   */
+  readonly capacity: CapacityMap;
 };
 
 export type LatencyMatrix = Readonly<Record<string, Readonly<Record<string, number>>>>;
+
+/** One region's capacity, as control decided it from the region's balancer reports. */
+export type RegionCapacity = {
+  /**
+   * 0..1: the share of this region's new clients to send to the next region
+   * in rank. Control raises and lowers it with hysteresis; 0 means headroom.
+   */
+  readonly shed: number;
+  /** 0..1, how full the region reported itself, for traces. */
+  readonly saturation?: number;
+  /** Why, for traces ("4/4 GPUs busy", "queue 37 deep"). */
+  readonly reason: string;
+};
+
+export type CapacityMap = Readonly<Record<string, RegionCapacity>>;
 
 /** Live health of one endpoint, as control's tracker and admin overrides decided it. */
 export type EndpointHealthInput = {
@@ -63,12 +83,14 @@ export type EndpointState = {
  * Build a snapshot from configuration and live health. An endpoint marked
  * `down: true` in configuration (itself, its zone or its region) is down
  * whatever the probes say; otherwise its live health decides, and without
- * live health (no probe results yet, or no control) it is up.
+ * live health (no probe results yet, or no control) it is up. Capacity is
+ * kept for configured regions only, with `shed` clamped to 0..1 (not a
+ * number: 0); without capacity data every region is unknown.
  */
 export function buildSnapshot(
   config: Config,
   version: number,
-  live: { health?: ReadonlyMap<string, EndpointHealthInput>; latency?: LatencyMatrix } = {},
+  live: { health?: ReadonlyMap<string, EndpointHealthInput>; latency?: LatencyMatrix; capacity?: CapacityMap } = {},
 ): Snapshot {
   const regions: RegionState[] = config.regions.map((r) => ({
     id: r.id,
@@ -101,5 +123,17 @@ export function buildSnapshot(
     regionById: new Map(regions.map((r) => [r.id, r])),
     services: new Map(config.zone.services.map((s) => [s.name, s])),
     latency: live.latency ?? {},
+    capacity: capacityOf(live.capacity ?? {}, regions),
   });
+}
+
+function capacityOf(input: CapacityMap, regions: readonly RegionState[]): CapacityMap {
+  const out: Record<string, RegionCapacity> = {};
+  for (const r of regions) {
+    const c = Object.hasOwn(input, r.id) ? input[r.id] : undefined;
+    if (!c) continue;
+    const shed = Number.isFinite(c.shed) ? Math.min(1, Math.max(0, c.shed)) : 0;
+    out[r.id] = Object.freeze({ ...c, shed });
+  }
+  return Object.freeze(out);
 }

@@ -1,6 +1,6 @@
 // Test fixtures for steering: small configurations built through the real schemas.
 import { regionSchema, zoneSchema, type RegionInput, type ServiceDoc } from '../config/schema.js';
-import { buildSnapshot, type EndpointHealthInput, type LatencyMatrix, type Snapshot } from '../snapshot/snapshot.js';
+import { buildSnapshot, type CapacityMap, type EndpointHealthInput, type LatencyMatrix, type Snapshot } from '../snapshot/snapshot.js';
 import type { ClientFacts, SteerQuery } from './types.js';
 
 export const SEA: Record<string, { name: string; lat: number; lon: number; country: string }> = {
@@ -49,6 +49,7 @@ export function snapshotOf(
     version?: number;
     health?: ReadonlyMap<string, EndpointHealthInput>;
     latency?: LatencyMatrix;
+    capacity?: CapacityMap;
   } = {},
 ): Snapshot {
   const zone = zoneSchema.parse({
@@ -59,7 +60,7 @@ export function snapshotOf(
     defaultRegion: opts.defaultRegion ?? 'sg',
   });
   const regions = Object.keys(SEA).map((id) => regionSchema.parse(region(id, opts.marks?.[id])));
-  return buildSnapshot({ zone, regions }, opts.version ?? 1, { health: opts.health, latency: opts.latency });
+  return buildSnapshot({ zone, regions }, opts.version ?? 1, { health: opts.health, latency: opts.latency, capacity: opts.capacity });
 }
 
 export function client(facts: Partial<ClientFacts> & { country?: string } = {}): ClientFacts {
@@ -70,6 +71,16 @@ export function client(facts: Partial<ClientFacts> & { country?: string } = {}):
 function countryOfRegion(cc: string) {
   const r = Object.values(SEA).find((s) => s.country === cc);
   return r ? { lat: r.lat, lon: r.lon } : undefined;
+}
+
+/** A capacity report as control would publish it: `shed(0.3)` sheds 30%. */
+export function shed(share: number, saturation?: number, reason = 'test'): CapacityMap[string] {
+  return { shed: share, saturation, reason };
+}
+
+/** `n` distinct client /24s (10.0.0.0/24, 10.0.1.0/24, …), with an ECS scope of `scope`. */
+export function clientNets(n: number, facts: Partial<ClientFacts> = {}): ClientFacts[] {
+  return Array.from({ length: n }, (_, i) => client({ ...facts, ip: `10.${(i >> 8) & 255}.${i & 255}.0` }));
 }
 
 export function query(q: Partial<SteerQuery> = {}): SteerQuery {

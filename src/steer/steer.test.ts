@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { client, query, snapshotOf } from './fixtures.js';
+import { client, clientNets, query, shed, snapshotOf } from './fixtures.js';
 import { FAILED_OPEN_TTL, TRANSITION_TTL, seededRandom, steer } from './steer.js';
-import type { SteerQuery } from './types.js';
+import type { ClientFacts, SteerQuery } from './types.js';
 
 const allDown = { sg: { regionDown: true }, jkt: { regionDown: true }, bkk: { regionDown: true }, mnl: { regionDown: true } };
 
@@ -68,7 +68,7 @@ describe('steer: the chain', () => {
 
   it('traces every step in order', () => {
     const d = steer(query({ client: client({ country: 'MY', via: 'geoip MY (/13)' }) }), snapshotOf(), seededRandom(1));
-    expect(d.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'pick']);
+    expect(d.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'capacity', 'pick']);
     expect(d.trace[0]).toContain('geoip MY (/13)');
   });
 
@@ -135,7 +135,7 @@ describe('steer: failover policy', () => {
     expect(d.scope).toBe(0);
     expect(d.ttl).toBe(20);
     expect(d.trace).toContain('rank failover: jkt (priority 1) > sg (priority 2)');
-    expect(d.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'pick']);
+    expect(d.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'capacity', 'pick']);
   });
 
   it('fails over on live health too', () => {
@@ -202,5 +202,103 @@ describe('steer: weighted policy', () => {
     const d = steer(query({ client: client({ country: 'TH' }) }), snapshotOf({ service: weighted }), seededRandom(1));
     expect(d.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'pick']);
     expect(d.trace[3]).toMatch(/^rank weighted: sg w70 \(70%\), jkt w30 \(30%\), bkk w0, mnl w0; draw \d+\.\d of 100 → (sg|jkt); order /);
+  });
+});
+
+describe('steer: capacity', () => {
+  const indonesia = clientNets(2000, { country: 'ID', scope: 16 });
+  const jktBusy = { jkt: shed(0.3, 0.92, '4/4 GPUs busy') };
+
+  /** Decisions for every client, and the share of them per region. */
+  function decide(opts: Opts, clients: ClientFacts[] = indonesia, q: Partial<SteerQuery> = {}) {
+    const snap = snapshotOf(opts);
+    const decisions = clients.map((c) => steer(query({ ...q, client: c }), snap, seededRandom(1)));
+    const counts: Record<string, number> = {};
+    for (const d of decisions) counts[d.region ?? 'none'] = (counts[d.region ?? 'none'] ?? 0) + 1;
+    const share = Object.fromEntries(Object.entries(counts).map(([id, n]) => [id, n / clients.length]));
+    return { decisions, share };
+  }
+
+  it.each([
+    { name: 'no capacity data → everyone on jkt, client scope, service TTL', opts: {}, want: { jkt: 1 }, scope: 16, ttl: 30 },
+    { name: 'jkt reports headroom → unchanged', opts: { capacity: { jkt: shed(0, 0.5) } }, want: { jkt: 1 }, scope: 16, ttl: 30 },
+    { name: 'jkt sheds 30% → ≈30% to sg, scope /24, short TTL', opts: { capacity: jktBusy }, want: { jkt: 0.7, sg: 0.3 }, scope: 24, ttl: TRANSITION_TTL },
+    { name: 'jkt and sg shed → the share goes to mnl (next with headroom)', opts: { capacity: { ...jktBusy, sg: shed(0.1) } }, want: { jkt: 0.7, mnl: 0.3 }, scope: 24, ttl: TRANSITION_TTL },
+    { name: 'jkt sheds, every other region sheds → nobody moves, scope kept, short TTL', opts: { capacity: { ...jktBusy, sg: shed(0.1), bkk: shed(0.2), mnl: shed(0.9) } }, want: { jkt: 1 }, scope: 16, ttl: TRANSITION_TTL },
+    { name: 'jkt sheds 100% → everyone with a target moves, scope kept', opts: { capacity: { jkt: shed(1) } }, want: { sg: 1 }, scope: 16, ttl: TRANSITION_TTL },
+    { name: 'jkt down, sg (next) sheds 30% → the share goes on to mnl', opts: { marks: { jkt: { regionDown: true } }, capacity: { sg: shed(0.3) } }, want: { sg: 0.7, mnl: 0.3 }, scope: 24, ttl: TRANSITION_TTL },
+    { name: 'everything down: failing open ignores capacity', opts: { marks: allDown, capacity: { jkt: shed(1) } }, want: { jkt: 1 }, scope: 16, ttl: FAILED_OPEN_TTL },
+  ] as { name: string; opts: Opts; want: Record<string, number>; scope: number; ttl: number }[])('geo: $name', ({ opts, want, scope, ttl }) => {
+    const { decisions, share } = decide({ ...opts, service: { ttl: 30, ...opts.service } });
+    expect(Object.keys(share).sort()).toEqual(Object.keys(want).sort());
+    for (const [id, w] of Object.entries(want)) expect(Math.abs(share[id] - w), `${id}: ${share[id]}`).toBeLessThan(0.05);
+    for (const d of decisions) {
+      expect(d.scope).toBe(scope);
+      expect(d.ttl).toBe(ttl);
+    }
+  });
+
+  it('lands each client network the same way on every query and every DNS variant', () => {
+    const snap = snapshotOf({ capacity: jktBusy });
+    for (const c of indonesia.slice(0, 300)) {
+      const regions = new Set([1, 2, 3].map((seed) => steer(query({ client: { ...c, ip: c.ip.replace(/0$/, String(seed * 60)) } }), snap, seededRandom(seed)).region));
+      expect(regions.size).toBe(1);
+    }
+  });
+
+  it('never widens the scope past a narrower client network, and uses /56 for IPv6 clients', () => {
+    const narrow = decide({ capacity: jktBusy }, clientNets(50, { country: 'ID', scope: 28 })).decisions;
+    for (const d of narrow) expect(d.scope).toBe(28);
+    const v6 = Array.from({ length: 50 }, (_, i) => client({ country: 'ID', ip: `2001:db8:${i.toString(16)}::`, scope: 32 }));
+    for (const d of decide({ capacity: jktBusy }, v6).decisions) expect(d.scope).toBe(56);
+  });
+
+  it('does not lengthen a TTL shorter than the cap', () => {
+    for (const d of decide({ capacity: jktBusy, service: { ttl: 3 } }).decisions) expect(d.ttl).toBe(3);
+  });
+
+  it('traces the split, the TTL and the scope', () => {
+    const { decisions } = decide({ capacity: { ...jktBusy, sg: shed(0, 0.4, '1/4 GPUs busy') }, service: { ttl: 30 } }, indonesia.slice(0, 40));
+    const moved = decisions.find((d) => d.region === 'sg')!;
+    const stayed = decisions.find((d) => d.region === 'jkt')!;
+    expect(moved.trace.map((l) => l.split(/[ :]/)[0])).toEqual(['client', 'eligible', 'up', 'rank', 'capacity', 'pick', 'ttl', 'scope']);
+    expect(moved.trace[4]).toMatch(/^capacity: jkt shedding 30% \(saturation 0\.92, 4\/4 GPUs busy\); this client \(10\.0\.\d+\.0\/24, hash 0\.\d{3}\) → sg$/);
+    expect(stayed.trace[4]).toMatch(/^capacity: jkt shedding 30% .*\) stays; shed clients go to sg$/);
+    expect(moved.trace).toContain(`ttl ${TRANSITION_TTL} (jkt is shedding load, capped at ${TRANSITION_TTL})`);
+    expect(moved.trace).toContain('scope /24 (capacity splits clients by /24 network; location alone: /16)');
+  });
+
+  it('sheds on the latency chain too', () => {
+    const latency = { jkt: { jkt: 2, sg: 12, bkk: 30, mnl: 40 } };
+    const { share, decisions } = decide({ latency, service: { policy: 'latency' }, capacity: jktBusy });
+    expect(Math.abs(share.sg - 0.3)).toBeLessThan(0.05);
+    expect(share.jkt + share.sg).toBeCloseTo(1);
+    for (const d of decisions) expect(d.scope).toBe(24);
+  });
+
+  it('sheds on the failover chain: the next priority takes the share, answered per /24 instead of to everyone', () => {
+    const failover = { policy: 'failover' as const, regions: ['jkt', 'sg', 'bkk'] };
+    const worldwide = clientNets(2000, { scope: 24 }).map((c, i) => ({ ...c, country: everywhere[i % everywhere.length] }));
+    const calm = decide({ service: failover }, worldwide);
+    expect(calm.share).toEqual({ jkt: 1 });
+    for (const d of calm.decisions) expect(d.scope).toBe(0);
+    const busy = decide({ service: failover, capacity: jktBusy }, worldwide);
+    expect(Math.abs(busy.share.sg - 0.3)).toBeLessThan(0.05);
+    expect(busy.share.jkt + busy.share.sg).toBeCloseTo(1);
+    for (const d of busy.decisions) expect(d.scope).toBe(24);
+  });
+
+  it('leaves the weighted chain alone: the weights already share the load', () => {
+    const weighted = { policy: 'weighted' as const, weights: { sg: 70, jkt: 30 } };
+    const snap = snapshotOf({ service: weighted, capacity: { sg: shed(1), jkt: shed(1) } });
+    const d = steer(query({ client: client({ country: 'ID' }) }), snap, seededRandom(1));
+    expect(d.trace.some((l) => l.startsWith('capacity'))).toBe(false);
+    expect(d.scope).toBe(0);
+  });
+
+  it('answers a pinned name from its region, shedding or not, with scope 0', () => {
+    const { share, decisions } = decide({ capacity: { jkt: shed(0.5) } }, indonesia.slice(0, 200), { pinnedRegion: 'jkt' });
+    expect(share).toEqual({ jkt: 1 });
+    for (const d of decisions) expect(d.scope).toBe(0);
   });
 });

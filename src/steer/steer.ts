@@ -1,5 +1,6 @@
 import type { Policy } from '../config/schema.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
+import { capacity } from './filters/capacity.js';
 import { eligible } from './filters/eligible.js';
 import { pick } from './filters/pick.js';
 import { rankFailover } from './filters/rank-failover.js';
@@ -11,14 +12,23 @@ import type { Candidate, Decision, Filter, Random, SteerContext, SteerQuery } fr
 
 /** TTL cap while failing open: resolvers come back soon, when something may be up again. */
 export const FAILED_OPEN_TTL = 10;
-/** TTL cap while an answered endpoint is in transition (gdnsd shortens TTLs the same way). */
+/**
+ * TTL cap while an answered endpoint is in transition (gdnsd shortens TTLs the
+ * same way), and while the first-ranked region sheds load, so the shed share
+ * follows control's changes quickly.
+ */
 export const TRANSITION_TTL = 5;
 
-/** The chain for each policy, in order: policies swap the ranking step. */
+/**
+ * The chain for each policy, in order: policies swap the ranking step. Ranked
+ * policies spill a share of a saturated first choice to the next in rank;
+ * `weighted` does not: its weights already set each region's share, the same
+ * for every client.
+ */
 export const chains: Readonly<Record<Policy, readonly Filter[]>> = {
-  geo: [eligible, up, rankGeo, pick],
-  latency: [eligible, up, rankLatency, pick],
-  failover: [eligible, up, rankFailover, pick],
+  geo: [eligible, up, rankGeo, capacity, pick],
+  latency: [eligible, up, rankLatency, capacity, pick],
+  failover: [eligible, up, rankFailover, capacity, pick],
   weighted: [eligible, up, rankWeighted, pick],
 };
 
@@ -57,13 +67,21 @@ export function steer(query: SteerQuery, snapshot: Snapshot, random: Random): De
   const chosen = candidates[0];
   const baseTtl = service?.ttl ?? 0;
   const moving = chosen?.endpoints.some((e) => e.transition) ?? false;
-  const ttl = ctx.failedOpen ? Math.min(baseTtl, FAILED_OPEN_TTL) : moving ? Math.min(baseTtl, TRANSITION_TTL) : baseTtl;
+  const shedding = ctx.shedding;
+  const short = moving || shedding !== undefined;
+  const ttl = ctx.failedOpen ? Math.min(baseTtl, FAILED_OPEN_TTL) : short ? Math.min(baseTtl, TRANSITION_TTL) : baseTtl;
   // The client's location only matters when ranking had a choice to make and
   // used it: a pinned name, a lone candidate or a location-independent policy
-  // gives everyone the same answer.
-  const scope = query.pinnedRegion !== undefined || regionsBeforeRank <= 1 || !usesClientLocation[policy] ? 0 : client.scope;
+  // gives everyone the same answer. A capacity split answers per client
+  // network, so the scope is never wider than the network it hashed.
+  const located = query.pinnedRegion !== undefined || regionsBeforeRank <= 1 || !usesClientLocation[policy] ? 0 : client.scope;
+  const scope = Math.max(located, shedding?.bucketPrefix ?? 0);
   if (ctx.failedOpen) ctx.trace.push(`ttl ${ttl} (failed open, capped at ${FAILED_OPEN_TTL})`);
-  else if (moving && ttl < baseTtl) ctx.trace.push(`ttl ${ttl} (an answered endpoint is in transition, capped at ${TRANSITION_TTL})`);
+  else if (short && ttl < baseTtl) {
+    const why = moving ? 'an answered endpoint is in transition' : `${shedding!.region} is shedding load`;
+    ctx.trace.push(`ttl ${ttl} (${why}, capped at ${TRANSITION_TTL})`);
+  }
+  if (scope > located) ctx.trace.push(`scope /${scope} (capacity splits clients by /${scope} network; location alone: /${located})`);
   return {
     answers: chosen ? chosen.endpoints.map((e) => ({ address: e.address, region: e.region, zone: e.zone })) : [],
     region: chosen?.region.id,

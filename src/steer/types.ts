@@ -60,6 +60,24 @@ export type SteerContext = {
   readonly random: Random;
   readonly trace: string[];
   failedOpen: boolean;
+  /** Set by the capacity filter when the first-ranked region sheds clients. */
+  shedding?: Shedding;
+};
+
+/** What the capacity filter did, for the decision's scope and TTL. */
+export type Shedding = {
+  /** The first-ranked region, shedding a share of its clients. */
+  readonly region: string;
+  /** Its share to shed, 0 < share ≤ 1. */
+  readonly share: number;
+  /** The region taking the shed clients; undefined when none has headroom. */
+  readonly to?: string;
+  /**
+   * Prefix length of the client network the split is decided over (24 or 56),
+   * when the answer depends on it (some but not all clients move); the reply's
+   * ECS scope must be at least this.
+   */
+  readonly bucketPrefix?: number;
 };
 
 /** One step of the chain: takes candidates, returns fewer or reordered ones. */

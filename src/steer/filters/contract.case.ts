@@ -2,11 +2,22 @@
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { ServiceDoc } from '../../config/schema.js';
+import type { CapacityMap } from '../../snapshot/snapshot.js';
 import { seededRandom } from '../steer.js';
 import { client, snapshotOf } from '../fixtures.js';
 import type { Candidate, Filter, SteerContext } from '../types.js';
 
 const REGIONS = ['sg', 'jkt', 'bkk', 'mnl'] as const;
+
+/** A region's capacity: no report (unknown), headroom, or shedding some or all of its clients. */
+const arbitraryCapacity = fc.option(
+  fc.record({
+    shed: fc.oneof(fc.constantFrom(0, 0.3, 1), fc.double({ min: 0, max: 1, noNaN: true })),
+    saturation: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
+    reason: fc.constantFrom('4/4 GPUs busy', 'queue 12 deep', 'idle'),
+  }),
+  { nil: undefined },
+);
 
 const arbitraryCase = fc.record({
   down: fc.record({ sg: fc.boolean(), jkt: fc.boolean(), bkk: fc.boolean(), mnl: fc.boolean() }),
@@ -16,6 +27,9 @@ const arbitraryCase = fc.record({
   country: fc.constantFrom(undefined, 'SG', 'ID', 'TH', 'PH', 'MY', 'VN', 'JP'),
   failMode: fc.constantFrom('open' as const, 'closed' as const),
   seed: fc.integer(),
+  capacity: fc.record({ sg: arbitraryCapacity, jkt: arbitraryCapacity, bkk: arbitraryCapacity, mnl: arbitraryCapacity }),
+  ip: fc.oneof(fc.ipV4(), fc.ipV6()),
+  failedOpen: fc.boolean(),
 });
 
 type Case = typeof arbitraryCase extends fc.Arbitrary<infer T> ? T : never;
@@ -25,16 +39,17 @@ export type ContractOptions = { service?: Partial<ServiceDoc> };
 
 function setUp(c: Case, opts: ContractOptions) {
   const marks = Object.fromEntries(REGIONS.map((r) => [r, { regionDown: c.down[r], zonesDown: [c.zoneDown] }]));
-  const snapshot = snapshotOf({ marks, service: { failMode: c.failMode, ...opts.service } });
+  const capacity = Object.fromEntries(Object.entries(c.capacity).filter(([, v]) => v !== undefined)) as CapacityMap;
+  const snapshot = snapshotOf({ marks, service: { failMode: c.failMode, ...opts.service }, capacity });
   const candidates: Candidate[] = snapshot.regions
     .filter((r) => c.subset.includes(r.id as (typeof REGIONS)[number]))
     .map((region) => ({ region, endpoints: region.zones.flatMap((z) => z.endpoints) }));
   const ctx = (): SteerContext => ({
-    query: { service: 'api', family: c.family, client: client({ country: c.country }) },
+    query: { service: 'api', family: c.family, client: client({ country: c.country, ip: c.ip }) },
     snapshot,
     random: seededRandom(c.seed),
     trace: [],
-    failedOpen: false,
+    failedOpen: c.failedOpen,
   });
   return { candidates, ctx };
 }
@@ -73,7 +88,11 @@ export function filterContract(name: string, filter: Filter, opts: ContractOptio
   });
 
   it(`${name}: nothing in, nothing out`, () => {
-    const { ctx } = setUp({ down: { sg: false, jkt: false, bkk: false, mnl: false }, zoneDown: '', subset: [], family: 4, country: 'SG', failMode: 'open', seed: 1 }, opts);
+    const none = { sg: undefined, jkt: undefined, bkk: undefined, mnl: undefined };
+    const { ctx } = setUp(
+      { down: { sg: false, jkt: false, bkk: false, mnl: false }, zoneDown: '', subset: [], family: 4, country: 'SG', failMode: 'open', seed: 1, capacity: none, ip: '198.51.100.0', failedOpen: false },
+      opts,
+    );
     expect(filter([], ctx())).toEqual([]);
   });
 }

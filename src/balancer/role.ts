@@ -1,0 +1,79 @@
+import type { BalancerDoc } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { createPicker } from './pickers/create-picker.js';
+import { createPool } from './pool.js';
+import { createProxy } from './proxy.js';
+import { createReadiness } from './readiness.js';
+import { createBalancerServer } from './server.js';
+
+export type CapacitySink = (report: {
+  region: string;
+  balancer: string;
+  instances: number;
+  ready: number;
+  outstanding: number;
+  freeConcurrency: number;
+  queueDepth: number;
+  kvHeadroom?: number;
+}) => Promise<void> | void;
+
+/**
+ * One region's balancer, assembled from its document: pool, picker, proxy,
+ * readiness checks, the HTTP server, and a periodic capacity report.
+ */
+export async function startBalancer(deps: { region: string; id: string; doc: BalancerDoc; log: Logger; report?: CapacitySink; listen?: { address: string; port: number } }) {
+  const { doc, log } = deps;
+  const pool = createPool({
+    instances: doc.instances.map((i) => ({ ...i })),
+    picker: createPicker(doc.strategy),
+    slowStartMs: doc.slowStartMs,
+    maxConcurrency: doc.maxConcurrentPerInstance,
+  });
+  const proxy = createProxy({ pool, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs });
+  const readiness = createReadiness({ pool, log, onChange: () => proxy.wake() });
+  const [host, port] = splitListen(doc.listen);
+  const server = createBalancerServer({ host: deps.listen?.address ?? host, port: deps.listen?.port ?? port, proxy, log });
+  readiness.start();
+  const bound = await server.start();
+
+  let reporting = false;
+  const timer = setInterval(async () => {
+    if (!deps.report || reporting) return;
+    reporting = true;
+    try {
+      const c = pool.capacity();
+      await deps.report({
+        region: deps.region,
+        balancer: deps.id,
+        instances: c.instances,
+        ready: c.ready,
+        outstanding: c.outstanding,
+        freeConcurrency: c.freeConcurrency ?? 0,
+        queueDepth: proxy.stats().queueDepth,
+        kvHeadroom: c.kvHeadroom,
+      });
+    } catch (err) {
+      log.debug({ err }, 'capacity report failed');
+    } finally {
+      reporting = false;
+    }
+  }, doc.reportEveryMs);
+  timer.unref();
+
+  return {
+    port: bound.port,
+    pool,
+    proxy,
+    async stop() {
+      clearInterval(timer);
+      readiness.stop();
+      await server.stop();
+      await proxy.close();
+    },
+  };
+}
+
+function splitListen(listen: string): [string, number] {
+  const i = listen.lastIndexOf(':');
+  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), Number(listen.slice(i + 1))];
+}

@@ -1,0 +1,106 @@
+// Capacity-aware steering end to end: Jakarta's balancer in front of two
+// simulated GPUs inside `arus up`; saturating them moves a share of Indonesian
+// DNS answers to sg, with an event, and relieving them brings them back.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/log.js';
+import { createSimServer, type SimServer } from '../src/sim/server.js';
+import { startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { dig, hasDig } from './helpers/dig.js';
+import { regionsWithChecks } from './helpers/regions.js';
+
+const requireDig = process.env.CI ? true : hasDig;
+const ADMIN = 'capacity-admin';
+const JKT = new Set(['203.0.113.21', '203.0.113.22']);
+const SG = new Set(['203.0.113.11', '203.0.113.12']);
+
+describe.skipIf(!requireDig)('capacity-aware steering', () => {
+  const sims: SimServer[] = [];
+  let server: Running;
+  let balancerPort: number;
+  const api = async (path: string) => (await fetch(`${server.api}${path}`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+  /** Where 40 Indonesian /24s are sent: counts of jkt and sg answers. */
+  const spread = () => {
+    let jkt = 0;
+    let sg = 0;
+    for (let i = 0; i < 40; i++) {
+      const a = dig('127.0.0.1', server.dnsPort, ['api.gslb.example.com', 'A', `+subnet=36.66.${i}.0/24`]).answers.map((x) => x.data);
+      if (a.length && a.every((x) => JKT.has(x))) jkt++;
+      else if (a.length && a.every((x) => SG.has(x))) sg++;
+    }
+    return { jkt, sg };
+  };
+
+  beforeAll(async () => {
+    for (let i = 0; i < 2; i++) {
+      const sim = createSimServer({ log: silentLogger(), maxRunning: 2, ttftMs: 50, tokensPerSecond: 5 });
+      await sim.start();
+      sims.push(sim);
+    }
+    const dir = tempDir();
+    const regions = regionsWithChecks(dir, () => undefined);
+    const jktFile = join(regions, 'jkt.yaml');
+    writeFileSync(
+      jktFile,
+      `${readFileSync(jktFile, 'utf8')}balancer:
+  listen: "127.0.0.1:0"
+  strategy: least-outstanding
+  maxConcurrentPerInstance: 2
+  maxQueue: 50
+  queueTimeoutMs: 60000
+  reportEveryMs: 200
+  instances:
+${sims.map((s, i) => `    - { id: jkt-${i + 1}, url: "http://127.0.0.1:${s.port}", models: [llama-3-8b] }`).join('\n')}
+`,
+    );
+    server = await startArus(['up', '--db', join(dir, 'arus.db'), '--regions', regions, '--dns-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--sim', 'off'], {
+      env: { ARUS_ADMIN_TOKEN: ADMIN },
+    });
+    balancerPort = (server.logs.find((l) => l.msg === 'ready')!.balancers as Record<string, number>).jkt;
+    // The balancer has found both instances ready and reported it.
+    await until(() => api('/v1/capacity') as Promise<{ reports: { region: string; ready: number }[] }>, (c) => c.reports.some((r) => r.region === 'jkt' && r.ready === 2), 15_000, 200);
+  }, 40_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    await Promise.all(sims.map((s) => s.stop()));
+  });
+
+  it('sheds a share of Indonesian clients to sg while Jakarta is saturated, records it, and takes them back', async () => {
+    expect(spread()).toEqual({ jkt: 40, sg: 0 });
+
+    // Eight long generations: four running (two per GPU), four queued at the balancer.
+    const load = new AbortController();
+    const requests = Array.from({ length: 8 }, () =>
+      fetch(`http://127.0.0.1:${balancerPort}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'llama-3-8b', messages: [{ role: 'user', content: 'write a long story' }], max_tokens: 500 }),
+        signal: load.signal,
+      }).catch(() => undefined),
+    );
+    const shedding = (await until(
+      () => api('/v1/events?kind=capacity.shedding') as Promise<{ events: { subject: string; reason: string }[] }>,
+      (e) => e.events.length > 0,
+      10_000,
+      200,
+    )).events[0];
+    expect(shedding.subject).toBe('region:jkt');
+    expect(shedding.reason).toMatch(/shedding \d+% of new clients/);
+
+    const during = spread();
+    expect(during.sg).toBeGreaterThan(5); // a share moved…
+    expect(during.jkt).toBeGreaterThan(5); // …not everyone
+    expect(during.jkt + during.sg).toBe(40);
+    // A client's /24 lands the same way every time.
+    const again = spread();
+    expect(again).toEqual(during);
+
+    // Relief: the clients go away, the generations are cancelled, Jakarta takes its clients back.
+    load.abort();
+    await Promise.all(requests);
+    await until(() => api('/v1/events?kind=capacity.recovered') as Promise<{ events: unknown[] }>, (e) => e.events.length > 0, 10_000, 200);
+    await until(spread, (s) => s.jkt === 40, 5000, 200);
+  }, 60_000);
+});

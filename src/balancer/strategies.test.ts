@@ -1,0 +1,100 @@
+// Each strategy's distribution, and content-aware routing, through a whole
+// balancer (startBalancer: pool, picker, proxy, readiness, server) in front of
+// real simulated model servers on loopback.
+import { afterEach, describe, expect, it } from 'vitest';
+import { balancerSchema, type BalancerDoc } from '../config/schema.js';
+import { silentLogger } from '../log.js';
+import { createSimServer, type SimServerOptions } from '../sim/server.js';
+import { startBalancer } from './role.js';
+
+const log = silentLogger();
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+async function fleet(specs: (Partial<SimServerOptions> & { id: string; weight?: number; models?: string[]; kinds?: ('chat' | 'completion' | 'embeddings')[] })[], doc: Partial<BalancerDoc>) {
+  const instances = [];
+  for (const spec of specs) {
+    const sim = createSimServer({ log, ttftMs: 5, tokensPerSecond: 1000, ...spec });
+    const { port } = await sim.start();
+    cleanup.push(() => sim.stop());
+    instances.push({ id: spec.id, url: `http://127.0.0.1:${port}`, weight: spec.weight ?? 100, models: spec.models ?? ['llama-3-8b'], kinds: spec.kinds });
+  }
+  const balancer = await startBalancer({ region: 'jkt', id: 'b', doc: balancerSchema.parse({ listen: '127.0.0.1:0', slowStartMs: 0, instances, ...doc }), log });
+  cleanup.push(() => balancer.stop());
+  // Every instance has passed its readiness check.
+  for (let i = 0; i < 100 && balancer.pool.states().some((s) => !s.ready); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(balancer.pool.states().every((s) => s.ready)).toBe(true);
+  const url = `http://127.0.0.1:${balancer.port}`;
+  const chat = async (maxTokens = 1, model = 'llama-3-8b') => {
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: maxTokens }),
+    });
+    await res.arrayBuffer();
+    return { status: res.status, instance: res.headers.get('x-arus-instance') };
+  };
+  return { url, chat, balancer };
+}
+
+const tally = (xs: (string | null)[]) => xs.reduce<Record<string, number>>((m, x) => ((m[x ?? 'none'] = (m[x ?? 'none'] ?? 0) + 1), m), {});
+
+describe('strategies over real instances', () => {
+  it('round-robin takes turns exactly', async () => {
+    const { chat } = await fleet([{ id: 'a' }, { id: 'b' }, { id: 'c' }], { strategy: 'round-robin' });
+    const seen: (string | null)[] = [];
+    for (let i = 0; i < 12; i++) seen.push((await chat()).instance);
+    expect(tally(seen)).toEqual({ a: 4, b: 4, c: 4 });
+  });
+
+  it('weighted follows the weights', async () => {
+    const { chat } = await fleet([{ id: 'a', weight: 100 }, { id: 'b', weight: 200 }, { id: 'c', weight: 300 }], { strategy: 'weighted' });
+    const seen: (string | null)[] = [];
+    for (let i = 0; i < 60; i++) seen.push((await chat()).instance);
+    expect(tally(seen)).toEqual({ a: 10, b: 20, c: 30 });
+  });
+
+  it.each(['least-outstanding', 'latency'] as const)('%s sends less to a slow instance under concurrent load', async (strategy) => {
+    const { chat } = await fleet([{ id: 'fast' }, { id: 'slow', tokensPerSecond: 20 }], { strategy });
+    // A steady stream of 10-token generations, one every 25 ms: 10 ms on the fast instance, 500 ms on the slow one.
+    const pending: Promise<{ instance: string | null }>[] = [];
+    for (let i = 0; i < 36; i++) {
+      pending.push(chat(10));
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const t = tally((await Promise.all(pending)).map((r) => r.instance));
+    expect(t.fast).toBeGreaterThan(2 * (t.slow ?? 0));
+  });
+
+  it('gpu never picks an instance reporting memory exhaustion', async () => {
+    const { chat, balancer } = await fleet([{ id: 'ok' }, { id: 'oom' }], { strategy: 'gpu' });
+    const oom = balancer.pool.states().find((s) => s.instance.id === 'oom')!;
+    await fetch(`${oom.instance.url}/admin/fault`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'oom' }) });
+    // The next scrape sees it.
+    for (let i = 0; i < 60 && !oom.gpu?.memoryExhausted && oom.ready; i++) await new Promise((r) => setTimeout(r, 50));
+    const seen: (string | null)[] = [];
+    for (let i = 0; i < 10; i++) seen.push((await chat()).instance);
+    expect(tally(seen)).toEqual({ ok: 10 });
+  });
+
+  it('content-aware: chat and embeddings go to their own pools, and a model no one serves is a 404', async () => {
+    const { url, chat } = await fleet(
+      [
+        { id: 'chat-1', kinds: ['chat', 'completion'] },
+        { id: 'embed-1', kinds: ['embeddings'], models: ['bge-m3'], model: 'bge-m3' },
+      ],
+      { strategy: 'least-outstanding' },
+    );
+    for (let i = 0; i < 4; i++) expect(await chat()).toEqual({ status: 200, instance: 'chat-1' });
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'bge-m3', input: 'hello' }) });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-arus-instance')).toBe('embed-1');
+      expect(((await res.json()) as { data: unknown[] }).data).toHaveLength(1);
+    }
+    expect((await chat(1, 'bge-m3')).status).toBe(404);
+    expect((await chat(1, 'gpt-9')).status).toBe(404);
+  });
+});

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
+import { createBatcher, type BatchResponse } from './batch.js';
 import { createWaitQueue, OverloadedError } from './queue.js';
 import type { Outcome, Pool } from './pool.js';
 import type { InstanceState, RequestKind } from './types.js';
@@ -33,6 +34,18 @@ export type ProxyOptions = {
   upstreamHeadersTimeoutMs?: number;
   /** Longest silence between two body chunks; generations run for minutes. 600 s unless set. */
   upstreamBodyTimeoutMs?: number;
+  /**
+   * Micro-batching, off unless set: concurrent `/v1/embeddings` calls for the
+   * same model and options within `windowMs` (5) are sent as one call of up
+   * to `maxBatch` (32) inputs and the answer is split back to each caller.
+   */
+  batching?: { embeddings?: { windowMs?: number; maxBatch?: number } };
+  /**
+   * Degrade-to models: when no instance of a model is ready, or its pool is
+   * full, the request goes to this model's pool (body `model` rewritten) and
+   * the answer says so in `x-arus-fallback: <requested> -> <served>`.
+   */
+  fallbacks?: Record<string, string>;
   now?: () => number;
 };
 
@@ -49,6 +62,11 @@ export type ProxyStats = {
   /** Ejections in force now, summed over instances (pool state). */
   ejections: number;
   instances: Record<string, InstanceStats>;
+  /** Requests served by a fallback model. */
+  fallbacks?: number;
+  /** Upstream embeddings calls sent by the batcher, and the client calls they carried. */
+  batches?: number;
+  batchedCalls?: number;
 };
 
 export interface Proxy {
@@ -90,8 +108,12 @@ class HttpError extends Error {
   }
 }
 
+type ForwardRequest = { model: string; kind: RequestKind; path: string; body: Buffer };
+type BatchCtx = { req: IncomingMessage; r: ForwardRequest; parsed: Record<string, unknown> };
+
 export function createProxy(opts: ProxyOptions): Proxy {
   const { pool } = opts;
+  const fallbacks = opts.fallbacks ?? {};
   const log = opts.log.child({ component: 'balancer-proxy' });
   const cap = opts.maxConcurrentPerInstance ?? 16;
   const maxBody = opts.maxBodyBytes ?? 10 * 1024 * 1024;
@@ -105,7 +127,11 @@ export function createProxy(opts: ProxyOptions): Proxy {
     bodyTimeout: opts.upstreamBodyTimeoutMs ?? 600_000,
     connect: { timeout: opts.connectTimeoutMs ?? 5000 },
   });
-  const counters = { requests: 0, retries: 0, retriesDenied: 0, overloaded: 0 };
+  const counters = { requests: 0, retries: 0, retriesDenied: 0, overloaded: 0, fallbacks: 0 };
+  const batchOpts = opts.batching?.embeddings;
+  const batcher = batchOpts
+    ? createBatcher<BatchCtx>({ windowMs: batchOpts.windowMs ?? 5, maxBatch: batchOpts.maxBatch ?? 32, send: sendBatch })
+    : undefined;
   const perInstance = new Map<string, InstanceStats & { next: number }>();
 
   function record(s: InstanceState, o: Outcome): void {
@@ -166,7 +192,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }
       const m = (parsed as { model?: unknown } | null)?.model;
       if (typeof m !== 'string' || m === '') throw new HttpError(400, 'model: a non-empty string is required', 'invalid_request');
-      await forward(req, res, { model: m, kind, path: req.url ?? path, body }, ac.signal);
+      await forward(req, res, { model: m, kind, path: req.url ?? path, body }, ac.signal, parsed as Record<string, unknown>);
     } catch (err) {
       if (ac.signal.aborted || res.destroyed) return; // nobody left to answer
       if (res.headersSent) return void res.destroy();
@@ -176,32 +202,55 @@ export function createProxy(opts: ProxyOptions): Proxy {
     }
   }
 
-  async function forward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    r: { model: string; kind: RequestKind; path: string; body: Buffer },
+  /** The request rewritten for `r.model`'s fallback model, if one is configured and has a live instance. */
+  function fallbackFor(r: ForwardRequest): ForwardRequest | undefined {
+    const to = fallbacks[r.model];
+    if (!to || to === r.model) return undefined;
+    const t = now();
+    if (!pool.eligible({ model: to, kind: r.kind }).some((s) => isLive(s, t))) return undefined;
+    const parsed = JSON.parse(r.body.toString('utf8')) as Record<string, unknown>;
+    return { ...r, model: to, body: Buffer.from(JSON.stringify({ ...parsed, model: to })) };
+  }
+
+  /**
+   * Admission, the upstream request and its retries, up to the response
+   * headers. Falls back to the configured model's pool when the requested
+   * model has no live instance or its pool is full; `headers` then names the fallback.
+   */
+  async function exchange(
+    r: ForwardRequest,
+    headersFor: (length: number) => Record<string, string | string[]>,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<{ s: InstanceState; up: Dispatcher.ResponseData; ms: () => number; headers: Record<string, string> }> {
     const all = pool.eligible({ model: r.model, kind: r.kind });
     if (all.length === 0)
       throw new HttpError(404, `The model \`${r.model}\` does not exist or does not serve ${r.kind} requests.`, 'model_not_found');
-    if (!all.some((s) => isLive(s, now())))
-      throw new HttpError(503, `no ready instance serves \`${r.model}\``, 'no_ready_instance', { 'retry-after': '1' });
+    let target = r;
+    if (!all.some((s) => isLive(s, now()))) {
+      const f = fallbackFor(r);
+      if (!f) throw new HttpError(503, `no ready instance serves \`${r.model}\``, 'no_ready_instance', { 'retry-after': '1' });
+      target = f;
+    }
 
     budget.deposit();
-    const headers = forwardHeaders(req.headers, r.body.length, req.socket.remoteAddress);
     const tried = new Set<string>();
     for (;;) {
       let s: InstanceState | undefined;
       if (tried.size === 0) {
         try {
-          s = await queue.wait(() => take(r.model, r.kind, tried), signal);
+          s = await queue.wait(() => take(target.model, target.kind, tried), signal);
         } catch (err) {
           if (!(err instanceof OverloadedError)) throw err;
-          counters.overloaded++;
-          throw new HttpError(503, err.message, 'overloaded', { 'retry-after': String(err.retryAfterS) });
+          // The model's pool is exhausted: its fallback's, if that has a free slot now.
+          const f = target === r ? fallbackFor(r) : undefined;
+          s = f && take(f.model, f.kind, tried);
+          if (!f || !s) {
+            counters.overloaded++;
+            throw new HttpError(503, err.message, 'overloaded', { 'retry-after': String(err.retryAfterS) });
+          }
+          target = f;
         }
-      } else s = take(r.model, r.kind, tried);
+      } else s = take(target.model, target.kind, tried);
       if (!s) throw new HttpError(502, 'every instance tried failed', 'upstream_failed');
       tried.add(s.instance.id);
       pool.acquire(s);
@@ -210,7 +259,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       // A retry is possible only while nothing has reached the client and another instance has room.
       const mayRetry = () => {
         const t = now();
-        if (!pool.states().some((c) => isLive(c, t) && serves(c, r.model, r.kind) && c.outstanding < cap && !tried.has(c.instance.id))) return false;
+        if (!pool.states().some((c) => isLive(c, t) && serves(c, target.model, target.kind) && c.outstanding < cap && !tried.has(c.instance.id))) return false;
         if (budget.tryWithdraw()) return true;
         counters.retriesDenied++;
         return false;
@@ -218,7 +267,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
 
       let up;
       try {
-        up = await agent.request({ origin: s.instance.url, path: r.path, method: 'POST', headers, body: r.body, signal });
+        up = await agent.request({ origin: s.instance.url, path: target.path, method: 'POST', headers: headersFor(target.body.length), body: target.body, signal });
       } catch (err) {
         const code = errCode(err);
         const timeout = TIMEOUT_CODES.has(code);
@@ -243,22 +292,74 @@ export function createProxy(opts: ProxyOptions): Proxy {
         counters.retries++;
         continue;
       }
-
-      res.writeHead(up.statusCode, { ...responseHeaders(up.headers), 'x-arus-instance': s.instance.id });
-      res.flushHeaders(); // a stream's headers go out before its first token
-      try {
-        for await (const chunk of up.body) {
-          if (!res.write(chunk)) await once(res, 'drain', { signal });
-        }
-        res.end();
-        record(s, { ok: up.statusCode < 500, status: up.statusCode, durationMs: ms() });
-      } catch (err) {
-        up.body.destroy();
-        if (signal.aborted) record(s, { ok: true, status: up.statusCode, durationMs: ms() });
-        else record(s, { ok: false, status: up.statusCode, durationMs: ms(), timeout: TIMEOUT_CODES.has(errCode(err)) });
-        res.destroy(); // cut the client's stream too: a truncated reply must not look complete
+      const headers: Record<string, string> = { 'x-arus-instance': s.instance.id };
+      if (target !== r) {
+        counters.fallbacks++;
+        headers['x-arus-fallback'] = `${r.model} -> ${target.model}`;
       }
-      return;
+      return { s, up, ms, headers };
+    }
+  }
+
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    r: ForwardRequest,
+    signal: AbortSignal,
+    parsed: Record<string, unknown>,
+  ): Promise<void> {
+    if (batcher && r.kind === 'embeddings') {
+      // Calls with other credentials or another path are never merged; the batcher keys the options itself.
+      const auth = req.headers.authorization ?? '';
+      const batched = batcher.submit(parsed, { key: `${r.path}\n${auth}`, signal, ctx: { req, r, parsed } });
+      if (batched) {
+        const out = await batched;
+        res.writeHead(out.status, { ...out.headers, 'content-length': out.body.length });
+        res.end(out.body);
+        return;
+      }
+    }
+
+    const { s, up, ms, headers } = await exchange(r, (length) => forwardHeaders(req.headers, length, req.socket.remoteAddress), signal);
+    res.writeHead(up.statusCode, { ...responseHeaders(up.headers), ...headers });
+    res.flushHeaders(); // a stream's headers go out before its first token
+    try {
+      for await (const chunk of up.body) {
+        if (!res.write(chunk)) await once(res, 'drain', { signal });
+      }
+      res.end();
+      record(s, { ok: up.statusCode < 500, status: up.statusCode, durationMs: ms() });
+    } catch (err) {
+      up.body.destroy();
+      if (signal.aborted) record(s, { ok: true, status: up.statusCode, durationMs: ms() });
+      else record(s, { ok: false, status: up.statusCode, durationMs: ms(), timeout: TIMEOUT_CODES.has(errCode(err)) });
+      res.destroy(); // cut the client's stream too: a truncated reply must not look complete
+    }
+  }
+
+  /** One (merged) embeddings call for the batcher: the whole answer, buffered, to be split. */
+  async function sendBatch(body: Record<string, unknown>, signal: AbortSignal, ctx: BatchCtx | undefined): Promise<BatchResponse> {
+    if (!ctx) throw new Error('batch without a caller');
+    const buf = body === ctx.parsed ? ctx.r.body : Buffer.from(JSON.stringify(body));
+    const headersFor = (length: number) => {
+      const h = forwardHeaders(ctx.req.headers, length, ctx.req.socket.remoteAddress);
+      delete h['accept-encoding']; // the answer is parsed and split here
+      return h;
+    };
+    const { s, up, ms, headers } = await exchange({ ...ctx.r, body: buf }, headersFor, signal);
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of up.body) chunks.push(chunk as Buffer);
+      record(s, { ok: up.statusCode < 500, status: up.statusCode, durationMs: ms() });
+      return { status: up.statusCode, headers: { ...responseHeaders(up.headers), ...headers }, body: Buffer.concat(chunks) };
+    } catch (err) {
+      up.body.destroy();
+      const timeout = TIMEOUT_CODES.has(errCode(err));
+      if (signal.aborted) record(s, { ok: true, status: up.statusCode, durationMs: ms() });
+      else record(s, { ok: false, status: up.statusCode, durationMs: ms(), timeout });
+      throw timeout
+        ? new HttpError(504, `instance ${s.instance.id} timed out`, 'upstream_timeout')
+        : new HttpError(502, `instance ${s.instance.id} failed mid-answer`, 'upstream_failed');
     }
   }
 
@@ -273,8 +374,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
         const st = perInstance.get(s.instance.id);
         instances[s.instance.id] = { outstanding: s.outstanding, requests: st?.requests ?? 0, failures: st?.failures ?? 0, latencyMs: [...(st?.latencyMs ?? [])] };
       }
+      const b = batcher?.stats();
       return {
         ...counters,
+        ...(b ? { batches: b.batches, batchedCalls: b.calls } : {}),
         queueDepth: queue.size,
         ejections: states.filter((s) => s.ejectedUntil !== undefined && s.ejectedUntil > t).length,
         instances,

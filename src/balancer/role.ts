@@ -29,7 +29,7 @@ export async function startBalancer(deps: { region: string; id: string; doc: Bal
     slowStartMs: doc.slowStartMs,
     maxConcurrency: doc.maxConcurrentPerInstance,
   });
-  const proxy = createProxy({ pool, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs });
+  const proxy = createProxy({ pool, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks });
   const readiness = createReadiness({ pool, log, onChange: () => proxy.wake() });
   const [host, port] = splitListen(doc.listen);
   const server = createBalancerServer({ host: deps.listen?.address ?? host, port: deps.listen?.port ?? port, proxy, log });

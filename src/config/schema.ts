@@ -108,6 +108,19 @@ export const balancerSchema = z
     slowStartMs: z.number().int().min(0).max(3_600_000).default(30_000),
     /** How often the balancer reports its capacity to control. */
     reportEveryMs: z.number().int().min(100).max(60_000).default(1000),
+    /** Micro-batching of embeddings calls, per model pool; off unless set. */
+    batching: z
+      .strictObject({
+        embeddings: z
+          .strictObject({
+            windowMs: z.number().int().min(1).max(1000).default(5),
+            maxBatch: z.number().int().min(2).max(2048).default(32),
+          })
+          .optional(),
+      })
+      .optional(),
+    /** Degrade-to model per model, used when a model's pool is down or full; marked in `x-arus-fallback`. */
+    fallbacks: z.record(z.string().min(1), z.string().min(1)).optional(),
   })
   .superRefine((b, ctx) => {
     const ids = new Set<string>();

@@ -1,5 +1,6 @@
 import type { BalancerDoc } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { createBalancerMetrics, type BalancerMetrics } from './metrics.js';
 import { createPicker } from './pickers/create-picker.js';
 import { createPool } from './pool.js';
 import { createProxy } from './proxy.js';
@@ -29,10 +30,14 @@ export async function startBalancer(deps: { region: string; id: string; doc: Bal
     slowStartMs: doc.slowStartMs,
     maxConcurrency: doc.maxConcurrentPerInstance,
   });
-  const proxy = createProxy({ pool, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks });
+  // The proxy reports every upstream outcome through release(): the metrics see each one on its way.
+  let metrics: BalancerMetrics | undefined;
+  const observed: typeof pool = { ...pool, release: (s, outcome) => (metrics?.observe(s, outcome), pool.release(s, outcome)) };
+  const proxy = createProxy({ pool: observed, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks });
+  metrics = createBalancerMetrics({ region: deps.region, stats: () => proxy.stats(), pool });
   const readiness = createReadiness({ pool, log, onChange: () => proxy.wake() });
   const [host, port] = splitListen(doc.listen);
-  const server = createBalancerServer({ host: deps.listen?.address ?? host, port: deps.listen?.port ?? port, proxy, log });
+  const server = createBalancerServer({ host: deps.listen?.address ?? host, port: deps.listen?.port ?? port, proxy, log, metrics });
   readiness.start();
   const bound = await server.start();
 

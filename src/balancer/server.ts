@@ -10,6 +10,8 @@ export type BalancerServerOptions = {
   port?: number;
   proxy: Proxy;
   log: Logger;
+  /** Serves GET /metrics (Prometheus text) when given. */
+  metrics?: { text(): Promise<string>; contentType: string };
 };
 
 export interface BalancerServer {
@@ -31,7 +33,16 @@ export function createBalancerServer(opts: BalancerServerOptions): BalancerServe
   return {
     async start() {
       if (server) return { port: port! };
-      const s = createServer((req, res) => void opts.proxy.handle(req, res));
+      const s = createServer((req, res) => {
+        if (opts.metrics && req.method === 'GET' && req.url === '/metrics') {
+          void opts.metrics.text().then(
+            (text) => res.writeHead(200, { 'content-type': opts.metrics!.contentType }).end(text),
+            () => res.writeHead(500).end(),
+          );
+          return;
+        }
+        void opts.proxy.handle(req, res);
+      });
       // Generations outlast Node's default 5-minute request timeout.
       s.requestTimeout = 0;
       s.on('connection', (sock) => {

@@ -42,11 +42,17 @@ async function fleet(specs: (Partial<SimServerOptions> & { id: string; weight?: 
 const tally = (xs: (string | null)[]) => xs.reduce<Record<string, number>>((m, x) => ((m[x ?? 'none'] = (m[x ?? 'none'] ?? 0) + 1), m), {});
 
 describe('strategies over real instances', () => {
-  it('round-robin takes turns exactly', async () => {
-    const { chat } = await fleet([{ id: 'a' }, { id: 'b' }, { id: 'c' }], { strategy: 'round-robin' });
+  it('round-robin takes turns exactly, and /metrics has a latency histogram per instance', async () => {
+    const { chat, url } = await fleet([{ id: 'a' }, { id: 'b' }, { id: 'c' }], { strategy: 'round-robin' });
     const seen: (string | null)[] = [];
     for (let i = 0; i < 12; i++) seen.push((await chat()).instance);
     expect(tally(seen)).toEqual({ a: 4, b: 4, c: 4 });
+    const text = await (await fetch(`${url}/metrics`)).text();
+    for (const id of ['a', 'b', 'c'])
+      expect(text).toMatch(new RegExp(`^arus_balancer_request_seconds_count\\{region="jkt",instance="${id}",pool="llama-3-8b",outcome="ok"\\} 4$`, 'm'));
+    expect(text).toMatch(/^arus_balancer_requests_total\{region="jkt"\} 12$/m);
+    expect(text).toMatch(/^arus_balancer_instances\{state="ready",region="jkt"\} 3$/m);
+    expect(text).toMatch(/^arus_balancer_queue_depth\{region="jkt"\} 0$/m);
   });
 
   it('weighted follows the weights', async () => {

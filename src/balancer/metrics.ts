@@ -1,0 +1,77 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Pool, Outcome } from './pool.js';
+import type { ProxyStats } from './proxy.js';
+import type { InstanceState } from './types.js';
+
+/** Latency buckets (s) that fit both embedding calls and long generations. */
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/**
+ * The balancer's own Prometheus metrics: request latency per instance and
+ * pool (model), so p50/p99 can be read; queue depth, ejections, retries,
+ * overloads, fallbacks and batches read from the proxy's counters at scrape.
+ */
+export function createBalancerMetrics(deps: { region: string; stats: () => ProxyStats; pool: Pick<Pool, 'states' | 'capacity'> }) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ region: deps.region });
+  const latency = new Histogram({ name: 'arus_balancer_request_seconds', help: 'Upstream request duration by instance and pool (model)', labelNames: ['instance', 'pool', 'outcome'], buckets: BUCKETS, registers: [registry] });
+  const fromStats = (name: string, help: string, read: (s: ProxyStats) => number | undefined) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read(deps.stats()) ?? 0);
+      },
+    });
+  fromStats('arus_balancer_requests_total', 'Client requests received', (s) => s.requests);
+  fromStats('arus_balancer_retries_total', 'Requests retried on another instance', (s) => s.retries);
+  fromStats('arus_balancer_retries_denied_total', 'Retries refused by the retry budget', (s) => s.retriesDenied);
+  fromStats('arus_balancer_overloaded_total', '503s for a full queue or a queue deadline', (s) => s.overloaded);
+  fromStats('arus_balancer_fallbacks_total', 'Requests served by a fallback model', (s) => s.fallbacks);
+  fromStats('arus_balancer_batches_total', 'Upstream embedding calls sent by the batcher', (s) => s.batches);
+  fromStats('arus_balancer_batched_calls_total', 'Client embedding calls carried in batches', (s) => s.batchedCalls);
+  new Gauge({
+    name: 'arus_balancer_queue_depth',
+    help: 'Requests waiting for a free instance',
+    registers: [registry],
+    collect() {
+      this.set(deps.stats().queueDepth);
+    },
+  });
+  new Gauge({
+    name: 'arus_balancer_instances',
+    help: 'Instances by state',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const c = deps.pool.capacity();
+      this.set({ state: 'configured' }, c.instances);
+      this.set({ state: 'ready' }, c.ready);
+      this.set({ state: 'ejected' }, c.ejected);
+    },
+  });
+  new Gauge({
+    name: 'arus_balancer_outstanding',
+    help: 'Requests in flight per instance',
+    labelNames: ['instance'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of deps.pool.states()) this.set({ instance: s.instance.id }, s.outstanding);
+    },
+  });
+
+  return {
+    registry,
+    /** Records one upstream request's outcome (wrap the pool's release with it). */
+    observe(state: InstanceState, outcome: Outcome, model?: string) {
+      latency.observe({ instance: state.instance.id, pool: model ?? state.instance.models[0] ?? 'unknown', outcome: outcome.ok ? 'ok' : outcome.timeout ? 'timeout' : 'error' }, outcome.durationMs / 1000);
+    },
+    text: () => registry.metrics(),
+    contentType: registry.contentType,
+  };
+}
+
+export type BalancerMetrics = ReturnType<typeof createBalancerMetrics>;

@@ -1,4 +1,5 @@
 import type { BalancerDoc } from '../config/schema.js';
+import type { CapacityReport } from '../control/capacity.js';
 import type { Logger } from '../log.js';
 import { createBalancerMetrics, type BalancerMetrics } from './metrics.js';
 import { createPicker } from './pickers/create-picker.js';
@@ -7,16 +8,8 @@ import { createProxy } from './proxy.js';
 import { createReadiness } from './readiness.js';
 import { createBalancerServer } from './server.js';
 
-export type CapacitySink = (report: {
-  region: string;
-  balancer: string;
-  instances: number;
-  ready: number;
-  outstanding: number;
-  freeConcurrency: number;
-  queueDepth: number;
-  kvHeadroom?: number;
-}) => Promise<void> | void;
+/** Where capacity reports go: control's API, or control itself in `arus up`. */
+export type CapacitySink = (report: Omit<CapacityReport, 'at'>) => Promise<void> | void;
 
 /**
  * One region's balancer, assembled from its document: pool, picker, proxy,

@@ -1,19 +1,11 @@
 // The contract every balancer picker keeps; each picker's test runs it.
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
+import { seededRandom } from '../../steer/steer.js';
 import type { GpuGauges, Instance, InstanceState, PickContext, Picker, RequestKind } from '../types.js';
 
-/** mulberry32: a small seeded generator for deterministic picks. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded generator for deterministic picks (the one steering uses). */
+export const seeded = seededRandom;
 
 export const NOW = 1_000_000;
 

@@ -238,7 +238,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       let s: InstanceState | undefined;
       if (tried.size === 0) {
         try {
-          s = await queue.wait(() => take(target.model, target.kind, tried), signal);
+          s = await queue.wait(() => take(target.model, target.kind, tried), signal, `${target.model}|${target.kind}|${[...tried].join(',')}`);
         } catch (err) {
           if (!(err instanceof OverloadedError)) throw err;
           // The model's pool is exhausted: its fallback's, if that has a free slot now.

@@ -92,6 +92,28 @@ describe('admission', () => {
 });
 
 describe('wait queue', () => {
+  it('tries one waiter per key in a pass when nothing is free (a pass costs one pick per key, not per waiter)', async () => {
+    const q = createWaitQueue({ maxQueue: 1000, queueTimeoutMs: 60_000 });
+    let free = 0;
+    const calls = { a: 0, b: 0 };
+    const takeFor = (k: 'a' | 'b') => () => {
+      calls[k]++;
+      if (free === 0) return undefined;
+      free--;
+      return k;
+    };
+    const waiting = [...Array.from({ length: 100 }, () => q.wait(takeFor('a'), undefined, 'a')), ...Array.from({ length: 100 }, () => q.wait(takeFor('b'), undefined, 'b'))];
+    calls.a = calls.b = 0;
+    q.wake();
+    expect(calls).toEqual({ a: 1, b: 1 });
+    free = 3;
+    q.wake();
+    expect(q.size).toBe(197);
+    free = 1000;
+    q.wake();
+    expect(await Promise.all(waiting)).toHaveLength(200);
+  });
+
   it('lets a waiter that fits pass one that does not (no head-of-line blocking)', async () => {
     const q = createWaitQueue({ maxQueue: 10, queueTimeoutMs: 1000 });
     const free = new Set<string>();

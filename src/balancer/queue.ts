@@ -26,24 +26,36 @@ export type WaitQueueOptions = {
  */
 export interface WaitQueue {
   /** Resolves with the first value `take()` returns; rejects with OverloadedError, or the signal's reason on abort. */
-  wait<T>(take: () => T | undefined, signal?: AbortSignal): Promise<T>;
+  wait<T>(take: () => T | undefined, signal?: AbortSignal, key?: string): Promise<T>;
   /** Capacity was freed or added: serve waiters in order. */
   wake(): void;
   readonly size: number;
 }
 
-type Waiter = { take: () => unknown; grant: (v: unknown) => void };
+/**
+ * `key` names what a waiter can take (model, kind, instances already tried):
+ * once one waiter with a key finds nothing, the others with the same key in
+ * the same pass are skipped — a pass costs one pick per key, not per waiter.
+ */
+type Waiter = { take: () => unknown; grant: (v: unknown) => void; key?: string };
 
 export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
   const waiters: Waiter[] = [];
   const retryAfterS = Math.max(1, Math.ceil(opts.queueTimeoutMs / 1000));
 
   function wake(): void {
+    const full = new Set<string>();
     for (let i = 0; i < waiters.length; ) {
       const w = waiters[i];
+      if (w.key !== undefined && full.has(w.key)) {
+        i++;
+        continue;
+      }
       const v = w.take();
-      if (v === undefined) i++;
-      else {
+      if (v === undefined) {
+        if (w.key !== undefined) full.add(w.key);
+        i++;
+      } else {
         waiters.splice(i, 1);
         w.grant(v);
       }
@@ -51,7 +63,7 @@ export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
   }
 
   return {
-    wait<T>(take: () => T | undefined, signal?: AbortSignal): Promise<T> {
+    wait<T>(take: () => T | undefined, signal?: AbortSignal, key?: string): Promise<T> {
       if (signal?.aborted) return Promise.reject(signal.reason);
       // Capacity may have appeared without a wake(): those already waiting go first.
       if (waiters.length > 0) wake();
@@ -70,6 +82,7 @@ export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
           reject(signal!.reason);
         };
         const w: Waiter = {
+          key,
           take,
           grant: (v) => {
             leave();

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { validateConfig, type Documents } from './config/load.js';
 import type { HealthStore } from './db/health-store.js';
 import type { Store } from './db/store.js';
-import { compileZone, wireKey } from './dns/zone.js';
+import { wireKey, zoneOf } from './dns/zone.js';
 import { formatAddress, maskAddress, parseAddress } from './dns/wire.js';
 import { createLocator } from './geo/locator.js';
 import { buildSnapshot } from './snapshot/snapshot.js';
@@ -39,7 +39,7 @@ export function explainQuery(
   const { snapshot, locator } = state;
   const base = { name: q.name, type: q.type, snapshotVersion: snapshot.version };
   if (isIP(q.client) === 0) throw new ExplainError(`client "${q.client}" is not an IP address`);
-  const zone = compileZone(snapshot);
+  const zone = zoneOf(snapshot);
   const node = zone.nodes.get(wireKey(q.name));
   if (!node) return { ...base, outcome: zone.nxdomain(wireKey(q.name)) ? 'nxdomain' : 'refused' };
   if (!node.dynamic) return { ...base, outcome: 'nodata' };

@@ -113,10 +113,11 @@ export function createControl(opts: ControlOptions): Control {
 
   function recordTransitions(before: Snapshot, after: Snapshot, why: string): void {
     const at = now();
-    for (const c of statusChanges(statusOf(before), statusOf(after)))
+    const status = statusOf(after);
+    for (const c of statusChanges(statusOf(before), status))
       store.recordEvent({ time: at, kind: c.kind, subject: c.subject, oldState: c.oldState, newState: c.newState, reason: c.reason, region: c.region });
     for (const m of countryMoves(before, after)) {
-      const fromHealthy = m.from !== undefined && statusOf(after).regions.get(m.from)?.status === 'up';
+      const fromHealthy = m.from !== undefined && status.regions.get(m.from)?.status === 'up';
       const kind = fromHealthy ? 'failback' : 'failover';
       const reason = `${m.countries.join(', ')}: ${m.service} moved ${m.from ?? 'nowhere'} → ${m.to ?? 'nowhere'} (${why})`;
       store.recordEvent({

@@ -37,6 +37,13 @@ describe.each([
 
   const all: Documents = { zone: defaults.zone, regions: defaults.regions };
 
+  it('follows events after an id, oldest first, for the event stream', () => {
+    const ids = [1, 2, 3, 4].map((i) => store.recordEvent({ kind: 'test', subject: `s${i}`, oldState: 'a', newState: 'b', reason: 'r' }).id);
+    expect(store.listEvents({ after: ids[1] }).map((e) => e.id)).toEqual([ids[2], ids[3]]);
+    expect(store.listEvents({ after: ids[3] })).toEqual([]);
+    expect(store.listEvents({ after: ids[0], limit: 2 }).map((e) => e.id)).toEqual([ids[1], ids[2]]);
+  });
+
   it('starts empty', () => {
     expect(store.isEmpty()).toBe(true);
     expect(store.getConfig()).toBeUndefined();

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { and, desc, eq, gte, lt, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lt, type SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { ConfigError, parseRegionDoc, parseZoneDoc, validateConfig, type Documents } from '../config/load.js';
@@ -62,6 +62,8 @@ export type EventQuery = {
   limit?: number;
   /** Only events with an id below this (the previous page's last id). */
   before?: number;
+  /** Only events with an id above this, OLDEST first (for followers such as the event stream). */
+  after?: number;
   kind?: string;
   region?: string;
   /** Only events at or after this time (ms). */
@@ -274,6 +276,7 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
     listEvents(q = {}) {
       const where: SQL[] = [];
       if (q.before !== undefined) where.push(lt(events.id, q.before));
+      if (q.after !== undefined) where.push(gt(events.id, q.after));
       if (q.kind !== undefined) where.push(eq(events.kind, q.kind));
       if (q.region !== undefined) where.push(eq(events.region, q.region));
       if (q.since !== undefined) where.push(gte(events.time, q.since));
@@ -283,7 +286,7 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
         .select()
         .from(events)
         .where(and(...where))
-        .orderBy(desc(events.id))
+        .orderBy(q.after !== undefined ? asc(events.id) : desc(events.id))
         .limit(limit)
         .all()
         .map((row) => ({ ...row, data: row.data === null ? null : JSON.parse(row.data) }));

@@ -5,7 +5,7 @@ import type { ServingState } from '../snapshot/source.js';
 import { BUCKET_PREFIX } from '../steer/filters/capacity.js';
 import { seededRandom, steer } from '../steer/steer.js';
 import type { ClientFacts } from '../steer/types.js';
-import { compileZone, type DynamicName, type Zone } from './zone.js';
+import { zoneOf, type DynamicName, type Zone } from './zone.js';
 import {
   CLASS_IN,
   DROP,
@@ -174,7 +174,7 @@ export function createResponder(opts: ResponderOptions): Responder {
     if (served && served.snapshot === snapshot && served.locator === locator) return served;
     if (served && failed === snapshot) return served;
     try {
-      const zone = compileZone(snapshot);
+      const zone = zoneOf(snapshot);
       const shedding = Object.values(snapshot.capacity ?? {}).some((c) => c.shed > 0);
       served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map(), shedding };
       stats.compiles++;

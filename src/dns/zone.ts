@@ -81,6 +81,15 @@ function filler(length: number): string {
 const within = (name: string, apex: string) => name === apex || name.endsWith(`.${apex}`);
 const familyOf = (address: string) => (address.includes(':') ? TYPE.AAAA : TYPE.A);
 
+const compiled = new WeakMap<Snapshot, Zone>();
+
+/** The zone of a snapshot, compiled once however many readers ask (DNS, /v1/resolve). */
+export function zoneOf(snapshot: Snapshot): Zone {
+  let zone = compiled.get(snapshot);
+  if (!zone) compiled.set(snapshot, (zone = compileZone(snapshot)));
+  return zone;
+}
+
 /** Compiles the zone of a snapshot. Pure; throws only on an address dns2 cannot encode. */
 export function compileZone(snapshot: Snapshot): Zone {
   const { zone } = snapshot;

@@ -77,10 +77,7 @@ export function eventRoutes(app: Api, deps: ApiDeps) {
         await stream.writeSSE({ event: 'ready', data: JSON.stringify({ after }) });
         let beat = 0;
         while (open) {
-          const fresh = deps.store
-            .listEvents({ limit: 1000, since: undefined, kind: q.kind, region: q.region })
-            .filter((e) => e.id > after)
-            .reverse();
+          const fresh = deps.store.listEvents({ limit: 1000, after, kind: q.kind, region: q.region });
           for (const e of fresh) await stream.writeSSE({ id: String(e.id), event: e.kind, data: JSON.stringify(e) });
           if (fresh.length) after = fresh[fresh.length - 1].id;
           if (++beat % 30 === 0) await stream.writeSSE({ event: 'ping', data: '{}' });

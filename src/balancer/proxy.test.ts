@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readSse } from '../sim/sse.case.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
 import { createSimServer, type SimServer, type SimServerOptions } from '../sim/server.js';
@@ -119,16 +120,7 @@ describe('balancer proxy: forwarding', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/event-stream');
     expect(res.headers.get('x-arus-instance')).toBe('i0');
-    const events: { at: number; data: string }[] = [];
-    let buf = '';
-    for await (const part of res.body!.pipeThrough(new TextDecoderStream())) {
-      buf += part;
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        events.push({ at: performance.now() - t0, data: buf.slice(0, i).replace(/^data: /, '') });
-        buf = buf.slice(i + 2);
-      }
-    }
+    const events = await readSse(res, t0);
     expect(events.at(-1)!.data).toBe('[DONE]');
     expect(events).toHaveLength(7); // 5 tokens, the closing chunk, [DONE]
     // Tokens are 50 ms apart at the sim (200 ms first to fifth); a buffering proxy would deliver them all at once.

@@ -1,4 +1,5 @@
 import { get } from 'node:http';
+import { readSse } from './sse.case.js';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -110,16 +111,7 @@ describe('sim: completions', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/event-stream');
 
-    const events: { at: number; data: string }[] = [];
-    let buf = '';
-    for await (const part of res.body!.pipeThrough(new TextDecoderStream())) {
-      buf += part;
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        events.push({ at: performance.now() - t0, data: buf.slice(0, i).replace(/^data: /, '') });
-        buf = buf.slice(i + 2);
-      }
-    }
+    const events = await readSse(res, t0);
     expect(events.at(-1)!.data).toBe('[DONE]');
     const chunks = events.slice(0, -1).map((e) => ({ at: e.at, json: JSON.parse(e.data) }));
     expect(chunks).toHaveLength(6); // 5 tokens and the closing chunk

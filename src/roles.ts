@@ -48,19 +48,14 @@ export async function startControl(deps: {
   const control = createControl({ store, healthStore, log: log.child({ component: 'control' }) });
   control.start();
   const { app } = assembleApi({ ...deps, control, log: log.child({ component: 'api' }) });
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: deps.listen.address, port: deps.listen.port }, () => resolve(s));
-    s.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = deps.listen.address.includes(':') ? `[${deps.listen.address}]` : deps.listen.address;
+  const http = await listenHttp(app.fetch, deps.listen);
   return {
     control,
     healthStore,
-    url: `http://${host}:${port}`,
+    url: http.url,
     async stop() {
       control.stop();
-      await new Promise<void>((r) => server.close(() => r()));
+      await http.stop();
     },
   };
 }
@@ -76,13 +71,8 @@ export async function startDns(deps: { getState: () => ServingState; listen: Lis
 /** `/metrics` alone, for a role without the admin API (`arus dns`). */
 export async function startMetricsServer(deps: { metrics: Metrics; listen: ListenAddress }): Promise<Stoppable & { url: string }> {
   const app = metricsApp(deps.metrics);
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: deps.listen.address, port: deps.listen.port }, () => resolve(s));
-    s.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = deps.listen.address.includes(':') ? `[${deps.listen.address}]` : deps.listen.address;
-  return { url: `http://${host}:${port}/metrics`, stop: () => new Promise<void>((r) => server.close(() => r())) };
+  const http = await listenHttp(app.fetch, deps.listen);
+  return { url: `${http.url}/metrics`, stop: http.stop };
 }
 
 export function startProbes(deps: { regions: string[]; controlUrl: string; token: string; log: Logger; intervalMs?: number }): Stoppable {
@@ -130,4 +120,15 @@ export async function startSims(deps: {
     }
   }
   return { sims, stop: async () => void (await Promise.all(sims.map((s) => s.stop()))) };
+}
+
+/** Serves a fetch handler (Hono) on an address; port 0 picks a free one. */
+async function listenHttp(fetch: Parameters<typeof serve>[0]['fetch'], listen: ListenAddress): Promise<{ url: string; stop(): Promise<void> }> {
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch, hostname: listen.address, port: listen.port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = listen.address.includes(':') ? `[${listen.address}]` : listen.address;
+  return { url: `http://${host}:${port}`, stop: () => new Promise<void>((r) => server.close(() => r())) };
 }

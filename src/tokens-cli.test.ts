@@ -28,7 +28,7 @@ describe('arus token', () => {
 
   it('create refuses an unknown or missing role and a bad name', () => {
     expect(() => tokenCreate(db, { role: 'root' })).toThrow(TokenError);
-    expect(() => tokenCreate(db, { role: 'root' })).toThrow('--role must be one of admin, viewer, probe, not "root"');
+    expect(() => tokenCreate(db, { role: 'root' })).toThrow('--role must be one of admin, viewer, probe, dns, not "root"');
     expect(() => tokenCreate(db, { role: undefined })).toThrow('--role must be one of admin, viewer, probe');
     expect(() => tokenCreate(db, { role: 'admin', name: '' })).toThrow(TokenError);
     expect(tokenList(db)).toMatch(/^no tokens/);

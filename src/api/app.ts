@@ -16,6 +16,7 @@ import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { probeRoutes } from './routes/probes.js';
 import { resolveRoutes } from './routes/resolve.js';
+import { snapshotRoutes } from './routes/snapshots.js';
 
 export type { Env, Role } from './env.js';
 
@@ -67,6 +68,7 @@ export function createApp(deps: ApiDeps) {
   resolveRoutes(app, deps);
   probeRoutes(app, deps);
   capacityRoutes(app, deps);
+  snapshotRoutes(app, deps);
   for (const mount of deps.mount ?? []) mount(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });

@@ -44,7 +44,7 @@ export interface Auth {
   authenticate(token: string): Principal | undefined;
 }
 
-const ROLES: readonly Role[] = ['admin', 'viewer', 'probe'];
+const ROLES: readonly Role[] = ['admin', 'viewer', 'probe', 'dns'];
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
 /** 403 unless the principal has one of `roles`; admin may do everything. */

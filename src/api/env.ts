@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 
-export type Role = 'admin' | 'viewer' | 'probe';
+/** admin: everything; viewer: every read; probe: what probe agents and balancers call; dns: the snapshots DNS nodes answer from. */
+export type Role = 'admin' | 'viewer' | 'probe' | 'dns';
 export type Principal = { role: Role; name: string; tokenId?: number };
 export type Env = { Variables: { principal: Principal } };
 export type FieldError = { path: string; message: string };

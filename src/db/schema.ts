@@ -95,7 +95,7 @@ export const probeResults = sqliteTable(
 export const tokens = sqliteTable('tokens', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   name: text('name').notNull(),
-  role: text('role', { enum: ['admin', 'viewer', 'probe'] }).notNull(),
+  role: text('role', { enum: ['admin', 'viewer', 'probe', 'dns'] }).notNull(),
   /** Lower-case hex SHA-256 of the token. */
   hash: text('hash').notNull().unique(),
   createdAt: integer('created_at').notNull(),

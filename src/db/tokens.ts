@@ -4,7 +4,7 @@ import type { Principal, Role } from '../api/env.js';
 import * as schema from './schema.js';
 import type { Db } from './store.js';
 
-export const ROLES: readonly Role[] = ['admin', 'viewer', 'probe'];
+export const ROLES: readonly Role[] = ['admin', 'viewer', 'probe', 'dns'];
 
 /** Every token this store makes starts with it, so a leaked one is easy to recognise (and to scan for). */
 export const TOKEN_PREFIX = 'arus_';

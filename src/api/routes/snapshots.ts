@@ -1,0 +1,116 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { streamSSE } from 'hono/streaming';
+import { encodeSnapshot } from '../../snapshot/document.js';
+import type { Snapshot } from '../../snapshot/snapshot.js';
+import type { Api, ApiDeps } from '../app.js';
+import { anyJson, errors } from './shared.js';
+
+/** How often an idle stream carries a `ping`; a node that hears nothing for three of these reconnects. */
+export const KEEPALIVE_MS = 5000;
+
+const document = { description: 'a snapshot document: { format, version, sha256, state: { zone, regions, health, latency, capacity } } (src/snapshot/README.md)', content: { 'application/json': { schema: anyJson } } };
+
+/**
+ * What DNS nodes answer from: control's current snapshot, and the stream of
+ * every new one (`arus dns --control`). Readable by the dns role (and viewers).
+ */
+export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: number } = {}) {
+  const read = deps.auth.requireRole('viewer', 'dns');
+  const keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS;
+  const log = deps.log.child({ component: 'snapshots' });
+  // One encoding per published snapshot, however many nodes listen.
+  const encoded = new WeakMap<Snapshot, string>();
+  const encode = (s: Snapshot) => {
+    let text = encoded.get(s);
+    if (text === undefined) encoded.set(s, (text = encodeSnapshot(s)));
+    return text;
+  };
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/snapshots/current',
+      tags: ['snapshots'],
+      summary: 'The snapshot DNS nodes answer from now, as its document (version, sha256, configuration, health, latency, capacity)',
+      middleware: [read] as const,
+      responses: { 200: document, ...errors },
+    }),
+    // Already JSON text (the cached encoding), so not c.json().
+    (c) => c.body(encode(deps.control.current().snapshot), 200, { 'content-type': 'application/json' }) as never,
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/snapshots/stream',
+      tags: ['snapshots'],
+      summary: 'Server-sent events for DNS nodes: `hello` ({ keepaliveMs, version }), then `snapshot` (id: version) at once and at every change, `ping` when idle',
+      description:
+        'A node that lost its stream passes `gapMs` when it reconnects; for a dns or admin token control records a `dns.reconnected` event. Only the latest snapshot is sent to a node that reads slower than control publishes.',
+      middleware: [read] as const,
+      request: {
+        query: z.object({
+          node: z.string().min(1).max(100).regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable').optional().openapi({ description: "the node's name (default: the token's name)", example: 'dns-sg-1' }),
+          version: z.coerce.number().int().min(0).optional().openapi({ description: 'the version the node answers from' }),
+          gapMs: z.coerce.number().int().min(0).optional().openapi({ description: 'how long the node has been without control' }),
+        }),
+      },
+      responses: { 200: { description: 'text/event-stream of snapshot documents', content: { 'text/event-stream': { schema: anyJson } } }, ...errors },
+    }),
+    (c) => {
+      const q = c.req.valid('query');
+      const principal = c.get('principal');
+      const node = q.node ?? principal.name;
+      const current = deps.control.current().snapshot;
+      // A viewer may watch; only a node's own token (or an admin) writes to the history.
+      if (q.gapMs !== undefined && (principal.role === 'dns' || principal.role === 'admin')) {
+        const version = q.version === undefined ? 'none' : `version ${q.version}`;
+        deps.store.recordEvent({
+          kind: 'dns.reconnected',
+          subject: `dns:${node}`,
+          oldState: 'disconnected',
+          newState: 'connected',
+          reason: `dns node ${node} reached control again after ${(q.gapMs / 1000).toFixed(1)} s without it, answering from its last snapshot (${version}) meanwhile; now version ${current.version}`,
+          data: { node, gapMs: q.gapMs, version: q.version ?? null, current: current.version },
+        });
+      }
+      log.info({ node, version: q.version ?? null, current: current.version, gapMs: q.gapMs ?? null }, 'dns node subscribed');
+      return streamSSE(c, async (stream) => {
+        let latest = deps.control.current().snapshot;
+        let open = true;
+        let wake: (() => void) | undefined;
+        const unsubscribe = deps.control.subscribe((s) => {
+          latest = s.snapshot;
+          wake?.();
+        });
+        stream.onAbort(() => {
+          open = false;
+          wake?.();
+        });
+        try {
+          await stream.writeSSE({ event: 'hello', data: JSON.stringify({ keepaliveMs, version: latest.version }) });
+          let sent: Snapshot | undefined;
+          while (open) {
+            if (latest !== sent) {
+              sent = latest;
+              await stream.writeSSE({ event: 'snapshot', id: String(sent.version), data: encode(sent) });
+              continue;
+            }
+            const woken = await new Promise<boolean>((resolve) => {
+              const timer = setTimeout(() => resolve(false), keepaliveMs);
+              wake = () => {
+                clearTimeout(timer);
+                resolve(true);
+              };
+            });
+            wake = undefined;
+            if (!woken && open) await stream.writeSSE({ event: 'ping', data: '{}' });
+          }
+        } finally {
+          unsubscribe();
+          log.info({ node }, 'dns node unsubscribed');
+        }
+      });
+    },
+  );
+}

@@ -9,8 +9,6 @@ export type ServingState = { readonly snapshot: Snapshot; readonly locator: Loca
 export interface StateSource {
   /** The current state; swapped atomically, never mutated. */
   current(): ServingState;
-  /** Re-reads the source now; resolves true when the state changed. */
-  refresh(): boolean;
   stop(): void;
 }
 
@@ -23,7 +21,10 @@ type HealthReader = { version(): number; loadHealth(): ReadonlyMap<string, Endpo
  * keeps the last good state: a DNS node never stops answering because a
  * change could not be applied.
  */
-export function createDbStateSource(deps: { store: ConfigReader; healthStore?: HealthReader; log: Logger; intervalMs?: number }): StateSource {
+export function createDbStateSource(deps: { store: ConfigReader; healthStore?: HealthReader; log: Logger; intervalMs?: number }): StateSource & {
+  /** Re-reads the database now; true when the state changed. */
+  refresh(): boolean;
+} {
   const { store, healthStore, log } = deps;
   // The same serial control gives its snapshots.
   const version = () => store.version() + (healthStore?.version() ?? 0);

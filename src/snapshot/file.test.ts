@@ -1,0 +1,32 @@
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createSnapshotFile } from './file.js';
+
+describe('snapshot file', () => {
+  it('reads nothing before the first save, then what was saved', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arus-file-'));
+    const file = createSnapshotFile(join(dir, 'snapshot.json'));
+    expect(file.read()).toBeUndefined();
+    await file.save('{"v":1}');
+    expect(file.read()).toBe('{"v":1}');
+    await file.save('{"v":2}');
+    expect(file.read()).toBe('{"v":2}');
+    expect(readdirSync(dir)).toEqual(['snapshot.json']);
+  });
+
+  it('coalesces saves made while one is written: the latest wins, no temporary file is left', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arus-file-'));
+    const file = createSnapshotFile(join(dir, 'snapshot.json'));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => file.save(`{"v":${i}}`)));
+    expect(file.read()).toBe('{"v":19}');
+    expect(readdirSync(dir)).toEqual(['snapshot.json']);
+  });
+
+  it('fails a save into a folder that is not there, leaving nothing behind', async () => {
+    const file = createSnapshotFile(join(tmpdir(), 'arus-no-such-folder', 'snapshot.json'));
+    await expect(file.save('{}')).rejects.toThrow(/ENOENT/);
+    await file.save('{}').catch(() => undefined);
+  });
+});

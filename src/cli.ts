@@ -55,14 +55,15 @@ const commands: Record<string, Command> = {
     summary: 'run every role in one process (the embedded default `npm start` runs)',
     usage: `arus up [options]
 
-  control (admin API), DNS, one probe agent per region and — unless --sim off —
-  a simulated model server on every loopback health-check target.
+  control (admin API), DNS, one probe agent per region, the balancer of every
+  region with a balancer section and — unless --sim off — a simulated model
+  server on every loopback balancer instance and health-check target.
 
 ${help.db}
 ${help.regions}
 ${help.dns}
 ${help.api}
-  --sim auto|off      start simulated model servers for loopback check targets (default auto)
+  --sim auto|off      start simulated model servers for loopback instances and check targets (default auto)
   --probe-interval MS probe interval (default 500)`,
     options: { ...opt.db, ...opt.regions, ...opt.dns, ...opt.api, sim: { type: 'string', default: 'auto' }, 'probe-interval': { type: 'string' } },
     async run({ values }, log) {
@@ -121,24 +122,70 @@ ${help.api}`,
     },
   },
   dns: {
-    summary: 'run the authoritative DNS responder, answering from the database',
-    usage: `arus dns [options]
+    summary: "run the authoritative DNS responder, answering from control's snapshots",
+    usage: `arus dns --control URL --token TOKEN [--snapshot FILE] [options]
+       arus dns --db FILE [options]
 
-  Answers from the configuration and the health control publishes in the
-  database, and picks up every change within a second, without a restart.
+  With --control: follows the snapshots control streams, validates each before
+  swapping it in whole (a bad one is refused and the old one kept), and writes
+  the last good one to --snapshot. A restart answers from that file at once,
+  control up or not, and the node answers from it for as long as control is
+  away, reconnecting with back-off; control records the gap when it is back.
+  With --db: reads the configuration and health control writes to its SQLite
+  file on the same machine, and picks up every change within a second.
 
-${help.db}
+  --control URL           control's API, e.g. http://10.0.0.5:8080
+  --token TOKEN           a dns token (arus token create --role dns), or ARUS_DNS_TOKEN
+  --snapshot FILE         the last good snapshot (default ./data/dns-snapshot.json; ARUS_SNAPSHOT)
+  --id NAME               this node's name in control's history (default dns-<host name>)
+  --db FILE               the database, instead of --control (default ${DEFAULTS.db}; ARUS_DB)
 ${help.dns}
   --metrics-listen ADDR   Prometheus /metrics (default 127.0.0.1:9153; ARUS_METRICS_LISTEN)`,
-    options: { ...opt.db, ...opt.dns, 'metrics-listen': { type: 'string', default: env.ARUS_METRICS_LISTEN ?? '127.0.0.1:9153' } },
+    options: {
+      control: { type: 'string' },
+      token: { type: 'string' },
+      snapshot: { type: 'string', default: env.ARUS_SNAPSHOT ?? './data/dns-snapshot.json' },
+      id: { type: 'string' },
+      db: { type: 'string' },
+      ...opt.dns,
+      'metrics-listen': { type: 'string', default: env.ARUS_METRICS_LISTEN ?? '127.0.0.1:9153' },
+    },
     async run({ values }, log) {
       const metrics = createMetrics();
-      const { store, healthStore } = openStores(String(values.db));
-      const source = createDbStateSource({ store, healthStore, log: log.child({ component: 'snapshot' }) });
+      const controlUrl = values.control as string | undefined;
+      let source: { current: ReturnType<typeof createDbStateSource>['current']; stop(): unknown };
+      let origin: Record<string, unknown>;
+      if (controlUrl) {
+        const token = (values.token as string | undefined) ?? env.ARUS_DNS_TOKEN;
+        if (values.db) throw new UsageError('dns takes --control or --db, not both');
+        if (!token) throw new UsageError('dns --control needs --token (or ARUS_DNS_TOKEN)');
+        // Only this mode needs them.
+        const { createControlStateSource } = await import('./snapshot/control-source.js');
+        const { createSnapshotFile } = await import('./snapshot/file.js');
+        const { observeControlSource } = await import('./snapshot/metrics.js');
+        const file = String(values.snapshot);
+        const control = createControlStateSource({
+          url: controlUrl,
+          token,
+          node: values.id as string | undefined,
+          file: createSnapshotFile(file),
+          log: log.child({ component: 'snapshot' }),
+        });
+        observeControlSource(metrics.registry, control);
+        // From the file at once; without one, when control sends its first snapshot.
+        await control.ready();
+        source = control;
+        origin = { control: controlUrl, snapshot: file, from: control.stats().from };
+      } else {
+        const db = String(values.db ?? DEFAULTS.db);
+        const { store, healthStore } = openStores(db);
+        source = createDbStateSource({ store, healthStore, log: log.child({ component: 'snapshot' }) });
+        origin = { db };
+      }
       const dns = await startDns({ getState: source.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
       const metricsServer = await startMetricsServer({ metrics, listen: parseListen(String(values['metrics-listen']))[0] });
-      log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, metrics: metricsServer.url, version: source.current().snapshot.version }, 'ready');
-      onSignal([{ stop: () => source.stop() }, dns, metricsServer], log);
+      log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, metrics: metricsServer.url, version: source.current().snapshot.version, ...origin }, 'ready');
+      onSignal([{ stop: async () => void (await source.stop()) }, dns, metricsServer], log);
     },
   },
   probe: {

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { createLocator } from '../geo/locator.js';
 import type { Logger } from '../log.js';
 import { decodeSnapshot } from './document.js';
@@ -10,8 +11,8 @@ export type ControlSourceOptions = {
   url: string;
   /** A dns (or viewer, or admin) token. */
   token: string;
-  /** This node's name in control's history. */
-  node: string;
+  /** This node's name in control's history (default `dns-<host name>`). */
+  node?: string;
   /** Where the last good snapshot is kept; none: a restart waits for control. */
   file?: SnapshotFile;
   log: Logger;
@@ -130,7 +131,7 @@ export function createControlStateSource(opts: ControlSourceOptions): ControlSta
       watchdog = setTimeout(() => ac.abort(new Error(`nothing from control for ${silence} ms`)), silence);
       watchdog.unref();
     };
-    const query = new URLSearchParams({ node: opts.node });
+    const query = new URLSearchParams({ node: opts.node ?? `dns-${hostname()}` });
     if (state) query.set('version', String(state.snapshot.version));
     if (lostAt !== undefined) query.set('gapMs', String(Math.max(0, now() - lostAt)));
     heard();

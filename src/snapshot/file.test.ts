@@ -24,9 +24,13 @@ describe('snapshot file', () => {
     expect(readdirSync(dir)).toEqual(['snapshot.json']);
   });
 
-  it('fails a save into a folder that is not there, leaving nothing behind', async () => {
-    const file = createSnapshotFile(join(tmpdir(), 'arus-no-such-folder', 'snapshot.json'));
-    await expect(file.save('{}')).rejects.toThrow(/ENOENT/);
-    await file.save('{}').catch(() => undefined);
+  it('makes its folder, and fails a save where no folder can be, leaving nothing behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arus-file-'));
+    const file = createSnapshotFile(join(dir, 'data', 'snapshot.json'));
+    await file.save('{}');
+    expect(file.read()).toBe('{}');
+    const blocked = createSnapshotFile(join(dir, 'data', 'snapshot.json', 'snapshot.json'));
+    await expect(blocked.save('{}')).rejects.toThrow(/EEXIST|ENOTDIR/);
+    expect(readdirSync(join(dir, 'data'))).toEqual(['snapshot.json']);
   });
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export interface SnapshotFile {
@@ -7,7 +7,7 @@ export interface SnapshotFile {
   /** The stored text; undefined when there is no file yet. */
   read(): string | undefined;
   /**
-   * Replaces the file whole or not at all: a temporary file beside it,
+   * Replaces the file whole or not at all (making its folder if need be): a temporary file beside it,
    * fsync, rename over it, fsync of the folder. Saves made while one is
    * being written coalesce: only the latest text is written next.
    */
@@ -21,6 +21,7 @@ export function createSnapshotFile(path: string): SnapshotFile {
 
   const write = async (text: string) => {
     const tmp = `${path}.${process.pid}.tmp`;
+    await mkdir(dirname(path), { recursive: true });
     const file = await open(tmp, 'w', 0o644);
     try {
       await file.writeFile(text, 'utf8');

@@ -17,7 +17,7 @@ const document = { description: 'a snapshot document: { format, version, sha256,
 export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: number } = {}) {
   const read = deps.auth.requireRole('viewer', 'dns');
   const keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS;
-  const log = deps.log.child({ component: 'snapshots' });
+  const { log } = deps;
   // One encoding per published snapshot, however many nodes listen.
   const encoded = new WeakMap<Snapshot, string>();
   const encode = (s: Snapshot) => {

@@ -64,13 +64,13 @@ export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: nu
       const current = deps.control.current().snapshot;
       // A viewer may watch; only a node's own token (or an admin) writes to the history.
       if (q.gapMs !== undefined && (principal.role === 'dns' || principal.role === 'admin')) {
-        const version = q.version === undefined ? 'none' : `version ${q.version}`;
+        const meanwhile = q.version === undefined ? 'with no snapshot to answer from meanwhile' : `answering from its last snapshot (version ${q.version}) meanwhile`;
         deps.store.recordEvent({
           kind: 'dns.reconnected',
           subject: `dns:${node}`,
           oldState: 'disconnected',
           newState: 'connected',
-          reason: `dns node ${node} reached control again after ${(q.gapMs / 1000).toFixed(1)} s without it, answering from its last snapshot (${version}) meanwhile; now version ${current.version}`,
+          reason: `dns node ${node} reached control again after ${(q.gapMs / 1000).toFixed(1)} s without it, ${meanwhile}; now version ${current.version}`,
           data: { node, gapMs: q.gapMs, version: q.version ?? null, current: current.version },
         });
       }

@@ -27,7 +27,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FLAP_SECONDS = Number(process.env.BENCH_FLAP_SECONDS ?? 60);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'arus.js');
-const JKT = new Set(['203.0.113.21', '203.0.113.22']);
+const JKT = new Set(['127.0.1.21', '127.0.1.22']);
 const JKT_SIMS = ['127.0.0.1:9211', '127.0.0.1:9212'];
 const OTHER_SIMS = ['9111', '9112', '9311', '9312', '9411', '9412'].map((p) => `127.0.0.1:${p}`);
 

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
+import { balancerListen } from './balancer/role.js';
 import type { Metrics } from './metrics/metrics.js';
 import { metricsApp } from './metrics/routes.js';
 import { assembleApi } from './api/assemble.js';
@@ -83,19 +84,30 @@ export function startProbes(deps: { regions: string[]; controlUrl: string; token
   return { stop: async () => void (await Promise.all(agents.map((a) => a.stop()))) };
 }
 
-/** Loopback HTTP check targets in the configuration: where `arus up` and `arus sim --regions` start simulated model servers. */
+/**
+ * Where `arus up` and `arus sim --regions` start simulated model servers: every
+ * loopback balancer instance, and every loopback HTTP check target that is not
+ * a balancer's own listen address (a check through the balancer reaches the
+ * simulated instances behind it).
+ */
 export function simTargets(config: Pick<Config, 'regions'>): ListenAddress[] {
   const seen = new Map<string, ListenAddress>();
+  const balancers = new Set<string>();
+  const loopback = (raw: string): ListenAddress | undefined => {
+    const u = new URL(raw);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    if (u.protocol !== 'http:' || !(host === 'localhost' || host.startsWith('127.') || host === '::1')) return undefined;
+    return { address: host === 'localhost' ? '127.0.0.1' : host, port: Number(u.port || 80) };
+  };
+  const add = (l: ListenAddress | undefined) => l && !balancers.has(`${l.address}:${l.port}`) && seen.set(`${l.address}:${l.port}`, l);
+  for (const r of config.regions) {
+    if (!r.balancer) continue;
+    for (const l of balancerListen(r.balancer)) balancers.add(`${l.address}:${l.port}`);
+    for (const i of r.balancer.instances) add(loopback(i.url));
+  }
   for (const r of config.regions)
     for (const z of r.zones)
-      for (const e of z.endpoints) {
-        if (e.check?.type !== 'http') continue;
-        const u = new URL(e.check.url);
-        const host = u.hostname.replace(/^\[|\]$/g, '');
-        if (u.protocol !== 'http:' || !(host === 'localhost' || host.startsWith('127.') || host === '::1')) continue;
-        const port = Number(u.port || 80);
-        seen.set(`${host}:${port}`, { address: host === 'localhost' ? '127.0.0.1' : host, port });
-      }
+      for (const e of z.endpoints) if (e.check?.type === 'http') add(loopback(e.check.url));
   return [...seen.values()];
 }
 

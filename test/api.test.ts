@@ -43,7 +43,7 @@ describe.skipIf(!requireDig)('admin API end to end', () => {
   afterAll(async () => server?.stop());
 
   it('PUT a region with new addresses: dig returns them within a second', async () => {
-    expect(indonesia()).toEqual(['203.0.113.21', '203.0.113.22']);
+    expect(indonesia()).toEqual(['127.0.1.21', '127.0.1.22']);
     const region = (await (await api('GET', '/v1/regions/jkt')).json()) as { zones: { endpoints: { address: string }[] }[] };
     region.zones[0].endpoints = [{ address: '198.51.100.71' }];
     region.zones[1].endpoints = [{ address: '198.51.100.72' }];
@@ -55,7 +55,7 @@ describe.skipIf(!requireDig)('admin API end to end', () => {
   it('drain moves the clients and records an event; undrain brings them back', async () => {
     const drain = await api('POST', '/v1/regions/jkt/drain', { reason: 'e2e maintenance' });
     expect(drain.status).toBe(200);
-    expect(await within(['203.0.113.11', '203.0.113.12'], 1000)).toBeLessThan(1000);
+    expect(await within(['127.0.1.11', '127.0.1.12'], 1000)).toBeLessThan(1000);
     const events = (await (await api('GET', '/v1/events?kind=drain')).json()) as { events: { subject: string; reason: string }[] };
     expect(events.events[0]).toMatchObject({ subject: 'region:jkt' });
     expect(events.events[0].reason).toMatch(/e2e maintenance/);

@@ -10,7 +10,7 @@ import { dig, hasDig } from './helpers/dig.js';
 import { REGION_IDS, regionsWithChecks } from './helpers/regions.js';
 
 const requireDig = process.env.CI ? true : hasDig;
-const JKT = ['203.0.113.21', '203.0.113.22'];
+const JKT = ['127.0.1.21', '127.0.1.22'];
 const env = { ARUS_ADMIN_TOKEN: 'blind-admin', ARUS_PROBE_TOKEN: 'blind-probe' };
 
 describe.skipIf(!requireDig)('a blind probe fleet', () => {

@@ -165,8 +165,8 @@ describe('drains', () => {
   it('drains a zone and an endpoint; rejects unknown subjects and missing reasons', async () => {
     const api = testApi();
     expect((await api.call('POST', '/v1/regions/jkt/zones/jkt-a/drain', { body: { reason: 'rack power' } })).status).toBe(200);
-    expect(indonesia(api).answers.map((a) => a.address)).toEqual(['203.0.113.22']);
-    expect((await api.call('POST', '/v1/regions/jkt/zones/jkt-b/endpoints/203.0.113.22/force-up', { body: { reason: 'known good' } })).status).toBe(200);
+    expect(indonesia(api).answers.map((a) => a.address)).toEqual(['127.0.1.22']);
+    expect((await api.call('POST', '/v1/regions/jkt/zones/jkt-b/endpoints/127.0.1.22/force-up', { body: { reason: 'known good' } })).status).toBe(200);
     const before = api.state();
     expect((await api.call('POST', '/v1/regions/jkt/zones/jkt-z/drain', { body: { reason: 'x' } })).status).toBe(404);
     expect((await api.call('POST', '/v1/regions/jkt/drain', { body: {} })).status).toBe(400);
@@ -223,7 +223,7 @@ describe('reads: health, events, resolve, probes', () => {
     const api = testApi();
     const report = await api.call('POST', '/v1/probes/report', {
       token: 'probe',
-      body: { agent: { id: 'probe-x', region: 'sg' }, results: [{ endpoint: 'sg/sg-a/203.0.113.11', ok: true, rttMs: 1.5, at: Date.now() }] },
+      body: { agent: { id: 'probe-x', region: 'sg' }, results: [{ endpoint: 'sg/sg-a/127.0.1.11', ok: true, rttMs: 1.5, at: Date.now() }] },
     });
     expect(report.status).toBe(200);
     const health = (await (await api.call('GET', '/v1/health', { token: 'viewer' })).json()) as { regions: { id: string; status: string }[] };

@@ -29,10 +29,20 @@ export async function startBalancer(deps: { region: string; id: string; doc: Bal
   const proxy = createProxy({ pool: observed, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks });
   metrics = createBalancerMetrics({ region: deps.region, stats: () => proxy.stats(), pool });
   const readiness = createReadiness({ pool, log, onChange: () => proxy.wake() });
-  const [host, port] = splitListen(doc.listen);
-  const server = createBalancerServer({ host: deps.listen?.address ?? host, port: deps.listen?.port ?? port, proxy, log, metrics });
+  // The balancer knows which instances are ready before it takes a request (bounded by the checks' deadline).
+  await readiness.checkAll();
   readiness.start();
-  const bound = await server.start();
+  const listen = deps.listen ? [deps.listen] : balancerListen(doc);
+  const servers = listen.map((l) => createBalancerServer({ host: l.address, port: l.port, proxy, log, metrics }));
+  const bound: { address: string; port: number }[] = [];
+  try {
+    for (const [i, server] of servers.entries()) bound.push({ address: listen[i].address, port: (await server.start()).port });
+  } catch (err) {
+    readiness.stop();
+    await Promise.all(servers.map((s) => s.stop()));
+    await proxy.close();
+    throw err;
+  }
 
   let reporting = false;
   const timer = setInterval(async () => {
@@ -59,19 +69,26 @@ export async function startBalancer(deps: { region: string; id: string; doc: Bal
   timer.unref();
 
   return {
-    port: bound.port,
+    /** The first listener's port. */
+    port: bound[0].port,
+    /** Every address and port it listens on. */
+    bound,
     pool,
     proxy,
     async stop() {
       clearInterval(timer);
-      readiness.stop();
-      await server.stop();
+      await readiness.stop();
+      await Promise.all(servers.map((s) => s.stop()));
       await proxy.close();
     },
   };
 }
 
-function splitListen(listen: string): [string, number] {
-  const i = listen.lastIndexOf(':');
-  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), Number(listen.slice(i + 1))];
+/** The addresses a balancer document says to listen on. */
+export function balancerListen(doc: Pick<BalancerDoc, 'listen'>): { address: string; port: number }[] {
+  return (Array.isArray(doc.listen) ? doc.listen : [doc.listen]).map((l) => {
+    const i = l.lastIndexOf(':');
+    const host = l.slice(0, i).replace(/^\[|\]$/g, '');
+    return { address: host === 'localhost' ? '127.0.0.1' : host, port: Number(l.slice(i + 1)) };
+  });
 }

@@ -30,6 +30,8 @@ const configError = thrownConfigError;
 
 const sg = original('sg.yaml');
 const zone = original('zone.yaml');
+/** The 1-based line of the first occurrence of `needle` in `text`. */
+const lineOf = (text: string, needle: string) => text.slice(0, text.indexOf(needle)).split('\n').length;
 
 describe('the default regions/ folder', () => {
   it('loads and validates: zone gslb.example.com and regions sg, jkt, bkk, mnl', () => {
@@ -45,7 +47,9 @@ describe('the default regions/ folder', () => {
     expect(byId.mnl.location).toEqual({ lat: 14.5995, lon: 120.9842 });
     for (const r of config.regions) {
       expect(r.zones.length).toBeGreaterThanOrEqual(2);
-      expect(r.zones.flatMap((z) => z.endpoints.map((e) => e.address)).some((a) => a.includes(':'))).toBe(true);
+      // The demo: every zone's endpoint is a loopback address where the region's balancer listens.
+      const listen = r.balancer!.listen;
+      for (const z of r.zones) for (const e of z.endpoints) expect(listen).toContain(`${e.address}:8000`);
     }
   });
 
@@ -99,12 +103,12 @@ const errorCases: { name: string; files: Record<string, string | null>; contains
   {
     name: 'duplicate key in a mapping',
     files: { 'sg.yaml': sg.replace('name: Singapore', 'name: Singapore\nname: Again') },
-    contains: ['DIR/sg.yaml: invalid YAML: Map keys must be unique', '(line 4)'],
+    contains: ['DIR/sg.yaml: invalid YAML: Map keys must be unique', `(line ${lineOf(sg, 'name: Singapore') + 1})`],
   },
   {
     name: 'bad address: file, field path, reason and line',
-    files: { 'sg.yaml': sg.replace('203.0.113.12', '203.0.113.300') },
-    contains: ['DIR/sg.yaml: zones[1].endpoints[0].address: must be an IPv4 or IPv6 address (line 17)'],
+    files: { 'sg.yaml': sg.replace('127.0.1.12', '203.0.113.300') },
+    contains: [`DIR/sg.yaml: zones[1].endpoints[0].address: must be an IPv4 or IPv6 address (line ${lineOf(sg, '127.0.1.12')})`],
   },
   {
     name: 'missing field',
@@ -114,21 +118,21 @@ const errorCases: { name: string; files: Record<string, string | null>; contains
   {
     name: 'unknown field',
     files: { 'bkk.yaml': original('bkk.yaml').replace('  - id: bkk-b\n', '  - id: bkk-b\n    colour: blue\n') },
-    contains: ['DIR/bkk.yaml: zones[1].colour: unknown field (line 16)'],
+    contains: [`DIR/bkk.yaml: zones[1].colour: unknown field (line ${lineOf(original('bkk.yaml'), '- id: bkk-b') + 1})`],
   },
   {
     name: 'wrong type',
     files: { 'sg.yaml': sg.replace('lat: 1.3521', 'lat: north') },
-    contains: ['DIR/sg.yaml: location.lat: Invalid input: expected number, received string (line 4)'],
+    contains: [`DIR/sg.yaml: location.lat: Invalid input: expected number, received string (line ${lineOf(sg, 'lat: 1.3521')})`],
   },
   {
     name: 'region with one zone',
     files: { 'mnl.yaml': original('mnl.yaml').split('  - id: mnl-b')[0] },
-    contains: ['DIR/mnl.yaml: zones: a region needs two or more availability zones (line 6)'],
+    contains: [`DIR/mnl.yaml: zones: a region needs two or more availability zones (line ${lineOf(original('mnl.yaml'), 'zones:')})`],
   },
   {
     name: 'unknown check type',
-    files: { 'sg.yaml': sg.replace('{ type: http, url: "http://127.0.0.1:9111/v1/models", bodyContains: "llama-3-8b" }', '{ type: grpc }') },
+    files: { 'sg.yaml': sg.replace('{ type: http, url: "http://127.0.1.11:8000/v1/models", bodyContains: "llama-3-8b" }', '{ type: grpc }') },
     contains: ['DIR/sg.yaml: zones[0].endpoints[0].check.type: Invalid discriminator value'],
   },
   {
@@ -174,7 +178,7 @@ const errorCases: { name: string; files: Record<string, string | null>; contains
   {
     name: 'several errors in several files are all listed',
     files: {
-      'sg.yaml': sg.replace('203.0.113.12', 'nope').replace('name: Singapore', 'name: ""'),
+      'sg.yaml': sg.replace('127.0.1.12', 'nope').replace('name: Singapore', 'name: ""'),
       'jkt.yaml': 'id: jkt\nbroken: [\n',
     },
     contains: [
@@ -204,9 +208,9 @@ describe('ConfigError from loadDocuments', () => {
   });
 
   it('carries structured issues for the API', () => {
-    const dir = fixture({ 'sg.yaml': sg.replace('203.0.113.12', 'bad') });
+    const dir = fixture({ 'sg.yaml': sg.replace('127.0.1.12', 'bad') });
     expect(configError(() => loadDocuments([dir])).issues).toEqual([
-      { source: join(dir, 'sg.yaml'), path: 'zones[1].endpoints[0].address', message: 'must be an IPv4 or IPv6 address', line: 17 },
+      { source: join(dir, 'sg.yaml'), path: 'zones[1].endpoints[0].address', message: 'must be an IPv4 or IPv6 address', line: lineOf(sg, '127.0.1.12') },
     ]);
   });
 });

@@ -93,13 +93,18 @@ export const balancerInstanceSchema = z.strictObject({
   kinds: z.array(requestKind).min(1).default(['chat', 'completion', 'embeddings']),
 });
 
+const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d{1,5}$/, 'must be HOST:PORT or [V6]:PORT');
+
 export const strategies = ['round-robin', 'weighted', 'least-outstanding', 'latency', 'gpu'] as const;
 
 /** The region's balancer: the reverse proxy in front of its GPU model servers (`arus balancer --region`). */
 export const balancerSchema = z
   .strictObject({
-    /** Where the balancer listens; the region's endpoints point clients here. */
-    listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d{1,5}$/, 'must be HOST:PORT or [V6]:PORT').default('127.0.0.1:8000'),
+    /**
+     * Where the balancer listens: one HOST:PORT or several (one per zone
+     * address, say); the region's endpoints point clients here.
+     */
+    listen: z.union([listenAddress, z.array(listenAddress).min(1).max(16)]).default('127.0.0.1:8000'),
     strategy: z.enum(strategies).default('gpu'),
     instances: z.array(balancerInstanceSchema).min(1, 'a balancer needs at least one instance'),
     maxConcurrentPerInstance: z.number().int().min(1).max(10_000).default(16),

@@ -7,9 +7,19 @@ import { buildSnapshot, type Snapshot } from '../snapshot/snapshot.js';
 
 export const REGIONS_DIR = fileURLToPath(new URL('../../regions/', import.meta.url));
 
-/** The default configuration in regions/. */
+/**
+ * The default configuration in regions/, each zone given an IPv6 endpoint
+ * beside its loopback IPv4 one (2001:db8:113::<region><zone>, no check), as a
+ * production zone lists A and AAAA addresses: the demo has only one loopback v6.
+ */
 export function defaultConfig(): Config {
-  return loadConfig([REGIONS_DIR]);
+  const config = loadConfig([REGIONS_DIR]);
+  for (const r of config.regions)
+    for (const z of r.zones) {
+      const v4 = z.endpoints.find((e) => !e.address.includes(':'));
+      if (v4) z.endpoints.push({ ...v4, check: undefined, address: `2001:db8:113::${v4.address.split('.')[3]}` });
+    }
+  return config;
 }
 
 /**

@@ -20,7 +20,7 @@ function ask(spec: QuerySpec, opts: { remote?: Remote; transport?: Transport; r?
 const addresses = (msg: Packet) => msg.answers.map((a) => a.address).sort();
 const ecsReply = (msg: Packet) => msg.additionals.find((r) => r.type === 41)?.rdata?.find((o) => o.ednsCode === 8) as EcsOption | undefined;
 
-const SG4 = ['203.0.113.11', '203.0.113.12'];
+const SG4 = ['127.0.1.11', '127.0.1.12'];
 const SOA_NEGATIVE_TTL = 60; // min(soa.ttl 3600, soa.minimum 60)
 
 describe('responder: the apex and its name servers', () => {
@@ -70,10 +70,10 @@ describe('responder: service names', () => {
   });
 
   it.each([
-    ['36.66.0.0/24', ['203.0.113.21', '203.0.113.22']],
+    ['36.66.0.0/24', ['127.0.1.21', '127.0.1.22']],
     ['165.21.0.0/16', SG4],
-    ['171.96.0.0/16', ['203.0.113.31', '203.0.113.32']],
-    ['112.198.0.0/16', ['203.0.113.41', '203.0.113.42']],
+    ['171.96.0.0/16', ['127.0.1.31', '127.0.1.32']],
+    ['112.198.0.0/16', ['127.0.1.41', '127.0.1.42']],
   ])('ECS %s → %j, with the option echoed and a non-zero scope', (cidr, want) => {
     const { msg } = ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf(cidr)] } });
     expect(addresses(msg)).toEqual(want);
@@ -85,23 +85,23 @@ describe('responder: service names', () => {
 
   it('ECS wins over the resolver address: a resolver in Singapore asking for a client in Jakarta', () => {
     const { msg } = ask({ name: 'api.gslb.example.com', opt: { options: [ecsOf('36.66.0.0/24')] } }, { remote: { address: '165.21.1.1' } });
-    expect(addresses(msg)).toEqual(['203.0.113.21', '203.0.113.22']);
+    expect(addresses(msg)).toEqual(['127.0.1.21', '127.0.1.22']);
   });
 
   it('without ECS the resolver address is located and no ECS option comes back', () => {
     const { msg } = ask({ name: 'api.gslb.example.com', opt: {} }, { remote: { address: '36.66.1.1' } });
-    expect(addresses(msg)).toEqual(['203.0.113.21', '203.0.113.22']);
+    expect(addresses(msg)).toEqual(['127.0.1.21', '127.0.1.22']);
     expect(msg.additionals).toEqual([expect.objectContaining({ type: 41, class: 1232, version: 0 })]);
     expect(ecsReply(msg)).toBeUndefined();
   });
 
   it('an IPv4-mapped resolver address is the IPv4 client', () => {
-    expect(addresses(ask({ name: 'api.gslb.example.com' }, { remote: { address: '::ffff:36.66.1.1' } }).msg)).toEqual(['203.0.113.21', '203.0.113.22']);
+    expect(addresses(ask({ name: 'api.gslb.example.com' }, { remote: { address: '::ffff:36.66.1.1' } }).msg)).toEqual(['127.0.1.21', '127.0.1.22']);
   });
 
   it('ECS source prefix 0: answer by the resolver, scope 0', () => {
     const { msg } = ask({ name: 'api.gslb.example.com', opt: { options: [ecs(1, 0, [])] } }, { remote: { address: '171.96.1.1' } });
-    expect(addresses(msg)).toEqual(['203.0.113.31', '203.0.113.32']);
+    expect(addresses(msg)).toEqual(['127.0.1.31', '127.0.1.32']);
     expect(ecsReply(msg)).toMatchObject({ family: 1, sourcePrefixLength: 0, scopePrefixLength: 0 });
   });
 
@@ -133,7 +133,7 @@ describe('responder: service names', () => {
   it('rotates the order of a weighted answer between queries', () => {
     const orders = new Set<string>();
     for (let i = 0; i < 40; i++) orders.add(ask({ name: 'api.gslb.example.com' }).msg.answers.map((a) => a.address).join(','));
-    expect([...orders].sort()).toEqual(['203.0.113.11,203.0.113.12', '203.0.113.12,203.0.113.11']);
+    expect([...orders].sort()).toEqual(['127.0.1.11,127.0.1.12', '127.0.1.12,127.0.1.11']);
   });
 });
 

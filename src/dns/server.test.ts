@@ -69,7 +69,7 @@ describe.each([
 
   it('A and AAAA for api', async () => {
     const r = resolver();
-    expect((await r.resolve4('api.gslb.example.com')).sort()).toEqual(['203.0.113.11', '203.0.113.12']);
+    expect((await r.resolve4('api.gslb.example.com')).sort()).toEqual(['127.0.1.11', '127.0.1.12']);
     expect((await r.resolve6('api.gslb.example.com')).sort()).toEqual(['2001:db8:113::11', '2001:db8:113::12']);
     expect((await r.resolve4('sg.api.gslb.example.com', { ttl: true }))[0].ttl).toBe(30);
   });
@@ -123,15 +123,15 @@ describe.skipIf(!HAS_DIG)('dns server: dig', () => {
   });
 
   it('A and AAAA for api', async () => {
-    expect(rdata((await dig(4, 'api.gslb.example.com', 'A')).answers)).toEqual(['203.0.113.11', '203.0.113.12']);
+    expect(rdata((await dig(4, 'api.gslb.example.com', 'A')).answers)).toEqual(['127.0.1.11', '127.0.1.12']);
     expect(rdata((await dig(6, 'api.gslb.example.com', 'AAAA')).answers)).toEqual(['2001:db8:113::11', '2001:db8:113::12']);
   });
 
   it.each([
-    ['36.66.0.0/24', ['203.0.113.21', '203.0.113.22']],
-    ['165.21.0.0/16', ['203.0.113.11', '203.0.113.12']],
-    ['171.96.0.0/16', ['203.0.113.31', '203.0.113.32']],
-    ['112.198.0.0/16', ['203.0.113.41', '203.0.113.42']],
+    ['36.66.0.0/24', ['127.0.1.21', '127.0.1.22']],
+    ['165.21.0.0/16', ['127.0.1.11', '127.0.1.12']],
+    ['171.96.0.0/16', ['127.0.1.31', '127.0.1.32']],
+    ['112.198.0.0/16', ['127.0.1.41', '127.0.1.42']],
   ])('+subnet=%s → %j with a non-zero scope', async (subnet, want) => {
     const r = await dig(4, 'api.gslb.example.com', `+subnet=${subnet}`);
     expect(rdata(r.answers)).toEqual(want);
@@ -143,7 +143,7 @@ describe.skipIf(!HAS_DIG)('dns server: dig', () => {
   it('+tcp', async () => {
     const r = await dig(6, 'api.gslb.example.com', '+tcp', '+subnet=36.66.0.0/24');
     expect(r.server).toBe('TCP');
-    expect(rdata(r.answers)).toEqual(['203.0.113.21', '203.0.113.22']);
+    expect(rdata(r.answers)).toEqual(['127.0.1.21', '127.0.1.22']);
   });
 
   it('example.org is REFUSED, without AA', async () => {
@@ -189,7 +189,7 @@ describe.skipIf(!HAS_DIG)('dns server: dig', () => {
 
   it('pinned name sg.api.gslb.example.com answers from sg whatever the client', async () => {
     const r = await dig(4, 'sg.api.gslb.example.com', 'A', '+subnet=36.66.0.0/24');
-    expect(rdata(r.answers)).toEqual(['203.0.113.11', '203.0.113.12']);
+    expect(rdata(r.answers)).toEqual(['127.0.1.11', '127.0.1.12']);
     expect(r.subnet).toBe('36.66.0.0/24/0');
   });
 });
@@ -248,7 +248,7 @@ describe('dns server: hand-made packets', () => {
     expect(first.header.id).toBe(1);
     expect(first.answers[0].type).toBe(6);
     expect(second.header.id).toBe(2);
-    expect(second.answers.map((a) => a.address).sort()).toEqual(['203.0.113.11', '203.0.113.12']);
+    expect(second.answers.map((a) => a.address).sort()).toEqual(['127.0.1.11', '127.0.1.12']);
   });
 
   it('TCP: a query split across writes is answered once complete', async () => {

@@ -1,5 +1,5 @@
 // Runs Debian's dig against a server and reads its answer.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 
 export const hasDig = spawnSync('dig', ['-v'], { encoding: 'utf8' }).status === 0;
 
@@ -25,11 +25,25 @@ function section(raw: string, title: string) {
     });
 }
 
-/** `dig @server -p port <args>`; throws when dig cannot run or gets no reply. */
+const digArgs = (server: string, port: number, args: string[]) => [`@${server}`, '-p', String(port), '+time=2', '+tries=1', ...args];
+
+/** `dig @server -p port <args>`; throws when dig cannot run or gets no reply. Blocks the event loop: for a few queries. */
 export function dig(server: string, port: number, args: string[]): DigResult {
-  const r = spawnSync('dig', [`@${server}`, '-p', String(port), '+time=2', '+tries=1', ...args], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync('dig', digArgs(server, port, args), { encoding: 'utf8', timeout: 10_000 });
   if (r.status !== 0) throw new Error(`dig ${args.join(' ')} failed (${r.status}): ${r.stdout}${r.stderr}`);
-  const raw = r.stdout;
+  return parse(r.stdout);
+}
+
+/** `dig` without blocking the event loop (keep-alive sockets and timers go on): for many queries. */
+export function digAsync(server: string, port: number, args: string[]): Promise<DigResult> {
+  return new Promise((resolve, reject) =>
+    execFile('dig', digArgs(server, port, args), { encoding: 'utf8', timeout: 10_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`dig ${args.join(' ')} failed: ${err.message} ${stdout}${stderr}`)) : resolve(parse(stdout)),
+    ),
+  );
+}
+
+function parse(raw: string): DigResult {
   const header = /status: (\w+)/.exec(raw);
   const flags = /;; flags: ([^;]*);/.exec(raw);
   const subnet = /; CLIENT-SUBNET: (\S+)/.exec(raw);

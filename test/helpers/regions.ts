@@ -5,18 +5,22 @@ import { ROOT } from './arus.js';
 
 export const REGION_IDS = ['sg', 'jkt', 'bkk', 'mnl'] as const;
 
-/** Copies regions/ into `dir`, pointing each zone's check at `port(zone)` on 127.0.0.1 (or dropping checks when it returns undefined). */
+/**
+ * Copies regions/ into `dir` without the demo balancers (they listen on fixed
+ * ports), pointing each zone's check at `port(zone)` on 127.0.0.1 (or dropping
+ * checks when it returns undefined).
+ */
 export function regionsWithChecks(dir: string, port: (zone: string) => number | undefined): string {
   const out = join(dir, 'regions');
   cpSync(join(ROOT, 'regions'), out, { recursive: true });
   for (const r of REGION_IDS) {
     const f = join(out, `${r}.yaml`);
-    let text = readFileSync(f, 'utf8');
+    let text = readFileSync(f, 'utf8').replace(/^balancer:\n(?:[ #].*\n)*/m, '');
     for (const zone of [`${r}-a`, `${r}-b`]) {
       const block = new RegExp(`(  - id: ${zone}\\n(?:    .*\\n|      .*\\n)*)`);
       text = text.replace(block, (b) => {
         const p = port(zone);
-        return p === undefined ? b.replace(/\n\s+check: \{[^}]*\}/g, '') : b.replace(/http:\/\/127\.0\.0\.1:\d+\//g, `http://127.0.0.1:${p}/`);
+        return p === undefined ? b.replace(/\n\s+check: \{[^}]*\}/g, '') : b.replace(/http:\/\/[^/"]+\//g, `http://127.0.0.1:${p}/`);
       });
     }
     writeFileSync(f, text);

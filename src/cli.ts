@@ -1,22 +1,12 @@
 // The composition root: parses the command line and wires the components.
-// Everything else receives its dependencies.
+// Everything else receives its dependencies. Each command imports what it
+// runs when it runs: a DNS node restarted from its disk snapshot does not
+// load the API, the database or the balancer first.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { startBalancer } from './balancer/role.js';
-import { ConfigError, loadDocuments } from './config/load.js';
-import { balancerSchema } from './config/schema.js';
-import { seedIfEmpty } from './config/seed.js';
-import { OverrideError, setOverride } from './control/overrides.js';
-import { createHealthStore } from './db/health-store.js';
-import { createStore, openDatabase } from './db/store.js';
 import type { ListenAddress } from './dns/server.js';
-import { formatEvents, parseSince } from './events-cli.js';
-import { explainQuery, ExplainError, formatExplanation, loadState } from './explain.js';
 import { createLogger, type Logger } from './log.js';
-import { createProbeAgent } from './probe/agent.js';
-import { createMetrics, type Metrics } from './metrics/metrics.js';
-import { internalToken, simTargets, startControl, startDns, startMetricsServer, startProbes, startSims, staticTokensFrom, type Stoppable } from './roles.js';
-import { createDbStateSource } from './snapshot/source.js';
-import { TokenError, tokenCreate, tokenList, tokenRevoke } from './tokens-cli.js';
+import type { Metrics } from './metrics/metrics.js';
+import type { Stoppable } from './roles.js';
 
 const env = process.env;
 const DEFAULTS = {
@@ -67,8 +57,15 @@ ${help.api}
   --probe-interval MS probe interval (default 500)`,
     options: { ...opt.db, ...opt.regions, ...opt.dns, ...opt.api, sim: { type: 'string', default: 'auto' }, 'probe-interval': { type: 'string' } },
     async run({ values }, log) {
+      const [{ createMetrics }, { seedIfEmpty }, { startBalancer }, roles] = await Promise.all([
+        import('./metrics/metrics.js'),
+        import('./config/seed.js'),
+        import('./balancer/role.js'),
+        import('./roles.js'),
+      ]);
+      const { internalToken, simTargets, startControl, startDns, startProbes, startSims, staticTokensFrom } = roles;
       const metrics = createMetrics();
-      const { db, store, healthStore } = openStores(String(values.db), metrics);
+      const { db, store, healthStore } = await openStores(String(values.db), metrics);
       const seeded = seedIfEmpty(store, String(values.regions));
       if (seeded) log.info({ regions: values.regions, version: seeded.version }, 'empty database seeded');
       const parts: Stoppable[] = [];
@@ -97,7 +94,7 @@ ${help.api}
         parts.push(b);
       }
       const regions = store.getConfig()!.regions.map((r) => r.id);
-      parts.push(startProbes({ regions, controlUrl: control.url, token: probeToken, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
+      parts.push(await startProbes({ regions, controlUrl: control.url, token: probeToken, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
       log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, balancers, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
       onSignal(parts, log);
     },
@@ -113,8 +110,13 @@ ${help.regions}
 ${help.api}`,
     options: { ...opt.db, ...opt.regions, ...opt.api },
     async run({ values }, log) {
+      const [{ createMetrics }, { seedIfEmpty }, { startControl, staticTokensFrom }] = await Promise.all([
+        import('./metrics/metrics.js'),
+        import('./config/seed.js'),
+        import('./roles.js'),
+      ]);
       const metrics = createMetrics();
-      const { db, store, healthStore } = openStores(String(values.db), metrics);
+      const { db, store, healthStore } = await openStores(String(values.db), metrics);
       seedIfEmpty(store, String(values.regions));
       const control = await startControl({ db, store, healthStore, log, listen: parseListen(String(values['api-listen']))[0], staticTokens: staticTokensFrom(env), open: { metrics: env.ARUS_METRICS_OPEN !== 'false' }, metrics });
       log.info({ api: control.url }, 'ready');
@@ -151,9 +153,10 @@ ${help.dns}
       'metrics-listen': { type: 'string', default: env.ARUS_METRICS_LISTEN ?? '127.0.0.1:9153' },
     },
     async run({ values }, log) {
+      const [{ createMetrics }, { startDns, startMetricsServer }] = await Promise.all([import('./metrics/metrics.js'), import('./roles.js')]);
       const metrics = createMetrics();
       const controlUrl = values.control as string | undefined;
-      let source: { current: ReturnType<typeof createDbStateSource>['current']; stop(): unknown };
+      let source: { current: import('./snapshot/source.js').StateSource['current']; stop(): unknown };
       let origin: Record<string, unknown>;
       if (controlUrl) {
         const token = (values.token as string | undefined) ?? env.ARUS_DNS_TOKEN;
@@ -178,7 +181,8 @@ ${help.dns}
         origin = { control: controlUrl, snapshot: file, from: control.stats().from };
       } else {
         const db = String(values.db ?? DEFAULTS.db);
-        const { store, healthStore } = openStores(db);
+        const { store, healthStore } = await openStores(db);
+        const { createDbStateSource } = await import('./snapshot/source.js');
         source = createDbStateSource({ store, healthStore, log: log.child({ component: 'snapshot' }) });
         origin = { db };
       }
@@ -198,11 +202,12 @@ ${help.dns}
   --id NAME       agent name (default probe-<region>-<host pid>)
   --interval MS   time between rounds (default 500, jittered ±20 %)`,
     options: { region: { type: 'string' }, control: { type: 'string' }, token: { type: 'string' }, id: { type: 'string' }, interval: { type: 'string' } },
-    run({ values }, log) {
+    async run({ values }, log) {
       const region = values.region as string | undefined;
       const controlUrl = values.control as string | undefined;
       const token = (values.token as string | undefined) ?? env.ARUS_PROBE_TOKEN;
       if (!region || !controlUrl || !token) throw new UsageError('probe needs --region, --control and --token');
+      const { createProbeAgent } = await import('./probe/agent.js');
       const agent = createProbeAgent({
         id: (values.id as string | undefined) ?? `probe-${region}-${process.pid}`,
         region,
@@ -233,6 +238,7 @@ ${help.dns}
       const controlUrl = (values.control as string | undefined)?.replace(/\/$/, '');
       const token = (values.token as string | undefined) ?? env.ARUS_PROBE_TOKEN;
       if (!region || !controlUrl || !token) throw new UsageError('balancer needs --region, --control and --token');
+      const [{ balancerSchema }, { startBalancer }] = await Promise.all([import('./config/schema.js'), import('./balancer/role.js')]);
       const headers = { authorization: `Bearer ${token}` };
       const res = await fetch(`${controlUrl}/v1/balancers/${encodeURIComponent(region)}`, { headers });
       if (!res.ok) throw new Error(`control answered ${res.status} for the balancer of ${region}: ${await res.text()}`);
@@ -288,6 +294,7 @@ ${help.dns}
       'gpu-memory-gib': { type: 'string' },
     },
     async run({ values }, log) {
+      const [{ loadDocuments }, { simTargets, startSims }] = await Promise.all([import('./config/load.js'), import('./roles.js')]);
       const listen = values.listen
         ? parseListen(String(values.listen))
         : values.regions
@@ -325,9 +332,10 @@ ${help.dns}
   Every document is validated first; if any is invalid nothing is written.
   Unchanged documents are skipped. A running server picks the change up.`,
     options: { ...opt.db, reason: { type: 'string' } },
-    run({ values, positionals }) {
+    async run({ values, positionals }) {
       if (positionals.length === 0) throw new UsageError('apply needs at least one file or folder');
-      const { store } = openStores(String(values.db));
+      const { loadDocuments } = await import('./config/load.js');
+      const { store } = await openStores(String(values.db));
       const result = store.apply(loadDocuments(positionals), { actor: 'cli', reason: values.reason as string | undefined });
       console.log(result.changed.length ? `applied ${result.changed.join(', ')} (config version ${result.version})` : `nothing changed (config version ${result.version})`);
     },
@@ -337,10 +345,11 @@ ${help.dns}
     usage: `arus drain <region:ID | zone:REGION/ZONE | endpoint:REGION/ZONE/ADDRESS> --reason TEXT [--db FILE]
        arus drain <subject> --force-up --reason TEXT   (force up whatever probes say)`,
     options: { ...opt.db, reason: { type: 'string' }, 'force-up': { type: 'boolean', default: false } },
-    run({ values, positionals }) {
+    async run({ values, positionals }) {
       const [subject] = positionals;
       if (!subject || !values.reason) throw new UsageError('drain needs a subject and --reason');
-      const r = setOverride(openStores(String(values.db)), { subject, mode: values['force-up'] ? 'force-up' : 'drain', reason: String(values.reason), actor: 'cli' });
+      const { setOverride } = await import('./control/overrides.js');
+      const r = setOverride(await openStores(String(values.db)), { subject, mode: values['force-up'] ? 'force-up' : 'drain', reason: String(values.reason), actor: 'cli' });
       console.log(r.changed ? `${values['force-up'] ? 'forced up' : 'drained'} ${subject}` : `${subject} was already so`);
     },
   },
@@ -348,10 +357,11 @@ ${help.dns}
     summary: 'lift a drain or force-up',
     usage: `arus undrain <subject> [--reason TEXT] [--db FILE]`,
     options: { ...opt.db, reason: { type: 'string', default: 'undrained' } },
-    run({ values, positionals }) {
+    async run({ values, positionals }) {
       const [subject] = positionals;
       if (!subject) throw new UsageError('undrain needs a subject');
-      const r = setOverride(openStores(String(values.db)), { subject, mode: 'none', reason: String(values.reason), actor: 'cli' });
+      const { setOverride } = await import('./control/overrides.js');
+      const r = setOverride(await openStores(String(values.db)), { subject, mode: 'none', reason: String(values.reason), actor: 'cli' });
       console.log(r.changed ? `undrained ${subject}` : `${subject} had no override`);
     },
   },
@@ -363,9 +373,10 @@ ${help.dns}
 
   The bootstrap admin token comes from ARUS_ADMIN_TOKEN; these are the others.`,
     options: { ...opt.db, role: { type: 'string' }, name: { type: 'string' } },
-    run({ values, positionals }) {
+    async run({ values, positionals }) {
       const [verb, id] = positionals;
-      const { db } = openStores(String(values.db));
+      const { tokenCreate, tokenList, tokenRevoke } = await import('./tokens-cli.js');
+      const { db } = await openStores(String(values.db));
       if (verb === 'create') console.log(tokenCreate(db, { role: values.role as string | undefined, name: values.name as string | undefined }));
       else if (verb === 'list') console.log(tokenList(db));
       else if (verb === 'revoke' && id) console.log(tokenRevoke(db, id));
@@ -379,8 +390,9 @@ ${help.dns}
   --since, --until   a duration back from now (90s, 15m, 1h, 2d) or an ISO time
   --kind             e.g. failover, failback, endpoint.down, region.down, drain, fleet.blind`,
     options: { ...opt.db, since: { type: 'string' }, until: { type: 'string' }, region: { type: 'string' }, kind: { type: 'string' }, limit: { type: 'string', default: '100' }, json: { type: 'boolean', default: false } },
-    run({ values }) {
-      const { store } = openStores(String(values.db));
+    async run({ values }) {
+      const { formatEvents, parseSince } = await import('./events-cli.js');
+      const { store } = await openStores(String(values.db));
       const events = store
         .listEvents({
           limit: intOption(values.limit, 'limit'),
@@ -409,12 +421,17 @@ ${help.dns}
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
-    run({ values, positionals }) {
+    async run({ values, positionals }) {
       const [name] = positionals;
       if (!name) throw new UsageError('resolve needs a name, e.g. api.gslb.example.com');
       const type = String(values.type).toUpperCase();
       if (type !== 'A' && type !== 'AAAA') throw new UsageError('--type must be A or AAAA');
-      const stores = values.config ? undefined : openStores(String(values.db));
+      const [{ loadDocuments }, { seedIfEmpty }, { explainQuery, formatExplanation, loadState }] = await Promise.all([
+        import('./config/load.js'),
+        import('./config/seed.js'),
+        import('./explain.js'),
+      ]);
+      const stores = values.config ? undefined : await openStores(String(values.db));
       if (stores) seedIfEmpty(stores.store, DEFAULTS.regions);
       const state = loadState({ ...stores, docs: values.config ? loadDocuments([String(values.config)]) : undefined });
       const result = explainQuery(state, { name, type, client: String(values.client), ecs: values.ecs as string | undefined });
@@ -423,7 +440,8 @@ ${help.dns}
   },
 };
 
-function openStores(file: string, metrics?: Metrics) {
+async function openStores(file: string, metrics?: Metrics) {
+  const [{ createStore, openDatabase }, { createHealthStore }] = await Promise.all([import('./db/store.js'), import('./db/health-store.js')]);
   const db = openDatabase(file);
   return { db, store: createStore(db, { onEvent: metrics && ((e) => metrics.recordEvent(e.kind)) }), healthStore: createHealthStore(db) };
 }
@@ -492,6 +510,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const parseError = (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    // Errors are rare: their classes are loaded only to tell them apart.
+    const [{ ConfigError }, { ExplainError }, { OverrideError }, { TokenError }] = await Promise.all([
+      import('./config/load.js'),
+      import('./explain.js'),
+      import('./control/overrides.js'),
+      import('./tokens-cli.js'),
+    ]);
     if (err instanceof ConfigError) console.error(`arus ${name}: invalid configuration\n${err.message}`);
     else if (err instanceof UsageError || parseError) console.error(`arus ${name}: ${(err as Error).message}\n\nusage: ${command.usage}`);
     else if (err instanceof ExplainError || err instanceof OverrideError || err instanceof TokenError) console.error(`arus ${name}: ${err.message}`);

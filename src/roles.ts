@@ -1,23 +1,22 @@
 // Wiring of each role: what `arus up` runs together and `arus <role>` runs alone.
 // The composition root (cli.ts) calls these; everything below them receives its dependencies.
+// Heavy parts are imported by the role that runs them (a DNS node loads no API, probe or sim).
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { balancerListen } from './balancer/role.js';
 import type { Metrics } from './metrics/metrics.js';
 import { metricsApp } from './metrics/routes.js';
-import { assembleApi } from './api/assemble.js';
 import type { StaticToken } from './api/auth.js';
 import type { Db } from './db/store.js';
-import type { Config } from './config/schema.js';
-import { createControl, type Control } from './control/control.js';
+import { balancerListen, type Config } from './config/schema.js';
+import type { Control } from './control/control.js';
 import type { HealthStore } from './db/health-store.js';
 import type { Store } from './db/store.js';
 import { createResponder } from './dns/responder.js';
 import { createDnsServer, type ListenAddress } from './dns/server.js';
 import type { Logger } from './log.js';
-import { createProbeAgent, type ProbeAgent } from './probe/agent.js';
-import { createSimServer, type SimServer, type SimServerOptions } from './sim/server.js';
+import type { ProbeAgent } from './probe/agent.js';
+import type { SimServer, SimServerOptions } from './sim/server.js';
 import type { ServingState } from './snapshot/source.js';
 
 export type Stoppable = { stop(): Promise<void> | void };
@@ -26,11 +25,12 @@ export function internalToken(): string {
   return randomBytes(24).toString('base64url');
 }
 
-/** Tokens fixed at start: the bootstrap admin token, a fleet probe token, and the in-process probes'. */
+/** Tokens fixed at start: the bootstrap admin token, a fleet probe token, a DNS-node token, and the in-process probes'. */
 export function staticTokensFrom(env: NodeJS.ProcessEnv, extra: StaticToken[] = []): StaticToken[] {
   const tokens = [...extra];
   if (env.ARUS_ADMIN_TOKEN) tokens.push({ token: env.ARUS_ADMIN_TOKEN, role: 'admin', name: 'bootstrap-admin' });
   if (env.ARUS_PROBE_TOKEN) tokens.push({ token: env.ARUS_PROBE_TOKEN, role: 'probe', name: 'probe' });
+  if (env.ARUS_DNS_TOKEN) tokens.push({ token: env.ARUS_DNS_TOKEN, role: 'dns', name: 'dns' });
   return tokens;
 }
 
@@ -46,6 +46,7 @@ export async function startControl(deps: {
   metrics: Metrics;
 }): Promise<{ control: Control; healthStore: HealthStore; url: string; stop(): Promise<void> }> {
   const { healthStore, store, log } = deps;
+  const [{ createControl }, { assembleApi }] = await Promise.all([import('./control/control.js'), import('./api/assemble.js')]);
   const control = createControl({ store, healthStore, log: log.child({ component: 'control' }) });
   control.start();
   const { app } = assembleApi({ ...deps, control, log: log.child({ component: 'api' }) });
@@ -76,7 +77,8 @@ export async function startMetricsServer(deps: { metrics: Metrics; listen: Liste
   return { url: `${http.url}/metrics`, stop: http.stop };
 }
 
-export function startProbes(deps: { regions: string[]; controlUrl: string; token: string; log: Logger; intervalMs?: number }): Stoppable {
+export async function startProbes(deps: { regions: string[]; controlUrl: string; token: string; log: Logger; intervalMs?: number }): Promise<Stoppable> {
+  const { createProbeAgent } = await import('./probe/agent.js');
   const agents: ProbeAgent[] = deps.regions.map((region) =>
     createProbeAgent({ id: `probe-${region}`, region, controlUrl: deps.controlUrl, token: deps.token, intervalMs: deps.intervalMs, log: deps.log }),
   );
@@ -120,6 +122,7 @@ export async function startSims(deps: {
   sim?: Partial<SimServerOptions>;
 }): Promise<{ sims: SimServer[]; stop(): Promise<void> }> {
   const { log } = deps;
+  const { createSimServer } = await import('./sim/server.js');
   const sims: SimServer[] = [];
   for (const l of deps.listen) {
     const knobs = Object.fromEntries(Object.entries(deps.sim ?? {}).filter(([, v]) => v !== undefined));
@@ -142,5 +145,13 @@ async function listenHttp(fetch: Parameters<typeof serve>[0]['fetch'], listen: L
   });
   const { port } = server.address() as AddressInfo;
   const host = listen.address.includes(':') ? `[${listen.address}]` : listen.address;
-  return { url: `http://${host}:${port}`, stop: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    url: `http://${host}:${port}`,
+    // Streams (events, snapshots) never end on their own: cut them, their clients reconnect.
+    stop: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        (server as import('node:http').Server).closeAllConnections?.();
+      }),
+  };
 }

@@ -1,4 +1,4 @@
-import type { BalancerDoc } from '../config/schema.js';
+import { balancerListen, type BalancerDoc } from '../config/schema.js';
 import type { CapacityReport } from '../control/capacity.js';
 import type { Logger } from '../log.js';
 import { createBalancerMetrics, type BalancerMetrics } from './metrics.js';
@@ -82,13 +82,4 @@ export async function startBalancer(deps: { region: string; id: string; doc: Bal
       await proxy.close();
     },
   };
-}
-
-/** The addresses a balancer document says to listen on. */
-export function balancerListen(doc: Pick<BalancerDoc, 'listen'>): { address: string; port: number }[] {
-  return (Array.isArray(doc.listen) ? doc.listen : [doc.listen]).map((l) => {
-    const i = l.lastIndexOf(':');
-    const host = l.slice(0, i).replace(/^\[|\]$/g, '');
-    return { address: host === 'localhost' ? '127.0.0.1' : host, port: Number(l.slice(i + 1)) };
-  });
 }

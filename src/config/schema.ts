@@ -314,3 +314,12 @@ export function crossCheck(config: Config): string[] {
   });
   return errors;
 }
+
+/** The addresses a balancer document says to listen on. */
+export function balancerListen(doc: Pick<BalancerDoc, 'listen'>): { address: string; port: number }[] {
+  return (Array.isArray(doc.listen) ? doc.listen : [doc.listen]).map((l) => {
+    const i = l.lastIndexOf(':');
+    const host = l.slice(0, i).replace(/^\[|\]$/g, '');
+    return { address: host === 'localhost' ? '127.0.0.1' : host, port: Number(l.slice(i + 1)) };
+  });
+}

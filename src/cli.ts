@@ -103,7 +103,8 @@ ${help.api}
     summary: 'run the control plane: admin API, health tracker, history',
     usage: `arus control [options]
 
-  Needs ARUS_ADMIN_TOKEN (admin) and ARUS_PROBE_TOKEN (probe agents) in the environment.
+  Needs ARUS_ADMIN_TOKEN (admin) and ARUS_PROBE_TOKEN (probe agents) in the
+  environment; ARUS_DNS_TOKEN, if set, is a token DNS nodes may use (dns role).
 
 ${help.db}
 ${help.regions}
@@ -367,7 +368,7 @@ ${help.dns}
   },
   token: {
     summary: 'create, list and revoke API tokens (stored hashed)',
-    usage: `arus token create --role admin|viewer|probe [--name NAME] [--db FILE]
+    usage: `arus token create --role admin|viewer|probe|dns [--name NAME] [--db FILE]
        arus token list [--db FILE]
        arus token revoke ID [--db FILE]
 

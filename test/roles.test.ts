@@ -12,7 +12,9 @@ import { regionsWithChecks } from './helpers/regions.js';
 
 const requireDig = process.env.CI ? true : hasDig;
 const ADMIN = 'roles-admin-token';
-const env = { ARUS_ADMIN_TOKEN: ADMIN };
+/** Node b authenticates with the static dns-role token control reads from its environment. */
+const DNS_TOKEN = 'roles-static-dns-token';
+const env = { ARUS_ADMIN_TOKEN: ADMIN, ARUS_DNS_TOKEN: DNS_TOKEN };
 /** What the test moves Jakarta's endpoints to. */
 const MOVED = ['198.51.100.21', '198.51.100.22'];
 
@@ -39,8 +41,8 @@ describe.skipIf(!requireDig)('control and DNS nodes as separate processes', () =
   const startControl = (port = 0) => startArus(['control', '--db', dbFile, '--regions', regions, '--api-listen', `127.0.0.1:${port}`], { env, timeoutMs: 30_000 });
   const startNode = (name: 'a' | 'b') =>
     startArus(
-      ['dns', '--control', `http://127.0.0.1:${controlPort}`, '--token', token, '--id', `dns-${name}`, '--snapshot', join(dir, `${name}`, 'snapshot.json'), '--dns-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-      { timeoutMs: 30_000 },
+      ['dns', '--control', `http://127.0.0.1:${controlPort}`, ...(name === 'a' ? ['--token', token] : []), '--id', `dns-${name}`, '--snapshot', join(dir, `${name}`, 'snapshot.json'), '--dns-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
+      { timeoutMs: 30_000, env: name === 'b' ? { ARUS_DNS_TOKEN: DNS_TOKEN } : {} },
     );
   const metricsOf = async (node: Running) => {
     const url = node.logs.find((l) => l.msg === 'ready')!.metrics as string;
@@ -144,5 +146,15 @@ describe.skipIf(!requireDig)('control and DNS nodes as separate processes', () =
     expect(await metricsOf(nodes.b)).toMatch(/^arus_snapshot_rejected_total\{source="disk"\} 1$/m);
     expect(indonesia(nodes.b)).toEqual(indonesia(nodes.a!));
     await until(() => readFileSync(file, 'utf8'), (t) => t.includes('"Jakarta"'));
+  });
+
+  it('control stops at SIGTERM with DNS nodes streaming from it, and the nodes keep answering', async () => {
+    const exited = new Promise<number | null>((resolve) => control.proc.once('exit', resolve));
+    const t0 = Date.now();
+    control.proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect(indonesia(nodes.a!).length).toBeGreaterThan(0);
+    expect(indonesia(nodes.b!)).toEqual(indonesia(nodes.a!));
   });
 });

@@ -77,7 +77,7 @@ export type Invocation = { source: string; argv: string[] };
  * time (`arus dns --control URL --snapshot FILE`). Allowed while absent from
  * the help text; once they appear they are checked like any other.
  */
-export const PENDING_FLAGS: Record<string, string[]> = { dns: ['--control', '--snapshot'] };
+export const PENDING_FLAGS: Record<string, string[]> = {};
 
 const LISTEN_FLAGS = new Set(['--dns-listen', '--api-listen', '--metrics-listen', '--listen']);
 const LISTEN_ITEM = /^(?:\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):(\d{1,5})$/;

@@ -4,6 +4,7 @@ import type { HealthStore } from '../db/health-store.js';
 import type { Db, Store } from '../db/store.js';
 import { createTokenStore } from '../db/tokens.js';
 import type { Logger } from '../log.js';
+import { statusOf, type RegionStatus } from '../control/status.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { metricsRoute } from '../metrics/routes.js';
 import { createApp, type Api } from './app.js';
@@ -23,6 +24,7 @@ export function assembleApi(deps: {
   log: Logger;
 }) {
   const { metrics } = deps;
+  metrics?.observeRegions(() => [...statusOf(deps.control.current().snapshot).regions].map(([id, r]) => [id, r.status] as [string, RegionStatus]));
   const auth = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open, failures: deps.failures });
   const audit = createAuditStore(deps.db);
   const app = createApp({

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { bigConfig, defaultConfig, ecsOf, query, servingState, type QuerySpec } from '../dns/fixtures.js';
 import { createResponder, DECISION_BUCKETS, type Responder } from '../dns/responder.js';
 import { silentLogger } from '../log.js';
-import { createMetrics, MAX_AGENT_REGIONS, UNMATCHED_ROUTE } from './metrics.js';
+import { createMetrics, MAX_AGENT_REGIONS, UNMATCHED_ROUTE, type RegionState } from './metrics.js';
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
@@ -288,5 +288,26 @@ describe('metrics: the exposition', () => {
     expect(() => parse('# TYPE a counter\na 1 2 3')).toThrow();
     expect(() => parse('b 1')).toThrow(); // untyped family
     expect(parse('# HELP a x\n# TYPE a counter\na{b="c\\"d"} 1.5e3\n').samples).toEqual([{ name: 'a', labels: { b: 'c\\"d' }, value: 1500 }]);
+  });
+});
+
+describe('metrics: region state', () => {
+  it('reads each region’s state at scrape time, one-hot over up, degraded and down', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const states = new Map<string, RegionState>([
+      ['sg', 'up'],
+      ['jkt', 'down'],
+    ]);
+    metrics.observeRegions(() => states);
+    const value = async (region: string, state: string) =>
+      parse(await metrics.text()).samples.find((s) => s.name === 'arus_region_state' && s.labels.region === region && s.labels.state === state)?.value;
+    expect(await value('sg', 'up')).toBe(1);
+    expect(await value('sg', 'down')).toBe(0);
+    expect(await value('jkt', 'down')).toBe(1);
+    expect(await value('jkt', 'up')).toBe(0);
+    states.set('jkt', 'degraded').delete('sg');
+    expect(await value('jkt', 'degraded')).toBe(1);
+    expect(await value('jkt', 'down')).toBe(0);
+    expect(await value('sg', 'up')).toBeUndefined(); // a region removed from the configuration is gone
   });
 });

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
-import { collectDefaultMetrics, Counter, Histogram, Registry, type Metric } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import { DECISION_BUCKETS, QTYPE_LABELS, type Responder, type ResponderStats } from '../dns/responder.js';
 
 export type MetricsOptions = {
@@ -18,12 +18,20 @@ export interface Metrics {
   recordEvent(kind: string): void;
   /** Counts one probe report's results, by the reporting agent's region and outcome. */
   recordProbeResults(results: readonly { ok: boolean; endpoint: string }[], agentRegion: string): void;
+  /**
+   * Reads each region's state (up, degraded, down) at every scrape, for
+   * `arus_region_state{region,state}` (1 for the region's state, 0 for the others).
+   */
+  observeRegions(read: () => Iterable<[region: string, state: RegionState]>): void;
   /** Hono middleware: API requests by method, route pattern and status, and their duration. */
   readonly apiMiddleware: MiddlewareHandler;
   /** The Prometheus text exposition of the registry. */
   text(): Promise<string>;
   readonly contentType: string;
 }
+
+export type RegionState = 'up' | 'degraded' | 'down';
+const REGION_STATES: readonly RegionState[] = ['up', 'degraded', 'down'];
 
 /** `ResponderStats` fields by rcode label. */
 const RCODES = [
@@ -100,6 +108,18 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     }),
   );
 
+  let regionStates: (() => Iterable<[string, RegionState]>) | undefined;
+  const regionState: Gauge<'region' | 'state'> = new Gauge({
+    name: `${prefix}region_state`,
+    help: 'Each region\'s state as control sees it now: 1 for its state (up, degraded, down), 0 for the others.',
+    labelNames: ['region', 'state'],
+    registers,
+    collect: () => {
+      regionState.reset();
+      for (const [region, state] of regionStates?.() ?? []) for (const s of REGION_STATES) regionState.set({ region, state: s }, s === state ? 1 : 0);
+    },
+  });
+
   const events = new Counter({ name: `${prefix}events_total`, help: 'Rows written to the events history, by kind.', labelNames: ['kind'], registers });
   const failovers = new Counter({ name: `${prefix}failovers_total`, help: 'Clients moved away from a region (failover) or back to it (failback).', labelNames: ['kind'], registers });
   for (const kind of FAILOVER_KINDS) failovers.inc({ kind }, 0);
@@ -131,6 +151,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   return {
     registry,
     observeResponder: (responder) => void responders.add(responder),
+    observeRegions: (read) => void (regionStates = read),
     recordEvent(kind) {
       events.inc({ kind });
       if (FAILOVER_KINDS.includes(kind)) failovers.inc({ kind });

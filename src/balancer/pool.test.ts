@@ -215,3 +215,46 @@ describe('pool: accounting', () => {
     expect(new Set(picks(5))).toEqual(new Set(['a']));
   });
 });
+
+describe('pool: work in flight and service time per unit', () => {
+  it('keeps the work given to acquire until its release, and learns ms per token and per embeddings call apart', () => {
+    const { pool, clock, byId } = setUp({ instances: [inst('a', { kinds: ['chat', 'embeddings'] })] });
+    const a = byId('a');
+    const gen = { kind: 'chat' as const, tokens: 100, at: clock.t };
+    const emb = { kind: 'embeddings' as const, at: clock.t };
+    pool.acquire(a, gen);
+    pool.acquire(a, emb);
+    expect(byId('a').inflight).toEqual([gen, emb]);
+    pool.release(a, { ok: true, status: 200, durationMs: 20, work: emb });
+    pool.release(a, { ok: true, status: 200, durationMs: 1000, work: gen });
+    expect(byId('a').inflight).toEqual([]);
+    expect(byId('a').unitMs).toEqual({ generation: 10, embeddings: 20 });
+    expect(byId('a').unitEwma).toEqual({ generation: 10, embeddings: 20 });
+  });
+
+  it('does not learn speed from failures or from clients that left', () => {
+    const { pool, clock, byId } = setUp();
+    const a = byId('a');
+    for (const o of [
+      { ok: false, status: 500, durationMs: 1 },
+      { ok: true, status: 200, durationMs: 1, cancelled: true },
+    ]) {
+      const work = { kind: 'chat' as const, tokens: 100, at: clock.t };
+      pool.acquire(a, work);
+      pool.release(a, { ...o, work });
+    }
+    expect(byId('a').unitMs).toBeUndefined();
+    expect(byId('a').inflight).toEqual([]);
+  });
+
+  it('reads its batch size from gauges taken while full, and notes its own outstanding at each scrape', () => {
+    const { pool, clock, byId } = setUp();
+    pool.acquire(byId('a'));
+    pool.updateGpu('a', { running: 2, waiting: 0, kvCacheUsage: 0.5, memoryExhausted: false, scrapedAt: clock.t });
+    expect(byId('a').slots).toBeUndefined();
+    expect(byId('a').outstandingAtScrape).toBe(1);
+    pool.updateGpu('a', { running: 5, waiting: 3, kvCacheUsage: 1, memoryExhausted: false, scrapedAt: clock.t });
+    pool.updateGpu('a', { running: 4, waiting: 0, kvCacheUsage: 1, memoryExhausted: false, scrapedAt: clock.t });
+    expect(byId('a').slots).toBe(4);
+  });
+});

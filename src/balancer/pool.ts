@@ -3,7 +3,7 @@
 // detection — and hands the picker only the instances that may take traffic.
 import { DEFAULT_GPU_STALE_MS } from './pickers/gpu.js';
 import { DEFAULT_SLOW_START_MS } from './pickers/weight.js';
-import type { GpuGauges, Instance, InstanceState, PickContext, Picker } from './types.js';
+import { workClass, type GpuGauges, type Instance, type InstanceState, type PickContext, type Picker, type Work, type WorkClass } from './types.js';
 
 export { effectiveWeight, slowStartFactor } from './pickers/weight.js';
 export { createPicker } from './pickers/create-picker.js';
@@ -26,7 +26,16 @@ export type PoolOptions = {
   random?: () => number;
 };
 
-export type Outcome = { ok: boolean; status?: number; durationMs: number; timeout?: boolean };
+export type Outcome = {
+  ok: boolean;
+  status?: number;
+  durationMs: number;
+  timeout?: boolean;
+  /** The client left before the answer ended: the duration says nothing of the instance's speed. */
+  cancelled?: boolean;
+  /** The work given to `acquire`, if any: it leaves the instance's in-flight list and its size normalises the latency sample. */
+  work?: Work;
+};
 
 export type Capacity = {
   instances: number;
@@ -46,7 +55,8 @@ export type Pool = {
   /** Instances that serve this model and kind, whatever their health (to tell "unknown model" from "all down"). */
   eligible(ctx: RequestShape): InstanceState[];
   pick(ctx: RequestShape): InstanceState | undefined;
-  acquire(s: InstanceState): void;
+  /** One more request in flight; `work` (what it asked for, when) feeds the expected-completion estimates. */
+  acquire(s: InstanceState, work?: Work): void;
   release(s: InstanceState, outcome: Outcome): void;
   /** Returns whether readiness changed. */
   setReady(id: string, ready: boolean, now?: number): boolean;
@@ -56,6 +66,18 @@ export type Pool = {
 };
 
 export const EWMA_ALPHA = 0.3;
+/** Per-unit samples kept per work class, and the quantile of them taken as the unqueued service time. */
+const UNIT_SAMPLES = 32;
+const UNIT_QUANTILE = 0.25;
+/** Gauge readings of a full instance kept to estimate its batch size. */
+const SLOT_READINGS = 5;
+
+/** Units of work of a request: tokens asked for (generations), or one call (embeddings); undefined when unknown. */
+export function workUnits(w: Work | undefined): number | undefined {
+  if (!w) return undefined;
+  if (workClass(w.kind) === 'embeddings') return 1;
+  return w.tokens !== undefined && w.tokens > 0 ? w.tokens : undefined;
+}
 
 /** A 5xx, a timeout or a failure with no response at all counts against the instance; a 4xx does not. */
 export function isFailure(o: Outcome): boolean {
@@ -75,6 +97,24 @@ export function createPool(opts: PoolOptions): Pool {
 
   let list: InstanceState[] = [];
   let byId = new Map<string, InstanceState>();
+  // Recent per-unit samples and full-instance readings, by instance id (not part of the state pickers see).
+  const unitSamples = new Map<string, Record<WorkClass, number[]>>();
+  const slotReadings = new Map<string, number[]>();
+
+  function learnUnit(s: InstanceState, w: Work, durationMs: number): void {
+    const units = workUnits(w);
+    if (units === undefined || !(durationMs >= 0) || !Number.isFinite(durationMs)) return;
+    const cls = workClass(w.kind);
+    const perUnit = durationMs / units;
+    s.unitEwma = { ...s.unitEwma, [cls]: s.unitEwma?.[cls] === undefined ? perUnit : EWMA_ALPHA * perUnit + (1 - EWMA_ALPHA) * s.unitEwma[cls]! };
+    let rings = unitSamples.get(s.instance.id);
+    if (!rings) unitSamples.set(s.instance.id, (rings = { generation: [], embeddings: [] }));
+    const ring = rings[cls];
+    ring.push(perUnit);
+    if (ring.length > UNIT_SAMPLES) ring.shift();
+    const sorted = [...ring].sort((a, b) => a - b);
+    s.unitMs = { ...s.unitMs, [cls]: sorted[Math.floor((sorted.length - 1) * UNIT_QUANTILE)] };
+  }
 
   const fresh = (instance: Instance): InstanceState => ({
     instance,
@@ -93,8 +133,13 @@ export function createPool(opts: PoolOptions): Pool {
     // Same id at the same url keeps its live state and takes the new settings.
     list = instances.map((instance) => {
       const old = byId.get(instance.id);
-      return old && old.instance.url === instance.url ? { ...old, instance } : fresh(instance);
+      if (old && old.instance.url === instance.url) return { ...old, instance };
+      unitSamples.delete(instance.id);
+      slotReadings.delete(instance.id);
+      return fresh(instance);
     });
+    for (const id of unitSamples.keys()) if (!ids.has(id)) unitSamples.delete(id);
+    for (const id of slotReadings.keys()) if (!ids.has(id)) slotReadings.delete(id);
     byId = new Map(list.map((s) => [s.instance.id, s]));
   }
   setInstances(opts.instances);
@@ -124,13 +169,22 @@ export function createPool(opts: PoolOptions): Pool {
       const candidates = list.filter((s) => serves(s, ctx) && s.ready && !isEjected(s, t));
       return opts.picker.pick(candidates, { ...ctx, now: t, random, slowStartMs });
     },
-    acquire(s) {
-      current(s).outstanding++;
+    acquire(s, work) {
+      const c = current(s);
+      c.outstanding++;
+      if (work) (c.inflight ??= []).push(work);
     },
     release(picked, outcome) {
       const s = current(picked);
       s.outstanding = Math.max(0, s.outstanding - 1);
+      const w = outcome.work;
+      if (w && s.inflight) {
+        const i = s.inflight.indexOf(w);
+        if (i >= 0) s.inflight.splice(i, 1);
+      }
       const failed = isFailure(outcome);
+      // Only answers teach service time: a failure or a client that left says nothing of the instance's speed.
+      if (w && !failed && !outcome.cancelled && outcome.status !== undefined && outcome.status < 400) learnUnit(s, w, outcome.durationMs);
       // A fast failure must not make an instance look fast.
       const sample = failed ? Math.max(outcome.durationMs, s.ewmaMs ?? 0) : outcome.durationMs;
       if (Number.isFinite(sample) && sample >= 0) s.ewmaMs = s.ewmaMs === undefined ? sample : EWMA_ALPHA * sample + (1 - EWMA_ALPHA) * s.ewmaMs;
@@ -157,7 +211,18 @@ export function createPool(opts: PoolOptions): Pool {
     },
     updateGpu(id, gauges) {
       const s = byId.get(id);
-      if (s) s.gpu = { ...gauges };
+      if (!s) return;
+      s.gpu = { ...gauges };
+      s.outstandingAtScrape = s.outstanding;
+      // A full instance (no KV room, or requests waiting) is running as many sequences as it can.
+      if (gauges.running > 0 && (gauges.waiting > 0 || gauges.kvCacheUsage >= 0.98)) {
+        let r = slotReadings.get(id);
+        if (!r) slotReadings.set(id, (r = []));
+        r.push(gauges.running);
+        if (r.length > SLOT_READINGS) r.shift();
+        // The smallest recent reading: a reading can include a pass of another kind (an embeddings call).
+        s.slots = Math.min(...r);
+      }
     },
     setInstances,
     capacity() {

@@ -1,11 +1,11 @@
-import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
 import { createBatcher, type BatchResponse } from './batch.js';
 import { createWaitQueue, OverloadedError } from './queue.js';
 import type { Outcome, Pool } from './pool.js';
-import type { InstanceState, RequestKind } from './types.js';
+import type { InstanceState, RequestKind, Work } from './types.js';
 
 /** What the proxy needs of the pool. */
 export type ProxyPool = Pick<Pool, 'states' | 'eligible' | 'pick' | 'acquire' | 'release'>;
@@ -90,6 +90,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 const LATENCY_SAMPLES = 256;
+/** Answers up to this size with a known length are sent to the client in one write. */
+const WHOLE_BODY_BYTES = 64 * 1024;
 
 class ClientGone extends Error {
   constructor() {
@@ -108,7 +110,8 @@ class HttpError extends Error {
   }
 }
 
-type ForwardRequest = { model: string; kind: RequestKind; path: string; body: Buffer };
+/** `tokens`: a generation's `max_tokens`, for pickers that estimate how long it runs. */
+type ForwardRequest = { model: string; kind: RequestKind; tokens?: number; path: string; body: Buffer };
 type BatchCtx = { req: IncomingMessage; r: ForwardRequest; parsed: Record<string, unknown> };
 
 export function createProxy(opts: ProxyOptions): Proxy {
@@ -155,8 +158,8 @@ export function createProxy(opts: ProxyOptions): Proxy {
    * The picker's choice when it has room and was not tried already; else the
    * least loaded live instance that has room. Undefined: wait (or give up).
    */
-  function take(model: string | undefined, kind: RequestKind, tried: ReadonlySet<string>): InstanceState | undefined {
-    const s = pool.pick({ model, kind });
+  function take(model: string | undefined, kind: RequestKind, tried: ReadonlySet<string>, tokens?: number): InstanceState | undefined {
+    const s = pool.pick({ model, kind, tokens });
     if (s && s.outstanding < cap && !tried.has(s.instance.id)) return s;
     const t = now();
     let best: InstanceState | undefined;
@@ -173,7 +176,9 @@ export function createProxy(opts: ProxyOptions): Proxy {
       if (!res.writableFinished) ac.abort(new ClientGone());
     });
     try {
-      const path = new URL(req.url ?? '/', 'http://balancer').pathname;
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
       const kind = ROUTES[path];
       if (req.method === 'GET' && path === '/v1/models') return sendJson(res, 200, modelList(pool.states()));
       if (req.method === 'GET' && path === '/health') {
@@ -192,7 +197,8 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }
       const m = (parsed as { model?: unknown } | null)?.model;
       if (typeof m !== 'string' || m === '') throw new HttpError(400, 'model: a non-empty string is required', 'invalid_request');
-      await forward(req, res, { model: m, kind, path: req.url ?? path, body }, ac.signal, parsed as Record<string, unknown>);
+      const body_ = parsed as Record<string, unknown>;
+      await forward(req, res, { model: m, kind, tokens: kind === 'embeddings' ? undefined : maxTokens(body_), path: url, body }, ac.signal, body_);
     } catch (err) {
       if (ac.signal.aborted || res.destroyed) return; // nobody left to answer
       if (res.headersSent) return void res.destroy();
@@ -221,7 +227,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     r: ForwardRequest,
     headersFor: (length: number) => Record<string, string | string[]>,
     signal: AbortSignal,
-  ): Promise<{ s: InstanceState; up: Dispatcher.ResponseData; ms: () => number; headers: Record<string, string> }> {
+  ): Promise<{ s: InstanceState; up: Dispatcher.ResponseData; ms: () => number; headers: Record<string, string>; work: Work }> {
     const all = pool.eligible({ model: r.model, kind: r.kind });
     if (all.length === 0)
       throw new HttpError(404, `The model \`${r.model}\` does not exist or does not serve ${r.kind} requests.`, 'model_not_found');
@@ -238,22 +244,23 @@ export function createProxy(opts: ProxyOptions): Proxy {
       let s: InstanceState | undefined;
       if (tried.size === 0) {
         try {
-          s = await queue.wait(() => take(target.model, target.kind, tried), signal, `${target.model}|${target.kind}|${[...tried].join(',')}`);
+          s = await queue.wait(() => take(target.model, target.kind, tried, target.tokens), signal, `${target.model}|${target.kind}|${[...tried].join(',')}`);
         } catch (err) {
           if (!(err instanceof OverloadedError)) throw err;
           // The model's pool is exhausted: its fallback's, if that has a free slot now.
           const f = target === r ? fallbackFor(r) : undefined;
-          s = f && take(f.model, f.kind, tried);
+          s = f && take(f.model, f.kind, tried, f.tokens);
           if (!f || !s) {
             counters.overloaded++;
             throw new HttpError(503, err.message, 'overloaded', { 'retry-after': String(err.retryAfterS) });
           }
           target = f;
         }
-      } else s = take(target.model, target.kind, tried);
+      } else s = take(target.model, target.kind, tried, target.tokens);
       if (!s) throw new HttpError(502, 'every instance tried failed', 'upstream_failed');
       tried.add(s.instance.id);
-      pool.acquire(s);
+      const work: Work = { kind: target.kind, tokens: target.tokens, at: now() };
+      pool.acquire(s, work);
       const t0 = performance.now();
       const ms = () => performance.now() - t0;
       // A retry is possible only while nothing has reached the client and another instance has room.
@@ -272,10 +279,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
         const code = errCode(err);
         const timeout = TIMEOUT_CODES.has(code);
         if (signal.aborted) {
-          record(s, { ok: true, durationMs: ms() }); // the client left; the instance did nothing wrong
+          record(s, { ok: true, durationMs: ms(), cancelled: true, work }); // the client left; the instance did nothing wrong
           throw err;
         }
-        record(s, { ok: false, durationMs: ms(), timeout });
+        record(s, { ok: false, durationMs: ms(), timeout, work });
         log.debug({ instance: s.instance.id, code }, 'upstream request failed');
         if (RETRYABLE_CODES.has(code) && mayRetry()) {
           counters.retries++;
@@ -288,7 +295,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
 
       if (up.statusCode === 503 && mayRetry()) {
         await up.body.dump().catch(() => {});
-        record(s, { ok: false, status: 503, durationMs: ms() });
+        record(s, { ok: false, status: 503, durationMs: ms(), work });
         counters.retries++;
         continue;
       }
@@ -297,7 +304,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
         counters.fallbacks++;
         headers['x-arus-fallback'] = `${r.model} -> ${target.model}`;
       }
-      return { s, up, ms, headers };
+      return { s, up, ms, headers, work };
     }
   }
 
@@ -320,19 +327,22 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }
     }
 
-    const { s, up, ms, headers } = await exchange(r, (length) => forwardHeaders(req.headers, length, req.socket.remoteAddress), signal);
-    res.writeHead(up.statusCode, { ...responseHeaders(up.headers), ...headers });
-    res.flushHeaders(); // a stream's headers go out before its first token
+    const { s, up, ms, headers, work } = await exchange(r, (length) => forwardHeaders(req.headers, length, req.socket.remoteAddress), signal);
+    const out = responseHeaders(up.headers, headers);
+    const length = out['content-length'] === undefined ? NaN : Number(out['content-length']);
+    // A small answer of known length goes out as one write, headers and body
+    // together; a stream (or an unknown or large body) is passed on chunk by
+    // chunk, its headers first (a stream's before its first token).
+    const whole = length <= WHOLE_BODY_BYTES && !isEventStream(up.headers);
+    res.writeHead(up.statusCode, out);
+    if (!whole) res.flushHeaders();
     try {
-      for await (const chunk of up.body) {
-        if (!res.write(chunk)) await once(res, 'drain', { signal });
-      }
-      res.end();
-      record(s, { ok: up.statusCode < 500, status: up.statusCode, durationMs: ms() });
+      await pipeBody(up.body, res, whole, signal);
+      record(s, { ok: up.statusCode < 500, status: up.statusCode, durationMs: ms(), work });
     } catch (err) {
       up.body.destroy();
-      if (signal.aborted) record(s, { ok: true, status: up.statusCode, durationMs: ms() });
-      else record(s, { ok: false, status: up.statusCode, durationMs: ms(), timeout: TIMEOUT_CODES.has(errCode(err)) });
+      if (signal.aborted) record(s, { ok: true, status: up.statusCode, durationMs: ms(), cancelled: true, work });
+      else record(s, { ok: false, status: up.statusCode, durationMs: ms(), timeout: TIMEOUT_CODES.has(errCode(err)), work });
       res.destroy(); // cut the client's stream too: a truncated reply must not look complete
     }
   }
@@ -346,17 +356,17 @@ export function createProxy(opts: ProxyOptions): Proxy {
       delete h['accept-encoding']; // the answer is parsed and split here
       return h;
     };
-    const { s, up, ms, headers } = await exchange({ ...ctx.r, body: buf }, headersFor, signal);
+    const { s, up, ms, headers, work } = await exchange({ ...ctx.r, body: buf }, headersFor, signal);
     try {
       const chunks: Buffer[] = [];
       for await (const chunk of up.body) chunks.push(chunk as Buffer);
-      record(s, { ok: up.statusCode < 500, status: up.statusCode, durationMs: ms() });
-      return { status: up.statusCode, headers: { ...responseHeaders(up.headers), ...headers }, body: Buffer.concat(chunks) };
+      record(s, { ok: up.statusCode < 500, status: up.statusCode, durationMs: ms(), work });
+      return { status: up.statusCode, headers: responseHeaders(up.headers, headers, false), body: Buffer.concat(chunks) };
     } catch (err) {
       up.body.destroy();
       const timeout = TIMEOUT_CODES.has(errCode(err));
-      if (signal.aborted) record(s, { ok: true, status: up.statusCode, durationMs: ms() });
-      else record(s, { ok: false, status: up.statusCode, durationMs: ms(), timeout });
+      if (signal.aborted) record(s, { ok: true, status: up.statusCode, durationMs: ms(), cancelled: true, work });
+      else record(s, { ok: false, status: up.statusCode, durationMs: ms(), timeout, work });
       throw timeout
         ? new HttpError(504, `instance ${s.instance.id} timed out`, 'upstream_timeout')
         : new HttpError(502, `instance ${s.instance.id} failed mid-answer`, 'upstream_failed');
@@ -426,31 +436,124 @@ export function createRetryBudget(opts: RetryBudgetOptions & { now?: () => numbe
   };
 }
 
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/** The request body, read without an async iterator (this runs once per request). */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   const tooBig = () => new HttpError(413, `body larger than ${max} bytes`, 'body_too_large', { connection: 'close' });
-  if (Number(req.headers['content-length'] ?? 0) > max) throw tooBig();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw tooBig();
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+  if (Number(req.headers['content-length'] ?? 0) > max) return Promise.reject(tooBig());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        done();
+        req.resume(); // drain what is left; the answer says connection: close
+        reject(tooBig());
+      } else chunks.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    const onClose = () => {
+      done();
+      reject(new ClientGone());
+    };
+    const done = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+/** An answer passed on whole (`whole`: one write at the end) or chunk by chunk, with back-pressure both ways. */
+function pipeBody(body: Readable, res: ServerResponse, whole: boolean, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const onData = (chunk: Buffer) => {
+      if (whole) chunks.push(chunk);
+      else if (!res.write(chunk)) body.pause();
+    };
+    const onDrain = () => body.resume();
+    const onEnd = () => {
+      done();
+      if (whole) res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+      else res.end();
+      resolve();
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    const onAbort = () => onError(signal.reason as Error);
+    // The client went away: reject (the caller aborts upstream) unless the answer was complete.
+    const onClose = () => {
+      if (!res.writableFinished) onError(new ClientGone());
+    };
+    const done = () => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      signal.removeEventListener('abort', onAbort);
+    };
+    if (signal.aborted) return reject(signal.reason);
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+    signal.addEventListener('abort', onAbort);
+  });
 }
 
 function forwardHeaders(h: IncomingHttpHeaders, length: number, client: string | undefined): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  for (const k in h) {
+    const v = h[k];
+    if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  }
   out['content-length'] = String(length);
   if (client) out['x-forwarded-for'] = h['x-forwarded-for'] ? `${h['x-forwarded-for']}, ${client}` : client;
   return out;
 }
 
-function responseHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+/**
+ * An instance's answer headers for the client, with `extra` on top. Its
+ * `content-length` is kept when the body is passed on as it is (`keepLength`)
+ * and was not sent chunked.
+ */
+function responseHeaders(h: Record<string, string | string[] | undefined>, extra?: Record<string, string>, keepLength = true): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  for (const k in h) {
+    const v = h[k];
+    if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  }
+  if (keepLength && h['content-length'] !== undefined && h['transfer-encoding'] === undefined) out['content-length'] = h['content-length'];
+  if (extra) for (const k in extra) out[k] = extra[k];
   return out;
+}
+
+function isEventStream(h: Record<string, string | string[] | undefined>): boolean {
+  const t = h['content-type'];
+  return typeof t === 'string' && t.startsWith('text/event-stream');
+}
+
+/** A generation's token budget, when the body gives one (`max_tokens`, or the newer `max_completion_tokens`). */
+function maxTokens(body: Record<string, unknown>): number | undefined {
+  const n = body.max_tokens ?? body.max_completion_tokens;
+  return typeof n === 'number' && n > 0 && Number.isFinite(n) ? n : undefined;
 }
 
 function errCode(err: unknown): string {

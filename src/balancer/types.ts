@@ -9,6 +9,14 @@ export type Instance = { id: string; url: string; weight: number; models: readon
 /** vLLM-style gauges scraped from an instance's `/metrics`. */
 export type GpuGauges = { running: number; waiting: number; kvCacheUsage: number /* 0..1 */; memoryExhausted: boolean; scrapedAt: number };
 
+/** The two kinds of work a model server does: decode tokens, or embed inputs. */
+export type WorkClass = 'generation' | 'embeddings';
+
+export const workClass = (kind: RequestKind | undefined): WorkClass => (kind === 'embeddings' ? 'embeddings' : 'generation');
+
+/** One request in flight to an instance: what it asked for and when it was sent (ms, the pool's clock). */
+export type Work = { kind?: RequestKind; /** Generations: the tokens asked for (`max_tokens`). */ tokens?: number; at: number };
+
 export type InstanceState = {
   readonly instance: Instance;
   ready: boolean; // active readiness: model loaded
@@ -17,7 +25,20 @@ export type InstanceState = {
   ejections: number; // consecutive ejections (back-off grows)
   consecutiveFailures: number;
   outstanding: number;
-  ewmaMs?: number; // response time EWMA
+  ewmaMs?: number; // response time EWMA, every kind
+  /** Response time EWMA per work class, per unit: ms per requested token for generations, ms per call for embeddings. */
+  unitEwma?: Partial<Record<WorkClass, number>>;
+  /**
+   * Service time per unit with little or no queueing: a low quantile of the
+   * recent per-unit samples (ms per token, ms per embeddings call).
+   */
+  unitMs?: Partial<Record<WorkClass, number>>;
+  /** Requests this balancer has in flight to the instance, oldest first (`outstanding` counts them too). */
+  inflight?: Work[];
+  /** Sequences the instance runs at once, read from gauges taken while it was full (KV cache full or requests waiting). */
+  slots?: number;
+  /** This balancer's `outstanding` when `gpu` was scraped: the gauges' excess over it is load from elsewhere. */
+  outstandingAtScrape?: number;
   gpu?: GpuGauges;
 };
 
@@ -26,7 +47,15 @@ export type InstanceState = {
  * pickers stay deterministic under test; `slowStartMs` is set by the pool
  * (its own option) and overrides the picker's default.
  */
-export type PickContext = { model?: string; kind?: RequestKind; now: number; random: () => number; slowStartMs?: number };
+export type PickContext = {
+  model?: string;
+  kind?: RequestKind;
+  /** Generations: tokens asked for (`max_tokens`), when the request says. */
+  tokens?: number;
+  now: number;
+  random: () => number;
+  slowStartMs?: number;
+};
 
 export interface Picker {
   readonly name: string;

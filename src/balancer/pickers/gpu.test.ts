@@ -31,14 +31,47 @@ describe('gpu', () => {
     expect(got).toEqual({ queued: 0, batching: 50 });
   });
 
-  it('treats a full KV cache, stale gauges and missing gauges as saturated', () => {
+  it('treats stale gauges and missing gauges as saturated', () => {
     const busy = host('busy', { gpu: gauges({ running: 30, waiting: 2, kvCacheUsage: 0.9 }) });
-    const cases = [
-      host('fullKv', { gpu: gauges({ kvCacheUsage: 0.99 }) }),
-      host('stale', { gpu: gauges({ scrapedAt: NOW - 5_001 }) }),
-      host('unscraped'),
-    ];
+    const cases = [host('stale', { gpu: gauges({ scrapedAt: NOW - 5_001 }) }), host('unscraped')];
     for (const bad of cases) expect(shares(gpu(), [bad, busy], 50)).toEqual({ [bad.instance.id]: 0, busy: 50 });
+  });
+
+  it('counts a full KV cache as a queue: a new sequence waits for one to end', () => {
+    const full = host('full', { gpu: gauges({ running: 4, kvCacheUsage: 0.99 }), outstanding: 4, outstandingAtScrape: 4 });
+    const room = host('room', { gpu: gauges({ running: 4, kvCacheUsage: 0.5 }), outstanding: 4, outstandingAtScrape: 4 });
+    expect(shares(gpu(), [full, room], 20)).toEqual({ full: 0, room: 20 });
+  });
+
+  const gen = (tokens: number, at = NOW) => ({ kind: 'chat' as const, tokens, at });
+
+  it('sends a long generation to a fast busy instance that frees a slot soon rather than to an idle slow one', () => {
+    // fast: 4 ms/token, its 4 slots busy with requests ending in ≤ 200 ms; slow: 25 ms/token, idle.
+    const fast = host('fast', { slots: 4, unitMs: { generation: 4 }, outstanding: 4, outstandingAtScrape: 4, inflight: [gen(50), gen(60), gen(80), gen(100)], gpu: gauges({ running: 4, kvCacheUsage: 1 }) });
+    const slow = host('slow', { slots: 4, unitMs: { generation: 25 }, gpu: gauges() });
+    // 400 tokens: fast ≈ 200 + 1600 ms, slow = 10 000 ms.
+    expect(shares(gpu(), [fast, slow], 10, 1, { kind: 'chat', tokens: 400 })).toEqual({ fast: 10, slow: 0 });
+  });
+
+  it('sends a short generation to an idle slow instance rather than behind a long queue on a fast one', () => {
+    const fast = host('fast', { slots: 1, unitMs: { generation: 4 }, outstanding: 2, inflight: [gen(1000), gen(1000)], gpu: gauges({ running: 1, waiting: 1 }), outstandingAtScrape: 2 });
+    const slow = host('slow', { slots: 4, unitMs: { generation: 25 }, gpu: gauges() });
+    // 20 tokens: slow 500 ms; fast waits ≈ 8 s for its queue.
+    expect(shares(gpu(), [fast, slow], 10, 1, { kind: 'chat', tokens: 20 })).toEqual({ fast: 0, slow: 10 });
+  });
+
+  it('an instance with free slots runs the request at its own speed; an unmeasured one counts as the slowest measured', () => {
+    const fast = host('fast', { unitMs: { generation: 4 }, gpu: gauges() });
+    const slow = host('slow', { unitMs: { generation: 25 }, gpu: gauges() });
+    const fresh = host('fresh', { gpu: gauges() });
+    const got = shares(gpu(), [fast, slow, fresh], 30, 1, { kind: 'chat', tokens: 100 });
+    expect(got).toEqual({ fast: 30, slow: 0, fresh: 0 });
+  });
+
+  it('estimates embeddings by calls in flight, apart from generations', () => {
+    const a = host('a', { unitMs: { embeddings: 20, generation: 4 }, outstanding: 2, inflight: [gen(100), gen(100)], gpu: gauges() });
+    const b = host('b', { unitMs: { embeddings: 20, generation: 25 }, outstanding: 1, inflight: [{ kind: 'embeddings', at: NOW }], gpu: gauges() });
+    expect(shares(gpu(), [a, b], 10, 1, { kind: 'embeddings' })).toEqual({ a: 10, b: 0 });
   });
 
   it('reads staleness from its option', () => {

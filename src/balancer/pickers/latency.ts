@@ -1,5 +1,5 @@
-// Power of two choices on expected wait: EWMA response time × (outstanding + 1).
-import type { InstanceState, PickContext, Picker } from '../types.js';
+// Power of two choices on expected wait: EWMA response time (per kind, per unit) × (outstanding + 1).
+import { workClass, type InstanceState, type PickContext, type Picker } from '../types.js';
 import { DEFAULT_SLOW_START_MS, drawWeighted, weighted } from './weight.js';
 
 export type LatencyOptions = { slowStartMs?: number };
@@ -21,9 +21,14 @@ export function latency(opts: LatencyOptions = {}): Picker {
     pick(candidates: readonly InstanceState[], ctx: PickContext) {
       const items = weighted(candidates, ctx, opts.slowStartMs ?? DEFAULT_SLOW_START_MS);
       if (items.length <= 1) return items[0]?.state;
-      const known = items.map((i) => i.state.ewmaMs).filter((e): e is number => e !== undefined && e >= 0);
+      // Per work class and per unit (ms per token, ms per embeddings call) when every measured
+      // candidate has it, so a quick embeddings call does not make a slow generator look fast.
+      const cls = workClass(ctx.kind);
+      const perUnit = items.every((i) => i.state.unitEwma?.[cls] !== undefined || i.state.ewmaMs === undefined);
+      const ewma = (s: InstanceState) => (perUnit ? s.unitEwma?.[cls] : s.ewmaMs);
+      const known = items.map((i) => ewma(i.state)).filter((e): e is number => e !== undefined && e >= 0);
       const optimistic = known.length > 0 ? Math.max(Math.min(...known), 1e-3) : 1;
-      const cost = (s: InstanceState) => Math.max(s.ewmaMs ?? optimistic, 1e-3) * (s.outstanding + 1);
+      const cost = (s: InstanceState) => Math.max(ewma(s) ?? optimistic, 1e-3) * (s.outstanding + 1);
       const a = drawWeighted(items, ctx.random)!;
       const b = drawWeighted(
         items.filter((i) => i !== a),

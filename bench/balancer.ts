@@ -13,7 +13,11 @@
 // BENCH_HAPROXY_THREADS (1: nbthread, as Arus runs on one event loop),
 // BENCH_ARUS_MAX_CONCURRENT (the balancer document's maxConcurrentPerInstance;
 // its default, 16, unless set — HAProxy's servers have no maxconn here),
-// BENCH_ONLY (mixed | overhead).
+// BENCH_ONLY (mixed | overhead | batching), BENCH_SETUPS (labels to run, comma-separated
+// substrings), BENCH_WARMUP_SECONDS (5: the same warm-up schedule for every setup
+// before each measured mixed run), BENCH_EMBED_CONCURRENCY (64: closed-loop
+// clients of the batching run), BENCH_BATCH_WINDOW_MS (5), BENCH_BATCH_MAX (32),
+// BENCH_VERBOSE (print the slowest requests of each mixed run).
 //
 // Every process listens on 127.0.0.1 on a free port: the sims, the tiny
 // 1-ms backend and each Arus balancer run as child processes of this script
@@ -54,13 +58,20 @@ const RUNS = env('BENCH_RUNS', 1);
 const LOAD = env('BENCH_LOAD', 0.75);
 const EMBED_RATE = env('BENCH_EMBED_RATE', 10);
 const DRAIN_SECONDS = env('BENCH_DRAIN_SECONDS', 60);
+const WARMUP_SECONDS = env('BENCH_WARMUP_SECONDS', 5);
 const CONCURRENCY = env('BENCH_CONCURRENCY', 64);
 const HAPROXY_THREADS = env('BENCH_HAPROXY_THREADS', 1);
 const ONLY = process.env.BENCH_ONLY;
+/** Only the setups whose label contains one of these (comma-separated), e.g. `gpu,leastconn`. */
+const SETUPS = process.env.BENCH_SETUPS?.split(',').filter(Boolean);
 /** Arus's maxConcurrentPerInstance; the document's default (16) unless set. */
 const ARUS_MAX_CONCURRENT = process.env.BENCH_ARUS_MAX_CONCURRENT ? Number(process.env.BENCH_ARUS_MAX_CONCURRENT) : undefined;
 
 const MODEL = 'llama-3-8b';
+const EMBED_MODEL = 'bge-small';
+const EMBED_CONCURRENCY = env('BENCH_EMBED_CONCURRENCY', 64);
+const BATCH_WINDOW_MS = env('BENCH_BATCH_WINDOW_MS', 5);
+const BATCH_MAX = env('BENCH_BATCH_MAX', 32);
 const SIMS = [
   { id: 'slow', tokensPerSecond: 40 },
   { id: 'mid', tokensPerSecond: 80 },
@@ -112,6 +123,13 @@ async function serve(kind: string, arg: unknown): Promise<void> {
     for (const sim of sims) ports.push((await sim.start()).port);
     process.stdout.write(`${JSON.stringify({ ports })}\n`);
     stop = async () => void (await Promise.all(sims.map((s) => s.stop())));
+  } else if (kind === 'embedsims') {
+    // Embedding-only instances whose fixed cost per call (20 ms) dominates the cost per input (1 ms).
+    const sims = [0, 1].map(() => createSimServer({ host: '127.0.0.1', port: 0, model: EMBED_MODEL, kinds: ['embeddings'], embedCallMs: 20, embedPerInputMs: 1, log }));
+    const ports = [];
+    for (const sim of sims) ports.push((await sim.start()).port);
+    process.stdout.write(`${JSON.stringify({ ports })}\n`);
+    stop = async () => void (await Promise.all(sims.map((s) => s.stop())));
   } else if (kind === 'tiny') {
     // Answers like a model server, 1 ms after the request's body has arrived.
     const body = JSON.stringify({ id: 'x', object: 'chat.completion', model: MODEL, choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] });
@@ -138,14 +156,15 @@ async function serve(kind: string, arg: unknown): Promise<void> {
       for (const s of servers) s.closeAllConnections(), s.close();
     };
   } else if (kind === 'arus') {
-    const { strategy, ports } = arg as { strategy: string; ports: number[] };
+    const { strategy, ports, model = MODEL, batching } = arg as { strategy: string; ports: number[]; model?: string; batching?: boolean };
     const doc = balancerSchema.parse({
       listen: '127.0.0.1:0',
       strategy,
       // A 30 s slow start would still be ramping through a short run; every instance is up before the run.
       slowStartMs: 0,
       ...(ARUS_MAX_CONCURRENT ? { maxConcurrentPerInstance: ARUS_MAX_CONCURRENT } : {}),
-      instances: ports.map((port, i) => ({ id: `i${i}`, url: `http://127.0.0.1:${port}`, models: [MODEL] })),
+      ...(batching ? { batching: { embeddings: { windowMs: BATCH_WINDOW_MS, maxBatch: BATCH_MAX } } } : {}),
+      instances: ports.map((port, i) => ({ id: `i${i}`, url: `http://127.0.0.1:${port}`, models: [model] })),
     });
     const b = await startBalancer({ region: 'bench', id: 'bench', doc, log, listen: { address: '127.0.0.1', port: 0 } });
     process.stdout.write(`${JSON.stringify({ port: b.port })}\n`);
@@ -239,8 +258,8 @@ async function startHaproxy(dir: string, balance: 'roundrobin' | 'leastconn', po
 type Arrival = { at: number; kind: 'chat' | 'embed'; maxTokens: number };
 
 /** Seeded Poisson arrivals of both kinds over `seconds`, sorted by time (ms). */
-function schedule(seconds: number): Arrival[] {
-  const random = seededRandom(2026);
+function schedule(seconds: number, seed = 2026): Arrival[] {
+  const random = seededRandom(seed);
   const out: Arrival[] = [];
   const poisson = (rate: number, kind: Arrival['kind']) => {
     for (let t = -Math.log(1 - random()) / rate; t < seconds; t += -Math.log(1 - random()) / rate)
@@ -251,7 +270,7 @@ function schedule(seconds: number): Arrival[] {
   return out.sort((a, b) => a.at - b.at);
 }
 
-type Sample = { kind: Arrival['kind']; ms: number; ok: boolean; status: number; instance?: string };
+type Sample = { kind: Arrival['kind']; ms: number; ok: boolean; status: number; instance?: string; at: number; maxTokens: number };
 type MixedResult = { all: Stats; chat: Stats; embed: Stats; completedPerSec: number; errors: number; unfinished: number; statuses: Record<string, number>; spread: Record<string, number> };
 type Stats = { n: number; p50: number; p99: number };
 
@@ -282,10 +301,10 @@ async function mixedRun(port: number, arrivals: Arrival[]): Promise<MixedResult>
         const end = performance.now();
         lastDone = Math.max(lastDone, end);
         const inst = r.headers['x-arus-instance'];
-        samples.push({ kind: a.kind, ms: end - start, ok: r.statusCode === 200, status: r.statusCode, instance: typeof inst === 'string' ? inst : undefined });
+        samples.push({ kind: a.kind, ms: end - start, ok: r.statusCode === 200, status: r.statusCode, instance: typeof inst === 'string' ? inst : undefined, at: a.at, maxTokens: a.maxTokens });
       })
       .catch(() => {
-        if (!abort.signal.aborted) samples.push({ kind: a.kind, ms: performance.now() - start, ok: false, status: 0 });
+        if (!abort.signal.aborted) samples.push({ kind: a.kind, ms: performance.now() - start, ok: false, status: 0, at: a.at, maxTokens: a.maxTokens });
       })
       .finally(() => inflight.delete(p));
     inflight.add(p);
@@ -304,6 +323,8 @@ async function mixedRun(port: number, arrivals: Arrival[]): Promise<MixedResult>
   const ok = samples.filter((s) => s.ok);
   const statuses: Record<string, number> = {};
   for (const s of samples) if (!s.ok) statuses[s.status] = (statuses[s.status] ?? 0) + 1;
+  if (process.env.BENCH_VERBOSE)
+    for (const x of [...ok].sort((a, b) => b.ms - a.ms).slice(0, 6)) console.log(`    slow: ${x.kind} at ${(x.at / 1000).toFixed(1)} s, ${x.maxTokens} tokens on ${x.instance ?? '?'}: ${x.ms.toFixed(0)} ms`);
   const spread: Record<string, number> = {};
   for (const s of ok) if (s.kind === 'chat' && s.instance) spread[s.instance] = (spread[s.instance] ?? 0) + 1;
   return {
@@ -347,6 +368,36 @@ async function overheadRun(port: number, seconds: number): Promise<{ rps: number
   return { rps: lat.length / elapsed, p50: s.p50, p99: s.p99, errors };
 }
 
+/** Closed loop: EMBED_CONCURRENCY clients, each sending its next single-input embeddings call when the last one is answered. */
+async function embedRun(port: number, seconds: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: EMBED_CONCURRENCY, pipelining: 1, keepAliveTimeout: 60_000 });
+  const lat: number[] = [];
+  let errors = 0;
+  let n = 0;
+  const end = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: EMBED_CONCURRENCY }, async (_, c) => {
+      while (performance.now() < end) {
+        const body = JSON.stringify({ model: EMBED_MODEL, input: `sentence ${c}-${n++}` });
+        const s = performance.now();
+        try {
+          const r = await pool.request({ method: 'POST', path: '/v1/embeddings', headers: { 'content-type': 'application/json' }, body });
+          const text = await r.body.text();
+          if (r.statusCode === 200 && (JSON.parse(text) as { data: unknown[] }).data.length === 1) lat.push(performance.now() - s);
+          else errors++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  await pool.destroy();
+  const st = stats(lat);
+  return { rps: lat.length / elapsed, p50: st.p50, p99: st.p99, errors };
+}
+
 // ---------------------------------------------------------------- bench
 
 const median = (xs: number[]) => {
@@ -386,7 +437,7 @@ function setups(dir: string, overhead: boolean): Setup[] {
   const ha = (balance: 'roundrobin' | 'leastconn'): Setup => ({ label: `haproxy ${balance}`, start: (ports) => startHaproxy(dir, balance, ports) });
   if (overhead) return [{ label: 'direct (no proxy)', start: async (ports) => ({ port: ports[0], stop: async () => {} }) }, arus('round-robin'), ha('roundrobin')];
   const mine = strategies.filter((s) => s !== 'weighted');
-  return [...mine.map(arus), ha('roundrobin'), ha('leastconn')];
+  return [...mine.map(arus), ha('roundrobin'), ha('leastconn')].filter((s) => !SETUPS || SETUPS.some((x) => s.label.includes(x)));
 }
 
 async function bench(): Promise<void> {
@@ -395,6 +446,7 @@ async function bench(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'arus-bench-balancer-'));
   const cleanup: (() => Promise<void>)[] = [];
   const arrivals = schedule(SECONDS);
+  const warmup = schedule(WARMUP_SECONDS, 7);
   const gens = arrivals.filter((a) => a.kind === 'chat').length;
   console.log(`Arus balancer benchmark: ${RUNS} run(s) of ${SECONDS} s per setup`);
   console.log(
@@ -403,16 +455,21 @@ async function bench(): Promise<void> {
   );
   const mixed: Record<string, MixedResult[]> = {};
   const over: Record<string, Awaited<ReturnType<typeof overheadRun>>[]> = {};
+  const batch: Record<string, Awaited<ReturnType<typeof embedRun>>[]> = {};
   try {
-    if (ONLY !== 'overhead') {
+    if (!ONLY || ONLY === 'mixed') {
       const sims = await child('sims', null);
       cleanup.push(sims.stop);
       const ports = sims.info.ports as number[];
       for (let run = 1; run <= RUNS; run++) {
-        for (const setup of setups(dir, false)) {
+        const list = setups(dir, false);
+        // Every other run in reverse order: slow drift of a shared machine should not favour one setup.
+        for (const setup of run % 2 ? list : [...list].reverse()) {
           if (!haproxy && setup.label.startsWith('haproxy')) continue;
           const s = await setup.start(ports);
           try {
+            // The same warm-up for every setup (a balancer in service has seen traffic before), drained before the measured run.
+            if (warmup.length) await mixedRun(s.port, warmup);
             const r = await mixedRun(s.port, arrivals);
             (mixed[setup.label] ??= []).push(r);
             console.log(
@@ -429,12 +486,13 @@ async function bench(): Promise<void> {
       await sims.stop();
       cleanup.pop();
     }
-    if (ONLY !== 'mixed') {
+    if (!ONLY || ONLY === 'overhead') {
       const tiny = await child('tiny', null);
       cleanup.push(tiny.stop);
       const ports = tiny.info.ports as number[];
       for (let run = 1; run <= RUNS; run++) {
-        for (const setup of setups(dir, true)) {
+        const list = setups(dir, true);
+        for (const setup of run % 2 ? list : [...list].reverse()) {
           if (!haproxy && setup.label.startsWith('haproxy')) continue;
           const s = await setup.start(ports);
           try {
@@ -447,6 +505,31 @@ async function bench(): Promise<void> {
           }
         }
       }
+    }
+    if (!ONLY || ONLY === 'batching') {
+      const sims = await child('embedsims', null);
+      cleanup.push(sims.stop);
+      const ports = sims.info.ports as number[];
+      for (let run = 1; run <= RUNS; run++) {
+        // Alternate which goes first: slow drift of a shared machine should not favour one side.
+        const order = run % 2 ? [false, true] : [true, false];
+        for (const batching of order) {
+          const label = batching ? 'batched' : 'unbatched';
+          const c = await child('arus', { strategy: 'gpu', ports, model: EMBED_MODEL, batching });
+          const port = c.info.port as number;
+          try {
+            await waitHealthy(port);
+            await embedRun(port, 2); // warm-up
+            const r = await embedRun(port, SECONDS);
+            (batch[label] ??= []).push(r);
+            console.log(`run ${run} batching ${label.padEnd(10)} ${Math.round(r.rps)} calls/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, errors ${r.errors}`);
+          } finally {
+            await c.stop();
+          }
+        }
+      }
+      await sims.stop();
+      cleanup.pop();
     }
   } finally {
     for (const stop of cleanup.reverse()) await stop();
@@ -465,11 +548,18 @@ async function bench(): Promise<void> {
           `${pad(f0(m((r) => r.embed.p50)), 9)}${pad(f0(m((r) => r.embed.p99)), 9)}${pad(m((r) => r.completedPerSec).toFixed(2), 8)}${pad(f0(m((r) => r.errors)), 8)}`,
       );
     }
-    const p99 = (label: string) => median((mixed[label] ?? []).map((r) => r.all.p99));
-    const ratio = p99('arus gpu') / p99('haproxy leastconn');
+    const lc = mixed['haproxy leastconn'];
+    if (lc) {
+      console.log(`\nratios to HAProxy leastconn measured in the same run (median over runs): p50, p99, generations p99, done/s`);
+      for (const [label, rs] of Object.entries(mixed))
+        console.log(
+          `${label.padEnd(24)}${pad(medianRatio(rs, lc, (r) => r.all.p50).toFixed(2), 7)}${pad(medianRatio(rs, lc, (r) => r.all.p99).toFixed(2), 7)}` +
+            `${pad(medianRatio(rs, lc, (r) => r.chat.p99).toFixed(2), 9)}${pad(medianRatio(rs, lc, (r) => r.completedPerSec).toFixed(2), 8)}`,
+        );
+    }
+    const ratio = medianRatio(mixed['arus gpu'], lc, (r) => r.all.p99);
     if (Number.isFinite(ratio)) console.log(`\ngpu-aware p99 / HAProxy leastconn p99: ${ratio.toFixed(2)}  (target ≤ 0.8: ${ratio <= 0.8 ? 'met' : 'MISSED'})`);
-    const genP99 = (label: string) => median((mixed[label] ?? []).map((r) => r.chat.p99));
-    const genRatio = genP99('arus gpu') / genP99('haproxy leastconn');
+    const genRatio = medianRatio(mixed['arus gpu'], lc, (r) => r.chat.p99);
     if (Number.isFinite(genRatio)) console.log(`  generations only: ${genRatio.toFixed(2)}`);
   }
   if (Object.keys(over).length) {
@@ -479,9 +569,28 @@ async function bench(): Promise<void> {
       const m = (f: (r: (typeof rs)[number]) => number) => median(rs.map(f));
       console.log(`${label.padEnd(24)}${pad(f0(m((r) => r.rps)), 9)}${pad(m((r) => r.p50).toFixed(2), 9)}${pad(m((r) => r.p99).toFixed(2), 9)}${pad(f0(m((r) => r.errors)), 8)}`);
     }
-    const ratio = median((over['arus round-robin'] ?? []).map((r) => r.rps)) / median((over['haproxy roundrobin'] ?? []).map((r) => r.rps));
+    const ratio = medianRatio(over['arus round-robin'], over['haproxy roundrobin'], (r) => r.rps);
     if (Number.isFinite(ratio)) console.log(`\nproxy throughput Arus / HAProxy: ${ratio.toFixed(2)}  (target ≥ 0.5: ${ratio >= 0.5 ? 'met' : 'MISSED'})`);
   }
+
+  if (Object.keys(batch).length) {
+    console.log(`\nbatching: single-input embeddings, ${EMBED_CONCURRENCY} closed-loop clients, 2 embedding instances (20 ms per call + 1 ms per input), ${SECONDS} s (median of ${RUNS}); window ${BATCH_WINDOW_MS} ms, max ${BATCH_MAX}`);
+    console.log(`${'setup'.padEnd(24)}${pad('calls/s', 9)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('errors', 8)}`);
+    for (const [label, rs] of Object.entries(batch)) {
+      const m = (f: (r: (typeof rs)[number]) => number) => median(rs.map(f));
+      console.log(`${label.padEnd(24)}${pad(f0(m((r) => r.rps)), 9)}${pad(m((r) => r.p50).toFixed(1), 9)}${pad(m((r) => r.p99).toFixed(1), 9)}${pad(f0(m((r) => r.errors)), 8)}`);
+    }
+    const ratio = medianRatio(batch.batched, batch.unbatched, (r) => r.rps);
+    const p99Ratio = medianRatio(batch.batched, batch.unbatched, (r) => r.p99);
+    if (Number.isFinite(ratio))
+      console.log(`\nbatched / unbatched throughput: ${ratio.toFixed(2)}, p99 ${p99Ratio.toFixed(2)}  (target ≥ 2 at p99 ≤ 1: ${ratio >= 2 && p99Ratio <= 1 ? 'met' : 'MISSED'})`);
+  }
+}
+
+/** Median over runs of a[run] / b[run]: each ratio is taken between two setups measured in the same run. */
+function medianRatio<T>(a: T[] | undefined, b: T[] | undefined, f: (r: T) => number): number {
+  if (!a || !b) return NaN;
+  return median(a.slice(0, b.length).map((r, i) => f(r) / f(b[i])));
 }
 
 if (process.argv[2] === '--serve') await serve(process.argv[3], JSON.parse(process.argv[4] ?? 'null'));

@@ -4,6 +4,7 @@ import type { ProxyStats } from './proxy.js';
 import type { InstanceState } from './types.js';
 
 /** Latency buckets (s) that fit both embedding calls and long generations. */
+const MAX_CHILDREN = 4096;
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 /**
@@ -15,6 +16,7 @@ export function createBalancerMetrics(deps: { region: string; stats: () => Proxy
   const registry = new Registry();
   registry.setDefaultLabels({ region: deps.region });
   const latency = new Histogram({ name: 'arus_balancer_request_seconds', help: 'Upstream request duration by instance and pool (model)', labelNames: ['instance', 'pool', 'outcome'], buckets: BUCKETS, registers: [registry] });
+  const children = new Map<string, ReturnType<typeof latency.labels>>();
   const fromStats = (name: string, help: string, read: (s: ProxyStats) => number | undefined) =>
     new Counter({
       name,
@@ -67,7 +69,16 @@ export function createBalancerMetrics(deps: { region: string; stats: () => Proxy
     registry,
     /** Records one upstream request's outcome (wrap the pool's release with it). */
     observe(state: InstanceState, outcome: Outcome, model?: string) {
-      latency.observe({ instance: state.instance.id, pool: model ?? state.instance.models[0] ?? 'unknown', outcome: outcome.ok ? 'ok' : outcome.timeout ? 'timeout' : 'error' }, outcome.durationMs / 1000);
+      const pool = model ?? state.instance.models[0] ?? 'unknown';
+      const result = outcome.ok ? 'ok' : outcome.timeout ? 'timeout' : 'error';
+      // One labelled child per series, kept: this runs once per request.
+      const key = `${state.instance.id}\u0000${pool}\u0000${result}`;
+      let child = children.get(key);
+      if (!child) {
+        if (children.size >= MAX_CHILDREN) children.clear();
+        children.set(key, (child = latency.labels({ instance: state.instance.id, pool, outcome: result })));
+      }
+      child.observe(outcome.durationMs / 1000);
     },
     text: () => registry.metrics(),
     contentType: registry.contentType,

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Agent, type Dispatcher } from 'undici';
+import { Pool as UpstreamPool, type Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
 import { createBatcher, type BatchResponse } from './batch.js';
 import { createWaitQueue, OverloadedError } from './queue.js';
@@ -124,12 +124,31 @@ export function createProxy(opts: ProxyOptions): Proxy {
   const queueTimeoutMs = opts.queueTimeoutMs ?? 5000;
   const queue = createWaitQueue({ maxQueue: opts.maxQueue ?? 256, queueTimeoutMs });
   const budget = createRetryBudget({ ...(opts.retryBudget ?? { ratio: 0.2, minPerSecond: 5 }), now });
-  const agent = new Agent({
+  const upstreamOpts: UpstreamPool.Options = {
     keepAliveTimeout: 30_000,
     headersTimeout: opts.upstreamHeadersTimeoutMs ?? 30_000,
     bodyTimeout: opts.upstreamBodyTimeoutMs ?? 600_000,
     connect: { timeout: opts.connectTimeoutMs ?? 5000 },
-  });
+  };
+  // One keep-alive connection pool per instance URL, looked up directly (no agent, no interceptors on the hot path).
+  const upstreams = new Map<string, UpstreamPool>();
+  const upstream = (origin: string): UpstreamPool => {
+    let p = upstreams.get(origin);
+    if (!p) {
+      if (upstreams.size >= 2 * pool.states().length + 8) prune();
+      upstreams.set(origin, (p = new UpstreamPool(origin, upstreamOpts)));
+    }
+    return p;
+  };
+  /** Closes the pools of instances no longer configured (their requests in flight finish first). */
+  function prune(): void {
+    const live = new Set(pool.states().map((s) => s.instance.url));
+    for (const [origin, p] of upstreams)
+      if (!live.has(origin)) {
+        upstreams.delete(origin);
+        void p.close().catch(() => {});
+      }
+  }
   const counters = { requests: 0, retries: 0, retriesDenied: 0, overloaded: 0, fallbacks: 0 };
   const batchOpts = opts.batching?.embeddings;
   const batcher = batchOpts
@@ -274,7 +293,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
 
       let up;
       try {
-        up = await agent.request({ origin: s.instance.url, path: target.path, method: 'POST', headers: headersFor(target.body.length), body: target.body, signal });
+        up = await upstream(s.instance.url).request({ path: target.path, method: 'POST', headers: headersFor(target.body.length), body: target.body, signal });
       } catch (err) {
         const code = errCode(err);
         const timeout = TIMEOUT_CODES.has(code);
@@ -393,7 +412,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
         instances,
       };
     },
-    close: () => agent.close(),
+    close: async () => void (await Promise.all([...upstreams.values()].map((p) => p.close()))),
   };
 }
 

@@ -235,6 +235,32 @@ export const nameServerSchema = z.strictObject({
   addresses: z.array(ipAddress).default([]),
 });
 
+/**
+ * Response rate limiting (RRL, as in BIND and Knot): UDP replies per client
+ * network (the source address's /24 or /56; ECS does not count, it is not
+ * where the reply goes) and per kind of reply (answer, NXDOMAIN, error), in a
+ * token bucket that holds one second's worth. Over the limit, every `slip`-th
+ * reply goes out empty with TC set (a real resolver retries over TCP, which is
+ * never limited) and the others are dropped. Absent: enabled with these defaults.
+ */
+export const rrlSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Answers (NOERROR, with data or NODATA) per second per client network. */
+  responsesPerSecond: z.number().int().min(1).max(1_000_000).default(20),
+  /** NXDOMAIN replies per second per client network; `responsesPerSecond` when absent. */
+  nxdomainsPerSecond: z.number().int().min(1).max(1_000_000).optional(),
+  /** Error replies (REFUSED, FORMERR, NOTIMP, BADVERS, SERVFAIL) per second; `responsesPerSecond` when absent. */
+  errorsPerSecond: z.number().int().min(1).max(1_000_000).optional(),
+  /** Over the limit, every slip-th reply is sent truncated (TC=1, no records), the rest dropped; 0: drop all, 1: truncate all. */
+  slip: z.number().int().min(0).max(10).default(2),
+  ipv4PrefixLength: z.number().int().min(8).max(32).default(24),
+  ipv6PrefixLength: z.number().int().min(16).max(64).default(56),
+  /** Client networks tracked at once; past it, idle ones (full buckets) are forgotten, then the oldest. */
+  maxTableSize: z.number().int().min(100).max(10_000_000).default(100_000),
+  /** Clients never limited. Loopback by default: a spoofed loopback source cannot arrive from outside. */
+  exempt: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
+});
+
 export const zoneSchema = z
   .strictObject({
     apex: hostname,
@@ -264,6 +290,8 @@ export const zoneSchema = z
         database: z.string().min(1).optional(),
       })
       .default({}),
+    /** Response rate limiting of UDP replies; see `rrlSchema`. Enabled with its defaults when absent. */
+    rrl: rrlSchema.optional(),
   })
   .superRefine((zone, ctx) => {
     zone.nameservers.forEach((ns, i) => {
@@ -293,6 +321,7 @@ export type RegionInput = z.input<typeof regionSchema>;
 export type ServiceDoc = z.infer<typeof serviceSchema>;
 export type ZoneDoc = z.infer<typeof zoneSchema>;
 export type ZoneInput = z.input<typeof zoneSchema>;
+export type RrlDoc = z.infer<typeof rrlSchema>;
 
 /** The whole configuration: one zone and its regions. */
 export type Config = { zone: ZoneDoc; regions: RegionDoc[] };

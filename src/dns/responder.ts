@@ -5,6 +5,7 @@ import type { ServingState } from '../snapshot/source.js';
 import { BUCKET_PREFIX } from '../steer/filters/capacity.js';
 import { seededRandom, steer } from '../steer/steer.js';
 import type { ClientFacts } from '../steer/types.js';
+import { createRateLimiter, KIND, RRL_DEFAULTS, VERDICT, type RateLimiter, type RrlSettings } from './rrl.js';
 import { zoneOf, type DynamicName, type Zone } from './zone.js';
 import {
   CLASS_IN,
@@ -40,8 +41,12 @@ export type ResponderStats = {
   servfail: number;
   /** Messages with no reply: too short for a header, or responses (QR=1). */
   dropped: number;
-  /** UDP replies sent empty with TC set. */
+  /** UDP replies sent empty with TC set because they did not fit. */
   truncated: number;
+  /** UDP replies not sent: the client network was over its response rate (RRL). */
+  rrlDropped: number;
+  /** UDP replies sent empty with TC set instead of in full: over the rate, every `slip`-th one (RRL). */
+  rrlSlipped: number;
   /** Exceptions caught while answering (each answered SERVFAIL). */
   errors: number;
   /** steer() calls: answer-set cache misses times variants. */
@@ -85,6 +90,8 @@ export const DECISION_BUCKETS: readonly number[] = [
 /** Answers one DNS message; `undefined` means send nothing. Never throws. */
 export type Responder = ((packet: Buffer, remote: Remote, transport: Transport) => Buffer | undefined) & {
   readonly stats: ResponderStats;
+  /** The response rate limiter (its table size and settings, for tests and metrics). */
+  readonly rrl: RateLimiter;
 };
 
 /** Where answers come from; when the snapshot or the locator changes, every cache is dropped. */
@@ -101,6 +108,13 @@ export type ResponderOptions = (
   maxClients?: number;
   /** Answer sets (name, type, client network) remembered per snapshot. Default 20,000. */
   maxAnswerSets?: number;
+  /**
+   * Response rate limiting: these fields win over the zone's `rrl` settings
+   * (which win over the defaults). UDP only; TCP is never limited.
+   */
+  rrl?: Partial<RrlSettings>;
+  /** The clock RRL reads, in ms. Default `performance.now`. */
+  now?: () => number;
 };
 
 /** `region`: index in `stats.answerRegions`, -1 when the answer has no address. */
@@ -149,6 +163,8 @@ export function createResponder(opts: ResponderOptions): Responder {
     servfail: 0,
     dropped: 0,
     truncated: 0,
+    rrlDropped: 0,
+    rrlSlipped: 0,
     errors: 0,
     steerCalls: 0,
     compiles: 0,
@@ -167,6 +183,11 @@ export function createResponder(opts: ResponderOptions): Responder {
   let served: Served | undefined;
   let failed: Snapshot | undefined;
 
+  const rrlOverride = opts.rrl ?? {};
+  const rrl = createRateLimiter({ ...RRL_DEFAULTS, ...rrlOverride });
+  let rrlOn = rrl.settings.enabled;
+  const now = opts.now ?? (() => performance.now());
+
   function current(): Served {
     const state = getState?.();
     const snapshot = state ? state.snapshot : getSnapshot!();
@@ -178,6 +199,9 @@ export function createResponder(opts: ResponderOptions): Responder {
       const shedding = Object.values(snapshot.capacity ?? {}).some((c) => c.shed > 0);
       served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map(), shedding };
       stats.compiles++;
+      // The rate limiter outlives snapshots: a new one (every health change) must not reset the buckets.
+      rrl.configure({ ...RRL_DEFAULTS, ...snapshot.zone.rrl, ...rrlOverride });
+      rrlOn = rrl.settings.enabled;
       // Every region is counted from the start (at 0), not from its first answer.
       for (const r of snapshot.regions) regionSlot(r.id);
       log.debug({ version: snapshot.version, names: zone.nodes.size }, 'zone compiled');
@@ -291,30 +315,25 @@ export function createResponder(opts: ResponderOptions): Responder {
     stats.queries++;
     const q = readQuery(packet);
     if (q.rcode !== RCODE.NOERROR) {
+      if (q.rcode !== DROP && transport === 'udp' && rrlOn) {
+        const verdict = limit(remote, KIND.ERROR);
+        if (verdict !== VERDICT.SEND) return verdict === VERDICT.SLIP ? slipError(packet, q, q.rcode) : undefined;
+      }
       count(q.rcode);
       return writeError(packet, q, q.rcode, udpSize);
     }
     byType[q.qtype < 256 ? QTYPE_SLOT[q.qtype] : QTYPE_OTHER]++;
     try {
       const s = current();
-      if (q.qclass !== CLASS_IN || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) {
-        stats.refused++;
-        return writeError(packet, q, RCODE.REFUSED, udpSize);
-      }
-      if (q.qtype === TYPE.MAILA || q.qtype === TYPE.MAILB) {
-        stats.notimp++;
-        return writeError(packet, q, RCODE.NOTIMP, udpSize);
-      }
-      const limit = transport === 'udp' ? udpLimit(q, udpSize) : TCP_LIMIT;
+      if (q.qclass !== CLASS_IN || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) return error(packet, q, RCODE.REFUSED, remote, transport);
+      if (q.qtype === TYPE.MAILA || q.qtype === TYPE.MAILB) return error(packet, q, RCODE.NOTIMP, remote, transport);
       const node = s.zone.nodes.get(q.key);
       let body: Body;
       let scope = 0;
       if (node === undefined) {
         const nx = s.zone.nxdomain(q.key);
-        if (nx === undefined) {
-          stats.refused++;
-          return writeError(packet, q, RCODE.REFUSED, udpSize);
-        }
+        // Outside the zone: REFUSED, the question only (no referral, no SOA: nothing to amplify with).
+        if (nx === undefined) return error(packet, q, RCODE.REFUSED, remote, transport);
         body = nx;
       } else if (node.dynamic !== undefined && (q.qtype === TYPE.A || q.qtype === TYPE.AAAA)) {
         const client = locate(s, packet, q, remote);
@@ -330,7 +349,12 @@ export function createResponder(opts: ResponderOptions): Responder {
       } else {
         body = node.bodies.get(q.qtype) ?? node.nodata;
       }
-      const out = writeResponse(packet, q, body, scope, udpSize, limit);
+      if (transport === 'udp' && rrlOn) {
+        const verdict = limit(remote, body.rcode === RCODE.NOERROR ? KIND.ANSWER : body.rcode === RCODE.NXDOMAIN ? KIND.NXDOMAIN : KIND.ERROR);
+        // Slipped: the question, TC set, no records (an OPT when asked): no bigger than the query.
+        if (verdict !== VERDICT.SEND) return verdict === VERDICT.SLIP ? writeResponse(packet, q, body, scope, udpSize, 0) : undefined;
+      }
+      const out = writeResponse(packet, q, body, scope, udpSize, transport === 'udp' ? udpLimit(q, udpSize) : TCP_LIMIT);
       count(body.rcode);
       if (out[2] & 0x02) stats.truncated++;
       return out;
@@ -342,7 +366,29 @@ export function createResponder(opts: ResponderOptions): Responder {
     }
   }
 
-  return Object.assign(respond, { stats });
+  function limit(remote: Remote, kind: number): number {
+    const verdict = rrl.check(remote.address, kind, now());
+    if (verdict === VERDICT.DROP) stats.rrlDropped++;
+    else if (verdict === VERDICT.SLIP) stats.rrlSlipped++;
+    return verdict;
+  }
+
+  function slipError(packet: Buffer, q: Query, rcode: number): Buffer | undefined {
+    const out = writeError(packet, q, rcode, udpSize);
+    if (out) out[2] |= 0x02; // TC
+    return out;
+  }
+
+  function error(packet: Buffer, q: Query, rcode: number, remote: Remote, transport: Transport): Buffer | undefined {
+    if (transport === 'udp' && rrlOn) {
+      const verdict = limit(remote, KIND.ERROR);
+      if (verdict !== VERDICT.SEND) return verdict === VERDICT.SLIP ? slipError(packet, q, rcode) : undefined;
+    }
+    count(rcode);
+    return writeError(packet, q, rcode, udpSize);
+  }
+
+  return Object.assign(respond, { stats, rrl });
 }
 
 /**

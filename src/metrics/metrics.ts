@@ -78,7 +78,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       },
     });
   }
-  const total = (field: 'truncated' | 'dropped' | 'errors' | 'emptyAnswers') => stats().reduce((n, s) => n + s[field], 0);
+  const total = (field: 'truncated' | 'dropped' | 'errors' | 'emptyAnswers' | 'rrlDropped' | 'rrlSlipped') => stats().reduce((n, s) => n + s[field], 0);
 
   scraped('dns_queries_total', 'DNS queries answered, by response code.', ['rcode'], (add) => {
     for (const [rcode, field] of RCODES) add({ rcode }, stats().reduce((n, s) => n + s[field], 0));
@@ -94,6 +94,10 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   scraped('dns_empty_answers_total', 'A and AAAA answers for service names with no address (no region could serve; fail-closed).', [], (add) => add({}, total('emptyAnswers')));
   scraped('dns_truncated_total', 'UDP replies sent empty with TC set (the client retries over TCP).', [], (add) => add({}, total('truncated')));
   scraped('dns_dropped_total', 'DNS messages given no reply (shorter than a header, or not a query).', [], (add) => add({}, total('dropped')));
+  scraped('dns_rrl_limited_total', 'UDP replies held back by response rate limiting: dropped, or slipped (sent empty with TC set).', ['action'], (add) => {
+    add({ action: 'dropped' }, total('rrlDropped'));
+    add({ action: 'slipped' }, total('rrlSlipped'));
+  });
   scraped('dns_errors_total', 'Exceptions while answering a DNS query (each answered SERVFAIL).', [], (add) => add({}, total('errors')));
   // A histogram prom-client does not fill itself: the responders' fixed buckets, read and summed at scrape time.
   registry.registerMetric(

@@ -98,7 +98,7 @@ export function createPool(opts: PoolOptions): Pool {
   let list: InstanceState[] = [];
   let byId = new Map<string, InstanceState>();
   // Recent per-unit samples and full-instance readings, by instance id (not part of the state pickers see).
-  const unitSamples = new Map<string, Record<WorkClass, number[]>>();
+  const unitSamples = new Map<string, Record<WorkClass, number[]> & { since: number }>();
   const slotReadings = new Map<string, number[]>();
 
   function learnUnit(s: InstanceState, w: Work, durationMs: number): void {
@@ -108,12 +108,16 @@ export function createPool(opts: PoolOptions): Pool {
     const perUnit = durationMs / units;
     s.unitEwma = { ...s.unitEwma, [cls]: s.unitEwma?.[cls] === undefined ? perUnit : EWMA_ALPHA * perUnit + (1 - EWMA_ALPHA) * s.unitEwma[cls]! };
     let rings = unitSamples.get(s.instance.id);
-    if (!rings) unitSamples.set(s.instance.id, (rings = { generation: [], embeddings: [] }));
+    if (!rings) unitSamples.set(s.instance.id, (rings = { generation: [], embeddings: [], since: 0 }));
     const ring = rings[cls];
     ring.push(perUnit);
     if (ring.length > UNIT_SAMPLES) ring.shift();
-    const sorted = [...ring].sort((a, b) => a - b);
-    s.unitMs = { ...s.unitMs, [cls]: sorted[Math.floor((sorted.length - 1) * UNIT_QUANTILE)] };
+    // The quantile is re-read while the ring fills, then every fourth sample: a sort per request is not free.
+    if (ring.length < UNIT_SAMPLES || ++rings.since >= 4 || s.unitMs?.[cls] === undefined) {
+      rings.since = 0;
+      const sorted = [...ring].sort((a, b) => a - b);
+      s.unitMs = { ...s.unitMs, [cls]: sorted[Math.floor((sorted.length - 1) * UNIT_QUANTILE)] };
+    }
   }
 
   const fresh = (instance: Instance): InstanceState => ({

@@ -10,6 +10,8 @@ import { metricsRoute } from '../metrics/routes.js';
 import { createApp, type Api } from './app.js';
 import { createAuth, type AuthOptions, type StaticToken } from './auth.js';
 import { auditRoutes } from './routes/audit.js';
+import { withStatusAccess } from '../status/access.js';
+import { statusRoutes } from '../status/routes.js';
 
 /** The control plane's API with its tokens, audit trail and metrics, over one database. */
 export function assembleApi(deps: {
@@ -21,11 +23,14 @@ export function assembleApi(deps: {
   open?: AuthOptions['open'];
   failures?: AuthOptions['failures'];
   metrics?: Metrics;
+  /** The status page: open mode lets loopback clients read status without a token (default: ARUS_STATUS_OPEN=true). */
+  status?: { open?: boolean };
   log: Logger;
 }) {
   const { metrics } = deps;
   metrics?.observeRegions(() => [...statusOf(deps.control.current().snapshot).regions].map(([id, r]) => [id, r.status] as [string, RegionStatus]));
-  const auth = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open, failures: deps.failures });
+  const bearer = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open, failures: deps.failures });
+  const auth = withStatusAccess(bearer, { open: deps.status?.open ?? process.env.ARUS_STATUS_OPEN === 'true', failures: deps.failures });
   const audit = createAuditStore(deps.db);
   const app = createApp({
     control: deps.control,
@@ -35,7 +40,7 @@ export function assembleApi(deps: {
     audit: (e) => audit.record(e),
     onProbeReport: metrics && ((results, region) => metrics.recordProbeResults(results, region)),
     middleware: metrics ? [metrics.apiMiddleware] : [],
-    mount: [(a) => auditRoutes(a, { audit, requireRole: auth.requireRole }), ...(metrics ? [(a: Api) => metricsRoute(a, metrics)] : [])],
+    mount: [(a) => auditRoutes(a, { audit, requireRole: auth.requireRole }), (a) => statusRoutes(a, { ...deps, access: auth }), ...(metrics ? [(a: Api) => metricsRoute(a, metrics)] : [])],
     log: deps.log,
   });
   return { app, audit, auth };

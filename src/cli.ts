@@ -82,6 +82,8 @@ ${help.api}
         listen: parseListen(String(values['api-listen']))[0],
         staticTokens: staticTokensFrom(env, [{ token: probeToken, role: 'probe', name: 'in-process probes' }]),
         open: { metrics: env.ARUS_METRICS_OPEN !== 'false' },
+        // The demo runs on loopback: its status page opens without a token there (ARUS_STATUS_OPEN=false to require one).
+        status: { open: env.ARUS_STATUS_OPEN !== 'false' },
         metrics,
       });
       parts.push(control);
@@ -119,7 +121,17 @@ ${help.api}`,
       const metrics = createMetrics();
       const { db, store, healthStore } = await openStores(String(values.db), metrics);
       seedIfEmpty(store, String(values.regions));
-      const control = await startControl({ db, store, healthStore, log, listen: parseListen(String(values['api-listen']))[0], staticTokens: staticTokensFrom(env), open: { metrics: env.ARUS_METRICS_OPEN !== 'false' }, metrics });
+      const control = await startControl({
+        db,
+        store,
+        healthStore,
+        log,
+        listen: parseListen(String(values['api-listen']))[0],
+        staticTokens: staticTokensFrom(env),
+        open: { metrics: env.ARUS_METRICS_OPEN !== 'false' },
+        status: { open: env.ARUS_STATUS_OPEN === 'true' },
+        metrics,
+      });
       log.info({ api: control.url }, 'ready');
       onSignal([control], log);
     },

@@ -43,6 +43,8 @@ export async function startControl(deps: {
   staticTokens: StaticToken[];
   /** Routes that need no token. */
   open?: { metrics?: boolean };
+  /** The status page's open mode: loopback clients read status without a token. */
+  status?: { open?: boolean };
   metrics: Metrics;
 }): Promise<{ control: Control; healthStore: HealthStore; url: string; stop(): Promise<void> }> {
   const { healthStore, store, log } = deps;

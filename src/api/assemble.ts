@@ -23,14 +23,14 @@ export function assembleApi(deps: {
   open?: AuthOptions['open'];
   failures?: AuthOptions['failures'];
   metrics?: Metrics;
-  /** The status page: open mode lets loopback clients read status without a token (default: ARUS_STATUS_OPEN=true). */
+  /** The status page: open mode lets loopback clients read status without a token (off unless set; the composition root reads ARUS_STATUS_OPEN). */
   status?: { open?: boolean };
   log: Logger;
 }) {
   const { metrics } = deps;
   metrics?.observeRegions(() => [...statusOf(deps.control.current().snapshot).regions].map(([id, r]) => [id, r.status] as [string, RegionStatus]));
   const bearer = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open, failures: deps.failures });
-  const auth = withStatusAccess(bearer, { open: deps.status?.open ?? process.env.ARUS_STATUS_OPEN === 'true', failures: deps.failures });
+  const auth = withStatusAccess(bearer, { open: deps.status?.open ?? false, failures: deps.failures });
   const audit = createAuditStore(deps.db);
   const app = createApp({
     control: deps.control,

@@ -93,6 +93,16 @@ describe.skipIf(!requireDig)('the npm start demo: DNS answer → balancer → si
     expect(ready.balancers).toEqual({ sg: balancerPort, jkt: balancerPort, bkk: balancerPort, mnl: balancerPort });
   });
 
+  it('opens the status page and its data without a token on loopback (the demo), but no write', async () => {
+    const page = await fetch(`${server.api}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<h1[^>]*>/);
+    const status = await fetch(`${server.api}/v1/status`);
+    expect(status.status).toBe(200);
+    expect(((await status.json()) as { regions: { id: string }[] }).regions.map((r) => r.id).sort()).toEqual(['bkk', 'jkt', 'mnl', 'sg']);
+    expect((await fetch(`${server.api}/v1/regions/jkt/drain`, { method: 'POST', body: '{"reason":"x"}', headers: { 'content-type': 'application/json' } })).status).toBe(401);
+  });
+
   it.each([
     { who: 'Indonesia', subnet: '36.66.0.0/24', region: 'jkt', n: 2 },
     { who: 'Singapore', subnet: '165.21.0.0/16', region: 'sg', n: 1 },

@@ -5,6 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import { ConfigError } from '../config/load.js';
 import type { Control } from '../control/control.js';
 import type { HealthStore } from '../db/health-store.js';
+import { storageFault } from '../db/faults.js';
 import type { Store } from '../db/store.js';
 import type { Logger } from '../log.js';
 import { problem, type Env, type Role } from './env.js';
@@ -89,6 +90,12 @@ export function createApp(deps: ApiDeps) {
       return c.json({ error: body }, err.status);
     }
     if (err instanceof ConfigError) return problem(c, 400, 'invalid configuration', err.issues.map((i) => ({ path: i.path, message: i.message })));
+    // The disk, the file or another process's lock: the write was rolled back whole; control logs and counts these.
+    const fault = storageFault(err);
+    if (fault) {
+      if (fault.retryAfterS) c.header('Retry-After', String(fault.retryAfterS));
+      return problem(c, 503, fault.message);
+    }
     deps.log.error({ err, path: c.req.path }, 'API request failed');
     return c.json({ error: 'internal error' }, 500);
   });

@@ -27,9 +27,18 @@ export function matches(c: Context, doc: unknown): boolean {
   return want.split(',').map((s) => s.trim()).includes(etag(doc));
 }
 
-/** After a successful write: propagate at once (control rebuilds the snapshot) and audit it. */
-export function afterWrite(c: Context<Env>, deps: ApiDeps, entry: { subject: string; before: unknown; after: unknown; status: number }): void {
-  deps.control.tick();
+/**
+ * A write through the API: the change and its audit row in one transaction
+ * (both there, or neither: a storage fault rolls back the whole), then control
+ * rebuilds the snapshot at once.
+ */
+export function writeThrough<T>(c: Context<Env>, deps: ApiDeps, write: () => T, entry: (result: T) => { subject: string; before: unknown; after: unknown; status: number }): T {
   const p = c.get('principal');
-  deps.audit?.({ actor: p.name, role: p.role, action: `${c.req.method} ${c.req.path}`, ...entry });
+  const result = deps.store.transaction(() => {
+    const r = write();
+    deps.audit?.({ actor: p.name, role: p.role, action: `${c.req.method} ${c.req.path}`, ...entry(r) });
+    return r;
+  });
+  deps.control.tick();
+  return result;
 }

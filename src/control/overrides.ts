@@ -19,9 +19,17 @@ function exists(config: Config, subject: string): boolean {
 
 /**
  * Drain (force down) or force up a region, zone or endpoint, or lift that;
- * recorded as an event. Control picks the change up within its tick.
+ * recorded as an event in the same transaction. Control picks the change up
+ * within its tick.
  */
 export function setOverride(
+  deps: { store: Store; healthStore: HealthStore },
+  o: { subject: string; mode: 'drain' | 'force-up' | 'none'; reason: string; actor?: string },
+): { changed: boolean } {
+  return deps.store.transaction(() => writeOverride(deps, o));
+}
+
+function writeOverride(
   deps: { store: Store; healthStore: HealthStore },
   o: { subject: string; mode: 'drain' | 'force-up' | 'none'; reason: string; actor?: string },
 ): { changed: boolean } {

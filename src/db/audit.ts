@@ -1,5 +1,6 @@
 import { and, desc, eq, gte, lt, type SQL } from 'drizzle-orm';
 import type { Role } from '../api/env.js';
+import { guardOf } from './faults.js';
 import * as schema from './schema.js';
 import type { Db } from './store.js';
 
@@ -52,11 +53,12 @@ const toJson = (value: unknown): string | null => (value === undefined || value 
 export function createAuditStore(db: Db, opts: { now?: () => number } = {}): AuditStore {
   const now = opts.now ?? Date.now;
   const { audit } = schema;
+  const guard = guardOf(db);
   const toEntry = (row: typeof audit.$inferSelect): AuditEntry => ({ ...row, role: row.role as Role, before: fromJson(row.before), after: fromJson(row.after) });
 
   return {
     record(e) {
-      const row = db
+      const row = guard.write(() => db
         .insert(audit)
         .values({
           time: e.time ?? now(),
@@ -69,7 +71,7 @@ export function createAuditStore(db: Db, opts: { now?: () => number } = {}): Aud
           status: e.status,
         })
         .returning()
-        .get();
+        .get());
       return toEntry(row);
     },
 

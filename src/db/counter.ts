@@ -6,8 +6,9 @@ import type { Db } from './store.js';
 export function metaCounter(db: Db, key: string) {
   const { meta } = schema;
   const get = (): number => Number(db.select().from(meta).where(eq(meta.key, key)).get()?.value ?? 0);
-  const bump = (): number => {
-    const next = get() + 1;
+  /** One more than now, or `atLeast` when that is more. */
+  const bump = (atLeast = 0): number => {
+    const next = Math.max(get() + 1, atLeast);
     db.insert(meta).values({ key, value: String(next) }).onConflictDoUpdate({ target: meta.key, set: { value: String(next) } }).run();
     return next;
   };

@@ -7,6 +7,7 @@ import { thrownConfigError } from '../config/config-error.case.js';
 import { ConfigError, loadConfig, type Documents } from '../config/load.js';
 import type { Config, RegionDoc } from '../config/schema.js';
 import { seedIfEmpty } from '../config/seed.js';
+import { BUSY_TIMEOUT_MS } from './faults.js';
 import { canonicalJson, createStore, openDatabase, type Db, type Store } from './store.js';
 
 const regionsDir = fileURLToPath(new URL('../../regions', import.meta.url));
@@ -224,7 +225,7 @@ describe('a database file', () => {
     const file = join(tmp, 'reopen', 'deeper', 'arus.db');
     const first = openDatabase(file);
     expect(first.$client.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(first.$client.pragma('busy_timeout', { simple: true })).toBe(5000);
+    expect(first.$client.pragma('busy_timeout', { simple: true })).toBe(BUSY_TIMEOUT_MS);
     const sg = byId('sg');
     sg.down = true;
     createStore(first).apply({ zone: defaults.zone, regions: [...defaults.regions.filter((r) => r.id !== 'sg'), sg] });

@@ -8,6 +8,7 @@ import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { ConfigError, parseRegionDoc, parseZoneDoc, validateConfig, type Documents } from '../config/load.js';
 import type { Config, RegionDoc, ZoneDoc } from '../config/schema.js';
 import { metaCounter } from './counter.js';
+import { BUSY_TIMEOUT_MS, guardOf, storageFault, type StorageGuard } from './faults.js';
 import * as schema from './schema.js';
 
 const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -17,7 +18,8 @@ export function openDatabase(file: string | ':memory:') {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const sqlite = new Database(file);
   sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('busy_timeout = 5000');
+  // Every wait for another connection's lock holds the event loop (DNS answers in `arus up`): keep it short.
+  sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   sqlite.pragma('foreign_keys = ON');
   const db = drizzle(sqlite, { schema });
   migrate(db, { migrationsFolder });
@@ -94,8 +96,23 @@ export interface Store {
   deleteRegion(id: string, opts?: ApplyOptions & { unlinkServices?: boolean }): { version: number; deleted: boolean };
   /** The configuration version counter: 0 before the first apply. */
   version(): number;
+  /** Writes an events row now; inside `transaction()` it is part of it. Throws a StorageError when the database cannot take it. */
   recordEvent(event: NewEvent): StoredEvent;
+  /**
+   * Records an event now if the database takes it, else keeps it (in order,
+   * at most `maxPendingEvents`, the oldest dropped) for `flushEvents()`: for
+   * history written by background work, which must not fail with the disk.
+   */
+  deferEvent(event: NewEvent): void;
+  /** Writes the kept events, in one transaction; false when the database still cannot take them. */
+  flushEvents(): boolean;
+  /** Events kept for later, and events dropped because too many were kept. */
+  pending(): { events: number; dropped: number };
   listEvents(query?: EventQuery): StoredEvent[];
+  /** Runs `fn` in one transaction: everything it writes is there whole or not at all. */
+  transaction<T>(fn: () => T): T;
+  /** The connection's storage faults and back-off, shared with the other stores over it. */
+  readonly guard: StorageGuard;
 }
 
 export const ZONE_SUBJECT = 'zone-settings';
@@ -120,9 +137,13 @@ function changedFields(before: object, after: object): string[] {
 }
 
 /** `onEvent` sees every events row as it is written (metrics count them). */
-export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: StoredEvent) => void } = {}): Store {
+export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: StoredEvent) => void; maxPendingEvents?: number } = {}): Store {
   const now = opts.now ?? Date.now;
   const { zoneSettings, regions, events } = schema;
+  const guard = guardOf(db);
+  const maxPending = opts.maxPendingEvents ?? 10_000;
+  let pending: NewEvent[] = [];
+  let dropped = 0;
 
   // What is stored was valid when written; parse again so a schema change is caught here, not in DNS.
   const readZone = (): ZoneDoc | undefined => {
@@ -139,8 +160,8 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
 
   const { get: version, bump: bumpVersion } = metaCounter(db, VERSION_KEY);
 
-  const recordEvent = (e: NewEvent): StoredEvent => {
-    const row = db
+  const insertEvent = (e: NewEvent): StoredEvent => {
+    const row = guard.write(() => db
       .insert(events)
       .values({
         time: e.time ?? now(),
@@ -153,8 +174,11 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
         data: e.data === undefined ? null : JSON.stringify(e.data),
       })
       .returning()
-      .get();
-    const stored = { ...row, data: row.data === null ? null : JSON.parse(row.data) };
+      .get());
+    return { ...row, data: row.data === null ? null : JSON.parse(row.data) };
+  };
+  const recordEvent = (e: NewEvent): StoredEvent => {
+    const stored = insertEvent(e);
     opts.onEvent?.(stored);
     return stored;
   };
@@ -181,7 +205,7 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
         seen.add(r.id);
       }
 
-      return db.transaction(() => {
+      return guard.write(() => db.transaction(() => {
         const currentZone = readZone();
         const current = new Map(readRegions().map((r) => [r.id, r]));
         const merged = new Map(current);
@@ -230,11 +254,11 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
           });
         }
         return { version: changed.length > 0 ? bumpVersion() : version(), changed };
-      });
+      }));
     },
 
     deleteRegion(id, o = {}) {
-      return db.transaction(() => {
+      return guard.write(() => db.transaction(() => {
         const rest = readRegions();
         if (!rest.some((r) => r.id === id)) return { version: version(), deleted: false };
         const zone = readZone();
@@ -267,11 +291,49 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
           data: { actor: o.actor ?? null },
         });
         return { version: bumpVersion(), deleted: true };
-      });
+      }));
     },
 
     version,
     recordEvent,
+
+    deferEvent(e) {
+      const event = { ...e, time: e.time ?? now() };
+      if (pending.length === 0 && guard.retryDue()) {
+        try {
+          recordEvent(event);
+          return;
+        } catch (err) {
+          if (!storageFault(err)) throw err;
+        }
+      }
+      pending.push(event);
+      if (pending.length > maxPending) {
+        dropped += pending.length - maxPending;
+        pending = pending.slice(pending.length - maxPending);
+      }
+    },
+
+    flushEvents() {
+      if (pending.length === 0) return true;
+      // A copy: an event deferred while this runs (the guard's listeners) stays for the next flush.
+      const batch = [...pending];
+      let stored: StoredEvent[];
+      try {
+        stored = guard.write(() => db.transaction(() => batch.map(insertEvent)));
+      } catch (err) {
+        if (!storageFault(err)) throw err;
+        return false;
+      }
+      pending = pending.slice(batch.length);
+      for (const e of stored) opts.onEvent?.(e);
+      return true;
+    },
+
+    pending: () => ({ events: pending.length, dropped }),
+
+    transaction: (fn) => guard.write(() => db.transaction(() => fn())),
+    guard,
 
     listEvents(q = {}) {
       const where: SQL[] = [];

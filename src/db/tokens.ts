@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import type { Principal, Role } from '../api/env.js';
+import { guardOf, storageFault } from './faults.js';
 import * as schema from './schema.js';
 import type { Db } from './store.js';
 
@@ -55,6 +56,9 @@ function sameDigest(storedHex: string, digestHex: string): boolean {
 export function createTokenStore(db: Db, opts: { now?: () => number } = {}): TokenStore {
   const now = opts.now ?? Date.now;
   const { tokens } = schema;
+  const guard = guardOf(db);
+  // When last_used_at was last tried per token, written or not: a database that cannot take the write is not retried per request.
+  const triedAt = new Map<number, number>();
 
   return {
     create({ role, name }) {
@@ -63,7 +67,7 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
       if (name !== undefined && (!trimmed || trimmed.length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(trimmed)))
         throw new Error(`a token's name must be 1 to ${NAME_MAX} printable characters`);
       const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-      return db.transaction(() => {
+      return guard.write(() => db.transaction(() => {
         const row = db
           .insert(tokens)
           .values({ name: trimmed ?? '', role, hash: hashToken(token), createdAt: now() })
@@ -72,7 +76,7 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
         const finalName = trimmed ?? `${role}-${row.id}`;
         if (!trimmed) db.update(tokens).set({ name: finalName }).where(eq(tokens.id, row.id)).run();
         return { id: row.id, name: finalName, role, token };
-      });
+      }));
     },
 
     list() {
@@ -87,7 +91,7 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
       if (!Number.isSafeInteger(id)) return false;
       const row = db.select({ revokedAt: tokens.revokedAt }).from(tokens).where(eq(tokens.id, id)).get();
       if (!row || row.revokedAt !== null) return false;
-      db.update(tokens).set({ revokedAt: now() }).where(eq(tokens.id, id)).run();
+      guard.write(() => db.update(tokens).set({ revokedAt: now() }).where(eq(tokens.id, id)).run());
       return true;
     },
 
@@ -100,7 +104,17 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
       if (!row || !sameDigest(row.hash, digest)) return undefined;
       if (row.revokedAt !== null) return undefined;
       const t = now();
-      if (row.lastUsedAt === null || t - row.lastUsedAt >= LAST_USED_RESOLUTION_MS) db.update(tokens).set({ lastUsedAt: t }).where(eq(tokens.id, row.id)).run();
+      const last = Math.max(row.lastUsedAt ?? -Infinity, triedAt.get(row.id) ?? -Infinity);
+      if (!(Math.abs(t - last) < LAST_USED_RESOLUTION_MS)) {
+        if (triedAt.size >= 10_000) triedAt.clear();
+        triedAt.set(row.id, t);
+        // Bookkeeping: a token stays valid while the database cannot record its use.
+        try {
+          guard.write(() => db.update(tokens).set({ lastUsedAt: t }).where(eq(tokens.id, row.id)).run());
+        } catch (err) {
+          if (!storageFault(err)) throw err;
+        }
+      }
       return { role: row.role, name: row.name, tokenId: row.id };
     },
   };

@@ -3,7 +3,7 @@ import { parseZoneDoc } from '../../config/load.js';
 import { regionSchema, serviceSchema, zoneSchema, type Config, type RegionDoc, type ServiceDoc } from '../../config/schema.js';
 import { fieldsOf, type Api, type ApiDeps } from '../app.js';
 import { problem } from '../env.js';
-import { afterWrite, etag, matches, mergePatch } from '../write.js';
+import { etag, matches, mergePatch, writeThrough } from '../write.js';
 import { errors, json, writeErrors } from './shared.js';
 
 const anyObject = z.record(z.string(), z.unknown()).openapi('MergePatch', { description: 'RFC 7396 JSON Merge Patch' });
@@ -44,9 +44,12 @@ export function configRoutes(app: Api, deps: ApiDeps) {
     const before = config().regions.find((x) => x.id === id);
     if (before && !matches(c, before)) return problem(c, 412, `region ${id} has changed: its ETag is now ${etag(before)}`);
     if (!before && c.req.header('if-match') && c.req.header('if-match') !== '*') return problem(c, 412, `region ${id} does not exist`);
-    const result = store.apply({ regions: [doc] }, { actor: c.get('principal').name });
-    const after = config().regions.find((x) => x.id === id)!;
-    afterWrite(c, deps, { subject: `region:${id}`, before: before ?? null, after, status: before ? 200 : 201 });
+    const { result, after } = writeThrough(
+      c,
+      deps,
+      () => ({ result: store.apply({ regions: [doc] }, { actor: c.get('principal').name }), after: config().regions.find((x) => x.id === id)! }),
+      ({ after }) => ({ subject: `region:${id}`, before: before ?? null, after, status: before ? 200 : 201 }),
+    );
     c.header('ETag', etag(after));
     return c.json(result, (before ? 200 : 201) as 200);
   };
@@ -118,8 +121,7 @@ export function configRoutes(app: Api, deps: ApiDeps) {
         if (orphaned.length)
           return problem(c, 409, `region ${id} is the last region serving ${orphaned.map((s) => s.name).join(', ')}; add another region or delete with ?force=true`);
       }
-      const result = store.deleteRegion(id, { actor: c.get('principal').name, unlinkServices: force });
-      afterWrite(c, deps, { subject: `region:${id}`, before, after: null, status: 200 });
+      const result = writeThrough(c, deps, () => store.deleteRegion(id, { actor: c.get('principal').name, unlinkServices: force }), () => ({ subject: `region:${id}`, before, after: null, status: 200 }));
       return c.json(result, 200);
     },
   );
@@ -146,8 +148,12 @@ export function configRoutes(app: Api, deps: ApiDeps) {
     if (before && !matches(c, before)) return problem(c, 412, `service ${name} has changed: its ETag is now ${etag(before)}`);
     const services = service ? (before ? zone.services.map((s) => (s.name === name ? service : s)) : [...zone.services, service]) : zone.services.filter((s) => s.name !== name);
     if (services.length === 0) return problem(c, 409, `${name} is the only service; a zone needs at least one`);
-    const result = store.apply({ zone: parseZoneDoc({ ...zone, services }, 'zone-settings'), regions: [] }, { actor: c.get('principal').name });
-    afterWrite(c, deps, { subject: `service:${name}`, before: before ?? null, after: service ?? null, status: before || !service ? 200 : 201 });
+    const result = writeThrough(
+      c,
+      deps,
+      () => store.apply({ zone: parseZoneDoc({ ...zone, services }, 'zone-settings'), regions: [] }, { actor: c.get('principal').name }),
+      () => ({ subject: `service:${name}`, before: before ?? null, after: service ?? null, status: before || !service ? 200 : 201 }),
+    );
     return c.json(result, (before || !service ? 200 : 201) as 200);
   };
 
@@ -225,8 +231,12 @@ export function configRoutes(app: Api, deps: ApiDeps) {
     (c) => {
       const before = config().zone;
       if (!matches(c, before)) return problem(c, 412, `the zone's settings have changed: their ETag is now ${etag(before)}`);
-      const result = store.apply({ zone: c.req.valid('json') as Config['zone'], regions: [] }, { actor: c.get('principal').name });
-      afterWrite(c, deps, { subject: 'zone-settings', before, after: config().zone, status: 200 });
+      const result = writeThrough(
+        c,
+        deps,
+        () => store.apply({ zone: c.req.valid('json') as Config['zone'], regions: [] }, { actor: c.get('principal').name }),
+        () => ({ subject: 'zone-settings', before, after: config().zone, status: 200 }),
+      );
       return c.json(result, 200);
     },
   );

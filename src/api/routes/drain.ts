@@ -3,7 +3,7 @@ import { OverrideError, setOverride } from '../../control/overrides.js';
 import type { Api, ApiDeps } from '../app.js';
 import type { Context } from 'hono';
 import { problem, type Env } from '../env.js';
-import { afterWrite } from '../write.js';
+import { writeThrough } from '../write.js';
 import { json, writeErrors } from './shared.js';
 
 const reasonBody = z.strictObject({ reason: z.string().trim().min(1).max(500) }).openapi('Reason');
@@ -48,9 +48,12 @@ export function drainRoutes(app: Api, deps: ApiDeps) {
           const reason = typeof body?.reason === 'string' && body.reason.trim() ? body.reason.trim() : 'undrained';
           const before = deps.healthStore.listOverrides().find((o) => o.subject === subject) ?? null;
           try {
-            const r = setOverride(deps, { subject, mode: a.mode, reason, actor: c.get('principal').name });
-            const after = deps.healthStore.listOverrides().find((o) => o.subject === subject) ?? null;
-            afterWrite(c, deps, { subject, before, after, status: 200 });
+            const { r, after } = writeThrough(
+              c,
+              deps,
+              () => ({ r: setOverride(deps, { subject, mode: a.mode, reason, actor: c.get('principal').name }), after: deps.healthStore.listOverrides().find((o) => o.subject === subject) ?? null }),
+              ({ after }) => ({ subject, before, after, status: 200 }),
+            );
             return c.json({ subject, override: after?.mode ?? 'none', changed: r.changed }, 200);
           } catch (err) {
             if (err instanceof OverrideError) return problem(c, 404, err.message);

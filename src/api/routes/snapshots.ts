@@ -65,7 +65,8 @@ export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: nu
       // A viewer may watch; only a node's own token (or an admin) writes to the history.
       if (q.gapMs !== undefined && (principal.role === 'dns' || principal.role === 'admin')) {
         const meanwhile = q.version === undefined ? 'with no snapshot to answer from meanwhile' : `answering from its last snapshot (version ${q.version}) meanwhile`;
-        deps.store.recordEvent({
+        // Deferred: a node must get its snapshots while the database cannot take the row.
+        deps.store.deferEvent({
           kind: 'dns.reconnected',
           subject: `dns:${node}`,
           oldState: 'disconnected',

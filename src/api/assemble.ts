@@ -5,6 +5,7 @@ import type { Db, Store } from '../db/store.js';
 import { createTokenStore } from '../db/tokens.js';
 import type { Logger } from '../log.js';
 import { statusOf, type RegionStatus } from '../control/status.js';
+import { observeControl } from '../control/metrics.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { metricsRoute } from '../metrics/routes.js';
 import { createApp, type Api } from './app.js';
@@ -29,6 +30,7 @@ export function assembleApi(deps: {
 }) {
   const { metrics } = deps;
   metrics?.observeRegions(() => [...statusOf(deps.control.current().snapshot).regions].map(([id, r]) => [id, r.status] as [string, RegionStatus]));
+  if (metrics) observeControl(metrics.registry, deps.control);
   const bearer = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open, failures: deps.failures });
   const auth = withStatusAccess(bearer, { open: deps.status?.open ?? false, failures: deps.failures });
   const audit = createAuditStore(deps.db);

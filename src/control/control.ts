@@ -1,7 +1,9 @@
 import type { Check, Config } from '../config/schema.js';
 import type { HealthStore } from '../db/health-store.js';
-import type { Store } from '../db/store.js';
+import { storageFault, type StorageStats } from '../db/faults.js';
+import type { NewEvent, Store } from '../db/store.js';
 import { createLocator } from '../geo/locator.js';
+import { anchoredClock } from '../health/clock.js';
 import { createLatencyMap } from '../health/latency.js';
 import { applyOverrides } from '../health/overrides.js';
 import { createHealthTracker, type HealthTrackerOptions } from '../health/tracker.js';
@@ -19,14 +21,58 @@ export type ControlOptions = {
   store: Store;
   healthStore: HealthStore;
   log: Logger;
+  /** The wall clock: the time of events and of stored results (ms). Date.now unless set. */
   now?: () => number;
+  /**
+   * The clock durations are measured with (staleness, rate limits, back-off):
+   * epoch-like ms that never jump when the wall clock is stepped. Unless set,
+   * the wall clock at start advanced by performance.now() — or `now` when only
+   * that is given (tests).
+   */
+  monotonic?: () => number;
   tracker?: Omit<HealthTrackerOptions, 'now'>;
   /** Raw probe results older than this are pruned (ms). Default 15 minutes. */
   resultsWindowMs?: number;
+  /** Raw probe results kept at most, the oldest pruned first. Default 200,000. */
+  maxResultRows?: number;
+  /** Each agent may report this many times a second on average... Default 10. */
+  reportsPerSecond?: number;
+  /** ...in bursts of up to this many. Default 20. */
+  reportBurst?: number;
   /** How often staleness, config changes and pruning are checked (ms). Default 250. */
   tickMs?: number;
   /** Latency changes reach the snapshot at most this often (ms). Default 10 s. */
   latencyEveryMs?: number;
+};
+
+/** A probe report control will not take now: answered 429 with Retry-After. */
+export class ReportRefused extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+    readonly why: 'rate' | 'agents',
+  ) {
+    super(message);
+    this.name = 'ReportRefused';
+  }
+}
+
+export type ControlStats = {
+  storage: StorageStats & {
+    /** Events kept in memory until the database takes them, and events dropped because too many were kept. */
+    pendingEvents: number;
+    droppedEvents: number;
+    /** Published health not yet written to the database. */
+    healthUnsaved: boolean;
+  };
+  probes: {
+    /** Reports refused with 429: an agent over its rate, or a new agent past the tracker's limit. */
+    refused: { rate: number; agents: number };
+    /** Raw results not kept: for no configured endpoint, or unwritable database. */
+    resultsNotStored: number;
+    /** Raw results pruned because more than `maxResultRows` were kept. */
+    resultsPruned: number;
+  };
 };
 
 export interface Control {
@@ -35,14 +81,20 @@ export interface Control {
   /** Called after every new snapshot. */
   subscribe(fn: (state: ServingState) => void): () => void;
   targets(): { version: number; targets: Target[] };
+  /** Takes a probe agent's results; throws ReportRefused when the agent is over its rate or one agent too many. */
   report(agent: AgentInfo, results: readonly ProbeResult[]): { accepted: number; targets: number };
   tracker(): ReturnType<typeof createHealthTracker>;
   /** A balancer's capacity report: may start or stop shedding clients to the next region. */
   reportCapacity(report: CapacityReport): void;
   capacity(): { regions: Readonly<Record<string, RegionCapacity>>; reports: CapacityReport[] };
   latency(): LatencyMatrix;
-  /** Re-reads configuration and overrides, evaluates staleness; normally run by the timer. */
+  /**
+   * Re-reads configuration and overrides, evaluates staleness, retries writes
+   * the database refused; normally run by the timer. A storage fault never
+   * escapes: control keeps serving from memory and retries later.
+   */
   tick(): void;
+  stats(): ControlStats;
   start(): void;
   stop(): void;
 }
@@ -56,16 +108,26 @@ export interface Control {
 export function createControl(opts: ControlOptions): Control {
   const { store, healthStore, log } = opts;
   const now = opts.now ?? Date.now;
-  const tracker = createHealthTracker({ ...opts.tracker, now: now() });
+  const mono = opts.monotonic ?? (opts.now ? opts.now : anchoredClock());
+  const tracker = createHealthTracker({ ...opts.tracker, now: mono() });
   const latency = createLatencyMap();
   const capacity = createCapacityTracker();
   const windowMs = opts.resultsWindowMs ?? 15 * 60_000;
   const latencyEvery = opts.latencyEveryMs ?? 10_000;
+  const maxResultRows = opts.maxResultRows ?? 200_000;
   const listeners = new Set<(s: ServingState) => void>();
+  const intake = createIntake({ ratePerS: opts.reportsPerSecond ?? 10, burst: opts.reportBurst ?? 20, now: mono });
+  const probeCounts = { refused: { rate: 0, agents: 0 }, resultsNotStored: 0, resultsPruned: 0 };
+  const storageLog = createStorageLog(store, log, now);
 
   let config = requireConfig();
   let configVersion = store.version();
-  let healthVersion = healthStore.version();
+  /** The database's health version as last seen or written here: another writer (an override) moves it. */
+  let seenHealthVersion = healthStore.version();
+  /** The health part of the snapshot's version: moves on every publish, written or not. */
+  let healthVersion = seenHealthVersion;
+  /** Published health the database has not taken yet. */
+  let unsaved: Map<string, EndpointHealthInput & { since: number }> | undefined;
   let generation = -1;
   let publishedLatency: LatencyMatrix = {};
   let latencyAt = 0;
@@ -103,24 +165,51 @@ export function createControl(opts: ControlOptions): Control {
   function publish(why: string): void {
     const before = state.snapshot;
     const health = effectiveHealth();
-    healthStore.saveHealth(new Map([...health].map(([k, h]) => [k, { state: h.state, reason: h.reason, transition: h.transition ?? false, since: h.since }])));
-    healthVersion = healthStore.version();
+    healthVersion++;
     const snapshot = build(health);
     state = { snapshot, locator };
     recordTransitions(before, snapshot, why);
+    unsaved = health;
+    persist();
     for (const fn of listeners) fn(state);
+  }
+
+  /**
+   * Writes published health and the events kept meanwhile. The snapshot in
+   * memory is already served: a database that cannot take the write (locked,
+   * read-only, full) delays the copy on disk, not DNS; retried with back-off.
+   */
+  function persist(): void {
+    if (!store.guard.retryDue()) return;
+    try {
+      if (unsaved) {
+        const health = unsaved;
+        seenHealthVersion = healthStore.saveHealth(
+          new Map([...health].map(([k, h]) => [k, { state: h.state, reason: h.reason, transition: h.transition ?? false, since: h.since }])),
+          { atLeast: healthVersion },
+        );
+        unsaved = undefined;
+      }
+      store.flushEvents();
+    } catch (err) {
+      if (!storageFault(err)) throw err;
+    }
+  }
+
+  function emit(e: NewEvent): void {
+    store.deferEvent(e);
   }
 
   function recordTransitions(before: Snapshot, after: Snapshot, why: string): void {
     const at = now();
     const status = statusOf(after);
     for (const c of statusChanges(statusOf(before), status))
-      store.recordEvent({ time: at, kind: c.kind, subject: c.subject, oldState: c.oldState, newState: c.newState, reason: c.reason, region: c.region });
+      emit({ time: at, kind: c.kind, subject: c.subject, oldState: c.oldState, newState: c.newState, reason: c.reason, region: c.region });
     for (const m of countryMoves(before, after)) {
       const fromHealthy = m.from !== undefined && status.regions.get(m.from)?.status === 'up';
       const kind = fromHealthy ? 'failback' : 'failover';
       const reason = `${m.countries.join(', ')}: ${m.service} moved ${m.from ?? 'nowhere'} → ${m.to ?? 'nowhere'} (${why})`;
-      store.recordEvent({
+      emit({
         time: at,
         kind,
         subject: `service:${m.service}`,
@@ -135,8 +224,11 @@ export function createControl(opts: ControlOptions): Control {
   }
 
   function recordHealthEvents(events: readonly HealthEvent[]): void {
+    // Stamped with the wall clock now: the tracker's clock measures durations, not dates.
+    const at = now();
     for (const e of events) {
-      store.recordEvent({ time: e.at, kind: e.kind, subject: e.subject, oldState: e.oldState, newState: e.newState, reason: e.reason, region: e.region ?? regionOf(e.subject) });
+      if (e.kind === 'agent.forgotten') latency.forget(e.subject);
+      emit({ time: at, kind: e.kind, subject: e.subject, oldState: e.oldState, newState: e.newState, reason: e.reason, region: e.region ?? regionOf(e.subject) });
       if (e.kind !== 'agent.joined') log.info({ kind: e.kind, subject: e.subject, reason: e.reason }, 'health event');
     }
   }
@@ -145,7 +237,7 @@ export function createControl(opts: ControlOptions): Control {
     if (changes.length === 0) return;
     const at = now();
     for (const c of changes)
-      store.recordEvent({ time: at, kind: c.kind, subject: `region:${c.region}`, oldState: `shed ${Math.round(c.from * 100)}%`, newState: `shed ${Math.round(c.to * 100)}%`, reason: c.reason, region: c.region });
+      emit({ time: at, kind: c.kind, subject: `region:${c.region}`, oldState: `shed ${Math.round(c.from * 100)}%`, newState: `shed ${Math.round(c.to * 100)}%`, reason: c.reason, region: c.region });
     publish('capacity changed');
   }
 
@@ -156,7 +248,17 @@ export function createControl(opts: ControlOptions): Control {
   }
 
   function tick(): void {
-    const t = now();
+    try {
+      step();
+    } catch (err) {
+      // Reading the database failed too (I/O error, corrupt file): serve what is in memory, retry next tick.
+      if (!storageFault(err)) throw err;
+    }
+    storageLog.check();
+  }
+
+  function step(): void {
+    const t = mono();
     recordHealthEvents(tracker.tick(t));
     maybePublish('probe agents silent');
     recordCapacityChanges(capacity.tick(t));
@@ -172,8 +274,9 @@ export function createControl(opts: ControlOptions): Control {
       tracker.setEndpoints(targetList.map((x) => x.endpoint).concat(untargeted(config)), t);
       generation = tracker.generation();
       publish('configuration applied');
-    } else if (healthStore.version() !== healthVersion) {
-      healthVersion = healthStore.version();
+    } else if (healthStore.version() !== seenHealthVersion) {
+      seenHealthVersion = healthStore.version();
+      healthVersion = Math.max(healthVersion, seenHealthVersion);
       publish('admin override');
     }
     if (t - latencyAt >= latencyEvery) {
@@ -184,9 +287,28 @@ export function createControl(opts: ControlOptions): Control {
         publish('latency map updated');
       }
     }
-    if (t - lastPrune > 10_000) {
+    if (t - lastPrune > 10_000 && store.guard.retryDue()) {
       lastPrune = t;
-      healthStore.pruneResults(t - windowMs);
+      try {
+        probeCounts.resultsPruned += healthStore.pruneResults(now() - windowMs, maxResultRows).overflow;
+      } catch (err) {
+        if (!storageFault(err)) throw err;
+      }
+    }
+    persist();
+  }
+
+  /** Raw results for `/v1/probes`, at receipt time when the agent's clock is off; best effort. */
+  function storeResults(agent: AgentInfo, results: readonly ProbeResult[], ignored: number): void {
+    probeCounts.resultsNotStored += ignored;
+    if (results.length === 0) return;
+    if (!store.guard.retryDue()) return void (probeCounts.resultsNotStored += results.length);
+    const received = now();
+    try {
+      healthStore.recordResults(agent, results, (r) => Math.min(received, Math.max(received - windowMs, r.at)));
+    } catch (err) {
+      if (!storageFault(err)) throw err;
+      probeCounts.resultsNotStored += results.length;
     }
   }
 
@@ -198,25 +320,45 @@ export function createControl(opts: ControlOptions): Control {
     },
     targets: () => ({ version: targetsVersion, targets: targetList }),
     report(agent, results) {
-      const t = now();
-      const accepted = results.filter((r) => typeof r.endpoint === 'string');
-      healthStore.recordResults(agent, accepted);
+      const t = mono();
+      if (!tracker.admits(agent.id)) {
+        probeCounts.refused.agents++;
+        storageLog.limited(agent.id, 'agents');
+        throw new ReportRefused(`too many probe agents: ${tracker.agents().length} tracked and all live; agent ${agent.id} is not taken`, 60, 'agents');
+      }
+      const wait = intake.take(agent.id);
+      if (wait > 0) {
+        probeCounts.refused.rate++;
+        storageLog.limited(agent.id, 'rate');
+        throw new ReportRefused(`agent ${agent.id} reports too often: at most ${opts.reportsPerSecond ?? 10} a second`, Math.ceil(wait / 1000), 'rate');
+      }
+      // Only results for configured endpoints are kept (memory and disk); the rest are counted as accepted and ignored.
+      const accepted = results.filter((r) => typeof r.endpoint === 'string' && tracker.tracks(r.endpoint));
       latency.ingest(agent, accepted);
       recordHealthEvents(tracker.ingest(agent, accepted, t));
       maybePublish(`probe reports from ${agent.id}`);
-      return { accepted: accepted.length, targets: targetsVersion };
+      storeResults(agent, accepted, results.length - accepted.length);
+      return { accepted: results.length, targets: targetsVersion };
     },
     tracker: () => tracker,
-    reportCapacity: (r) => recordCapacityChanges(capacity.report(r, now())),
+    // Judged by receipt time on control's own clock: a balancer's clock may be off, and the wall clock may jump.
+    reportCapacity: (r) => recordCapacityChanges(capacity.report({ ...r, at: mono() }, mono())),
     capacity: () => ({ regions: capacity.current(), reports: capacity.reports() }),
     latency: () => latency.matrix(),
     tick,
+    stats: () => ({
+      storage: { ...store.guard.stats(), pendingEvents: store.pending().events, droppedEvents: store.pending().dropped, healthUnsaved: unsaved !== undefined },
+      probes: { refused: { ...probeCounts.refused }, resultsNotStored: probeCounts.resultsNotStored, resultsPruned: probeCounts.resultsPruned },
+    }),
     start() {
+      let failures = 0;
       timer ??= setInterval(() => {
         try {
           tick();
+          failures = 0;
         } catch (err) {
-          log.error({ err }, 'control tick failed');
+          // Four times a second: say it once, then every minute or so.
+          if (failures++ % 240 === 0) log.error({ err, failures }, 'control tick failed');
         }
       }, opts.tickMs ?? 250);
       timer.unref();
@@ -253,4 +395,88 @@ function materiallyDifferent(a: LatencyMatrix, b: LatencyMatrix): boolean {
       if (old === undefined || Math.abs(v - old) > 0.2 * Math.max(old, 1)) return true;
     }
   return false;
+}
+
+/** Per-agent token buckets on a monotonic clock; `take` is the wait (ms) before the agent may report again, 0 when it may now. */
+function createIntake(opts: { ratePerS: number; burst: number; now: () => number }) {
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  return {
+    take(id: string): number {
+      const t = opts.now();
+      const b = buckets.get(id) ?? { tokens: opts.burst, at: t };
+      b.tokens = Math.min(opts.burst, b.tokens + (Math.max(0, t - b.at) / 1000) * opts.ratePerS);
+      b.at = t;
+      buckets.delete(id);
+      buckets.set(id, b);
+      // Only admitted agents get here, so this is bounded by the tracker's limit; full buckets are forgotten first.
+      if (buckets.size > 4096) for (const [k, v] of buckets) if (buckets.size > 2048 && v.tokens >= opts.burst - 1) buckets.delete(k);
+      if (b.tokens >= 1) {
+        b.tokens -= 1;
+        return 0;
+      }
+      return ((1 - b.tokens) / opts.ratePerS) * 1000;
+    },
+  };
+}
+
+/**
+ * Says when the database stops and starts taking writes (once each, with a
+ * reminder at most every minute), records both in the history once it can,
+ * and records refused probe reports as at most one \`probe.limited\` event a minute.
+ */
+function createStorageLog(store: Store, log: Logger, now: () => number) {
+  let lastReminder = 0;
+  let limited = new Map<string, { rate: number; agents: number }>();
+  let others = 0;
+  let lastLimitedEvent = -Infinity;
+  store.guard.subscribe((change) => {
+    if (change.failing) {
+      log.warn({ kind: change.error.kind, code: change.error.code, err: change.error.message }, 'database cannot take writes: serving from memory, retrying with back-off');
+      lastReminder = now();
+      store.deferEvent({ kind: 'storage.failed', subject: 'database', oldState: 'writable', newState: change.error.kind, reason: `${change.error.message}: DNS answers from memory meanwhile` });
+    } else {
+      const pending = store.pending();
+      log.info({ afterMs: Math.round(change.afterMs), pendingEvents: pending.events, droppedEvents: pending.dropped }, 'database takes writes again');
+      store.deferEvent({
+        kind: 'storage.recovered', subject: 'database', oldState: change.kind, newState: 'writable',
+        reason: `the database took writes again after ${(change.afterMs / 1000).toFixed(1)} s; events kept meanwhile are written with their own times${pending.dropped ? ` (${pending.dropped} dropped so far: too many kept)` : ''}`,
+      });
+    }
+  });
+
+  /** One event for the refusals since the last one. */
+  function recordLimited(): void {
+    const agents = [...limited].map(([agent, n]) => ({ agent, ...n }));
+    const total = agents.reduce((n, a) => n + a.rate + a.agents, 0) + others;
+    const named = agents.slice(0, 5).map((a) => `${a.agent} (${a.rate ? `${a.rate} over its rate` : `${a.agents} past the agent limit`})`);
+    store.deferEvent({
+      kind: 'probe.limited', subject: 'probes', oldState: 'accepted', newState: 'limited',
+      reason: `${total} probe report${total === 1 ? '' : 's'} refused with 429: ${named.join(', ')}${agents.length > 5 || others ? ' and others' : ''}`,
+      data: { agents, others },
+    });
+    log.warn({ refused: total, agents: agents.length }, 'probe reports refused');
+    limited = new Map();
+    others = 0;
+    lastLimitedEvent = now();
+  }
+
+  return {
+    check(): void {
+      const s = store.guard.stats();
+      if (s.failing && now() - lastReminder >= 60_000) {
+        lastReminder = now();
+        log.warn({ kind: s.failing.kind, since: s.failing.since, pendingEvents: store.pending().events, err: s.failing.message }, 'database still cannot take writes');
+      }
+      if (limited.size + others > 0 && Math.abs(now() - lastLimitedEvent) >= 60_000) recordLimited();
+    },
+    /** Counts a refused report: the first of a minute is recorded at once, the rest together a minute later. */
+    limited(agent: string, why: 'rate' | 'agents'): void {
+      const n = limited.get(agent) ?? (limited.size < 100 ? { rate: 0, agents: 0 } : undefined);
+      if (n) {
+        n[why]++;
+        limited.set(agent, n);
+      } else others++;
+      if (Math.abs(now() - lastLimitedEvent) >= 60_000) recordLimited();
+    },
+  };
 }

@@ -6,7 +6,7 @@ const EP2 = 'jkt/jkt-b/127.0.1.22';
 
 describe('defaults and the state before any result', () => {
   it('defaults to fall 2, rise 4, 3 s staleness, initially up', () => {
-    expect(HEALTH_DEFAULTS).toEqual({ fall: 2, rise: 4, staleMs: 3000, initial: 'up', settleMs: 1000 });
+    expect(HEALTH_DEFAULTS).toEqual({ fall: 2, rise: 4, staleMs: 3000, initial: 'up', settleMs: 1000, maxAgents: 256, replayWindowMs: 60_000 });
   });
 
   it('assumes up until the first result, and says so', () => {

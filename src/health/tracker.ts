@@ -16,6 +16,17 @@ export type HealthTrackerOptions = {
    * cannot decide alone.
    */
   settleMs?: number;
+  /**
+   * Agents tracked at most: a new one past this replaces the agent silent the
+   * longest, and is refused (`admits` is false) while every one is live. 256 unless set.
+   */
+  maxAgents?: number;
+  /**
+   * A result at or before an agent's latest, by at most this (ms), is a resent
+   * duplicate and skipped; one much older means the agent's clock went back
+   * (it restarted after a clock step) and starts a new streak. 60 s unless set.
+   */
+  replayWindowMs?: number;
   /** Tracker start (ms). */
   now: number;
 };
@@ -33,17 +44,22 @@ export type AgentStatus = {
 export interface HealthTracker {
   /** The configured endpoints: new ones start in the initial state, removed ones are forgotten. */
   setEndpoints(keys: readonly string[], now: number): void;
+  /** Results from a refused agent (see `admits`) are ignored. */
   ingest(agent: AgentInfo, results: readonly ProbeResult[], now: number): HealthEvent[];
+  /** False for a new agent while `maxAgents` are tracked and every one is live. */
+  admits(agentId: string): boolean;
   /** Staleness: agents silent past `staleMs` lose their vote; all silent is "blind". */
   tick(now: number): HealthEvent[];
   endpoint(key: string): EndpointHealth | undefined;
+  /** Whether the endpoint is configured (cheap: no view is built). */
+  tracks(key: string): boolean;
   all(): ReadonlyMap<string, EndpointHealth>;
   agents(): AgentStatus[];
   /** Increases whenever an endpoint's state or transition, or the set of endpoints, changes. */
   generation(): number;
 }
 
-export const HEALTH_DEFAULTS = { fall: 2, rise: 4, staleMs: 3000, initial: 'up', settleMs: 1000 } as const;
+export const HEALTH_DEFAULTS = { fall: 2, rise: 4, staleMs: 3000, initial: 'up', settleMs: 1000, maxAgents: 256, replayWindowMs: 60_000 } as const;
 
 type State = 'up' | 'down';
 type StoredVote = { agent: string; region: string; ok: boolean; streak: number; rttMs?: number; error?: string; at: number; seenAt: number };
@@ -67,6 +83,8 @@ export function createHealthTracker(opts: HealthTrackerOptions): HealthTracker {
   const settleMs = opts.settleMs ?? HEALTH_DEFAULTS.settleMs;
   if (!(settleMs >= 0)) throw new RangeError(`settleMs must be >= 0, got ${settleMs}`);
   const start = opts.now;
+  const maxAgents = positiveInt('maxAgents', opts.maxAgents ?? HEALTH_DEFAULTS.maxAgents);
+  const replayWindowMs = opts.replayWindowMs ?? HEALTH_DEFAULTS.replayWindowMs;
 
   const endpoints = new Map<string, Entry>();
   const agents = new Map<string, Agent>();
@@ -140,10 +158,11 @@ export function createHealthTracker(opts: HealthTrackerOptions): HealthTracker {
 
   function record(entry: Entry, agent: AgentInfo, r: ProbeResult): boolean {
     const prev = entry.votes.get(agent.id);
-    // A resent buffered batch repeats what was already counted: equal or older times are skipped.
-    if (prev && r.at <= prev.at) return false;
-    // A gap longer than the staleness window breaks a streak: those results were not consecutive checks.
-    const continues = prev !== undefined && prev.ok === r.ok && r.at - prev.at <= staleMs;
+    // A resent buffered batch repeats what was already counted: equal or slightly older times are skipped.
+    if (prev && r.at <= prev.at && r.at > prev.at - replayWindowMs) return false;
+    // A gap longer than the staleness window breaks a streak: those results were not consecutive checks
+    // (nor are results from before and after the agent's clock went back).
+    const continues = prev !== undefined && prev.ok === r.ok && r.at > prev.at && r.at - prev.at <= staleMs;
     entry.votes.set(agent.id, {
       agent: agent.id, region: agent.region, ok: r.ok, streak: continues ? prev.streak + 1 : 1,
       rttMs: r.rttMs, error: r.ok ? undefined : r.error, at: r.at, seenAt: clock,
@@ -156,7 +175,25 @@ export function createHealthTracker(opts: HealthTrackerOptions): HealthTracker {
     return { state: e.state, since: e.since, ...(e.transition ? { transition: e.transition } : {}), evidence: e.evidence, votes };
   }
 
+  /** The silent agent heard from longest ago, forgotten to make room; false when every agent is live. */
+  function evictSilent(events: HealthEvent[]): boolean {
+    let oldest: Agent | undefined;
+    for (const a of agents.values()) if (!isFresh(a.lastSeen) && (!oldest || a.lastSeen < oldest.lastSeen)) oldest = a;
+    if (!oldest) return false;
+    agents.delete(oldest.id);
+    for (const e of endpoints.values()) e.votes.delete(oldest.id);
+    events.push({
+      kind: 'agent.forgotten', subject: oldest.id, oldState: oldest.silent ? 'silent' : 'fresh', newState: 'forgotten', at: clock, region: oldest.region,
+      reason: `forgotten after ${secs(clock - oldest.lastSeen)} without a report, to make room for another agent (at most ${maxAgents} tracked)`,
+    });
+    return true;
+  }
+
+  const admits = (id: string) => agents.has(id) || agents.size < maxAgents || [...agents.values()].some((a) => !isFresh(a.lastSeen));
+
   return {
+    admits,
+
     setEndpoints(keys, now) {
       advance(now);
       const wanted = new Set(keys);
@@ -175,6 +212,7 @@ export function createHealthTracker(opts: HealthTrackerOptions): HealthTracker {
     ingest(info, results, now) {
       advance(now);
       const events: HealthEvent[] = [];
+      if (!agents.has(info.id) && agents.size >= maxAgents && !evictSilent(events)) return events;
       sweep(events, info.id);
       let agent = agents.get(info.id);
       if (!agent) {
@@ -223,6 +261,8 @@ export function createHealthTracker(opts: HealthTrackerOptions): HealthTracker {
       if (evaluate(events)) gen++;
       return events;
     },
+
+    tracks: (key) => endpoints.has(key),
 
     endpoint(key) {
       const e = endpoints.get(key);

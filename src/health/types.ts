@@ -31,7 +31,7 @@ export type EndpointHealth = {
 };
 
 export type HealthEvent = {
-  kind: 'endpoint.down' | 'endpoint.up' | 'agent.joined' | 'agent.silent' | 'agent.returned' | 'fleet.blind' | 'fleet.sighted';
+  kind: 'endpoint.down' | 'endpoint.up' | 'agent.joined' | 'agent.silent' | 'agent.returned' | 'agent.forgotten' | 'fleet.blind' | 'fleet.sighted';
   /** Endpoint key, agent id, or `fleet`. */
   subject: string;
   oldState: string;

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Check } from '../config/schema.js';
+import { anchoredClock } from '../health/clock.js';
 import type { Logger } from '../log.js';
 import { createResultBuffer } from './buffer.js';
 import { checkKey, runCheck } from './check.js';
@@ -54,6 +55,8 @@ export interface ProbeAgent {
 }
 
 const FETCH_BACKOFF_MIN_MS = 100;
+/** Results per report at most (control takes 10,000): a backlog after an outage goes over several. */
+export const REPORT_MAX_RESULTS = 5000;
 const FETCH_BACKOFF_MAX_MS = 2000;
 
 type Group = { key: string; check: Check; endpoints: string[] };
@@ -75,7 +78,10 @@ export function createProbeAgent(opts: ProbeAgentOptions): ProbeAgent {
     timeoutMs: opts.requestTimeoutMs ?? 2000,
     fetchImpl: opts.fetchImpl,
   });
-  const buffer = createResultBuffer({ windowMs: opts.bufferMs ?? 30_000 });
+  // Results are stamped with a clock that does not jump when the wall clock is stepped: control
+  // orders and de-duplicates an agent's results by these times.
+  const clock = anchoredClock();
+  const buffer = createResultBuffer({ windowMs: opts.bufferMs ?? 30_000, now: clock });
   const agent = { id: opts.id, region: opts.region };
 
   let running = false;
@@ -156,7 +162,7 @@ export function createProbeAgent(opts: ProbeAgentOptions): ProbeAgent {
       const p = runCheck(g.check, stopper.signal)
         .then((outcome) => {
           if (!running) return;
-          const at = Date.now();
+          const at = Math.round(clock());
           buffer.push(
             g.endpoints.map((endpoint): ProbeResult =>
               outcome.ok ? { endpoint, ok: true, rttMs: outcome.rttMs, at } : { endpoint, ok: false, error: outcome.error, at },
@@ -174,7 +180,7 @@ export function createProbeAgent(opts: ProbeAgentOptions): ProbeAgent {
   /** One report at a time; results arriving meanwhile go with the next. */
   function report(): void {
     if (!running || !targets || reporting) return;
-    const { results, mark } = buffer.peek();
+    const { results, mark } = buffer.peek(REPORT_MAX_RESULTS);
     const version = targets.version;
     reporting = control
       .report({ agent, targets: version, results }, stopper.signal)

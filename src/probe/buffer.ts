@@ -8,8 +8,8 @@ import type { ProbeResult } from './types.js';
  */
 export interface ResultBuffer {
   push(results: ProbeResult[]): void;
-  /** Everything still fresh, and a mark to `ack` once control has taken it. */
-  peek(): { results: ProbeResult[]; mark: number };
+  /** The oldest still fresh (at most `max`), and a mark to `ack` once control has taken them. */
+  peek(max?: number): { results: ProbeResult[]; mark: number };
   /** Forgets every result up to the mark (results pushed since stay). */
   ack(mark: number): void;
   readonly size: number;
@@ -39,9 +39,10 @@ export function createResultBuffer(opts: { windowMs: number; maxResults?: number
       for (const result of results) items.push({ seq: ++seq, result });
       prune();
     },
-    peek() {
+    peek(limit = Infinity) {
       prune();
-      return { results: items.map((i) => i.result), mark: seq };
+      const taken = items.length > limit ? items.slice(0, limit) : items;
+      return { results: taken.map((i) => i.result), mark: taken.length < items.length ? taken[taken.length - 1]?.seq ?? 0 : seq };
     },
     ack(mark) {
       const n = items.findIndex((i) => i.seq > mark);

@@ -1,6 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { ReportRefused } from '../../control/control.js';
 import type { Api, ApiDeps } from '../app.js';
-import { anyJson, errors, json, writeErrors } from './shared.js';
+import { problem } from '../env.js';
+import { anyJson, errorBody, errors, json, writeErrors } from './shared.js';
+
+/** Results in one report at most: an agent with more sends them over several (the body limit is 1 MiB anyway). */
+export const MAX_REPORT_RESULTS = 10_000;
 
 const result = z.strictObject({
   endpoint: z.string().min(1).max(300),
@@ -13,7 +18,7 @@ const report = z
   .strictObject({
     agent: z.strictObject({ id: z.string().min(1).max(100), region: z.string().min(1).max(32) }),
     targets: z.number().int().optional(),
-    results: z.array(result).max(20_000),
+    results: z.array(result).max(MAX_REPORT_RESULTS),
   })
   .openapi('ProbeReport');
 
@@ -34,12 +39,23 @@ export function probeRoutes(app: Api, deps: ApiDeps) {
       summary: 'A probe agent reports raw results',
       middleware: [probe] as const,
       request: { body: { content: { 'application/json': { schema: report } }, required: true } },
-      responses: { 200: json(z.object({ accepted: z.number(), targets: z.number() }), 'accepted; `targets` is the targets version'), ...writeErrors },
+      responses: {
+        200: json(z.object({ accepted: z.number(), targets: z.number() }), 'accepted; `targets` is the targets version'),
+        ...writeErrors,
+        429: json(errorBody, 'the agent reports too often, or is one agent too many: Retry-After says when to send again'),
+      },
     }),
     (c) => {
       const body = c.req.valid('json');
-      deps.onProbeReport?.(body.results, body.agent.region);
-      return c.json(deps.control.report(body.agent, body.results), 200);
+      try {
+        const ack = deps.control.report(body.agent, body.results);
+        deps.onProbeReport?.(body.results, body.agent.region);
+        return c.json(ack, 200);
+      } catch (err) {
+        if (!(err instanceof ReportRefused)) throw err;
+        c.header('Retry-After', String(err.retryAfterS));
+        return problem(c, 429, err.message);
+      }
     },
   );
 

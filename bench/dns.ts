@@ -7,7 +7,13 @@
 // Environment: BENCH_SECONDS (20), BENCH_RUNS (3, median reported),
 // BENCH_OUTSTANDING (dnsperf -q, 100), BENCH_CLIENTS (dnsperf -c, 1),
 // BENCH_SERVER_CPU (1), BENCH_CLIENT_CPU (0), BENCH_QUERIES (queries in the
-// file, 20000), BENCH_ONLY (arus | bare).
+// file, 20000), BENCH_ONLY (arus | bare), BENCH_RRL (on | off, on).
+//
+// Response rate limiting: dnsperf sends every query from 127.0.0.1, which is
+// exempt by default, and would be limited to 20 replies a second if it were
+// not. So the bench turns the exemption off and sets a rate no run reaches
+// (1,000,000/s): the limiter's bookkeeping runs for every query and limits
+// none. BENCH_RRL=off turns it off, to measure what it costs.
 //
 // dnsperf adds at most one fixed EDNS option to every query (-E), so the ECS
 // mix comes from a binary query file instead (-B: length-prefixed wire-format
@@ -36,6 +42,9 @@ const SERVER_CPU = env('BENCH_SERVER_CPU', 1);
 const CLIENT_CPU = env('BENCH_CLIENT_CPU', 0);
 const QUERIES = env('BENCH_QUERIES', 20_000);
 const ONLY = process.env.BENCH_ONLY;
+const RRL = process.env.BENCH_RRL !== 'off';
+/** Limiting on, never reached (see above). */
+const RRL_SETTINGS = RRL ? { enabled: true, exempt: [], responsesPerSecond: 1_000_000 } : { enabled: false };
 
 /** Client networks by country (/16s; each query asks from a random /24 inside one). */
 const SUBNETS: Record<string, string[]> = {
@@ -51,7 +60,7 @@ const SUBNETS: Record<string, string[]> = {
 
 async function serve(kind: 'arus' | 'bare'): Promise<void> {
   const state = servingState(defaultConfig(), 1);
-  const responder = createResponder({ getState: () => state, log: silentLogger() });
+  const responder = createResponder({ getState: () => state, log: silentLogger(), rrl: RRL_SETTINGS });
   let port: number;
   if (kind === 'arus') {
     const server = createDnsServer({ listen: [{ address: '127.0.0.1', port: 0 }], responder, log: silentLogger() });
@@ -205,6 +214,7 @@ async function bench(): Promise<void> {
   const file = join(dir, 'queries.bin');
   const mix = queryFile(file);
   console.log(`Arus DNS benchmark: ${RUNS} run(s) of ${SECONDS} s per server, dnsperf -q ${OUTSTANDING} -c ${CLIENTS}`);
+  console.log(RRL ? 'response rate limiting: on for every query, at 1,000,000/s per network (never reached)' : 'response rate limiting: off (BENCH_RRL=off)');
   console.log(pin ? `pinned: server on CPU ${SERVER_CPU}, dnsperf on CPU ${CLIENT_CPU}` : 'taskset not found: nothing pinned');
   console.log(`mix: ${mix}\n`);
 
@@ -230,7 +240,11 @@ async function bench(): Promise<void> {
       const out = await servers[kind]?.stop();
       if (kind === 'arus' && out) {
         const stats = out.split('\n').map((l) => JSON.parse(l) as { stats?: Record<string, number> }).find((m) => m.stats)?.stats;
-        if (stats) console.log(`arus responder: ${stats.queries} queries, ${stats.errors} errors, ${stats.steerCalls} steer() calls, ${stats.servfail} SERVFAIL, ${stats.formerr} FORMERR`);
+        if (stats)
+          console.log(
+            `arus responder: ${stats.queries} queries, ${stats.errors} errors, ${stats.steerCalls} steer() calls, ${stats.servfail} SERVFAIL, ${stats.formerr} FORMERR, ` +
+              `${stats.rrlDropped + stats.rrlSlipped} rate-limited`,
+          );
       }
     }
     rmSync(dir, { recursive: true, force: true });

@@ -113,7 +113,7 @@ export type ResponderOptions = (
    * (which win over the defaults). UDP only; TCP is never limited.
    */
   rrl?: Partial<RrlSettings>;
-  /** The clock RRL reads, in ms. Default `performance.now`. */
+  /** The clock RRL reads, in ms, at every reply it counts. Default: `performance.now`, read once per event-loop turn. */
   now?: () => number;
 };
 
@@ -186,7 +186,21 @@ export function createResponder(opts: ResponderOptions): Responder {
   const rrlOverride = opts.rrl ?? {};
   const rrl = createRateLimiter({ ...RRL_DEFAULTS, ...rrlOverride });
   let rrlOn = rrl.settings.enabled;
-  const now = opts.now ?? (() => performance.now());
+  // Reading a clock can cost half as much as answering (~0.2 µs on a VM): by default one reading serves
+  // every datagram of one event-loop turn (libuv reads up to 32 per turn under load, one when idle).
+  let turnTime = -1;
+  const endTurn = () => {
+    turnTime = -1;
+  };
+  const now =
+    opts.now ??
+    (() => {
+      if (turnTime < 0) {
+        turnTime = performance.now();
+        setImmediate(endTurn);
+      }
+      return turnTime;
+    });
 
   function current(): Served {
     const state = getState?.();

@@ -197,6 +197,23 @@ describe('responder: negative answers and refusals', () => {
   });
 });
 
+describe('responder: amplification', () => {
+  // Each reply against the query that asked for it: the size, and the records it carries.
+  it.each<[string, QuerySpec, { max: number; records: [number, number, number] }]>([
+    ['ANY: one HINFO (RFC 8482), not every record', { name: 'gslb.example.com', type: 255 }, { max: 80, records: [1, 0, 0] }],
+    ['A for a service: the answers only (no NS, no SOA)', { name: 'api.gslb.example.com' }, { max: 80, records: [2, 0, 0] }],
+    ['out of zone: REFUSED, the question only', { name: 'example.org', type: 255 }, { max: 29, records: [0, 0, 0] }],
+    ['out of zone with ECS: the question and the OPT echoed', { name: 'example.org', opt: { options: [ecsOf('36.66.0.0/24')] } }, { max: 55, records: [0, 0, 1] }],
+    ['NXDOMAIN: the SOA only', { name: 'nope.gslb.example.com' }, { max: 120, records: [0, 1, 0] }],
+    ['no EDNS, a long answer: TC, at most 512', { name: 'bulk.gslb.example.com', type: 28 }, { max: 512, records: [0, 0, 0] }],
+    ['EDNS 65535, a long answer: at most our 1232', { name: 'bulk.gslb.example.com', type: 28, opt: { size: 65535 } }, { max: 1232, records: [32, 0, 1] }],
+  ])('%s', (_, spec, want) => {
+    const { raw, msg } = ask(spec);
+    expect(raw.length).toBeLessThanOrEqual(want.max);
+    expect([msg.header.ancount, msg.header.nscount, msg.header.arcount]).toEqual(want.records);
+  });
+});
+
 describe('responder: the wire', () => {
   it('echoes the question exactly as asked (0x20 case)', () => {
     const { raw, packet, msg } = ask({ name: 'aPi.GsLb.ExAmPlE.cOm', type: 1 });

@@ -17,7 +17,8 @@
 // substrings), BENCH_WARMUP_SECONDS (5: the same warm-up schedule for every setup
 // before each measured mixed run), BENCH_EMBED_CONCURRENCY (64: closed-loop
 // clients of the batching run), BENCH_BATCH_WINDOW_MS (5), BENCH_BATCH_MAX (32),
-// BENCH_VERBOSE (print the slowest requests of each mixed run).
+// BENCH_VERBOSE (print the slowest requests of each mixed run), BENCH_CPU_PROF
+// (a directory: each Arus child writes a V8 CPU profile there when stopped).
 //
 // Every process listens on 127.0.0.1 on a free port: the sims, the tiny
 // 1-ms backend and each Arus balancer run as child processes of this script
@@ -40,7 +41,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -93,7 +94,8 @@ type Child = { child: ChildProcess; info: Record<string, unknown>; stop(): Promi
 
 /** Runs this file with `--serve <kind> <arg>`; resolves with the first JSON line it prints. */
 function child(kind: string, arg: unknown): Promise<Child> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', self, '--serve', kind, JSON.stringify(arg ?? null)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const prof = kind === 'arus' && process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const proc = spawn(process.execPath, [...prof, '--import', 'tsx', self, '--serve', kind, JSON.stringify(arg ?? null)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout! });
   return new Promise((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${kind} exited (${code}) before listening`)));
@@ -202,7 +204,7 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startHaproxy(dir: string, balance: 'roundrobin' | 'leastconn', ports: number[]): Promise<{ port: number; stop(): Promise<void> }> {
+async function startHaproxy(dir: string, balance: 'roundrobin' | 'leastconn', ports: number[]): Promise<{ port: number; pid?: number; stop(): Promise<void> }> {
   const port = await freePort();
   const cfg = join(dir, `haproxy-${balance}-${port}.cfg`);
   writeFileSync(
@@ -243,6 +245,7 @@ async function startHaproxy(dir: string, balance: 'roundrobin' | 'leastconn', po
   }
   return {
     port,
+    pid: proc.pid,
     stop: () =>
       new Promise<void>((done) => {
         if (exited) return done();
@@ -420,7 +423,19 @@ async function waitHealthy(port: number): Promise<void> {
   throw new Error(`balancer on ${port} not healthy after 10 s`);
 }
 
-type Setup = { label: string; start(ports: number[]): Promise<{ port: number; stop(): Promise<void> }> };
+type Setup = { label: string; start(ports: number[]): Promise<{ port: number; pid?: number; stop(): Promise<void> }> };
+
+/** CPU seconds (user + system) a process has used so far, from /proc; NaN where there is none. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
 
 function setups(dir: string, overhead: boolean): Setup[] {
   const arus = (strategy: string): Setup => ({
@@ -431,7 +446,7 @@ function setups(dir: string, overhead: boolean): Setup[] {
       await waitHealthy(port);
       // Let a second readiness round scrape fresh /metrics gauges before traffic.
       await sleep(1200);
-      return { port, stop: c.stop };
+      return { port, pid: c.child.pid, stop: c.stop };
     },
   });
   const ha = (balance: 'roundrobin' | 'leastconn'): Setup => ({ label: `haproxy ${balance}`, start: (ports) => startHaproxy(dir, balance, ports) });
@@ -454,7 +469,7 @@ async function bench(): Promise<void> {
       `offered: ${GEN_RATE.toFixed(2)} generations/s (max_tokens ${MIN_TOKENS}..${MAX_TOKENS}, ${Math.round(LOAD * 100)} % of fleet tokens/s if spread by speed) + ${EMBED_RATE} embeddings/s, Poisson, open loop; ${gens} generations + ${arrivals.length - gens} embeddings per run\n`,
   );
   const mixed: Record<string, MixedResult[]> = {};
-  const over: Record<string, Awaited<ReturnType<typeof overheadRun>>[]> = {};
+  const over: Record<string, (Awaited<ReturnType<typeof overheadRun>> & { cpuUs: number })[]> = {};
   const batch: Record<string, Awaited<ReturnType<typeof embedRun>>[]> = {};
   try {
     if (!ONLY || ONLY === 'mixed') {
@@ -497,9 +512,15 @@ async function bench(): Promise<void> {
           const s = await setup.start(ports);
           try {
             await overheadRun(s.port, 2); // warm-up: JIT, connections
-            const r = await overheadRun(s.port, SECONDS);
+            const cpu0 = cpuSeconds(s.pid);
+            const r = { ...(await overheadRun(s.port, SECONDS)), cpuUs: NaN };
+            // The proxy's own CPU per answered request: on a shared machine this varies far less than req/s.
+            r.cpuUs = ((cpuSeconds(s.pid) - cpu0) * 1e6) / (r.rps * SECONDS);
             (over[setup.label] ??= []).push(r);
-            console.log(`run ${run} overhead ${setup.label.padEnd(20)} ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}`);
+            console.log(
+              `run ${run} overhead ${setup.label.padEnd(20)} ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}` +
+                (Number.isFinite(r.cpuUs) ? `, proxy CPU ${r.cpuUs.toFixed(0)} µs/req` : ''),
+            );
           } finally {
             await s.stop();
           }
@@ -564,13 +585,17 @@ async function bench(): Promise<void> {
   }
   if (Object.keys(over).length) {
     console.log(`\nproxy overhead: 1-ms backend (2 instances), ${CONCURRENCY} closed-loop clients, ${SECONDS} s (median of ${RUNS}); HAProxy nbthread ${HAPROXY_THREADS}`);
-    console.log(`${'setup'.padEnd(24)}${pad('req/s', 9)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('errors', 8)}`);
+    console.log(`${'setup'.padEnd(24)}${pad('req/s', 9)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('errors', 8)}${pad('CPU µs/req', 12)}`);
     for (const [label, rs] of Object.entries(over)) {
       const m = (f: (r: (typeof rs)[number]) => number) => median(rs.map(f));
-      console.log(`${label.padEnd(24)}${pad(f0(m((r) => r.rps)), 9)}${pad(m((r) => r.p50).toFixed(2), 9)}${pad(m((r) => r.p99).toFixed(2), 9)}${pad(f0(m((r) => r.errors)), 8)}`);
+      console.log(
+        `${label.padEnd(24)}${pad(f0(m((r) => r.rps)), 9)}${pad(m((r) => r.p50).toFixed(2), 9)}${pad(m((r) => r.p99).toFixed(2), 9)}${pad(f0(m((r) => r.errors)), 8)}${pad(f0(m((r) => r.cpuUs)), 12)}`,
+      );
     }
     const ratio = medianRatio(over['arus round-robin'], over['haproxy roundrobin'], (r) => r.rps);
     if (Number.isFinite(ratio)) console.log(`\nproxy throughput Arus / HAProxy: ${ratio.toFixed(2)}  (target ≥ 0.5: ${ratio >= 0.5 ? 'met' : 'MISSED'})`);
+    const cpuRatio = medianRatio(over['haproxy roundrobin'], over['arus round-robin'], (r) => r.cpuUs);
+    if (Number.isFinite(cpuRatio)) console.log(`proxy CPU per request HAProxy / Arus: ${cpuRatio.toFixed(2)}  (the throughput ratio each would reach with a core to itself)`);
   }
 
   if (Object.keys(batch).length) {

@@ -1,5 +1,4 @@
-import type { Readable } from 'node:stream';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Pool as UpstreamPool, type Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
 import { createBatcher, type BatchResponse } from './batch.js';
@@ -90,6 +89,9 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 const LATENCY_SAMPLES = 256;
+const RESOLVED = Promise.resolve();
+const NONE: ReadonlySet<string> = new Set();
+const EMPTY = Buffer.alloc(0);
 /** Answers up to this size with a known length are sent to the client in one write. */
 const WHOLE_BODY_BYTES = 64 * 1024;
 
@@ -188,38 +190,276 @@ export function createProxy(opts: ProxyOptions): Proxy {
     return best;
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    counters.requests++;
-    const ac = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) ac.abort(new ClientGone());
-    });
-    try {
-      const url = req.url ?? '/';
-      const q = url.indexOf('?');
-      const path = q < 0 ? url : url.slice(0, q);
-      const kind = ROUTES[path];
-      if (req.method === 'GET' && path === '/v1/models') return sendJson(res, 200, modelList(pool.states()));
-      if (req.method === 'GET' && path === '/health') {
-        const up = pool.states().some((s) => isLive(s, now()));
-        return up ? sendJson(res, 200, { status: 'ok' }) : sendError(res, new HttpError(503, 'no ready instance', 'no_ready_instance', { 'retry-after': '1' }));
-      }
-      if (!kind) throw new HttpError(Object.keys(ROUTES).includes(path) ? 405 : 404, `no route ${req.method} ${path}`, 'not_found');
-      if (req.method !== 'POST') throw new HttpError(405, `method ${req.method} not allowed on ${path}`, 'method_not_allowed');
+  /**
+   * The hot path is callbacks, not promises: one `Call` per request is both
+   * the client's context and the undici dispatch handler, so an answer goes
+   * from the instance's socket to the client's with no stream, promise or
+   * AbortController in between (those are made only for a queued or batched request).
+   */
+  function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    route(req, res);
+    return RESOLVED;
+  }
 
-      const body = await readBody(req, maxBody);
+  function route(req: IncomingMessage, res: ServerResponse): void {
+    counters.requests++;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const kind = ROUTES[path];
+    if (req.method === 'GET' && path === '/v1/models') return sendJson(res, 200, modelList(pool.states()));
+    if (req.method === 'GET' && path === '/health') {
+      const up = pool.states().some((s) => isLive(s, now()));
+      return up ? sendJson(res, 200, { status: 'ok' }) : sendError(res, new HttpError(503, 'no ready instance', 'no_ready_instance', { 'retry-after': '1' }));
+    }
+    if (!kind) return sendError(res, new HttpError(Object.keys(ROUTES).includes(path) ? 405 : 404, `no route ${req.method} ${path}`, 'not_found'));
+    if (req.method !== 'POST') return sendError(res, new HttpError(405, `method ${req.method} not allowed on ${path}`, 'method_not_allowed'));
+    const call = new Call(req, res, kind, url);
+    res.on('close', () => call.clientClosed());
+    readBody(req, maxBody, (err, body) => (err ? call.fail(err) : call.received(body!)));
+  }
+
+  /** The state of one proxied request, and the undici handler of its upstream attempts. */
+  class Call implements Dispatcher.DispatchHandlers {
+    r!: ForwardRequest;
+    /** The request as sent: `r`, or its fallback. */
+    target!: ForwardRequest;
+    gone = false;
+    /** Made only for the batcher. */
+    ac?: AbortController;
+    tried?: Set<string>;
+    leaveQueue?: () => void;
+    headers?: string[];
+    headersFor?: ForwardRequest;
+    // The attempt in flight.
+    s?: InstanceState;
+    work?: Work;
+    t0 = 0;
+    abortUpstream?: (err: Error) => void;
+    resume?: () => void;
+    status = 0;
+    /** A 503 being read to its end (so the connection stays open) before a retry. */
+    discard = false;
+    whole = false;
+    chunks?: Buffer[];
+
+    constructor(
+      readonly req: IncomingMessage,
+      readonly res: ServerResponse,
+      readonly kind: RequestKind,
+      readonly url: string,
+    ) {}
+
+    clientClosed(): void {
+      if (this.res.writableFinished || this.gone) return;
+      this.gone = true;
+      const reason = new ClientGone();
+      this.ac?.abort(reason);
+      this.leaveQueue?.();
+      this.abortUpstream?.(reason);
+    }
+
+    received(body: Buffer): void {
+      if (this.gone) return;
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
       } catch {
-        throw new HttpError(400, 'body is not valid JSON', 'invalid_json');
+        return this.fail(new HttpError(400, 'body is not valid JSON', 'invalid_json'));
       }
       const m = (parsed as { model?: unknown } | null)?.model;
-      if (typeof m !== 'string' || m === '') throw new HttpError(400, 'model: a non-empty string is required', 'invalid_request');
+      if (typeof m !== 'string' || m === '') return this.fail(new HttpError(400, 'model: a non-empty string is required', 'invalid_request'));
       const body_ = parsed as Record<string, unknown>;
-      await forward(req, res, { model: m, kind, tokens: kind === 'embeddings' ? undefined : maxTokens(body_), path: url, body }, ac.signal, body_);
-    } catch (err) {
-      if (ac.signal.aborted || res.destroyed) return; // nobody left to answer
+      this.r = { model: m, kind: this.kind, tokens: this.kind === 'embeddings' ? undefined : maxTokens(body_), path: this.url, body };
+      if (batcher && this.kind === 'embeddings') {
+        // Calls with other credentials or another path are never merged; the batcher keys the options itself.
+        const auth = this.req.headers.authorization ?? '';
+        const signal = (this.ac = new AbortController()).signal;
+        const batched = batcher.submit(body_, { key: `${this.url}\n${auth}`, signal, ctx: { req: this.req, r: this.r, parsed: body_ } });
+        if (batched)
+          return void batched.then((out) => {
+            this.res.writeHead(out.status, { ...out.headers, 'content-length': out.body.length });
+            this.res.end(out.body);
+          }, (err: unknown) => this.fail(err));
+      }
+      this.admit();
+    }
+
+    /** Admission: an instance now, or a place in the queue; the fallback model's pool when the model's is down or full. */
+    admit(): void {
+      const r = this.r;
+      const all = pool.eligible({ model: r.model, kind: r.kind });
+      if (all.length === 0)
+        return this.fail(new HttpError(404, `The model \`${r.model}\` does not exist or does not serve ${r.kind} requests.`, 'model_not_found'));
+      this.target = r;
+      if (!all.some((s) => isLive(s, now()))) {
+        const f = fallbackFor(r);
+        if (!f) return this.fail(new HttpError(503, `no ready instance serves \`${r.model}\``, 'no_ready_instance', { 'retry-after': '1' }));
+        this.target = f;
+      }
+      budget.deposit();
+      const t = this.target;
+      this.leaveQueue = queue.enter(
+        () => take(t.model, t.kind, NONE, t.tokens),
+        (s) => {
+          this.leaveQueue = undefined;
+          this.send(s);
+        },
+        (err) => {
+          this.leaveQueue = undefined;
+          this.overloaded(err);
+        },
+        `${t.model}|${t.kind}|`,
+      );
+    }
+
+    /** The model's pool is exhausted: its fallback's, if that has a free slot now; else 503. */
+    overloaded(err: OverloadedError): void {
+      const f = this.target === this.r ? fallbackFor(this.r) : undefined;
+      const s = f && take(f.model, f.kind, NONE, f.tokens);
+      if (!f || !s) {
+        counters.overloaded++;
+        return this.fail(new HttpError(503, err.message, 'overloaded', { 'retry-after': String(err.retryAfterS) }));
+      }
+      this.target = f;
+      this.send(s);
+    }
+
+    /** One upstream attempt. */
+    send(s: InstanceState): void {
+      if (this.gone) return;
+      const t = this.target;
+      (this.tried ??= new Set()).add(s.instance.id);
+      this.s = s;
+      this.work = { kind: t.kind, tokens: t.tokens, at: now() };
+      pool.acquire(s, this.work);
+      this.t0 = performance.now();
+      this.abortUpstream = undefined;
+      this.status = 0;
+      this.discard = false;
+      if (this.headersFor !== t) {
+        this.headers = forwardHeaders(this.req.rawHeaders, t.body.length, this.req.socket.remoteAddress);
+        this.headersFor = t;
+      }
+      upstream(s.instance.url).dispatch({ path: t.path, method: 'POST', headers: this.headers, body: t.body }, this);
+    }
+
+    /** The next attempt, once `mayRetry` said yes. */
+    retry(): void {
+      counters.retries++;
+      const t = this.target;
+      const s = take(t.model, t.kind, this.tried ?? NONE, t.tokens);
+      if (s) return this.send(s);
+      this.fail(new HttpError(502, 'every instance tried failed', 'upstream_failed'));
+    }
+
+    /** A retry is possible only while nothing has reached the client and another instance has room. */
+    mayRetry(): boolean {
+      const t = this.target;
+      const tried = this.tried ?? NONE;
+      const at = now();
+      if (!pool.states().some((c) => isLive(c, at) && serves(c, t.model, t.kind) && c.outstanding < cap && !tried.has(c.instance.id))) return false;
+      if (budget.tryWithdraw()) return true;
+      counters.retriesDenied++;
+      return false;
+    }
+
+    /** Reports the attempt's outcome; returns the instance's id. */
+    done(o: Omit<Outcome, 'durationMs' | 'work'>): string {
+      const s = this.s!;
+      this.s = undefined;
+      record(s, { ...o, durationMs: performance.now() - this.t0, work: this.work });
+      return s.instance.id;
+    }
+
+    // ---- undici handler
+
+    onConnect(abort: (err?: Error) => void): void {
+      if (this.gone) return abort(new ClientGone());
+      this.abortUpstream = abort;
+    }
+
+    onHeaders(statusCode: number, raw: Buffer[] | string[] | null, resume: () => void): boolean {
+      if (statusCode < 200) return true;
+      this.status = statusCode;
+      if (statusCode === 503 && this.mayRetry()) {
+        this.discard = true;
+        return true;
+      }
+      const out: OutgoingHttpHeaders = {};
+      let length = NaN;
+      let chunked = false;
+      let stream = false;
+      if (raw)
+        for (let i = 0; i < raw.length; i += 2) {
+          const k = raw[i].toString('latin1').toLowerCase();
+          const v = raw[i + 1].toString('latin1');
+          if (k === 'content-length') length = Number(v);
+          else if (k === 'transfer-encoding') chunked = true;
+          else if (k === 'content-type' && v.startsWith('text/event-stream')) stream = true;
+          if (HOP_BY_HOP.has(k)) continue;
+          const prev = out[k];
+          out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [String(prev), v];
+        }
+      if (!chunked && !Number.isNaN(length)) out['content-length'] = length;
+      out['x-arus-instance'] = this.s!.instance.id;
+      if (this.target !== this.r) {
+        counters.fallbacks++;
+        out['x-arus-fallback'] = `${this.r.model} -> ${this.target.model}`;
+      }
+      // A small answer of known length goes out as one write, headers and body
+      // together; a stream (or an unknown or large body) is passed on chunk by
+      // chunk, its headers first (a stream's before its first token).
+      this.whole = !chunked && length <= WHOLE_BODY_BYTES && !stream;
+      this.res.writeHead(statusCode, out);
+      if (!this.whole) this.res.flushHeaders();
+      this.resume = resume;
+      return true;
+    }
+
+    onData(chunk: Buffer): boolean {
+      if (this.discard) return true;
+      if (this.whole) {
+        (this.chunks ??= []).push(chunk);
+        return true;
+      }
+      if (this.res.write(chunk)) return true;
+      this.res.once('drain', this.resume!);
+      return false;
+    }
+
+    onComplete(): void {
+      if (this.discard) {
+        this.done({ ok: false, status: 503 });
+        return this.retry();
+      }
+      const c = this.chunks;
+      if (!this.whole) this.res.end();
+      else if (!c) this.res.end();
+      else this.res.end(c.length === 1 ? c[0] : Buffer.concat(c));
+      this.done({ ok: this.status < 500, status: this.status });
+    }
+
+    onError(err: Error): void {
+      const code = errCode(err);
+      const timeout = TIMEOUT_CODES.has(code);
+      if (this.gone) return void this.done({ ok: true, ...(this.status ? { status: this.status } : {}), cancelled: true }); // the client left; the instance did nothing wrong
+      if (this.status === 0 || this.discard) {
+        // Nothing reached the client yet: another instance may take it (a 503 being read already has its retry granted).
+        const id = this.done({ ok: false, ...(this.discard ? { status: 503 } : {}), timeout });
+        log.debug({ instance: id, code }, 'upstream request failed');
+        if (this.discard || (RETRYABLE_CODES.has(code) && this.mayRetry())) return this.retry();
+        return this.fail(
+          timeout ? new HttpError(504, `instance ${id} timed out`, 'upstream_timeout') : new HttpError(502, `instance ${id} failed: ${code || 'error'}`, 'upstream_failed'),
+        );
+      }
+      this.done({ ok: false, status: this.status, timeout });
+      this.res.destroy(); // cut the client's stream too: a truncated reply must not look complete
+    }
+
+    fail(err: unknown): void {
+      const res = this.res;
+      if (this.gone || res.destroyed) return; // nobody left to answer
       if (res.headersSent) return void res.destroy();
       if (err instanceof HttpError) return sendError(res, err);
       log.error({ err }, 'proxy request failed');
@@ -327,51 +567,12 @@ export function createProxy(opts: ProxyOptions): Proxy {
     }
   }
 
-  async function forward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    r: ForwardRequest,
-    signal: AbortSignal,
-    parsed: Record<string, unknown>,
-  ): Promise<void> {
-    if (batcher && r.kind === 'embeddings') {
-      // Calls with other credentials or another path are never merged; the batcher keys the options itself.
-      const auth = req.headers.authorization ?? '';
-      const batched = batcher.submit(parsed, { key: `${r.path}\n${auth}`, signal, ctx: { req, r, parsed } });
-      if (batched) {
-        const out = await batched;
-        res.writeHead(out.status, { ...out.headers, 'content-length': out.body.length });
-        res.end(out.body);
-        return;
-      }
-    }
-
-    const { s, up, ms, headers, work } = await exchange(r, (length) => forwardHeaders(req.headers, length, req.socket.remoteAddress), signal);
-    const out = responseHeaders(up.headers, headers);
-    const length = out['content-length'] === undefined ? NaN : Number(out['content-length']);
-    // A small answer of known length goes out as one write, headers and body
-    // together; a stream (or an unknown or large body) is passed on chunk by
-    // chunk, its headers first (a stream's before its first token).
-    const whole = length <= WHOLE_BODY_BYTES && !isEventStream(up.headers);
-    res.writeHead(up.statusCode, out);
-    if (!whole) res.flushHeaders();
-    try {
-      await pipeBody(up.body, res, whole, signal);
-      record(s, { ok: up.statusCode < 500, status: up.statusCode, durationMs: ms(), work });
-    } catch (err) {
-      up.body.destroy();
-      if (signal.aborted) record(s, { ok: true, status: up.statusCode, durationMs: ms(), cancelled: true, work });
-      else record(s, { ok: false, status: up.statusCode, durationMs: ms(), timeout: TIMEOUT_CODES.has(errCode(err)), work });
-      res.destroy(); // cut the client's stream too: a truncated reply must not look complete
-    }
-  }
-
   /** One (merged) embeddings call for the batcher: the whole answer, buffered, to be split. */
   async function sendBatch(body: Record<string, unknown>, signal: AbortSignal, ctx: BatchCtx | undefined): Promise<BatchResponse> {
     if (!ctx) throw new Error('batch without a caller');
     const buf = body === ctx.parsed ? ctx.r.body : Buffer.from(JSON.stringify(body));
     const headersFor = (length: number) => {
-      const h = forwardHeaders(ctx.req.headers, length, ctx.req.socket.remoteAddress);
+      const h = forwardHeaderObject(ctx.req.headers, length, ctx.req.socket.remoteAddress);
       delete h['accept-encoding']; // the answer is parsed and split here
       return h;
     };
@@ -455,89 +656,63 @@ export function createRetryBudget(opts: RetryBudgetOptions & { now?: () => numbe
   };
 }
 
-/** The request body, read without an async iterator (this runs once per request). */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/** The request body, read with plain listeners (this runs once per request). */
+function readBody(req: IncomingMessage, max: number, cb: (err: Error | undefined, body?: Buffer) => void): void {
   const tooBig = () => new HttpError(413, `body larger than ${max} bytes`, 'body_too_large', { connection: 'close' });
-  if (Number(req.headers['content-length'] ?? 0) > max) return Promise.reject(tooBig());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        done();
-        req.resume(); // drain what is left; the answer says connection: close
-        reject(tooBig());
-      } else chunks.push(chunk);
-    };
-    const onEnd = () => {
+  if (Number(req.headers['content-length'] ?? 0) > max) return cb(tooBig());
+  let first: Buffer | undefined;
+  let chunks: Buffer[] | undefined;
+  let size = 0;
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > max) {
       done();
-      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error) => {
-      done();
-      reject(err);
-    };
-    const onClose = () => {
-      done();
-      reject(new ClientGone());
-    };
-    const done = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
+      req.resume(); // drain what is left; the answer says connection: close
+      cb(tooBig());
+    } else if (!first) first = chunk;
+    else (chunks ??= [first]).push(chunk);
+  };
+  const onEnd = () => {
+    done();
+    cb(undefined, chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY));
+  };
+  const onError = (err: Error) => {
+    done();
+    cb(err);
+  };
+  const onClose = () => {
+    done();
+    cb(new ClientGone());
+  };
+  const done = () => {
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onError);
+    req.off('close', onClose);
+  };
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', onError);
+  req.on('close', onClose);
 }
 
-/** An answer passed on whole (`whole`: one write at the end) or chunk by chunk, with back-pressure both ways. */
-function pipeBody(body: Readable, res: ServerResponse, whole: boolean, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const onData = (chunk: Buffer) => {
-      if (whole) chunks.push(chunk);
-      else if (!res.write(chunk)) body.pause();
-    };
-    const onDrain = () => body.resume();
-    const onEnd = () => {
-      done();
-      if (whole) res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-      else res.end();
-      resolve();
-    };
-    const onError = (err: Error) => {
-      done();
-      reject(err);
-    };
-    const onAbort = () => onError(signal.reason as Error);
-    // The client went away: reject (the caller aborts upstream) unless the answer was complete.
-    const onClose = () => {
-      if (!res.writableFinished) onError(new ClientGone());
-    };
-    const done = () => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      signal.removeEventListener('abort', onAbort);
-    };
-    if (signal.aborted) return reject(signal.reason);
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('error', onError);
-    res.on('drain', onDrain);
-    res.on('close', onClose);
-    signal.addEventListener('abort', onAbort);
-  });
+/** The client's headers for the instance, as undici's flat list, from the raw list (no header object is built). */
+function forwardHeaders(raw: readonly string[], length: number, client: string | undefined): string[] {
+  const out: string[] = [];
+  let xff: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i].toLowerCase();
+    if (k === 'x-forwarded-for') xff = xff === undefined ? raw[i + 1] : `${xff}, ${raw[i + 1]}`;
+    else if (!HOP_BY_HOP.has(k)) out.push(k, raw[i + 1]);
+  }
+  out.push('content-length', String(length));
+  if (client) out.push('x-forwarded-for', xff ? `${xff}, ${client}` : client);
+  else if (xff !== undefined) out.push('x-forwarded-for', xff);
+  return out;
 }
 
-function forwardHeaders(h: IncomingHttpHeaders, length: number, client: string | undefined): Record<string, string | string[]> {
+/** The client's headers for the instance, as an object (the batcher's path). */
+function forwardHeaderObject(h: IncomingHttpHeaders, length: number, client: string | undefined): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const k in h) {
     const v = h[k];

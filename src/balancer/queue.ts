@@ -27,6 +27,12 @@ export type WaitQueueOptions = {
 export interface WaitQueue {
   /** Resolves with the first value `take()` returns; rejects with OverloadedError, or the signal's reason on abort. */
   wait<T>(take: () => T | undefined, signal?: AbortSignal, key?: string): Promise<T>;
+  /**
+   * `wait` with callbacks, for a hot path: `grant` or `fail` (OverloadedError)
+   * is called, synchronously when it can be decided now. Returns a function
+   * that leaves the queue (a client gone), or undefined when already decided.
+   */
+  enter<T>(take: () => T | undefined, grant: (v: T) => void, fail: (err: OverloadedError) => void, key?: string): (() => void) | undefined;
   /** Capacity was freed or added: serve waiters in order. */
   wake(): void;
   readonly size: number;
@@ -37,13 +43,14 @@ export interface WaitQueue {
  * once one waiter with a key finds nothing, the others with the same key in
  * the same pass are skipped — a pass costs one pick per key, not per waiter.
  */
-type Waiter = { take: () => unknown; grant: (v: unknown) => void; key?: string };
+type Waiter = { take: () => unknown; grant: (v: unknown) => void; fail: (err: OverloadedError) => void; key?: string; timer?: NodeJS.Timeout };
 
 export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
   const waiters: Waiter[] = [];
   const retryAfterS = Math.max(1, Math.ceil(opts.queueTimeoutMs / 1000));
 
   function wake(): void {
+    if (waiters.length === 0) return;
     const full = new Set<string>();
     for (let i = 0; i < waiters.length; ) {
       const w = waiters[i];
@@ -57,46 +64,56 @@ export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
         i++;
       } else {
         waiters.splice(i, 1);
+        clearTimeout(w.timer);
         w.grant(v);
       }
     }
   }
 
+  function enter<T>(take: () => T | undefined, grant: (v: T) => void, fail: (err: OverloadedError) => void, key?: string): (() => void) | undefined {
+    // Capacity may have appeared without a wake(): those already waiting go first.
+    if (waiters.length > 0) wake();
+    const now = take();
+    if (now !== undefined) return void grant(now);
+    if (waiters.length >= opts.maxQueue) return void fail(new OverloadedError('queue-full', retryAfterS));
+    const w: Waiter = { key, take, grant: grant as (v: unknown) => void, fail };
+    w.timer = setTimeout(() => {
+      leave();
+      fail(new OverloadedError('queue-timeout', retryAfterS));
+    }, opts.queueTimeoutMs);
+    const leave = () => {
+      const i = waiters.indexOf(w);
+      if (i >= 0) waiters.splice(i, 1);
+      clearTimeout(w.timer);
+    };
+    waiters.push(w);
+    return leave;
+  }
+
   return {
     wait<T>(take: () => T | undefined, signal?: AbortSignal, key?: string): Promise<T> {
       if (signal?.aborted) return Promise.reject(signal.reason);
-      // Capacity may have appeared without a wake(): those already waiting go first.
-      if (waiters.length > 0) wake();
-      const now = take();
-      if (now !== undefined) return Promise.resolve(now);
-      if (waiters.length >= opts.maxQueue) return Promise.reject(new OverloadedError('queue-full', retryAfterS));
       return new Promise<T>((resolve, reject) => {
-        const leave = () => {
-          const i = waiters.indexOf(w);
-          if (i >= 0) waiters.splice(i, 1);
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-        };
         const onAbort = () => {
-          leave();
+          leave?.();
           reject(signal!.reason);
         };
-        const w: Waiter = {
-          key,
+        const leave = enter<T>(
           take,
-          grant: (v) => {
-            leave();
-            resolve(v as T);
+          (v) => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve(v);
           },
-        };
-        const timer = setTimeout(() => {
-          leave();
-          reject(new OverloadedError('queue-timeout', retryAfterS));
-        }, opts.queueTimeoutMs);
-        signal?.addEventListener('abort', onAbort, { once: true });
-        waiters.push(w);
+          (err) => {
+            signal?.removeEventListener('abort', onAbort);
+            reject(err);
+          },
+          key,
+        );
+        if (leave) signal?.addEventListener('abort', onAbort, { once: true });
       });
     },
+    enter,
     wake,
     get size() {
       return waiters.length;

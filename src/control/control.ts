@@ -68,7 +68,7 @@ export type ControlStats = {
   probes: {
     /** Reports refused with 429: an agent over its rate, or a new agent past the tracker's limit. */
     refused: { rate: number; agents: number };
-    /** Raw results not kept: for no configured endpoint, or unwritable database. */
+    /** Raw results not kept: for no configured endpoint, older than another for the same endpoint in the report, or unwritable database. */
     resultsNotStored: number;
     /** Raw results pruned because more than `maxResultRows` were kept. */
     resultsPruned: number;
@@ -303,12 +303,16 @@ export function createControl(opts: ControlOptions): Control {
     probeCounts.resultsNotStored += ignored;
     if (results.length === 0) return;
     if (!store.guard.retryDue()) return void (probeCounts.resultsNotStored += results.length);
+    // The newest result per endpoint: what /v1/probes shows, and rows bounded by endpoints, not by the report's size.
+    const newest = new Map<string, ProbeResult>();
+    for (const r of results) if (!(newest.get(r.endpoint)?.at! >= r.at)) newest.set(r.endpoint, r);
+    probeCounts.resultsNotStored += results.length - newest.size;
     const received = now();
     try {
-      healthStore.recordResults(agent, results, (r) => Math.min(received, Math.max(received - windowMs, r.at)));
+      healthStore.recordResults(agent, [...newest.values()], (r) => Math.min(received, Math.max(received - windowMs, r.at)));
     } catch (err) {
       if (!storageFault(err)) throw err;
-      probeCounts.resultsNotStored += results.length;
+      probeCounts.resultsNotStored += newest.size;
     }
   }
 

@@ -49,11 +49,11 @@ describe('storage faults', () => {
     expect(() => guard.write(busy)).toThrow(/locked/);
     expect(tried).toBe(1);
     expect(guard.retryDue()).toBe(false);
-    t += 500;
+    t += 2000;
     expect(guard.retryDue()).toBe(true);
-    expect(() => guard.write(busy)).toThrow(/locked/);
+    expect(() => guard.write(busy)).toThrow(expect.objectContaining({ retryAfterS: 4 }));
     expect(tried).toBe(2);
-    t += 999; // the back-off doubled
+    t += 3999; // the back-off doubled
     expect(guard.retryDue()).toBe(false);
     t += 1;
     expect(guard.write(() => 42)).toBe(42);

@@ -92,7 +92,8 @@ export interface StorageGuard {
   subscribe(fn: StorageListener): () => void;
 }
 
-const BACKOFF_MIN_MS = 500;
+// At least twice the busy timeout: while a lock is held, at most about a third of the time is spent waiting on it.
+const BACKOFF_MIN_MS = 2 * BUSY_TIMEOUT_MS;
 const BACKOFF_MAX_MS = 10_000;
 
 export function createStorageGuard(opts: { busyTimeoutMs?: number; monotonic?: () => number; now?: () => number } = {}): StorageGuard {
@@ -144,7 +145,8 @@ export function createStorageGuard(opts: { busyTimeoutMs?: number; monotonic?: (
         const fault = storageFault(err, busyTimeoutMs);
         if (!fault) throw err;
         failed(fault);
-        throw fault;
+        // Retry-After: when the back-off ends.
+        throw fault.kind === 'busy' ? new StorageError(fault.kind, fault.code, fault.message, Math.ceil(backoffMs / 1000), { cause: err }) : fault;
       }
     },
     retryDue: () => !failing || mono() >= retryAt,

@@ -77,6 +77,25 @@ describe('control: health from probe reports to snapshots and history', () => {
     expect(events('region.up').map((e) => e.subject)).toEqual(['region:jkt']);
   });
 
+  it('calls a move forced by capacity a failover, and the return when the region has headroom again a failback', () => {
+    const { control, events, advance } = setUp();
+    const report = (outstanding: number) => {
+      control.reportCapacity({ region: 'jkt', balancer: 'b', instances: 2, ready: 2, outstanding, freeConcurrency: 32 - outstanding, queueDepth: 0, at: 0 });
+      advance(1000);
+      control.tick();
+    };
+    const moved = (kind: string) => events(kind).filter((e) => (e.data as { countries: string[] }).countries.includes('ID'));
+    // Saturated (every slot busy): jkt, still up, sheds a share of its clients; Indonesia's representative moves.
+    for (let i = 0; i < 5 && moved('failover').length === 0; i++) report(32);
+    expect(control.current().snapshot.capacity.jkt.shed).toBeGreaterThan(0);
+    expect(moved('failover').map((e) => [e.oldState, e.newState, e.reason])).toEqual([['jkt', 'sg', expect.stringMatching(/\(capacity changed\)$/)]]);
+    expect(events('failback')).toEqual([]);
+    // Relief: jkt takes them back, a failback.
+    for (let i = 0; i < 5 && moved('failback').length === 0; i++) report(0);
+    expect(control.current().snapshot.capacity.jkt.shed).toBe(0);
+    expect(moved('failback').map((e) => [e.oldState, e.newState])).toEqual([['sg', 'jkt']]);
+  });
+
   it('takes only a dead zone out of the answer, and records the region as degraded', () => {
     const { round, indonesia, events } = setUp();
     round();

@@ -13,7 +13,7 @@ import { buildSnapshot, endpointKey, type EndpointHealthInput, type LatencyMatri
 import type { ServingState } from '../snapshot/source.js';
 import { createCapacityTracker, type CapacityChange, type CapacityReport } from './capacity.js';
 import { countryMoves } from './moves.js';
-import { statusChanges, statusOf } from './status.js';
+import { statusChanges, statusOf, type Status } from './status.js';
 
 export type Target = { endpoint: string; check: Check };
 
@@ -200,14 +200,25 @@ export function createControl(opts: ControlOptions): Control {
     store.deferEvent(e);
   }
 
+  const RANK = { down: 0, degraded: 1, up: 2 } as const;
+  function improved(region: string, before: Snapshot, was: Status, after: Snapshot, now: Status): boolean {
+    const a = was.regions.get(region)?.status;
+    const b = now.regions.get(region)?.status;
+    if (a === undefined || b === undefined) return false;
+    if (RANK[b] !== RANK[a]) return RANK[b] > RANK[a];
+    return (after.capacity[region]?.shed ?? 0) < (before.capacity[region]?.shed ?? 0);
+  }
+
   function recordTransitions(before: Snapshot, after: Snapshot, why: string): void {
     const at = now();
+    const was = statusOf(before);
     const status = statusOf(after);
-    for (const c of statusChanges(statusOf(before), status))
+    for (const c of statusChanges(was, status))
       emit({ time: at, kind: c.kind, subject: c.subject, oldState: c.oldState, newState: c.newState, reason: c.reason, region: c.region });
     for (const m of countryMoves(before, after)) {
-      const fromHealthy = m.from !== undefined && status.regions.get(m.from)?.status === 'up';
-      const kind = fromHealthy ? 'failback' : 'failover';
+      // A fail-back returns clients to a region that got better (came back up, or sheds less);
+      // every other move (a region down or drained, its capacity shed, a configuration change) is a fail-over.
+      const kind = m.to !== undefined && improved(m.to, before, was, after, status) ? 'failback' : 'failover';
       const reason = `${m.countries.join(', ')}: ${m.service} moved ${m.from ?? 'nowhere'} → ${m.to ?? 'nowhere'} (${why})`;
       emit({
         time: at,

@@ -106,7 +106,8 @@ export function createPool(opts: PoolOptions): Pool {
     if (units === undefined || !(durationMs >= 0) || !Number.isFinite(durationMs)) return;
     const cls = workClass(w.kind);
     const perUnit = durationMs / units;
-    s.unitEwma = { ...s.unitEwma, [cls]: s.unitEwma?.[cls] === undefined ? perUnit : EWMA_ALPHA * perUnit + (1 - EWMA_ALPHA) * s.unitEwma[cls]! };
+    const ewma = (s.unitEwma ??= {});
+    ewma[cls] = ewma[cls] === undefined ? perUnit : EWMA_ALPHA * perUnit + (1 - EWMA_ALPHA) * ewma[cls];
     let rings = unitSamples.get(s.instance.id);
     if (!rings) unitSamples.set(s.instance.id, (rings = { generation: [], embeddings: [], since: 0 }));
     const ring = rings[cls];
@@ -116,7 +117,7 @@ export function createPool(opts: PoolOptions): Pool {
     if (ring.length < UNIT_SAMPLES || ++rings.since >= 4 || s.unitMs?.[cls] === undefined) {
       rings.since = 0;
       const sorted = [...ring].sort((a, b) => a - b);
-      s.unitMs = { ...s.unitMs, [cls]: sorted[Math.floor((sorted.length - 1) * UNIT_QUANTILE)] };
+      (s.unitMs ??= {})[cls] = sorted[Math.floor((sorted.length - 1) * UNIT_QUANTILE)];
     }
   }
 
@@ -170,8 +171,8 @@ export function createPool(opts: PoolOptions): Pool {
     eligible: (ctx) => list.filter((s) => serves(s, ctx)),
     pick(ctx) {
       const t = now();
-      const candidates = list.filter((s) => serves(s, ctx) && s.ready && !isEjected(s, t));
-      return opts.picker.pick(candidates, { ...ctx, now: t, random, slowStartMs });
+      const candidates = list.filter((s) => s.ready && !isEjected(s, t) && serves(s, ctx));
+      return opts.picker.pick(candidates, { model: ctx.model, kind: ctx.kind, tokens: ctx.tokens, now: t, random, slowStartMs });
     },
     acquire(s, work) {
       const c = current(s);

@@ -180,14 +180,15 @@ export function createProxy(opts: ProxyOptions): Proxy {
    * least loaded live instance that has room. Undefined: wait (or give up).
    */
   function take(model: string | undefined, kind: RequestKind, tried: ReadonlySet<string>, tokens?: number): InstanceState | undefined {
-    const s = pool.pick({ model, kind, tokens });
-    if (s && s.outstanding < cap && !tried.has(s.instance.id)) return s;
     const t = now();
     let best: InstanceState | undefined;
     for (const c of pool.states())
-      if (isLive(c, t) && serves(c, model, kind) && c.outstanding < cap && !tried.has(c.instance.id))
+      if (c.outstanding < cap && isLive(c, t) && serves(c, model, kind) && !tried.has(c.instance.id))
         if (!best || c.outstanding < best.outstanding) best = c;
-    return best;
+    // Every instance full (the usual state of a queued request woken by a release elsewhere): no pick.
+    if (!best) return undefined;
+    const s = pool.pick({ model, kind, tokens });
+    return s && s.outstanding < cap && !tried.has(s.instance.id) ? s : best;
   }
 
   /**

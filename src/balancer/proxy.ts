@@ -90,7 +90,7 @@ const RETRYABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 const LATENCY_SAMPLES = 256;
 const RESOLVED = Promise.resolve();
-const NONE: ReadonlySet<string> = new Set();
+const EMPTY_LIST: readonly string[] = [];
 const EMPTY = Buffer.alloc(0);
 /** Answers up to this size with a known length are sent to the client in one write. */
 const WHOLE_BODY_BYTES = 64 * 1024;
@@ -179,16 +179,16 @@ export function createProxy(opts: ProxyOptions): Proxy {
    * The picker's choice when it has room and was not tried already; else the
    * least loaded live instance that has room. Undefined: wait (or give up).
    */
-  function take(model: string | undefined, kind: RequestKind, tried: ReadonlySet<string>, tokens?: number): InstanceState | undefined {
+  function take(model: string | undefined, kind: RequestKind, tried: readonly string[], tokens?: number): InstanceState | undefined {
     const t = now();
     let best: InstanceState | undefined;
     for (const c of pool.states())
-      if (c.outstanding < cap && isLive(c, t) && serves(c, model, kind) && !tried.has(c.instance.id))
+      if (c.outstanding < cap && isLive(c, t) && serves(c, model, kind) && !tried.includes(c.instance.id))
         if (!best || c.outstanding < best.outstanding) best = c;
     // Every instance full (the usual state of a queued request woken by a release elsewhere): no pick.
     if (!best) return undefined;
     const s = pool.pick({ model, kind, tokens });
-    return s && s.outstanding < cap && !tried.has(s.instance.id) ? s : best;
+    return s && s.outstanding < cap && !tried.includes(s.instance.id) ? s : best;
   }
 
   /**
@@ -228,7 +228,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     gone = false;
     /** Made only for the batcher. */
     ac?: AbortController;
-    tried?: Set<string>;
+    tried: string[] = [];
     leaveQueue?: () => void;
     headers?: string[];
     headersFor?: ForwardRequest;
@@ -300,8 +300,11 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }
       budget.deposit();
       const t = this.target;
+      // Nobody waiting ahead: take a slot at once, with no closures.
+      const s = queue.size === 0 ? take(t.model, t.kind, EMPTY_LIST, t.tokens) : undefined;
+      if (s) return this.send(s);
       this.leaveQueue = queue.enter(
-        () => take(t.model, t.kind, NONE, t.tokens),
+        () => take(t.model, t.kind, EMPTY_LIST, t.tokens),
         (s) => {
           this.leaveQueue = undefined;
           this.send(s);
@@ -317,7 +320,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     /** The model's pool is exhausted: its fallback's, if that has a free slot now; else 503. */
     overloaded(err: OverloadedError): void {
       const f = this.target === this.r ? fallbackFor(this.r) : undefined;
-      const s = f && take(f.model, f.kind, NONE, f.tokens);
+      const s = f && take(f.model, f.kind, EMPTY_LIST, f.tokens);
       if (!f || !s) {
         counters.overloaded++;
         return this.fail(new HttpError(503, err.message, 'overloaded', { 'retry-after': String(err.retryAfterS) }));
@@ -330,7 +333,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     send(s: InstanceState): void {
       if (this.gone) return;
       const t = this.target;
-      (this.tried ??= new Set()).add(s.instance.id);
+      this.tried.push(s.instance.id);
       this.s = s;
       this.work = { kind: t.kind, tokens: t.tokens, at: now() };
       pool.acquire(s, this.work);
@@ -349,7 +352,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     retry(): void {
       counters.retries++;
       const t = this.target;
-      const s = take(t.model, t.kind, this.tried ?? NONE, t.tokens);
+      const s = take(t.model, t.kind, this.tried, t.tokens);
       if (s) return this.send(s);
       this.fail(new HttpError(502, 'every instance tried failed', 'upstream_failed'));
     }
@@ -357,19 +360,21 @@ export function createProxy(opts: ProxyOptions): Proxy {
     /** A retry is possible only while nothing has reached the client and another instance has room. */
     mayRetry(): boolean {
       const t = this.target;
-      const tried = this.tried ?? NONE;
+      const tried = this.tried;
       const at = now();
-      if (!pool.states().some((c) => isLive(c, at) && serves(c, t.model, t.kind) && c.outstanding < cap && !tried.has(c.instance.id))) return false;
+      if (!pool.states().some((c) => isLive(c, at) && serves(c, t.model, t.kind) && c.outstanding < cap && !tried.includes(c.instance.id))) return false;
       if (budget.tryWithdraw()) return true;
       counters.retriesDenied++;
       return false;
     }
 
     /** Reports the attempt's outcome; returns the instance's id. */
-    done(o: Omit<Outcome, 'durationMs' | 'work'>): string {
+    done(o: Omit<Outcome, 'durationMs'> & { durationMs?: number }): string {
       const s = this.s!;
       this.s = undefined;
-      record(s, { ...o, durationMs: performance.now() - this.t0, work: this.work });
+      o.durationMs = performance.now() - this.t0;
+      o.work = this.work;
+      record(s, o as Outcome);
       return s.instance.id;
     }
 
@@ -499,12 +504,12 @@ export function createProxy(opts: ProxyOptions): Proxy {
     }
 
     budget.deposit();
-    const tried = new Set<string>();
+    const tried: string[] = [];
     for (;;) {
       let s: InstanceState | undefined;
-      if (tried.size === 0) {
+      if (tried.length === 0) {
         try {
-          s = await queue.wait(() => take(target.model, target.kind, tried, target.tokens), signal, `${target.model}|${target.kind}|${[...tried].join(',')}`);
+          s = await queue.wait(() => take(target.model, target.kind, tried, target.tokens), signal, `${target.model}|${target.kind}|`);
         } catch (err) {
           if (!(err instanceof OverloadedError)) throw err;
           // The model's pool is exhausted: its fallback's, if that has a free slot now.
@@ -518,7 +523,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
         }
       } else s = take(target.model, target.kind, tried, target.tokens);
       if (!s) throw new HttpError(502, 'every instance tried failed', 'upstream_failed');
-      tried.add(s.instance.id);
+      tried.push(s.instance.id);
       const work: Work = { kind: target.kind, tokens: target.tokens, at: now() };
       pool.acquire(s, work);
       const t0 = performance.now();
@@ -526,7 +531,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       // A retry is possible only while nothing has reached the client and another instance has room.
       const mayRetry = () => {
         const t = now();
-        if (!pool.states().some((c) => isLive(c, t) && serves(c, target.model, target.kind) && c.outstanding < cap && !tried.has(c.instance.id))) return false;
+        if (!pool.states().some((c) => isLive(c, t) && serves(c, target.model, target.kind) && c.outstanding < cap && !tried.includes(c.instance.id))) return false;
         if (budget.tryWithdraw()) return true;
         counters.retriesDenied++;
         return false;
@@ -657,44 +662,38 @@ export function createRetryBudget(opts: RetryBudgetOptions & { now?: () => numbe
   };
 }
 
-/** The request body, read with plain listeners (this runs once per request). */
+/**
+ * The request body, read with plain listeners (this runs once per request).
+ * A client that leaves is seen by the caller on the response's `close`.
+ */
 function readBody(req: IncomingMessage, max: number, cb: (err: Error | undefined, body?: Buffer) => void): void {
   const tooBig = () => new HttpError(413, `body larger than ${max} bytes`, 'body_too_large', { connection: 'close' });
   if (Number(req.headers['content-length'] ?? 0) > max) return cb(tooBig());
   let first: Buffer | undefined;
   let chunks: Buffer[] | undefined;
   let size = 0;
-  const onData = (chunk: Buffer) => {
+  let settled = false;
+  // Listeners stay on the request (it is not reused); `settled` keeps them quiet once answered.
+  req.on('data', (chunk: Buffer) => {
+    if (settled) return;
     size += chunk.length;
     if (size > max) {
-      done();
+      settled = true;
       req.resume(); // drain what is left; the answer says connection: close
       cb(tooBig());
     } else if (!first) first = chunk;
     else (chunks ??= [first]).push(chunk);
-  };
-  const onEnd = () => {
-    done();
+  });
+  req.on('end', () => {
+    if (settled) return;
+    settled = true;
     cb(undefined, chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY));
-  };
-  const onError = (err: Error) => {
-    done();
+  });
+  req.on('error', (err: Error) => {
+    if (settled) return;
+    settled = true;
     cb(err);
-  };
-  const onClose = () => {
-    done();
-    cb(new ClientGone());
-  };
-  const done = () => {
-    req.off('data', onData);
-    req.off('end', onEnd);
-    req.off('error', onError);
-    req.off('close', onClose);
-  };
-  req.on('data', onData);
-  req.on('end', onEnd);
-  req.on('error', onError);
-  req.on('close', onClose);
+  });
 }
 
 /** The client's headers for the instance, as undici's flat list, from the raw list (no header object is built). */

@@ -121,6 +121,17 @@ describe('start-up with a bad configuration', () => {
     expect(r.stderr).toMatch(/bkk\.yaml: location\.lat: .*90/);
   });
 
+  it("exits at SIGTERM when its stdout's reader has gone (arus up | head)", async () => {
+    const dir = tempDir();
+    const server = await startArus(['up', '--db', join(dir, 'a.db'), '--regions', regionsWithChecks(dir, () => undefined), '--dns-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--sim', 'off']);
+    const exited = new Promise<number | null>((resolve) => server.proc.once('exit', resolve));
+    server.proc.stdout!.destroy(); // the reader is gone: the next log line gets EPIPE
+    server.proc.kill('SIGTERM'); // logs "shutting down"
+    const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000))]);
+    if (code === 'hung') server.proc.kill('SIGKILL');
+    expect(code).toBe(0);
+  });
+
   it('prints the decision and its trace without the network', () => {
     const r = arus(['resolve', `api.${APEX}`, '--client', '192.0.2.1', '--ecs', '171.96.0.0/16', '--config', join(ROOT, 'regions')]);
     expect(r.code).toBe(0);

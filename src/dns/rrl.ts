@@ -125,7 +125,7 @@ export function createRateLimiter(initial: RrlSettings = RRL_DEFAULTS): RateLimi
       for (const [k, b] of v4) if (now - b.last >= IDLE_MS) v4.delete(k);
       for (const [k, b] of v6) if (now - b.last >= IDLE_MS) v6.delete(k);
     }
-    while (v4.size + v6.size >= max) {
+    while (v4.size + v6.size >= max && v4.size + v6.size > 0) {
       stats.evicted++;
       const map: Map<number | string, Bucket> = v4.size >= v6.size ? v4 : v6;
       map.delete(map.keys().next().value!);

@@ -198,8 +198,21 @@ export function createProxy(opts: ProxyOptions): Proxy {
    * AbortController in between (those are made only for a queued or batched request).
    */
   function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    route(req, res);
+    try {
+      route(req, res);
+    } catch (err) {
+      failed(res, err, false);
+    }
     return RESOLVED;
+  }
+
+  /** The answer to a request that could not be served; nothing when its client is gone. */
+  function failed(res: ServerResponse, err: unknown, gone: boolean): void {
+    if (gone || res.destroyed) return; // nobody left to answer
+    if (res.headersSent) return void res.destroy();
+    if (err instanceof HttpError) return sendError(res, err);
+    log.error({ err }, 'proxy request failed');
+    sendError(res, new HttpError(500, 'internal error', 'internal_error'));
   }
 
   function route(req: IncomingMessage, res: ServerResponse): void {
@@ -217,7 +230,15 @@ export function createProxy(opts: ProxyOptions): Proxy {
     if (req.method !== 'POST') return sendError(res, new HttpError(405, `method ${req.method} not allowed on ${path}`, 'method_not_allowed'));
     const call = new Call(req, res, kind, url);
     res.on('close', () => call.clientClosed());
-    readBody(req, maxBody, (err, body) => (err ? call.fail(err) : call.received(body!)));
+    readBody(req, maxBody, (err, body) => {
+      if (err) return call.fail(err);
+      // Callbacks from here on run under the request's events: a throw must become an answer, not an uncaught exception.
+      try {
+        call.received(body!);
+      } catch (e) {
+        call.fail(e);
+      }
+    });
   }
 
   /** The state of one proxied request, and the undici handler of its upstream attempts. */
@@ -307,7 +328,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
         () => take(t.model, t.kind, EMPTY_LIST, t.tokens),
         (s) => {
           this.leaveQueue = undefined;
-          this.send(s);
+          this.sendSafely(s);
         },
         (err) => {
           this.leaveQueue = undefined;
@@ -327,6 +348,16 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }
       this.target = f;
       this.send(s);
+    }
+
+    /** `send` from a queue wake-up (another request's completion): a throw stays with this request. */
+    sendSafely(s: InstanceState): void {
+      try {
+        this.send(s);
+      } catch (err) {
+        if (this.s) this.done({ ok: true, cancelled: true });
+        this.fail(err);
+      }
     }
 
     /** One upstream attempt. */
@@ -447,6 +478,15 @@ export function createProxy(opts: ProxyOptions): Proxy {
     }
 
     onError(err: Error): void {
+      // undici does not guard this one: a throw here must not reach its connection state.
+      try {
+        this.upstreamFailed(err);
+      } catch (e) {
+        this.fail(e);
+      }
+    }
+
+    upstreamFailed(err: Error): void {
       const code = errCode(err);
       const timeout = TIMEOUT_CODES.has(code);
       if (this.gone) return void this.done({ ok: true, ...(this.status ? { status: this.status } : {}), cancelled: true }); // the client left; the instance did nothing wrong
@@ -464,12 +504,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
     }
 
     fail(err: unknown): void {
-      const res = this.res;
-      if (this.gone || res.destroyed) return; // nobody left to answer
-      if (res.headersSent) return void res.destroy();
-      if (err instanceof HttpError) return sendError(res, err);
-      log.error({ err }, 'proxy request failed');
-      sendError(res, new HttpError(500, 'internal error', 'internal_error'));
+      failed(this.res, err, this.gone);
     }
   }
 

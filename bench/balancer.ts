@@ -18,7 +18,8 @@
 // before each measured mixed run), BENCH_EMBED_CONCURRENCY (64: closed-loop
 // clients of the batching run), BENCH_BATCH_WINDOW_MS (5), BENCH_BATCH_MAX (32),
 // BENCH_VERBOSE (print the slowest requests of each mixed run), BENCH_CPU_PROF
-// (a directory: each Arus child writes a V8 CPU profile there when stopped).
+// (a directory: each Arus child writes a V8 CPU profile there when stopped),
+// BENCH_ARUS_NODE_FLAGS (extra node flags for the Arus children, e.g. --single-threaded-gc).
 //
 // Every process listens on 127.0.0.1 on a free port: the sims, the tiny
 // 1-ms backend and each Arus balancer run as child processes of this script
@@ -95,6 +96,7 @@ type Child = { child: ChildProcess; info: Record<string, unknown>; stop(): Promi
 /** Runs this file with `--serve <kind> <arg>`; resolves with the first JSON line it prints. */
 function child(kind: string, arg: unknown): Promise<Child> {
   const prof = kind === 'arus' && process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  if (kind === 'arus' && process.env.BENCH_ARUS_NODE_FLAGS) prof.push(...process.env.BENCH_ARUS_NODE_FLAGS.split(' ').filter(Boolean));
   const proc = spawn(process.execPath, [...prof, '--import', 'tsx', self, '--serve', kind, JSON.stringify(arg ?? null)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout! });
   return new Promise((resolve, reject) => {

@@ -245,12 +245,17 @@ export const nameServerSchema = z.strictObject({
  */
 export const rrlSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  /** Answers (NOERROR, with data or NODATA) per second per client network. */
-  responsesPerSecond: z.number().int().min(1).max(1_000_000).default(20),
-  /** NXDOMAIN replies per second per client network; `responsesPerSecond` when absent. */
-  nxdomainsPerSecond: z.number().int().min(1).max(1_000_000).optional(),
-  /** Error replies (REFUSED, FORMERR, NOTIMP, BADVERS, SERVFAIL) per second; `responsesPerSecond` when absent. */
-  errorsPerSecond: z.number().int().min(1).max(1_000_000).optional(),
+  /**
+   * Answers (NOERROR, with data or NODATA) per second per client network. 100:
+   * a large resolver forwarding ECS asks once per client subnet, so one of its
+   * /24s legitimately sends far more than a plain resolver; at ~200 octets a
+   * reply that is still only ~20 kB/s towards a spoofed victim network.
+   */
+  responsesPerSecond: z.number().int().min(1).max(1_000_000).default(100),
+  /** NXDOMAIN replies per second per client network (random-subdomain floods). */
+  nxdomainsPerSecond: z.number().int().min(1).max(1_000_000).default(20),
+  /** Error replies (REFUSED, FORMERR, NOTIMP, BADVERS, SERVFAIL) per second per client network. */
+  errorsPerSecond: z.number().int().min(1).max(1_000_000).default(20),
   /** Over the limit, every slip-th reply is sent truncated (TC=1, no records), the rest dropped; 0: drop all, 1: truncate all. */
   slip: z.number().int().min(0).max(10).default(2),
   ipv4PrefixLength: z.number().int().min(8).max(32).default(24),

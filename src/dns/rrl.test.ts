@@ -4,7 +4,8 @@ import { bigConfig, query, servingState } from './fixtures.js';
 import { createResponder } from './responder.js';
 import { createRateLimiter, ipv4, KIND, RRL_DEFAULTS, VERDICT, type RrlSettings } from './rrl.js';
 
-const settings = (s: Partial<RrlSettings> = {}): RrlSettings => ({ ...RRL_DEFAULTS, exempt: [], ...s });
+// The tests count at 20 answers a second (the default is 100: see the schema) and the default NXDOMAIN and error rates (20).
+const settings = (s: Partial<RrlSettings> = {}): RrlSettings => ({ ...RRL_DEFAULTS, exempt: [], responsesPerSecond: 20, ...s });
 
 /** Verdicts for `n` replies of one kind to one address at one instant. */
 function burst(check: (a: string, k: number, t: number) => number, address: string, n: number, at = 0, kind: number = KIND.ANSWER) {
@@ -112,7 +113,7 @@ describe('rrl in the responder', () => {
   const state = servingState(bigConfig(), 1);
   const client = { address: '192.0.2.1' };
   let clock = 0;
-  const make = (rrl?: Partial<RrlSettings>) => createResponder({ getState: () => state, log: silentLogger(), now: () => clock, rrl: { exempt: [], ...rrl } });
+  const make = (rrl?: Partial<RrlSettings>) => createResponder({ getState: () => state, log: silentLogger(), now: () => clock, rrl: { exempt: [], responsesPerSecond: 20, ...rrl } });
 
   it('UDP: a burst is answered 20 times in full, then slipped (TC, the question, no records) or dropped', () => {
     const r = make();

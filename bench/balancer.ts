@@ -12,7 +12,8 @@
 // BENCH_CONCURRENCY (64: closed-loop clients of the overhead run),
 // BENCH_HAPROXY_THREADS (1: nbthread, as Arus runs on one event loop),
 // BENCH_ARUS_MAX_CONCURRENT (the balancer document's maxConcurrentPerInstance;
-// its default, 16, unless set — HAProxy's servers have no maxconn here),
+// its default, 16, in the mixed runs, and BENCH_CONCURRENCY in the overhead run,
+// where HAProxy's servers have no maxconn and neither proxy should queue),
 // BENCH_ONLY (mixed | overhead | batching), BENCH_SETUPS (labels to run, comma-separated
 // substrings), BENCH_WARMUP_SECONDS (5: the same warm-up schedule for every setup
 // before each measured mixed run), BENCH_EMBED_CONCURRENCY (64: closed-loop
@@ -160,13 +161,13 @@ async function serve(kind: string, arg: unknown): Promise<void> {
       for (const s of servers) s.closeAllConnections(), s.close();
     };
   } else if (kind === 'arus') {
-    const { strategy, ports, model = MODEL, batching } = arg as { strategy: string; ports: number[]; model?: string; batching?: boolean };
+    const { strategy, ports, model = MODEL, batching, maxConcurrent } = arg as { strategy: string; ports: number[]; model?: string; batching?: boolean; maxConcurrent?: number };
     const doc = balancerSchema.parse({
       listen: '127.0.0.1:0',
       strategy,
       // A 30 s slow start would still be ramping through a short run; every instance is up before the run.
       slowStartMs: 0,
-      ...(ARUS_MAX_CONCURRENT ? { maxConcurrentPerInstance: ARUS_MAX_CONCURRENT } : {}),
+      ...(maxConcurrent ? { maxConcurrentPerInstance: maxConcurrent } : {}),
       ...(batching ? { batching: { embeddings: { windowMs: BATCH_WINDOW_MS, maxBatch: BATCH_MAX } } } : {}),
       instances: ports.map((port, i) => ({ id: `i${i}`, url: `http://127.0.0.1:${port}`, models: [model] })),
     });
@@ -440,10 +441,12 @@ function cpuSeconds(pid: number | undefined): number {
 }
 
 function setups(dir: string, overhead: boolean): Setup[] {
+  // In the overhead run neither proxy may queue: HAProxy's servers have no maxconn, so Arus's cap is the clients' number.
+  const maxConcurrent = overhead ? (ARUS_MAX_CONCURRENT ?? CONCURRENCY) : ARUS_MAX_CONCURRENT;
   const arus = (strategy: string): Setup => ({
     label: `arus ${strategy}`,
     async start(ports) {
-      const c = await child('arus', { strategy, ports });
+      const c = await child('arus', { strategy, ports, maxConcurrent });
       const port = c.info.port as number;
       await waitHealthy(port);
       // Let a second readiness round scrape fresh /metrics gauges before traffic.

@@ -268,19 +268,13 @@ describe('batching through the balancer (real sims)', () => {
     expect(jc.usage).toEqual({ prompt_tokens: 2, total_tokens: 2 });
   });
 
-  it('batched total time is well under unbatched when the per-call cost dominates', async () => {
-    const unbatched = await setup({});
-    const batched = await setup({ proxy: { batching: { embeddings: { windowMs: 5, maxBatch: 32 } } } });
-    // warm both paths (connections, JIT) before timing
-    await Promise.all([burst(unbatched.base, 2), burst(batched.base, 2)]);
-    const u = await burst(unbatched.base, 32);
-    expect(u.answers.every((a) => a.status === 200)).toBe(true);
-    const b = await burst(batched.base, 32);
+  it('32 concurrent single-input calls reach the instance as a few calls, not 32 (the speed-up is measured in bench:balancer)', async () => {
+    const { base, proxy } = await setup({ proxy: { batching: { embeddings: { windowMs: 5, maxBatch: 32 } } } });
+    const b = await burst(base, 32);
     expect(b.answers.every((a) => a.status === 200)).toBe(true);
-    // unbatched: ~32 × 21 ms one at a time; batched: one or two calls of ~52 ms
-    if (process.env.BATCH_TIMES) console.log(`unbatched ${u.ms.toFixed(0)} ms, batched ${b.ms.toFixed(0)} ms`);
-    expect(u.ms).toBeGreaterThan(500);
-    expect(b.ms).toBeLessThan(u.ms / 2);
+    expect(proxy.stats().batchedCalls).toBe(32);
+    expect(proxy.stats().batches).toBeLessThanOrEqual(16); // usually 1–2; a loaded machine spreads the burst over more 5 ms windows
+    expect(proxy.stats().instances.e0.requests).toBe(proxy.stats().batches);
   });
 
   it('an upstream error reaches every caller of the batch with its status', async () => {

@@ -299,10 +299,11 @@ describe('probe agent', () => {
     const endpoints = ['sg/a/10.0.0.1', 'sg/a/10.0.0.2', 'sg/b/10.0.0.3'];
     const control = await fakeControl({ version: 1, targets: endpoints.map((endpoint) => ({ endpoint, check: http(url) })) });
     const probe = agent(control.url);
-    await until(() => control.reports.length >= 5);
+    await until(() => new Set(control.results().map((r) => r.at)).size >= 5);
     await probe.stop();
 
-    const results = control.results();
+    // A report that timed out on a loaded machine is sent again: count each (endpoint, round) once.
+    const results = [...new Map(control.results().map((r) => [`${r.endpoint} ${r.at}`, r])).values()];
     const observations = new Set(results.map((r) => r.at)).size;
     expect(observations).toBeGreaterThanOrEqual(5);
     expect(results.length).toBe(observations * 3);

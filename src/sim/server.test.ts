@@ -275,8 +275,9 @@ describe('sim: faults', () => {
   });
 
   it('crash then restart loads the model again', async () => {
-    const { s, base } = await sim({ warmupMs: 150 });
-    await sleep(170);
+    // A warm-up long enough that a loaded machine cannot let it pass between the restart and the check.
+    const { s, base } = await sim({ warmupMs: 1500 });
+    await sleep(1550);
     expect((await fetch(`${base}/health`)).status).toBe(200);
     await s.setFault({ kind: 'crash' });
     await s.setFault({ kind: 'none' });

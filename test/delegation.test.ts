@@ -152,8 +152,8 @@ describe.skipIf(!run)('delegation: NSD parent → two Arus nodes, through Unboun
     }
     expect(triedDead, 'Unbound never tried the dead node').toBe(true);
     console.log(`one node dead: ${times.length} answers through Unbound, in ${times.join(', ')} ms`);
-    // The first try of each query was answered: Unbound moved to the live node on its own.
-    expect(Math.max(...times)).toBeLessThan(4000);
+    // Answered without dig giving up on Unbound twice (+time=4 +tries=2): Unbound moved to the live node on its own.
+    expect(Math.max(...times)).toBeLessThan(8000);
   }, 60_000);
 
   it('answers SERVFAIL with both Arus nodes killed, and answers again when one is back', async () => {

@@ -174,7 +174,7 @@ describe.skipIf(skip)(`regions as network namespaces${skip ? ` (skipped: ${unsup
     console.log(`TCP connect times, median ms:\n  ${table.join('\n  ')}`);
     expect(await answersNow()).toEqual(expected());
     console.log(`RTT probe region → endpoint region as control measured it (HTTP checks), ms: ${JSON.stringify((await get<Health>('/v1/health')).latency)}`);
-  });
+  }, 60_000);
 
   it('keeps answering on both DNS nodes while control is dead, and they reconnect when it is back', async () => {
     const killed = Date.now();

@@ -4,11 +4,10 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStore, openDatabase, type StoredEvent } from '../src/db/store.js';
-import { silentLogger } from '../src/log.js';
-import { createSimServer, type SimServer } from '../src/sim/server.js';
+import type { SimServer } from '../src/sim/server.js';
 import { startArus, tempDir, until, type Running } from './helpers/arus.js';
 import { dig, hasDig } from './helpers/dig.js';
-import { REGION_IDS, regionsWithChecks } from './helpers/regions.js';
+import { regionsWithChecks, startZoneSims } from './helpers/regions.js';
 
 const requireDig = process.env.CI ? true : hasDig;
 const JKT = ['127.0.1.21', '127.0.1.22'];
@@ -37,12 +36,7 @@ describe.skipIf(!requireDig)('failover with live probes', () => {
   const restore = (...zones: string[]) => Promise.all(zones.map((z) => sims.get(z)!.setFault({ kind: 'none' })));
 
   beforeAll(async () => {
-    for (const r of REGION_IDS)
-      for (const z of [`${r}-a`, `${r}-b`]) {
-        const sim = createSimServer({ log: silentLogger() });
-        await sim.start();
-        sims.set(z, sim);
-      }
+    for (const [zone, sim] of await startZoneSims()) sims.set(zone, sim);
     const dir = tempDir();
     dbFile = join(dir, 'arus.db');
     const regions = regionsWithChecks(dir, (zone) => sims.get(zone)!.port);
@@ -115,22 +109,22 @@ describe.skipIf(!requireDig)('failover with live probes', () => {
     expect(events('agent.joined').map((e) => e.subject)).toContain('probe-partitioned');
   });
 
-  it('does not flap with 10 % of checks failing at random for 60 s', async () => {
+  it('does not flap with 10 % of checks failing at random for 30 s (bench:failover runs 60 s)', async () => {
     const before = { failover: events('failover').length, failback: events('failback').length, down: events('endpoint.down').length };
     await Promise.all([...sims.values()].map((s) => s.setFault({ kind: 'error', rate: 0.1 })));
-    const end = Date.now() + 60_000;
+    const end = Date.now() + 30_000;
     const answers: string[][] = [];
     while (Date.now() < end) {
       answers.push(indonesia());
       await new Promise((r) => setTimeout(r, 250));
     }
     await Promise.all([...sims.values()].map((s) => s.setFault({ kind: 'none' })));
-    expect(answers.length).toBeGreaterThan(100);
+    expect(answers.length).toBeGreaterThan(50);
     // Every answer came from Jakarta: no failover, not even for one query.
     expect(answers.filter((a) => a.length === 0 || a.some((x) => !JKT.includes(x)))).toEqual([]);
     expect(events('failover').length).toBe(before.failover);
     expect(events('failback').length).toBe(before.failback);
     // An endpoint going down on chance alone needs 3 of 4 agents to see two failures in a row: ~1e-5 a round (src/health/README.md).
     expect(events('endpoint.down').length - before.down).toBeLessThanOrEqual(1);
-  }, 90_000);
+  }, 60_000);
 });

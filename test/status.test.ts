@@ -8,10 +8,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/store.js';
 import { createTokenStore } from '../src/db/tokens.js';
-import { silentLogger } from '../src/log.js';
-import { createSimServer, type SimServer } from '../src/sim/server.js';
+import type { SimServer } from '../src/sim/server.js';
 import { ROOT, startArus, tempDir, until, type Running } from './helpers/arus.js';
-import { REGION_IDS, regionsWithChecks } from './helpers/regions.js';
+import { REGION_IDS, regionsWithChecks, startZoneSims } from './helpers/regions.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
@@ -31,12 +30,7 @@ describe.skipIf(!hasChromium && !process.env.CI)('the status page', () => {
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${server.api}${path}`, { headers, redirect: 'manual' });
 
   beforeAll(async () => {
-    for (const r of REGION_IDS)
-      for (const z of [`${r}-a`, `${r}-b`]) {
-        const sim = createSimServer({ log: silentLogger() });
-        await sim.start();
-        sims.set(z, sim);
-      }
+    for (const [zone, sim] of await startZoneSims()) sims.set(zone, sim);
     const dir = tempDir();
     dbFile = join(dir, 'arus.db');
     const db = openDatabase(dbFile);

@@ -21,32 +21,31 @@ export function arus(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessE
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Starts a long-running `arus <args>` and waits for its DNS listeners. */
-export function startArus(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Running> {
-  const proc = spawn(process.execPath, [BIN, ...args], {
-    cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, ARUS_LOG_LEVEL: 'info', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: Record<string, unknown>[] = [];
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += d));
-  const stop = async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(t);
-  };
+/** Signals a child and waits for it to exit; SIGKILL after 3 s when a gentler signal is ignored. */
+export async function stopProcess(proc: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill(sig);
+  const t = sig === 'SIGKILL' ? undefined : setTimeout(() => proc.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(t);
+}
+
+/**
+ * Collects an arus child's JSON log lines into `logs` and resolves with its
+ * `ready` line; rejects (and kills it) when it exits first or is not ready in
+ * `timeoutMs`, with `describe()` (its command, its stderr) in the message.
+ */
+export function readyLine(proc: ChildProcess, logs: Record<string, unknown>[], timeoutMs: number, describe: () => string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      void stop();
-      reject(new Error(`arus ${args.join(' ')} did not start in time\n${stderr}`));
-    }, opts.timeoutMs ?? 15_000);
-    proc.once('exit', (code) => {
+      void stopProcess(proc, 'SIGKILL');
+      const last = logs.slice(-5).map((l) => JSON.stringify(l)).join('\n');
+      reject(new Error(`${describe()}: not ready in ${timeoutMs} ms\n${last}`));
+    }, timeoutMs);
+    proc.once('exit', (code, sig) => {
       clearTimeout(timer);
-      reject(new Error(`arus ${args.join(' ')} exited with ${code}\n${stderr}`));
+      reject(new Error(`${describe()}: exited with ${code ?? sig}`));
     });
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       let entry: Record<string, unknown>;
@@ -58,12 +57,26 @@ export function startArus(args: string[], opts: { cwd?: string; env?: NodeJS.Pro
       logs.push(entry);
       if (entry.msg === 'ready') {
         clearTimeout(timer);
-        const udp = (entry.udp ?? []) as { port: number }[];
-        const tcp = (entry.tcp ?? []) as { port: number }[];
-        resolve({ proc, dnsPort: udp[0]?.port, dnsTcpPort: tcp[0]?.port, api: entry.api as string | undefined, logs, stop });
+        resolve(entry);
       }
     });
   });
+}
+
+/** Starts a long-running `arus <args>` and waits for its DNS listeners. */
+export async function startArus(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Running> {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ARUS_LOG_LEVEL: 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const entry = await readyLine(proc, logs, opts.timeoutMs ?? 15_000, () => `arus ${args.join(' ')}\n${stderr}`);
+  const udp = (entry.udp ?? []) as { port: number }[];
+  const tcp = (entry.tcp ?? []) as { port: number }[];
+  return { proc, dnsPort: udp[0]?.port, dnsTcpPort: tcp[0]?.port, api: entry.api as string | undefined, logs, stop: () => stopProcess(proc) };
 }
 
 /** Polls `fn` until `ok(value)`; throws with the last value after `timeoutMs`. */

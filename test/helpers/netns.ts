@@ -13,7 +13,7 @@ import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_proces
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
-import { BIN, ROOT } from './arus.js';
+import { BIN, readyLine, ROOT, stopProcess } from './arus.js';
 
 const ip = (args: string[]) => spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
 
@@ -250,7 +250,7 @@ export type NsProcess = {
  * the child's pid is node's) and waits for its `ready` log line. The process
  * joins `opts.into` at once, so a caller can stop it even if it never gets ready.
  */
-export function startArusIn(host: Host, name: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; into?: NsProcess[] } = {}): Promise<NsProcess> {
+export async function startArusIn(host: Host, name: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; into?: NsProcess[] } = {}): Promise<NsProcess> {
   const proc = spawn('ip', ['netns', 'exec', host.netns, process.execPath, BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, ARUS_LOG_LEVEL: 'info', ...opts.env },
@@ -259,41 +259,10 @@ export function startArusIn(host: Host, name: string, args: string[], opts: { en
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  const gone = () => proc.exitCode !== null || proc.signalCode !== null;
-  const signal = async (sig: NodeJS.Signals) => {
-    if (gone()) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill(sig);
-    const t = sig === 'SIGKILL' ? undefined : setTimeout(() => proc.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(t);
-  };
-  const running: NsProcess = { name, proc, logs, stop: () => signal('SIGTERM'), kill9: () => signal('SIGKILL') };
+  const running: NsProcess = { name, proc, logs, stop: () => stopProcess(proc), kill9: () => stopProcess(proc, 'SIGKILL') };
   opts.into?.push(running);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      void running.kill9();
-      const last = logs.slice(-5).map((l) => JSON.stringify(l)).join('\n');
-      reject(new Error(`${name} (arus ${args.join(' ')}) did not start in ${opts.timeoutMs ?? 60_000} ms\n${last}\n${stderr}`));
-    }, opts.timeoutMs ?? 60_000);
-    proc.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} (arus ${args.join(' ')}) exited with ${code ?? sig}\n${stderr}`));
-    });
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      let entry: Record<string, unknown>;
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        return;
-      }
-      logs.push(entry);
-      if (entry.msg === 'ready') {
-        clearTimeout(timer);
-        resolve(running);
-      }
-    });
-  });
+  await readyLine(proc, logs, opts.timeoutMs ?? 60_000, () => `${name} (arus ${args.join(' ')})\n${stderr}`);
+  return running;
 }
 
 /** Runs a command inside a namespace to completion, without blocking the event loop. */

@@ -1,6 +1,8 @@
 // A copy of the default regions whose health checks point at test-owned servers.
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { silentLogger } from '../../src/log.js';
+import { createSimServer, type SimServer } from '../../src/sim/server.js';
 import { ROOT } from './arus.js';
 
 export const REGION_IDS = ['sg', 'jkt', 'bkk', 'mnl'] as const;
@@ -26,4 +28,16 @@ export function regionsWithChecks(dir: string, port: (zone: string) => number | 
     writeFileSync(f, text);
   }
   return out;
+}
+
+/** One simulated model server per zone of the default regions (`sg-a`, `sg-b`, …), on free loopback ports. */
+export async function startZoneSims(): Promise<Map<string, SimServer>> {
+  const sims = new Map<string, SimServer>();
+  for (const r of REGION_IDS)
+    for (const z of [`${r}-a`, `${r}-b`]) {
+      const sim = createSimServer({ log: silentLogger() });
+      await sim.start();
+      sims.set(z, sim);
+    }
+  return sims;
 }

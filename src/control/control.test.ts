@@ -96,6 +96,21 @@ describe('control: health from probe reports to snapshots and history', () => {
     expect(moved('failback').map((e) => [e.oldState, e.newState])).toEqual([['sg', 'jkt']]);
   });
 
+  it('calls it a failover when clients leave a dead region for one that came back in the same publish', () => {
+    const { round, indonesia, events } = setUp();
+    const sg = (e: string) => e.startsWith('sg/');
+    round(sg);
+    round(sg); // sg down (fall 2)
+    round();
+    round();
+    round(jkt);
+    round(jkt); // jkt down (fall 2) as sg comes back (rise 4)
+    expect(indonesia().region).toBe('sg');
+    const moves = events().filter((e) => e.kind === 'failover' || e.kind === 'failback');
+    const id = moves.filter((e) => (e.data as { countries: string[] }).countries.includes('ID'));
+    expect(id.map((e) => [e.kind, e.oldState, e.newState])).toEqual([['failover', 'jkt', 'sg']]);
+  });
+
   it('takes only a dead zone out of the answer, and records the region as degraded', () => {
     const { round, indonesia, events } = setUp();
     round();

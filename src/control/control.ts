@@ -201,12 +201,13 @@ export function createControl(opts: ControlOptions): Control {
   }
 
   const RANK = { down: 0, degraded: 1, up: 2 } as const;
-  function improved(region: string, before: Snapshot, was: Status, after: Snapshot, now: Status): boolean {
+  /** How a region changed between two snapshots: > 0 better (health up, or sheds less), < 0 worse, 0 the same. */
+  function changed(region: string, before: Snapshot, was: Status, after: Snapshot, now: Status): number {
     const a = was.regions.get(region)?.status;
     const b = now.regions.get(region)?.status;
-    if (a === undefined || b === undefined) return false;
-    if (RANK[b] !== RANK[a]) return RANK[b] > RANK[a];
-    return (after.capacity[region]?.shed ?? 0) < (before.capacity[region]?.shed ?? 0);
+    if (a === undefined || b === undefined) return 0;
+    if (RANK[b] !== RANK[a]) return RANK[b] - RANK[a];
+    return Math.sign((before.capacity[region]?.shed ?? 0) - (after.capacity[region]?.shed ?? 0));
   }
 
   function recordTransitions(before: Snapshot, after: Snapshot, why: string): void {
@@ -216,9 +217,11 @@ export function createControl(opts: ControlOptions): Control {
     for (const c of statusChanges(was, status))
       emit({ time: at, kind: c.kind, subject: c.subject, oldState: c.oldState, newState: c.newState, reason: c.reason, region: c.region });
     for (const m of countryMoves(before, after)) {
-      // A fail-back returns clients to a region that got better (came back up, or sheds less);
-      // every other move (a region down or drained, its capacity shed, a configuration change) is a fail-over.
-      const kind = m.to !== undefined && improved(m.to, before, was, after, status) ? 'failback' : 'failover';
+      // Clients leaving a region that got worse (down, drained, shedding more) fail over, even if their
+      // destination came back in the same publish; clients returning to a region that got better (came
+      // back up, sheds less) fail back; any other move (a configuration change) is a fail-over.
+      const sourceWorse = m.from !== undefined && changed(m.from, before, was, after, status) < 0;
+      const kind = !sourceWorse && m.to !== undefined && changed(m.to, before, was, after, status) > 0 ? 'failback' : 'failover';
       const reason = `${m.countries.join(', ')}: ${m.service} moved ${m.from ?? 'nowhere'} → ${m.to ?? 'nowhere'} (${why})`;
       emit({
         time: at,

@@ -22,7 +22,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,7 +31,7 @@ import { defaultConfig, ecs, query, servingState } from '../src/dns/fixtures.js'
 import { createResponder } from '../src/dns/responder.js';
 import { createDnsServer } from '../src/dns/server.js';
 import { silentLogger } from '../src/log.js';
-import { seededRandom } from '../src/steer/steer.js';
+import { median, runDnsperf, writeQueryFile, type DnsperfResult } from './common.js';
 
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const SECONDS = env('BENCH_SECONDS', 20);
@@ -46,15 +46,6 @@ const RRL = process.env.BENCH_RRL !== 'off';
 /** Limiting on, never reached (see above). */
 const RRL_SETTINGS = RRL ? { enabled: true, exempt: [], responsesPerSecond: 1_000_000 } : { enabled: false };
 
-/** Client networks by country (/16s; each query asks from a random /24 inside one). */
-const SUBNETS: Record<string, string[]> = {
-  ID: ['36.66.0.0', '114.124.0.0', '182.253.0.0', '110.136.0.0'],
-  SG: ['165.21.0.0', '116.86.0.0', '220.255.0.0'],
-  TH: ['171.96.0.0', '184.22.0.0', '223.24.0.0'],
-  PH: ['112.198.0.0', '49.144.0.0', '180.190.0.0'],
-  MY: ['175.136.0.0', '60.48.0.0'],
-  VN: ['113.160.0.0', '14.160.0.0'],
-};
 
 // ---------------------------------------------------------------- servers
 
@@ -123,86 +114,13 @@ function startServer(kind: 'arus' | 'bare', pin: boolean): Promise<{ child: Chil
 
 // ---------------------------------------------------------------- queries
 
-/** The query file (dnsperf -B) and a description of its mix. */
-function queryFile(path: string): string {
-  const random = seededRandom(2026);
-  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
-  const countries = Object.keys(SUBNETS);
-  const mixCase = (name: string) => [...name].map((c) => (random() < 0.5 ? c.toUpperCase() : c)).join('');
-  const frames: Buffer[] = [];
-  const counts = { ecs: 0, a: 0, aaaa: 0, pinned: 0, apex: 0, nxdomain: 0 };
-  for (let i = 0; i < QUERIES; i++) {
-    const r = random();
-    let name = 'api.gslb.example.com';
-    let type = 1;
-    if (r < 0.7) counts.a++;
-    else if (r < 0.9) (type = 28), counts.aaaa++;
-    else if (r < 0.95) (name = `${pick(['sg', 'jkt', 'bkk', 'mnl'])}.api.gslb.example.com`), counts.pinned++;
-    else if (r < 0.98) (name = 'gslb.example.com'), (type = pick([2, 6])), counts.apex++;
-    else (name = `x${Math.floor(random() * 1e6)}.gslb.example.com`), counts.nxdomain++;
-    const withEcs = random() < 0.9;
-    let options: ReturnType<typeof ecs>[] = [];
-    if (withEcs) {
-      counts.ecs++;
-      const [a, b] = pick(SUBNETS[pick(countries)]).split('.').map(Number);
-      options = [ecs(1, 24, [a, b, Math.floor(random() * 256)])];
-    }
-    const message = query({ id: 0, name: mixCase(name), type, opt: { size: 1232, options } });
-    frames.push(Buffer.from([message.length >> 8, message.length & 0xff]), message);
-  }
-  writeFileSync(path, Buffer.concat(frames));
-  const pct = (n: number) => `${Math.round((n / QUERIES) * 100)}%`;
-  return (
-    `${QUERIES} queries: api A ${pct(counts.a)}, api AAAA ${pct(counts.aaaa)}, pinned <region>.api A ${pct(counts.pinned)}, ` +
-    `apex NS/SOA ${pct(counts.apex)}, NXDOMAIN ${pct(counts.nxdomain)}; ECS /24 on ${pct(counts.ecs)} ` +
-    `from ${Object.values(SUBNETS).flat().length} /16s in ${countries.join(', ')}; the rest located by the resolver address; random letter case`
-  );
-}
-
 // ---------------------------------------------------------------- dnsperf
 
-type Result = { qps: number; completed: number; lost: number; p99ms: number; avgms: number };
+type Result = DnsperfResult;
 
-// dnsperf -v prints one line per answered query with its latency: written to a
-// file and read after the run, so that the bench itself takes no CPU meanwhile.
-async function dnsperf(port: number, file: string, seconds: number, pin: boolean): Promise<Result> {
-  const args = ['-B', '-d', file, '-s', '127.0.0.1', '-p', String(port), '-l', String(seconds), '-q', String(OUTSTANDING), '-c', String(CLIENTS), '-t', '2', '-v'];
-  const [cmd, ...rest] = pin ? ['taskset', '-c', String(CLIENT_CPU), 'dnsperf', ...args] : ['dnsperf', ...args];
-  const outPath = `${file}.out`;
-  const out = openSync(outPath, 'w');
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(cmd, rest, { stdio: ['ignore', out, 'inherit'] });
-    child.once('error', reject);
-    child.once('close', resolve);
-  });
-  closeSync(out);
-  const latencies: number[] = [];
-  const stats: string[] = [];
-  for await (const line of createInterface({ input: createReadStream(outPath) })) {
-    // Verbose lines: "> NOERROR <query> <latency seconds>".
-    if (line.startsWith('> ')) {
-      const latency = Number(line.slice(line.lastIndexOf(' ') + 1));
-      if (Number.isFinite(latency)) latencies.push(latency);
-    } else stats.push(line);
-  }
-  rmSync(outPath, { force: true });
-  const text = stats.join('\n');
-  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
-  if (code !== 0 || Number.isNaN(num(/Queries per second:\s+([\d.]+)/))) throw new Error(`dnsperf failed (${code}):\n${text}`);
-  latencies.sort((a, b) => a - b);
-  return {
-    qps: num(/Queries per second:\s+([\d.]+)/),
-    completed: num(/Queries completed:\s+(\d+)/),
-    lost: num(/Queries lost:\s+(\d+)/),
-    p99ms: (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? NaN) * 1000,
-    avgms: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
-  };
-}
+const dnsperf = (port: number, file: string, seconds: number, pin: boolean): Promise<Result> =>
+  runDnsperf({ port, file, seconds, outstanding: OUTSTANDING, clients: CLIENTS, cpu: pin ? CLIENT_CPU : undefined });
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 async function bench(): Promise<void> {
   if (spawnSync('dnsperf', ['-h']).error) {
@@ -212,7 +130,7 @@ async function bench(): Promise<void> {
   const pin = !spawnSync('taskset', ['-c', '0', 'true']).error;
   const dir = mkdtempSync(join(tmpdir(), 'arus-bench-'));
   const file = join(dir, 'queries.bin');
-  const mix = queryFile(file);
+  const mix = writeQueryFile(file, QUERIES);
   console.log(`Arus DNS benchmark: ${RUNS} run(s) of ${SECONDS} s per server, dnsperf -q ${OUTSTANDING} -c ${CLIENTS}`);
   console.log(RRL ? 'response rate limiting: on for every query, at 1,000,000/s per network (never reached)' : 'response rate limiting: off (BENCH_RRL=off)');
   console.log(pin ? `pinned: server on CPU ${SERVER_CPU}, dnsperf on CPU ${CLIENT_CPU}` : 'taskset not found: nothing pinned');

@@ -27,20 +27,19 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Packet } from 'dns2';
 import { parse as parseYaml } from 'yaml';
-import { ecs, ecsOf, query } from '../src/dns/fixtures.js';
+import { ecsOf, query } from '../src/dns/fixtures.js';
 import { countryLocation } from '../src/geo/countries.js';
 import { defaultDatabasePath, openGeoIp } from '../src/geo/geoip.js';
 import { Typed, writeMmdb, type MmdbEntry } from '../src/geo/test-mmdb-writer.js';
-import { seededRandom } from '../src/steer/steer.js';
 import { regionsWithChecks } from '../test/helpers/regions.js';
+import { SUBNETS, freePort, median, runDnsperf, sleep, writeQueryFile, type DnsperfResult } from './common.js';
 
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const SECONDS = env('BENCH_SECONDS', 20);
@@ -56,34 +55,9 @@ const TEMPLATES = join(ROOT, 'bench', 'references');
 const ZONE = 'gslb.example.com';
 const TTL = 30;
 
-/** Client networks by country (/16s; each query asks from a random /24 inside one), as in bench/dns.ts. */
-const SUBNETS: Record<string, string[]> = {
-  ID: ['36.66.0.0', '114.124.0.0', '182.253.0.0', '110.136.0.0'],
-  SG: ['165.21.0.0', '116.86.0.0', '220.255.0.0'],
-  TH: ['171.96.0.0', '184.22.0.0', '223.24.0.0'],
-  PH: ['112.198.0.0', '49.144.0.0', '180.190.0.0'],
-  MY: ['175.136.0.0', '60.48.0.0'],
-  VN: ['113.160.0.0', '14.160.0.0'],
-};
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const has = (cmd: string, args: string[] = ['--version']) => !spawnSync(cmd, args).error;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Fills `{{name}}` placeholders of a template in bench/references/. */
 function template(file: string, values: Record<string, string | number>): string {
@@ -320,66 +294,10 @@ function ask(port: number, name: string, subnet?: string, timeoutMs = 1000): Pro
   });
 }
 
-// ---------------------------------------------------------------- dnsperf (as in bench/dns.ts)
+// ---------------------------------------------------------------- dnsperf
 
-function queryFile(path: string): void {
-  const random = seededRandom(2026);
-  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
-  const countries = Object.keys(SUBNETS);
-  const mixCase = (name: string) => [...name].map((c) => (random() < 0.5 ? c.toUpperCase() : c)).join('');
-  const frames: Buffer[] = [];
-  for (let i = 0; i < 20_000; i++) {
-    const r = random();
-    let name = `api.${ZONE}`;
-    let type = 1;
-    if (r < 0.7) type = 1;
-    else if (r < 0.9) type = 28;
-    else if (r < 0.95) name = `${pick(['sg', 'jkt', 'bkk', 'mnl'])}.api.${ZONE}`;
-    else if (r < 0.98) (name = ZONE), (type = pick([2, 6]));
-    else name = `x${Math.floor(random() * 1e6)}.${ZONE}`;
-    let options: ReturnType<typeof ecs>[] = [];
-    if (random() < 0.9) {
-      const [a, b] = pick(SUBNETS[pick(countries)]).split('.').map(Number);
-      options = [ecs(1, 24, [a, b, Math.floor(random() * 256)])];
-    }
-    const message = query({ id: 0, name: mixCase(name), type, opt: { size: 1232, options } });
-    frames.push(Buffer.from([message.length >> 8, message.length & 0xff]), message);
-  }
-  writeFileSync(path, Buffer.concat(frames));
-}
-
-type Result = { qps: number; lost: number; p99ms: number; rcodes: string };
-
-async function dnsperf(port: number, file: string, seconds: number): Promise<Result> {
-  const args = ['-B', '-d', file, '-s', '127.0.0.1', '-p', String(port), '-l', String(seconds), '-q', String(OUTSTANDING), '-c', '1', '-t', '2', '-v'];
-  const outPath = `${file}.out`;
-  const out = openSync(outPath, 'w');
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn('taskset', ['-c', String(CLIENT_CPU), 'dnsperf', ...args], { stdio: ['ignore', out, out] });
-    child.once('error', reject);
-    child.once('close', resolve);
-  });
-  closeSync(out);
-  const latencies: number[] = [];
-  const stats: string[] = [];
-  for await (const line of createInterface({ input: createReadStream(outPath) })) {
-    if (line.startsWith('> ')) {
-      const latency = Number(line.slice(line.lastIndexOf(' ') + 1));
-      if (Number.isFinite(latency)) latencies.push(latency);
-    } else stats.push(line);
-  }
-  rmSync(outPath, { force: true });
-  const text = stats.join('\n');
-  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
-  if (code !== 0 || Number.isNaN(num(/Queries per second:\s+([\d.]+)/))) throw new Error(`dnsperf failed (${code}):\n${text.slice(-1500)}`);
-  latencies.sort((a, b) => a - b);
-  return {
-    qps: num(/Queries per second:\s+([\d.]+)/),
-    lost: num(/Queries lost:\s+(\d+)/),
-    p99ms: (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? NaN) * 1000,
-    rcodes: /Response codes:\s+(.*)/.exec(text)?.[1] ?? '',
-  };
-}
+type Result = DnsperfResult;
+const dnsperf = (port: number, file: string, seconds: number): Promise<Result> => runDnsperf({ port, file, seconds, outstanding: OUTSTANDING, cpu: CLIENT_CPU });
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
@@ -480,7 +398,7 @@ async function main(): Promise<void> {
 
     // Load: the servers stay up and the runs alternate, so the noise of a shared machine falls on all alike.
     const file = join(dir, 'queries.bin');
-    queryFile(file);
+    writeQueryFile(file);
     console.log(`\nload: ${RUNS} run(s) of ${SECONDS} s each, alternating; servers pinned to CPU ${SERVER_CPU}, dnsperf (-q ${OUTSTANDING}) to CPU ${CLIENT_CPU}`);
     const results = new Map<Server, Result[]>();
     for (const s of live()) {

@@ -31,8 +31,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,8 +39,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Packet } from 'dns2';
 import { ecs, query } from '../src/dns/fixtures.js';
-import { seededRandom } from '../src/steer/steer.js';
 import { REGION_IDS, regionsWithChecks } from '../test/helpers/regions.js';
+import { ALL_SUBNETS, freePort, sleep, writeQueryFile } from './common.js';
 
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const SECONDS = env('SOAK_SECONDS', 600);
@@ -52,32 +51,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'arus.js');
 const ADMIN = 'soak-admin-token';
 
-/** Client networks by country (/16s), as in bench/dns.ts. */
-const SUBNETS: Record<string, string[]> = {
-  ID: ['36.66.0.0', '114.124.0.0', '182.253.0.0', '110.136.0.0'],
-  SG: ['165.21.0.0', '116.86.0.0', '220.255.0.0'],
-  TH: ['171.96.0.0', '184.22.0.0', '223.24.0.0'],
-  PH: ['112.198.0.0', '49.144.0.0', '180.190.0.0'],
-  MY: ['175.136.0.0', '60.48.0.0'],
-  VN: ['113.160.0.0', '14.160.0.0'],
-};
-const ALL_SUBNETS = Object.values(SUBNETS).flat();
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const random = Math.random;
 const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)];
 const between = (lo: number, hi: number) => lo + random() * (hi - lo);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------- processes
 
@@ -351,26 +329,6 @@ async function checker(port: number, end: number): Promise<void> {
 
 // ---------------------------------------------------------------- dnsperf
 
-function queryFile(path: string): void {
-  const rnd = seededRandom(2026);
-  const p = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)];
-  const frames: Buffer[] = [];
-  for (let i = 0; i < 20_000; i++) {
-    const r = rnd();
-    let name = 'api.gslb.example.com';
-    let type = 1;
-    if (r < 0.7) type = 1;
-    else if (r < 0.9) type = 28;
-    else if (r < 0.95) name = `${p(REGION_IDS)}.api.gslb.example.com`;
-    else if (r < 0.98) (name = 'gslb.example.com'), (type = p([2, 6]));
-    else name = `x${Math.floor(rnd() * 1e6)}.gslb.example.com`;
-    const [a, b] = p(ALL_SUBNETS).split('.').map(Number);
-    const options = rnd() < 0.9 ? [ecs(1, 24, [a, b, Math.floor(rnd() * 256)])] : [];
-    const message = query({ id: 0, name: [...name].map((c) => (rnd() < 0.5 ? c.toUpperCase() : c)).join(''), type, opt: { size: 1232, options } });
-    frames.push(Buffer.from([message.length >> 8, message.length & 0xff]), message);
-  }
-  writeFileSync(path, Buffer.concat(frames));
-}
 
 type Perf = { sent: number; completed: number; lost: number; qps: number; rcodes: Record<string, number>; text: string };
 
@@ -447,7 +405,7 @@ async function main(): Promise<number> {
     await sleep(2000);
 
     const file = join(dir, 'queries.bin');
-    queryFile(file);
+    writeQueryFile(file);
     const start = Date.now();
     const end = start + SECONDS * 1000;
     console.log(`Arus soak: ${SECONDS} s; dnsperf at ${QPS} q/s (api A/AAAA, pinned, apex, NXDOMAIN; ECS from ${ALL_SUBNETS.length} /16s on 90 %)`);

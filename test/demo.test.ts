@@ -8,26 +8,14 @@
 // The defaults use fixed ports (8000, 9111–9412) and 127.0.1.x: this test moves
 // them to free ports and another 127.x.y.0/24 so that it runs beside `npm start`.
 import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { freePort, ROOT, startArus, tempDir, until, type Running } from './helpers/arus.js';
 import { dig, hasDig } from './helpers/dig.js';
 
 const requireDig = process.env.CI ? true : hasDig;
 const ADMIN = 'demo-admin';
 
-/** A port free on 127.0.0.1 now (closed again: the child binds it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe.skipIf(!requireDig)('the npm start demo: DNS answer → balancer → simulated GPU', () => {
   let server: Running;

@@ -1,6 +1,7 @@
 // Starts the real `arus` command as a child process, as an operator would.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,6 +11,18 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'arus.js');
 
 export type Running = { proc: ChildProcess; dnsPort: number; dnsTcpPort: number; api?: string; logs: Record<string, unknown>[]; stop(): Promise<void> };
+
+/** A port free on 127.0.0.1 now (closed again: the caller's child binds it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 export function tempDir(prefix = 'arus-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));

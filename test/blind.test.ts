@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
 import { createSimServer, type SimServer } from '../src/sim/server.js';
-import { arus, startArus, tempDir, until, type Running } from './helpers/arus.js';
-import { dig, hasDig } from './helpers/dig.js';
+import { arusAsync, startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { digAsync, hasDig } from './helpers/dig.js';
 import { REGION_IDS, regionsWithChecks } from './helpers/regions.js';
 
 const requireDig = process.env.CI ? true : hasDig;
@@ -18,11 +18,9 @@ describe.skipIf(!requireDig)('a blind probe fleet', () => {
   const procs: Running[] = [];
   let dbFile: string;
   let dns: Running;
-  const indonesia = () =>
-    dig('127.0.0.1', dns.dnsPort, ['api.gslb.example.com', 'A', '+subnet=36.66.0.0/24'])
-      .answers.map((a) => a.data)
-      .sort();
-  const eventKinds = () => (JSON.parse(arus(['events', '--db', dbFile, '--json', '--limit', '1000']).stdout) as { kind: string }[]).map((e) => e.kind);
+  // Without blocking the event loop: the simulated model servers the probe checks live in this process.
+  const indonesia = async () => (await digAsync('127.0.0.1', dns.dnsPort, ['api.gslb.example.com', 'A', '+subnet=36.66.0.0/24'])).answers.map((a) => a.data).sort();
+  const eventKinds = async () => (JSON.parse((await arusAsync(['events', '--db', dbFile, '--json', '--limit', '1000'])).stdout) as { kind: string }[]).map((e) => e.kind);
 
   beforeAll(async () => {
     const ports = new Map<string, number>();
@@ -49,7 +47,7 @@ describe.skipIf(!requireDig)('a blind probe fleet', () => {
   });
 
   it('holds the last state when every agent goes silent, and records it', async () => {
-    expect(indonesia()).toEqual(JKT);
+    expect(await indonesia()).toEqual(JKT);
     // Jakarta dies, and the only agent falls silent at once: nobody can see it.
     const probe = procs[2];
     probe.proc.kill('SIGSTOP');
@@ -57,16 +55,16 @@ describe.skipIf(!requireDig)('a blind probe fleet', () => {
     await sims[3].setFault({ kind: 'crash' });
     await until(eventKinds, (k) => k.includes('fleet.blind'), 10_000, 200);
     for (let i = 0; i < 5; i++) {
-      expect(indonesia()).toEqual(JKT);
+      expect(await indonesia()).toEqual(JKT);
       await new Promise((r) => setTimeout(r, 200));
     }
-    expect(eventKinds()).not.toContain('failover');
-    const table = arus(['events', '--db', dbFile, '--kind', 'fleet.blind', '--since', '5m']);
+    expect(await eventKinds()).not.toContain('failover');
+    const table = await arusAsync(['events', '--db', dbFile, '--kind', 'fleet.blind', '--since', '5m']);
     expect(table.stdout).toMatch(/fleet\.blind\s+fleet\s+/);
 
     // Sight returns: the agent sees Jakarta dead, and DNS (reading control's published health) fails over.
     probe.proc.kill('SIGCONT');
     await until(indonesia, (a) => a.length > 0 && !a.some((x) => JKT.includes(x)), 10_000, 100);
-    expect(eventKinds()).toEqual(expect.arrayContaining(['fleet.sighted', 'failover']));
+    expect(await eventKinds()).toEqual(expect.arrayContaining(['fleet.sighted', 'failover']));
   });
 });

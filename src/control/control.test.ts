@@ -111,6 +111,18 @@ describe('control: health from probe reports to snapshots and history', () => {
     expect(id.map((e) => [e.kind, e.oldState, e.newState])).toEqual([['failover', 'jkt', 'sg']]);
   });
 
+  it('calls it a failover when clients leave a region still down for one that came back (after everything was down)', () => {
+    const { round, indonesia, events } = setUp();
+    const notJkt = (e: string) => !e.startsWith('jkt/');
+    round(() => true);
+    round(() => true); // everything down: fail-open keeps Indonesia on jkt
+    expect(indonesia().region).toBe('jkt');
+    for (let i = 0; i < 4; i++) round((e) => !notJkt(e)); // the others come back (rise 4); jkt stays down
+    expect(indonesia().region).toBe('sg');
+    const id = events().filter((e) => (e.kind === 'failover' || e.kind === 'failback') && (e.data as { countries: string[] }).countries.includes('ID'));
+    expect(id.map((e) => [e.kind, e.oldState, e.newState])).toEqual([['failover', 'jkt', 'sg']]);
+  });
+
   it('takes only a dead zone out of the answer, and records the region as degraded', () => {
     const { round, indonesia, events } = setUp();
     round();

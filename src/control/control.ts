@@ -217,11 +217,11 @@ export function createControl(opts: ControlOptions): Control {
     for (const c of statusChanges(was, status))
       emit({ time: at, kind: c.kind, subject: c.subject, oldState: c.oldState, newState: c.newState, reason: c.reason, region: c.region });
     for (const m of countryMoves(before, after)) {
-      // Clients leaving a region that got worse (down, drained, shedding more) fail over, even if their
-      // destination came back in the same publish; clients returning to a region that got better (came
-      // back up, sheds less) fail back; any other move (a configuration change) is a fail-over.
-      const sourceWorse = m.from !== undefined && changed(m.from, before, was, after, status) < 0;
-      const kind = !sourceWorse && m.to !== undefined && changed(m.to, before, was, after, status) > 0 ? 'failback' : 'failover';
+      // Clients leaving a region that is down or got worse (drained, shedding more) fail over, even if
+      // their destination came back in the same publish; clients returning to a region that got better
+      // (came back up, sheds less) fail back; any other move (a configuration change) is a fail-over.
+      const sourceBad = m.from !== undefined && (status.regions.get(m.from)?.status === 'down' || changed(m.from, before, was, after, status) < 0);
+      const kind = !sourceBad && m.to !== undefined && changed(m.to, before, was, after, status) > 0 ? 'failback' : 'failover';
       const reason = `${m.countries.join(', ')}: ${m.service} moved ${m.from ?? 'nowhere'} → ${m.to ?? 'nowhere'} (${why})`;
       emit({
         time: at,

@@ -75,13 +75,12 @@ ${help.api}
       }
       const probeToken = internalToken();
       const control = await startControl({
+        ...controlOptions(values, env),
         db,
         store,
         healthStore,
         log,
-        listen: parseListen(String(values['api-listen']))[0],
         staticTokens: staticTokensFrom(env, [{ token: probeToken, role: 'probe', name: 'in-process probes' }]),
-        open: { metrics: env.ARUS_METRICS_OPEN !== 'false' },
         // The demo runs on loopback: its status page opens without a token there (ARUS_STATUS_OPEN=false to require one).
         status: { open: env.ARUS_STATUS_OPEN !== 'false' },
         metrics,
@@ -121,17 +120,7 @@ ${help.api}`,
       const metrics = createMetrics();
       const { db, store, healthStore } = await openStores(String(values.db), metrics);
       seedIfEmpty(store, String(values.regions));
-      const control = await startControl({
-        db,
-        store,
-        healthStore,
-        log,
-        listen: parseListen(String(values['api-listen']))[0],
-        staticTokens: staticTokensFrom(env),
-        open: { metrics: env.ARUS_METRICS_OPEN !== 'false' },
-        status: { open: env.ARUS_STATUS_OPEN === 'true' },
-        metrics,
-      });
+      const control = await startControl({ ...controlOptions(values, env), db, store, healthStore, log, staticTokens: staticTokensFrom(env), status: { open: env.ARUS_STATUS_OPEN === 'true' }, metrics });
       log.info({ api: control.url }, 'ready');
       onSignal([control], log);
     },
@@ -457,6 +446,11 @@ async function openStores(file: string, metrics?: Metrics) {
   const [{ createStore, openDatabase }, { createHealthStore }] = await Promise.all([import('./db/store.js'), import('./db/health-store.js')]);
   const db = openDatabase(file);
   return { db, store: createStore(db, { onEvent: metrics && ((e) => metrics.recordEvent(e.kind)) }), healthStore: createHealthStore(db) };
+}
+
+/** What `arus up` and `arus control` give control alike: where the API listens, and whether /metrics needs a token. */
+function controlOptions(values: Values, env: NodeJS.ProcessEnv) {
+  return { listen: parseListen(String(values['api-listen']))[0], open: { metrics: env.ARUS_METRICS_OPEN !== 'false' } };
 }
 
 function intOption(value: string | boolean | undefined, name: string): number | undefined {

@@ -236,7 +236,7 @@ async function burst(base: string, n: number) {
 
 describe('batching through the balancer (real sims)', () => {
   it('32 concurrent single-input calls: each caller gets exactly its own vector, in far fewer upstream calls', async () => {
-    const { base, proxy } = await setup({ proxy: { batching: { embeddings: { windowMs: 5, maxBatch: 32 } } } });
+    const { base, proxy } = await setup({ proxy: { batching: { embeddings: { windowMs: 50, maxBatch: 32 } } } });
     const { texts, answers } = await burst(base, 32);
     answers.forEach((a, i) => {
       expect(a.status).toBe(200);
@@ -249,7 +249,8 @@ describe('batching through the balancer (real sims)', () => {
     });
     const st = proxy.stats();
     expect(st.batchedCalls).toBe(32);
-    expect(st.batches).toBeLessThan(16);
+    // A 50 ms window holds a burst of 32 even when a loaded machine takes a while to send it.
+    expect(st.batches).toBeLessThanOrEqual(4);
   });
 
   it('mixed sizes and options: multi-input callers get their vectors in order; other dimensions are a batch of their own', async () => {
@@ -266,15 +267,6 @@ describe('batching through the balancer (real sims)', () => {
     // the sim counts one token per word: usage split per caller sums to the whole
     expect(ja.usage.prompt_tokens + jb.usage.prompt_tokens).toBe(4);
     expect(jc.usage).toEqual({ prompt_tokens: 2, total_tokens: 2 });
-  });
-
-  it('32 concurrent single-input calls reach the instance as a few calls, not 32 (the speed-up is measured in bench:balancer)', async () => {
-    const { base, proxy } = await setup({ proxy: { batching: { embeddings: { windowMs: 5, maxBatch: 32 } } } });
-    const b = await burst(base, 32);
-    expect(b.answers.every((a) => a.status === 200)).toBe(true);
-    expect(proxy.stats().batchedCalls).toBe(32);
-    expect(proxy.stats().batches).toBeLessThanOrEqual(16); // usually 1–2; a loaded machine spreads the burst over more 5 ms windows
-    expect(proxy.stats().instances.e0.requests).toBe(proxy.stats().batches);
   });
 
   it('an upstream error reaches every caller of the batch with its status', async () => {

@@ -20,8 +20,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Packet } from 'dns2';
-import { createStore, openDatabase } from '../src/db/store.js';
+import { openDatabase } from '../src/db/database.js';
+import { createStore } from '../src/db/store.js';
 import { ecsOf, query } from '../src/dns/fixtures.js';
+import { configRules } from '../src/config/rules.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FLAP_SECONDS = Number(process.env.BENCH_FLAP_SECONDS ?? 60);
@@ -121,7 +123,7 @@ async function main() {
   }
 
   // Flaps under 10 % random check failures.
-  const store = () => createStore(openDatabase(db));
+  const store = () => createStore(openDatabase(db), { rules: configRules });
   const count = (kind: string) => store().listEvents({ kind, limit: 1000 }).length;
   const before = { failover: count('failover'), failback: count('failback'), down: count('endpoint.down') };
   for (const l of [...JKT_SIMS, ...OTHER_SIMS])

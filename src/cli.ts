@@ -443,9 +443,14 @@ ${help.dns}
 };
 
 async function openStores(file: string, metrics?: Metrics) {
-  const [{ createStore, openDatabase }, { createHealthStore }] = await Promise.all([import('./db/store.js'), import('./db/health-store.js')]);
+  const [{ openDatabase }, { createStore }, { createHealthStore }, { configRules }] = await Promise.all([
+    import('./db/database.js'),
+    import('./db/store.js'),
+    import('./db/health-store.js'),
+    import('./config/rules.js'),
+  ]);
   const db = openDatabase(file);
-  return { db, store: createStore(db, { onEvent: metrics && ((e) => metrics.recordEvent(e.kind)) }), healthStore: createHealthStore(db) };
+  return { db, store: createStore(db, { rules: configRules, onEvent: metrics && ((e) => metrics.recordEvent(e.kind)) }), healthStore: createHealthStore(db) };
 }
 
 /** What `arus up` and `arus control` give control alike: where the API listens, and whether /metrics needs a token. */

@@ -7,7 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Metrics } from './metrics/metrics.js';
 import { metricsApp } from './metrics/routes.js';
 import type { StaticToken } from './api/auth.js';
-import type { Db } from './db/store.js';
+import type { Db } from './db/database.js';
 import { balancerListen, type Config } from './config/schema.js';
 import type { Control } from './control/control.js';
 import type { HealthStore } from './db/health-store.js';

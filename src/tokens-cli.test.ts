@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Db } from './db/store.js';
+import { openDatabase, type Db } from './db/database.js';
 import { createTokenStore, hashToken } from './db/tokens.js';
 import { tokenCreate, TokenError, tokenList, tokenRevoke } from './tokens-cli.js';
 

@@ -1,5 +1,5 @@
 import { createTokenStore, isRole, ROLES } from './db/tokens.js';
-import type { Db } from './db/store.js';
+import type { Db } from './db/database.js';
 
 /** A mistake on the command line (unknown role, bad id, no such token). */
 export class TokenError extends Error {}

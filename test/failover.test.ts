@@ -3,11 +3,13 @@
 // from the SQLite file.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStore, openDatabase, type StoredEvent } from '../src/db/store.js';
+import { openDatabase } from '../src/db/database.js';
+import { createStore, type StoredEvent } from '../src/db/store.js';
 import type { SimServer } from '../src/sim/server.js';
 import { startArus, tempDir, until, type Running } from './helpers/arus.js';
 import { dig, hasDig } from './helpers/dig.js';
 import { regionsWithChecks, startZoneSims } from './helpers/regions.js';
+import { configRules } from '../src/config/rules.js';
 
 const requireDig = process.env.CI ? true : hasDig;
 const JKT = ['127.0.1.21', '127.0.1.22'];
@@ -27,7 +29,7 @@ describe.skipIf(!requireDig)('failover with live probes', () => {
   const events = (kind: string): StoredEvent[] => {
     const db = openDatabase(dbFile);
     try {
-      return createStore(db).listEvents({ kind, limit: 1000 }).reverse();
+      return createStore(db, { rules: configRules }).listEvents({ kind, limit: 1000 }).reverse();
     } finally {
       db.$client.close();
     }

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../src/db/store.js';
+import { openDatabase } from '../src/db/database.js';
 import { createTokenStore } from '../src/db/tokens.js';
 import type { SimServer } from '../src/sim/server.js';
 import { ROOT, startArus, tempDir, until, type Running } from './helpers/arus.js';

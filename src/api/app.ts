@@ -1,14 +1,10 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { ConfigError } from '../config/load.js';
-import type { Control } from '../control/control.js';
-import type { HealthStore } from '../db/health-store.js';
 import { storageFault } from '../db/faults.js';
-import type { Store } from '../db/store.js';
-import type { Logger } from '../log.js';
-import { problem, type Env, type Role } from './env.js';
+import type { ApiDeps } from './deps.js';
+import { fieldsOf, problem, type Env } from './env.js';
 import { docsPage } from './docs.js';
 import { capacityRoutes } from './routes/capacity.js';
 import { configRoutes } from './routes/config.js';
@@ -19,32 +15,7 @@ import { probeRoutes } from './routes/probes.js';
 import { resolveRoutes } from './routes/resolve.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 
-export type { Env, Role } from './env.js';
-
-/** What every route module receives. */
-export type ApiDeps = {
-  control: Control;
-  store: Store;
-  healthStore: HealthStore;
-  auth: { middleware: MiddlewareHandler<Env>; requireRole(...roles: Role[]): MiddlewareHandler<Env> };
-  /** Records a write: who, what, before and after. */
-  audit?: (entry: { actor: string; role: Role; action: string; subject: string; before: unknown; after: unknown; status: number }) => void;
-  /** Counts probe results as they are reported (metrics). */
-  onProbeReport?: (results: readonly { ok: boolean; endpoint: string }[], agentRegion: string) => void;
-  /** Extra middleware run on every request (metrics). */
-  middleware?: MiddlewareHandler[];
-  /** Extra routes (e.g. /metrics, /v1/audit) mounted by their own modules. */
-  mount?: ((app: OpenAPIHono<Env>) => void)[];
-  log: Logger;
-  version?: string;
-};
-
 export const MAX_BODY_BYTES = 1024 * 1024;
-
-/** Every issue of a failed zod parse as `{ path, message }`, the path prefixed by where it was (body, query, path). */
-export function fieldsOf(issues: readonly { path: readonly PropertyKey[]; message: string }[], where?: string) {
-  return issues.map((i) => ({ path: [where, ...i.path.map(String)].filter(Boolean).join('.') || '(root)', message: i.message }));
-}
 
 /** The control plane's REST API (Hono + zod-openapi). Tests call `app.request()`; `arus control` serves it. */
 export function createApp(deps: ApiDeps) {
@@ -102,4 +73,3 @@ export function createApp(deps: ApiDeps) {
   return app;
 }
 
-export type Api = OpenAPIHono<Env>;

@@ -1,14 +1,16 @@
 import type { Control } from '../control/control.js';
 import { createAuditStore } from '../db/audit.js';
 import type { HealthStore } from '../db/health-store.js';
-import type { Db, Store } from '../db/store.js';
+import type { Store } from '../db/store.js';
+import type { Db } from '../db/database.js';
 import { createTokenStore } from '../db/tokens.js';
 import type { Logger } from '../log.js';
 import { statusOf, type RegionStatus } from '../control/status.js';
 import { observeControl } from '../control/metrics.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { metricsRoute } from '../metrics/routes.js';
-import { createApp, type Api } from './app.js';
+import { createApp } from './app.js';
+import type { Api } from './deps.js';
 import { createAuth, type AuthOptions, type StaticToken } from './auth.js';
 import { auditRoutes } from './routes/audit.js';
 import { withStatusAccess } from '../status/access.js';

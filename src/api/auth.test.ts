@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Db } from '../db/store.js';
+import { openDatabase, type Db } from '../db/database.js';
 import { createTokenStore, type TokenStore } from '../db/tokens.js';
 import { addressKey, createAuth, createFailureLog, type AuthOptions } from './auth.js';
 import type { Env } from './env.js';

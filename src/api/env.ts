@@ -1,8 +1,7 @@
 import type { Context } from 'hono';
+import type { Principal } from '../db/tokens.js';
 
-/** admin: everything; viewer: every read; probe: what probe agents and balancers call; dns: the snapshots DNS nodes answer from. */
-export type Role = 'admin' | 'viewer' | 'probe' | 'dns';
-export type Principal = { role: Role; name: string; tokenId?: number };
+export type { Principal, Role } from '../db/tokens.js';
 export type Env = { Variables: { principal: Principal } };
 export type FieldError = { path: string; message: string };
 
@@ -13,4 +12,9 @@ export type FieldError = { path: string; message: string };
  */
 export function problem(c: Context, status: 400 | 401 | 403 | 404 | 409 | 412 | 413 | 429 | 503, error: string, fields?: FieldError[]): never {
   return c.json({ error, ...(fields ? { fields } : {}) }, status) as never;
+}
+
+/** Every issue of a failed zod parse as `{ path, message }`, the path prefixed by where it was (body, query, path). */
+export function fieldsOf(issues: readonly { path: readonly PropertyKey[]; message: string }[], where?: string): FieldError[] {
+  return issues.map((i) => ({ path: [where, ...i.path.map(String)].filter(Boolean).join('.') || '(root)', message: i.message }));
 }

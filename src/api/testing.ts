@@ -3,16 +3,18 @@ import { fileURLToPath } from 'node:url';
 import { loadDocuments } from '../config/load.js';
 import { createControl } from '../control/control.js';
 import { createHealthStore } from '../db/health-store.js';
-import { createStore, openDatabase } from '../db/store.js';
+import { createStore } from '../db/store.js';
+import { openDatabase } from '../db/database.js';
 import { silentLogger } from '../log.js';
 import { assembleApi } from './assemble.js';
+import { configRules } from '../config/rules.js';
 
 export const TOKENS = { admin: 'admin-token', viewer: 'viewer-token', probe: 'probe-token' } as const;
 const REGIONS = fileURLToPath(new URL('../../regions', import.meta.url));
 
 export function testApi() {
   const db = openDatabase(':memory:');
-  const store = createStore(db);
+  const store = createStore(db, { rules: configRules });
   store.apply(loadDocuments([REGIONS]));
   const healthStore = createHealthStore(db);
   const control = createControl({ store, healthStore, log: silentLogger() });

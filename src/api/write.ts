@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
 import { canonicalJson } from '../db/store.js';
-import type { ApiDeps } from './app.js';
+import type { ApiDeps } from './deps.js';
 import type { Env } from './env.js';
 
 /** A strong ETag of a document's canonical JSON: `If-Match` with it makes a write conditional. */

@@ -2,11 +2,13 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadDocuments } from '../config/load.js';
 import { createHealthStore } from '../db/health-store.js';
-import { createStore, openDatabase } from '../db/store.js';
+import { createStore } from '../db/store.js';
+import { openDatabase } from '../db/database.js';
 import type { AgentInfo, ProbeResult } from '../health/types.js';
 import { silentLogger } from '../log.js';
 import { steer } from '../steer/steer.js';
 import { createControl } from './control.js';
+import { configRules } from '../config/rules.js';
 
 const REGIONS = fileURLToPath(new URL('../../regions', import.meta.url));
 const AGENTS: AgentInfo[] = ['sg', 'jkt', 'bkk', 'mnl'].map((r) => ({ id: `probe-${r}`, region: r }));
@@ -14,7 +16,7 @@ const AGENTS: AgentInfo[] = ['sg', 'jkt', 'bkk', 'mnl'].map((r) => ({ id: `probe
 function setUp() {
   let t = 1_000_000;
   const db = openDatabase(':memory:');
-  const store = createStore(db, { now: () => t });
+  const store = createStore(db, { rules: configRules, now: () => t });
   store.apply(loadDocuments([REGIONS]));
   const healthStore = createHealthStore(db, { now: () => t });
   const control = createControl({ store, healthStore, log: silentLogger(), now: () => t });

@@ -4,10 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadDocuments } from '../config/load.js';
 import { createHealthStore } from '../db/health-store.js';
-import { createStore, openDatabase } from '../db/store.js';
+import { createStore } from '../db/store.js';
+import { openDatabase } from '../db/database.js';
 import type { AgentInfo, ProbeResult } from '../health/types.js';
 import { silentLogger } from '../log.js';
 import { createControl, ReportRefused } from './control.js';
+import { configRules } from '../config/rules.js';
 
 const REGIONS = fileURLToPath(new URL('../../regions', import.meta.url));
 const AGENTS: AgentInfo[] = ['sg', 'jkt', 'bkk', 'mnl'].map((r) => ({ id: `probe-${r}`, region: r }));
@@ -17,7 +19,7 @@ function setUp(opts: { reportsPerSecond?: number; reportBurst?: number; maxAgent
   let wall = 1_700_000_000_000;
   let mono = wall;
   const db = openDatabase(':memory:');
-  const store = createStore(db, { now: () => wall });
+  const store = createStore(db, { rules: configRules, now: () => wall });
   store.apply(loadDocuments([REGIONS]));
   const healthStore = createHealthStore(db, { now: () => wall });
   const control = createControl({

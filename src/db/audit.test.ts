@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditStore, type AuditStore, type NewAuditEntry } from './audit.js';
-import { openDatabase, type Db } from './store.js';
+import { openDatabase, type Db } from './database.js';
 
 let db: Db;
 let clock: number;

@@ -1,8 +1,8 @@
 import { and, desc, eq, gte, lt, type SQL } from 'drizzle-orm';
-import type { Role } from '../api/env.js';
+import type { Role } from './tokens.js';
 import { guardOf } from './faults.js';
 import * as schema from './schema.js';
-import type { Db } from './store.js';
+import type { Db } from './database.js';
 
 /** One write through the API. */
 export type AuditEntry = {

@@ -1,6 +1,6 @@
 import { eq } from 'drizzle-orm';
 import * as schema from './schema.js';
-import type { Db } from './store.js';
+import type { Db } from './database.js';
 
 /** A monotonically increasing counter kept in the `meta` table (configuration and health versions). */
 export function metaCounter(db: Db, key: string) {

@@ -4,8 +4,10 @@ import { loadDocuments, loadConfig } from '../config/load.js';
 import { createAuditStore } from './audit.js';
 import { createStorageGuard, StorageError, storageFault } from './faults.js';
 import { createHealthStore } from './health-store.js';
-import { createStore, openDatabase } from './store.js';
+import { createStore } from './store.js';
+import { openDatabase } from './database.js';
 import { createTokenStore } from './tokens.js';
+import { configRules } from '../config/rules.js';
 
 const REGIONS = fileURLToPath(new URL('../../regions', import.meta.url));
 const sqliteError = (code: string, message = 'x') => Object.assign(new Error(message), { code });
@@ -66,7 +68,7 @@ describe('storage faults', () => {
 describe('stores on a database that turns read-only', () => {
   function setUp() {
     const db = openDatabase(':memory:');
-    const store = createStore(db);
+    const store = createStore(db, { rules: configRules });
     store.apply(loadDocuments([REGIONS]));
     const readOnly = (on: boolean) => db.$client.pragma(`query_only = ${on ? 'ON' : 'OFF'}`);
     return { db, store, health: createHealthStore(db), audit: createAuditStore(db), tokens: createTokenStore(db), readOnly };
@@ -87,7 +89,7 @@ describe('stores on a database that turns read-only', () => {
 
   it('keeps deferred events in order until the database takes them, and drops the oldest past the limit', () => {
     const db = openDatabase(':memory:');
-    const store = createStore(db, { maxPendingEvents: 3 });
+    const store = createStore(db, { rules: configRules, maxPendingEvents: 3 });
     db.$client.pragma('query_only = ON');
     for (let i = 1; i <= 5; i++) store.deferEvent({ kind: 'test', subject: `s${i}`, oldState: 'a', newState: 'b', reason: 'r', time: i });
     expect(store.pending()).toEqual({ events: 3, dropped: 2 });

@@ -1,4 +1,4 @@
-import type { Db } from './store.js';
+import { BUSY_TIMEOUT_MS, type Db } from './database.js';
 
 /**
  * What can go wrong under SQLite that is not a bug: the file or its disk, or
@@ -7,9 +7,6 @@ import type { Db } from './store.js';
  * instead of crashing.
  */
 export type StorageFaultKind = 'busy' | 'read-only' | 'full' | 'io' | 'cannot-open' | 'corrupt';
-
-/** How long a write waits for another connection's lock before SQLITE_BUSY (ms). */
-export const BUSY_TIMEOUT_MS = 1000;
 
 /** A storage fault, as thrown by the stores' writes (and recognised in raw SQLite errors). */
 export class StorageError extends Error {

@@ -1,5 +1,5 @@
 import { and, desc, eq, lt, type SQL } from 'drizzle-orm';
-import type { Db } from './store.js';
+import type { Db } from './database.js';
 import { metaCounter } from './counter.js';
 import { guardOf } from './faults.js';
 import * as schema from './schema.js';

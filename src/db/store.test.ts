@@ -7,8 +7,10 @@ import { thrownConfigError } from '../config/config-error.case.js';
 import { ConfigError, loadConfig, type Documents } from '../config/load.js';
 import type { Config, RegionDoc } from '../config/schema.js';
 import { seedIfEmpty } from '../config/seed.js';
-import { BUSY_TIMEOUT_MS } from './faults.js';
-import { canonicalJson, createStore, openDatabase, type Db, type Store } from './store.js';
+import { BUSY_TIMEOUT_MS } from './database.js';
+import { canonicalJson, createStore, type Store } from './store.js';
+import { openDatabase, type Db } from './database.js';
+import { configRules } from '../config/rules.js';
 
 const regionsDir = fileURLToPath(new URL('../../regions', import.meta.url));
 const defaults: Config = loadConfig([regionsDir]);
@@ -32,7 +34,7 @@ describe.each([
   beforeEach(() => {
     clock = 1_700_000_000_000;
     db = openDatabase(location());
-    store = createStore(db, { now: () => clock });
+    store = createStore(db, { rules: configRules, now: () => clock });
   });
   afterEach(() => db.$client.close());
 
@@ -228,13 +230,13 @@ describe('a database file', () => {
     expect(first.$client.pragma('busy_timeout', { simple: true })).toBe(BUSY_TIMEOUT_MS);
     const sg = byId('sg');
     sg.down = true;
-    createStore(first).apply({ zone: defaults.zone, regions: [...defaults.regions.filter((r) => r.id !== 'sg'), sg] });
-    const events = createStore(first).listEvents({ limit: 100 });
+    createStore(first, { rules: configRules }).apply({ zone: defaults.zone, regions: [...defaults.regions.filter((r) => r.id !== 'sg'), sg] });
+    const events = createStore(first, { rules: configRules }).listEvents({ limit: 100 });
     first.$client.close();
     expect(existsSync(file)).toBe(true);
 
     const second = openDatabase(file);
-    const store = createStore(second);
+    const store = createStore(second, { rules: configRules });
     expect(store.version()).toBe(1);
     expect(store.getConfig()?.regions.find((r) => r.id === 'sg')?.down).toBe(true);
     expect(store.listEvents({ limit: 100 })).toEqual(events);
@@ -248,7 +250,7 @@ describe('a database file', () => {
     try {
       process.chdir(tmp);
       const db = openDatabase(join('from-elsewhere', 'arus.db'));
-      expect(createStore(db).isEmpty()).toBe(true);
+      expect(createStore(db, { rules: configRules }).isEmpty()).toBe(true);
       db.$client.close();
       expect(existsSync(join(tmp, 'from-elsewhere', 'arus.db'))).toBe(true);
     } finally {

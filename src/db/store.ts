@@ -1,33 +1,9 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { and, asc, desc, eq, gt, gte, lt, type SQL } from 'drizzle-orm';
-import { drizzle } from 'drizzle-orm/better-sqlite3';
-import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import { ConfigError, parseRegionDoc, parseZoneDoc, validateConfig, type Documents } from '../config/load.js';
 import type { Config, RegionDoc, ZoneDoc } from '../config/schema.js';
 import { metaCounter } from './counter.js';
-import { BUSY_TIMEOUT_MS, guardOf, storageFault, type StorageGuard } from './faults.js';
+import type { Db } from './database.js';
+import { guardOf, storageFault, type StorageGuard } from './faults.js';
 import * as schema from './schema.js';
-
-const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
-
-/** Opens (creating if needed) the SQLite database and brings its tables up to date. */
-export function openDatabase(file: string | ':memory:') {
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-  const sqlite = new Database(file);
-  sqlite.pragma('journal_mode = WAL');
-  // Every wait for another connection's lock holds the event loop (DNS answers in `arus up`): keep it short.
-  sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-  sqlite.pragma('foreign_keys = ON');
-  const db = drizzle(sqlite, { schema });
-  migrate(db, { migrationsFolder });
-  return db;
-}
-
-/** The drizzle handle `openDatabase` returns; close with `db.$client.close()`. */
-export type Db = ReturnType<typeof openDatabase>;
 
 /** One row of the history, as the API and CLI show it. */
 export type StoredEvent = {
@@ -44,6 +20,23 @@ export type StoredEvent = {
 };
 
 export type NewEvent = Omit<StoredEvent, 'id' | 'time' | 'region' | 'data'> & { time?: number; region?: string | null; data?: unknown };
+
+/** The documents an apply writes: the zone's settings and any number of regions. */
+export type Documents = { zone?: ZoneDoc; regions: RegionDoc[] };
+
+/**
+ * What makes a document valid: the configuration layer's rules, given to the
+ * store (which knows tables, not schemas). Each throws its own error (a
+ * ConfigError) naming the source, field and reason.
+ */
+export type DocumentRules = {
+  parseZone(input: unknown, source: string): ZoneDoc;
+  parseRegion(input: unknown, source: string): RegionDoc;
+  /** Throws when the whole configuration would be invalid. */
+  validate(docs: Documents): unknown;
+  /** The error for one region given twice in the same apply. */
+  duplicate(source: string, id: string): Error;
+};
 
 export type ApplyOptions = {
   /** Written as the events' reason instead of the generated one. */
@@ -87,7 +80,6 @@ export interface Store {
    * `config.applied` event, and the version goes up by one if anything changed.
    */
   apply(docs: Documents, opts?: ApplyOptions): ApplyResult;
-  /** Removes a region (a ConfigError if the rest still refers to it); deleted is false when there was none. */
   /**
    * Deletes a region in one transaction; refused (ConfigError) when the rest
    * of the configuration still names it — unless `unlinkServices`, which also
@@ -137,7 +129,8 @@ function changedFields(before: object, after: object): string[] {
 }
 
 /** `onEvent` sees every events row as it is written (metrics count them). */
-export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: StoredEvent) => void; maxPendingEvents?: number } = {}): Store {
+export function createStore(db: Db, opts: { rules: DocumentRules; now?: () => number; onEvent?: (e: StoredEvent) => void; maxPendingEvents?: number }): Store {
+  const { parseZone, parseRegion, validate } = opts.rules;
   const now = opts.now ?? Date.now;
   const { zoneSettings, regions, events } = schema;
   const guard = guardOf(db);
@@ -148,7 +141,7 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
   // What is stored was valid when written; parse again so a schema change is caught here, not in DNS.
   const readZone = (): ZoneDoc | undefined => {
     const row = db.select().from(zoneSettings).where(eq(zoneSettings.id, 1)).get();
-    return row && parseZoneDoc(JSON.parse(row.doc), `database: ${ZONE_SUBJECT}`);
+    return row && parseZone(JSON.parse(row.doc), `database: ${ZONE_SUBJECT}`);
   };
   const readRegions = (): RegionDoc[] =>
     db
@@ -156,7 +149,7 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
       .from(regions)
       .orderBy(regions.id)
       .all()
-      .map((row) => parseRegionDoc(JSON.parse(row.doc), `database: ${regionSubject(row.id)}`));
+      .map((row) => parseRegion(JSON.parse(row.doc), `database: ${regionSubject(row.id)}`));
 
   const { get: version, bump: bumpVersion } = metaCounter(db, VERSION_KEY);
 
@@ -197,11 +190,11 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
     },
 
     apply(docs, o = {}) {
-      const zone = docs.zone && parseZoneDoc(docs.zone, ZONE_SUBJECT);
-      const incoming = docs.regions.map((r) => parseRegionDoc(r, regionSubject(typeof r?.id === 'string' ? r.id : '?')));
+      const zone = docs.zone && parseZone(docs.zone, ZONE_SUBJECT);
+      const incoming = docs.regions.map((r) => parseRegion(r, regionSubject(typeof r?.id === 'string' ? r.id : '?')));
       const seen = new Set<string>();
       for (const r of incoming) {
-        if (seen.has(r.id)) throw new ConfigError([{ source: regionSubject(r.id), path: 'id', message: `region "${r.id}" given twice` }]);
+        if (seen.has(r.id)) throw opts.rules.duplicate(regionSubject(r.id), r.id);
         seen.add(r.id);
       }
 
@@ -210,7 +203,7 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
         const current = new Map(readRegions().map((r) => [r.id, r]));
         const merged = new Map(current);
         for (const r of incoming) merged.set(r.id, r);
-        validateConfig({ zone: zone ?? currentZone, regions: [...merged.values()] });
+        validate({ zone: zone ?? currentZone, regions: [...merged.values()] });
 
         const t = now();
         const changed: string[] = [];
@@ -266,7 +259,7 @@ export function createStore(db: Db, opts: { now?: () => number; onEvent?: (e: St
           zone && o.unlinkServices && zone.services.some((s) => s.regions?.includes(id))
             ? { ...zone, services: zone.services.map((s) => (s.regions ? { ...s, regions: s.regions.filter((r) => r !== id) } : s)) }
             : undefined;
-        if (zone) validateConfig({ zone: unlinked ?? zone, regions: rest.filter((r) => r.id !== id) });
+        if (zone) validate({ zone: unlinked ?? zone, regions: rest.filter((r) => r.id !== id) });
         if (unlinked) {
           const t = now();
           db.update(zoneSettings).set({ doc: canonicalJson(unlinked), updatedAt: t }).where(eq(zoneSettings.id, 1)).run();

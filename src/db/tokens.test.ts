@@ -1,6 +1,6 @@
 import * as crypto from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { openDatabase, type Db } from './store.js';
+import { openDatabase, type Db } from './database.js';
 import { createTokenStore, hashToken, TOKEN_PREFIX, type TokenStore } from './tokens.js';
 
 // Pass-through spy: proves verify() decides with the constant-time comparison.

@@ -1,9 +1,13 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import type { Principal, Role } from '../api/env.js';
 import { guardOf, storageFault } from './faults.js';
 import * as schema from './schema.js';
-import type { Db } from './store.js';
+import type { Db } from './database.js';
+
+/** admin: everything; viewer: every read; probe: what probe agents and balancers call; dns: the snapshots DNS nodes answer from. */
+export type Role = 'admin' | 'viewer' | 'probe' | 'dns';
+/** Who a request is: the role and name of the credential it came with. */
+export type Principal = { role: Role; name: string; tokenId?: number };
 
 export const ROLES: readonly Role[] = ['admin', 'viewer', 'probe', 'dns'];
 

@@ -1,6 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import type { Api, ApiDeps } from '../api/app.js';
+import type { Api, ApiDeps } from '../api/deps.js';
 import type { Env } from '../api/env.js';
 import { anyJson, errors, json } from '../api/routes/shared.js';
 import type { StatusAccess } from './access.js';

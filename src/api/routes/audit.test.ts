@@ -1,7 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditStore, type AuditStore } from '../../db/audit.js';
-import { openDatabase, type Db } from '../../db/store.js';
+import { openDatabase, type Db } from '../../db/database.js';
 import { createTokenStore } from '../../db/tokens.js';
 import { createAuth } from '../auth.js';
 import type { Env } from '../env.js';

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import type { Api, ApiDeps } from '../app.js';
+import type { Api, ApiDeps } from '../deps.js';
 import { problem } from '../env.js';
 import { anyJson, errors, json, writeErrors } from './shared.js';
 

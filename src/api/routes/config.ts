@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { parseZoneDoc } from '../../config/load.js';
 import { regionSchema, serviceSchema, zoneSchema, type Config, type RegionDoc, type ServiceDoc } from '../../config/schema.js';
-import { fieldsOf, type Api, type ApiDeps } from '../app.js';
-import { problem } from '../env.js';
+import type { Api, ApiDeps } from '../deps.js';
+import { fieldsOf, problem } from '../env.js';
 import { etag, matches, mergePatch, writeThrough } from '../write.js';
 import { errors, json, writeErrors } from './shared.js';
 

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { OverrideError, setOverride } from '../../control/overrides.js';
-import type { Api, ApiDeps } from '../app.js';
+import type { Api, ApiDeps } from '../deps.js';
 import type { Context } from 'hono';
 import { problem, type Env } from '../env.js';
 import { writeThrough } from '../write.js';

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
-import type { Api, ApiDeps } from '../app.js';
+import type { Api, ApiDeps } from '../deps.js';
 import { anyJson, errors, json } from './shared.js';
 
 /** Milliseconds since the epoch, or an ISO time. */

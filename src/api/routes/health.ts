@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { statusOf } from '../../control/status.js';
 import { endpointKey } from '../../snapshot/snapshot.js';
-import type { Api, ApiDeps } from '../app.js';
+import type { Api, ApiDeps } from '../deps.js';
 import { anyJson, errors, json } from './shared.js';
 
 /** The live state of every region, zone and endpoint, with the evidence. */

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { ReportRefused } from '../../control/control.js';
-import type { Api, ApiDeps } from '../app.js';
+import type { Api, ApiDeps } from '../deps.js';
 import { problem } from '../env.js';
 import { anyJson, errorBody, errors, json, writeErrors } from './shared.js';
 

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { explainQuery, ExplainError } from '../../explain.js';
-import type { Api, ApiDeps } from '../app.js';
+import type { Api, ApiDeps } from '../deps.js';
 import { problem } from '../env.js';
 import { anyJson, errors, json } from './shared.js';
 

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import { encodeSnapshot } from '../../snapshot/document.js';
 import type { Snapshot } from '../../snapshot/snapshot.js';
-import type { Api, ApiDeps } from '../app.js';
+import type { Api, ApiDeps } from '../deps.js';
 import { anyJson, errors } from './shared.js';
 
 /** How often an idle stream carries a `ping`; a node that hears nothing for three of these reconnects. */

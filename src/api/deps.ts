@@ -1,0 +1,29 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import type { Control } from '../control/control.js';
+import type { HealthStore } from '../db/health-store.js';
+import type { Store } from '../db/store.js';
+import type { Logger } from '../log.js';
+import type { Env, Role } from './env.js';
+
+/** The app every route module registers on. */
+export type Api = OpenAPIHono<Env>;
+
+/** What every route module receives. */
+export type ApiDeps = {
+  control: Control;
+  store: Store;
+  healthStore: HealthStore;
+  auth: { middleware: MiddlewareHandler<Env>; requireRole(...roles: Role[]): MiddlewareHandler<Env> };
+  /** Records a write: who, what, before and after. */
+  audit?: (entry: { actor: string; role: Role; action: string; subject: string; before: unknown; after: unknown; status: number }) => void;
+  /** Counts probe results as they are reported (metrics). */
+  onProbeReport?: (results: readonly { ok: boolean; endpoint: string }[], agentRegion: string) => void;
+  /** Extra middleware run on every request (metrics). */
+  middleware?: MiddlewareHandler[];
+  /** Extra routes (e.g. /metrics, /v1/audit) mounted by their own modules. */
+  mount?: ((app: OpenAPIHono<Env>) => void)[];
+  log: Logger;
+  version?: string;
+};
+

@@ -100,7 +100,7 @@ export function createCapacityTracker(opts: CapacityOptions = {}) {
   return {
     report(r: CapacityReport, now: number): CapacityChange[] {
       let byBalancer = reports.get(r.region);
-      if (!byBalancer) reports.set(r.region, (byBalancer = new Map()));
+      if (!byBalancer) reports.set(r.region, (byBalancer = new Map<string, CapacityReport>()));
       byBalancer.set(r.balancer, r);
       return evaluate(now);
     },

@@ -1,0 +1,37 @@
+// The capacity loop: balancer reports and time passing change how much each
+// region sheds; every change is history and a new snapshot.
+import type { RegionCapacity } from '../snapshot/snapshot.js';
+import type { CapacityChange, CapacityReport, CapacityTracker } from './capacity.js';
+import type { Publisher } from './publish.js';
+import type { Transitions } from './transitions.js';
+
+export interface CapacityLoop {
+  /** A balancer's report: may start or stop shedding clients to the next region. */
+  report(report: CapacityReport): void;
+  /** Forgets reports gone stale as of `t` (the monotonic clock). */
+  tick(t: number): void;
+  view(): { regions: Readonly<Record<string, RegionCapacity>>; reports: CapacityReport[] };
+}
+
+export function createCapacityLoop(deps: {
+  capacity: CapacityTracker;
+  /** The monotonic clock (ms). */
+  mono: () => number;
+  transitions: Pick<Transitions, 'capacity'>;
+  publisher: Pick<Publisher, 'publish'>;
+}): CapacityLoop {
+  const { capacity, mono, transitions, publisher } = deps;
+
+  function changed(changes: readonly CapacityChange[]): void {
+    if (changes.length === 0) return;
+    transitions.capacity(changes);
+    publisher.publish('capacity changed');
+  }
+
+  return {
+    // Judged by receipt time on control's own clock: a balancer's clock may be off, and the wall clock may jump.
+    report: (r) => changed(capacity.report({ ...r, at: mono() }, mono())),
+    tick: (t) => changed(capacity.tick(t)),
+    view: () => ({ regions: capacity.current(), reports: capacity.reports() }),
+  };
+}

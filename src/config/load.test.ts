@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { thrownConfigError } from './config-error.case.js';
-import { ConfigError, formatPath, loadConfig, loadDocuments, parseRegionDoc, validateConfig } from './load.js';
+import { formatPath, loadConfig, loadDocuments, parseRegionDoc, validateConfig } from './load.js';
 
 const regionsDir = fileURLToPath(new URL('../../regions', import.meta.url));
 const original = (name: string) => readFileSync(join(regionsDir, name), 'utf8');

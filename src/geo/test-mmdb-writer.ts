@@ -23,32 +23,53 @@ export function writeMmdb(opts: {
   entries: readonly MmdbEntry[];
 }): Buffer {
   const recordSize = opts.recordSize ?? 24;
-  const bits = opts.ipVersion === 4 ? 32 : 128;
+  const data = createDataSection();
+  const nets = opts.entries
+    .map((e) => ({ ...toBits(e.network, opts.ipVersion), data: data.offset(e.data) }))
+    .sort((a, b) => a.length - b.length);
+  const order = buildTree(nets, opts.ipVersion === 4 ? 32 : 128);
+  const metadata = encode({
+    node_count: new Typed('uint32', order.length),
+    record_size: new Typed('uint16', recordSize),
+    ip_version: new Typed('uint16', opts.ipVersion),
+    database_type: opts.databaseType ?? 'Arus-Test',
+    languages: ['en'],
+    binary_format_major_version: new Typed('uint16', 2),
+    binary_format_minor_version: new Typed('uint16', 0),
+    build_epoch: new Typed('uint64', 1_700_000_000n),
+    description: { en: 'Arus test database' },
+  });
+  return Buffer.concat([writeTree(order, recordSize), Buffer.alloc(16), ...data.chunks, Buffer.from('abcdef4d61784d696e642e636f6d', 'hex'), metadata]);
+}
 
-  // Data section: one copy of each distinct record.
+/** Data section: one copy of each distinct record, found again by its offset. */
+function createDataSection(): { offset(value: MmdbValue): number; readonly chunks: Buffer[] } {
   const chunks: Buffer[] = [];
   let dataSize = 0;
   const offsets = new Map<string, number>();
-  const dataOffset = (value: MmdbValue): number => {
-    const key = JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
-    let off = offsets.get(key);
-    if (off === undefined) {
-      const bytes = encode(value);
-      off = dataSize;
-      offsets.set(key, off);
-      chunks.push(bytes);
-      dataSize += bytes.length;
-    }
-    return off;
+  return {
+    offset(value) {
+      const key = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+      let off = offsets.get(key);
+      if (off === undefined) {
+        const bytes = encode(value);
+        off = dataSize;
+        offsets.set(key, off);
+        chunks.push(bytes);
+        dataSize += bytes.length;
+      }
+      return off;
+    },
+    chunks,
   };
+}
 
-  // Search tree: less specific networks first, so more specific ones split them.
-  type Child = TreeNode | { data: number } | undefined;
-  type TreeNode = { kids: [Child, Child] };
+type Child = TreeNode | { data: number } | undefined;
+type TreeNode = { kids: [Child, Child] };
+
+/** The search tree's nodes in breadth-first order (the file's), root first. `nets` less specific first, so more specific ones split them. */
+function buildTree(nets: readonly { bits: number[]; length: number; data: number }[], bits: number): TreeNode[] {
   const root: TreeNode = { kids: [undefined, undefined] };
-  const nets = opts.entries
-    .map((e) => ({ ...toBits(e.network, opts.ipVersion), data: dataOffset(e.data) }))
-    .sort((a, b) => a.length - b.length);
   for (const net of nets) {
     if (net.length < 1 || net.length > bits) throw new Error(`writeMmdb: bad prefix length in ${JSON.stringify(net)}`);
     let node = root;
@@ -61,14 +82,18 @@ export function writeMmdb(opts: {
     node.kids[net.bits[net.length - 1]] = { data: net.data };
   }
   const order: TreeNode[] = [];
-  const index = new Map<TreeNode, number>();
   for (let queue = [root]; queue.length > 0; ) {
     const node = queue.shift()!;
-    index.set(node, order.length);
     order.push(node);
     for (const kid of node.kids) if (kid !== undefined && 'kids' in kid) queue.push(kid);
   }
+  return order;
+}
+
+/** The tree's records: a node's index, `nodeCount` for no data, or past it (and the 16-byte separator) a data offset. */
+function writeTree(order: readonly TreeNode[], recordSize: 24 | 28 | 32): Buffer {
   const nodeCount = order.length;
+  const index = new Map(order.map((node, n) => [node, n]));
   const recordValue = (kid: Child): number =>
     kid === undefined ? nodeCount : 'kids' in kid ? index.get(kid)! : nodeCount + 16 + kid.data;
   const nodeBytes = recordSize / 4;
@@ -88,19 +113,7 @@ export function writeMmdb(opts: {
       tree.writeUInt32BE(r, at + 4);
     }
   });
-
-  const metadata = encode({
-    node_count: new Typed('uint32', nodeCount),
-    record_size: new Typed('uint16', recordSize),
-    ip_version: new Typed('uint16', opts.ipVersion),
-    database_type: opts.databaseType ?? 'Arus-Test',
-    languages: ['en'],
-    binary_format_major_version: new Typed('uint16', 2),
-    binary_format_minor_version: new Typed('uint16', 0),
-    build_epoch: new Typed('uint64', 1_700_000_000n),
-    description: { en: 'Arus test database' },
-  });
-  return Buffer.concat([tree, Buffer.alloc(16), ...chunks, Buffer.from('abcdef4d61784d696e642e636f6d', 'hex'), metadata]);
+  return tree;
 }
 
 // Data section encoding (types by number, as in the spec).
@@ -163,12 +176,12 @@ function toBits(network: string, ipVersion: 4 | 6): { bits: number[]; length: nu
     const [head, tail] = addr.includes('::') ? addr.split('::') : [addr, undefined];
     const h = head ? head.split(':') : [];
     const t = tail ? tail.split(':') : [];
-    const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+    const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
     bytes = groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 255]);
   } else {
     bytes = addr.split('.').map(Number);
     if (ipVersion === 6) {
-      bytes = [...Array(12).fill(0), ...bytes];
+      bytes = [...Array<number>(12).fill(0), ...bytes];
       length += 96;
     }
   }

@@ -6,11 +6,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Check } from '../config/schema.js';
 import { silentLogger } from '../log.js';
 import { createSimServer, type SimServer } from '../sim/server.js';
-import { createProbeAgent, fetchBackoffMs, jitteredDelay, type ProbeAgent, type ProbeAgentOptions } from './agent.js';
+import { createProbeAgent, jitteredDelay, type ProbeAgent, type ProbeAgentOptions } from './agent.js';
+import { fetchBackoffMs } from './control-session.js';
 import type { ProbeReport, ProbeResult, ProbeTarget, ProbeTargets } from './types.js';
 
 const TOKEN = 'probe-secret';
-const cleanup: Array<() => Promise<unknown> | unknown> = [];
+const cleanup: Array<() => unknown> = [];
 
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();

@@ -1,11 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Check } from '../config/schema.js';
 import { anchoredClock } from '../health/clock.js';
 import type { Logger } from '../log.js';
 import { createResultBuffer } from './buffer.js';
-import { checkKey, runCheck } from './check.js';
 import { createControlClient } from './control.js';
-import type { ProbeResult, ProbeTargets } from './types.js';
+import { createControlSession } from './control-session.js';
+import { createRoundChecks } from './round-checks.js';
 
 export type ProbeAgentOptions = {
   id: string;
@@ -54,13 +52,6 @@ export interface ProbeAgent {
   readonly stats: ProbeAgentStats;
 }
 
-const FETCH_BACKOFF_MIN_MS = 100;
-/** Results per report at most (control takes 10,000): a backlog after an outage goes over several. */
-export const REPORT_MAX_RESULTS = 5000;
-const FETCH_BACKOFF_MAX_MS = 2000;
-
-type Group = { key: string; check: Check; endpoints: string[] };
-
 /**
  * A probe agent: checks every target on a jittered interval and reports raw
  * results to control. Endpoints sharing a check are probed once per round; a
@@ -82,122 +73,41 @@ export function createProbeAgent(opts: ProbeAgentOptions): ProbeAgent {
   // orders and de-duplicates an agent's results by these times.
   const clock = anchoredClock();
   const buffer = createResultBuffer({ windowMs: opts.bufferMs ?? 30_000, now: clock });
-  const agent = { id: opts.id, region: opts.region };
 
   let running = false;
   let stopper = new AbortController();
-  let targets: ProbeTargets | undefined;
-  let groups: Group[] = [];
   let timer: NodeJS.Timeout | undefined;
   let starting: Promise<void> | undefined;
-  let fetching: Promise<boolean> | undefined;
-  let reporting: Promise<void> | undefined;
-  const checking = new Map<string, Promise<void>>();
-  let outage: { since: number; dropped: number } | undefined;
-  const counts = { rounds: 0, checks: 0, reports: 0, resultsSent: 0, controlErrors: 0 };
-
-  function controlFailed(err: unknown): void {
-    counts.controlErrors++;
-    const reason = err instanceof Error ? err.message : String(err);
-    if (outage) return void log.debug({ reason }, 'control still unreachable');
-    outage = { since: Date.now(), dropped: buffer.dropped };
-    log.warn({ reason }, 'control unreachable; buffering results until it answers');
-  }
-
-  function controlAnswered(resent?: number): void {
-    if (!outage) return;
-    log.info(
-      { downMs: Date.now() - outage.since, resent, dropped: buffer.dropped - outage.dropped },
-      'control reachable again',
-    );
-    outage = undefined;
-  }
-
-  function setTargets(next: ProbeTargets): void {
-    if (targets?.version !== next.version) log.info({ version: next.version, targets: next.targets.length }, 'targets loaded');
-    targets = next;
-    const byKey = new Map<string, Group>();
-    for (const t of next.targets) {
-      const key = checkKey(t.check);
-      const g = byKey.get(key) ?? { key, check: t.check, endpoints: [] };
-      g.endpoints.push(t.endpoint);
-      byKey.set(key, g);
-    }
-    groups = [...byKey.values()];
-  }
-
-  /** One fetch at a time; true when targets were loaded. */
-  function fetchTargets(): Promise<boolean> {
-    fetching ??= control
-      .targets(stopper.signal)
-      .then((t) => {
-        if (!running) return false;
-        setTargets(t);
-        controlAnswered();
-        return true;
-      })
-      .catch((err) => {
-        if (running) controlFailed(err);
-        return false;
-      })
-      .finally(() => (fetching = undefined));
-    return fetching;
-  }
+  let rounds = 0;
+  const life = {
+    get running() {
+      return running;
+    },
+    get signal() {
+      return stopper.signal;
+    },
+  };
+  const checks = createRoundChecks({ buffer, clock, life });
+  const session = createControlSession({
+    control,
+    buffer,
+    agent: { id: opts.id, region: opts.region },
+    life,
+    log,
+    onTargets: (next) => checks.setTargets(next),
+  });
 
   async function firstTargets(): Promise<void> {
-    for (let attempt = 0; running; attempt++) {
-      if (await fetchTargets()) return round();
-      await sleep(fetchBackoffMs(attempt), undefined, { signal: stopper.signal }).catch(() => {});
-    }
+    if (await session.firstTargets()) round();
   }
 
   function round(): void {
     if (!running) return;
     timer = setTimeout(round, jitteredDelay(intervalMs, jitter, Math.random));
-    counts.rounds++;
-    const launched: Promise<void>[] = [];
-    for (const g of groups) {
-      if (checking.has(g.key)) continue;
-      counts.checks++;
-      const p = runCheck(g.check, stopper.signal)
-        .then((outcome) => {
-          if (!running) return;
-          const at = Math.round(clock());
-          buffer.push(
-            g.endpoints.map((endpoint): ProbeResult =>
-              outcome.ok ? { endpoint, ok: true, rttMs: outcome.rttMs, at } : { endpoint, ok: false, error: outcome.error, at },
-            ),
-          );
-        })
-        .finally(() => checking.delete(g.key));
-      checking.set(g.key, p);
-      launched.push(p);
-    }
+    rounds++;
+    const launched = checks.launch();
     // Report once this round is in, or after batchMs: a hanging target must not hold back the others.
-    void allOrTimeout(launched, batchMs).then(report);
-  }
-
-  /** One report at a time; results arriving meanwhile go with the next. */
-  function report(): void {
-    if (!running || !targets || reporting) return;
-    const { results, mark } = buffer.peek(REPORT_MAX_RESULTS);
-    const version = targets.version;
-    reporting = control
-      .report({ agent, targets: version, results }, stopper.signal)
-      .then((ack) => {
-        buffer.ack(mark);
-        counts.reports++;
-        counts.resultsSent += results.length;
-        controlAnswered(results.length);
-        if (ack.targets !== undefined && ack.targets !== targets?.version) {
-          log.info({ have: targets?.version, current: ack.targets }, 'targets changed; fetching');
-          void fetchTargets();
-        }
-      })
-      .catch((err) => {
-        if (running) controlFailed(err);
-      })
-      .finally(() => (reporting = undefined));
+    void allOrTimeout(launched, batchMs).then(() => session.report());
   }
 
   return {
@@ -213,25 +123,25 @@ export function createProbeAgent(opts: ProbeAgentOptions): ProbeAgent {
       running = false;
       clearTimeout(timer);
       stopper.abort();
-      await Promise.allSettled([starting, fetching, reporting, ...checking.values()]);
+      await Promise.allSettled([starting, ...session.inFlight(), ...checks.inFlight()]);
       log.info('probe agent stopped');
     },
     get stats(): ProbeAgentStats {
+      const { targets, counts } = session;
       return {
-        ...counts,
+        rounds,
+        checks: checks.count,
+        reports: counts.reports,
+        resultsSent: counts.resultsSent,
+        controlErrors: counts.controlErrors,
         targetsVersion: targets?.version,
         targets: targets?.targets.length ?? 0,
         resultsDropped: buffer.dropped,
         buffered: buffer.size,
-        controlUp: outage === undefined,
+        controlUp: session.controlUp,
       };
     },
   };
-}
-
-/** The wait after the n-th failed first fetch of targets (from 0): doubling from 100 ms, at most 2 s. */
-export function fetchBackoffMs(attempt: number): number {
-  return Math.min(FETCH_BACKOFF_MIN_MS * 2 ** attempt, FETCH_BACKOFF_MAX_MS);
 }
 
 /** intervalMs × (1 ± jitter), uniformly: agents started together drift apart instead of probing in lockstep. */

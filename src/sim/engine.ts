@@ -107,7 +107,7 @@ function createAdmission(fits: (need: number) => boolean, take: (need: number) =
         const onAbort = () => {
           queue.splice(queue.indexOf(w), 1);
           pump(); // a blocked head leaving may let the next ones in
-          reject(signal.reason);
+          reject(signal.reason as Error); // an AbortError unless the caller aborted with its own reason
         };
         queue.push(w);
         signal.addEventListener('abort', onAbort, { once: true });

@@ -35,7 +35,8 @@ function listen(server: Server): Promise<string> {
 async function realControl() {
   const api = testApi();
   const token = createTokenStore(api.db).create({ role: 'dns' }).token;
-  return { api, token, url: await listen(createServer(getRequestListener(api.app.fetch))) };
+  const serve = getRequestListener(api.app.fetch);
+  return { api, token, url: await listen(createServer((req, res) => void serve(req, res))) };
 }
 
 /** A stand-in for control that does whatever `handle` says with each stream request (`n` counts them from 0). */

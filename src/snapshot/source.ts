@@ -9,7 +9,8 @@ export type ServingState = { readonly snapshot: Snapshot; readonly locator: Loca
 export interface StateSource {
   /** The current state; swapped atomically, never mutated. */
   current(): ServingState;
-  stop(): void;
+  /** A source with work to finish (a file write) resolves once it is done. */
+  stop(): void | Promise<void>;
 }
 
 type ConfigReader = { version(): number; getConfig(): Config | undefined };

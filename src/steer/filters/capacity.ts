@@ -1,6 +1,6 @@
 import { formatIPv4, isMappedIPv4, mask, parseAddress } from '../../geo/prefix.js';
 import type { RegionCapacity } from '../../snapshot/snapshot.js';
-import type { Candidate, Filter } from '../types.js';
+import type { Filter } from '../types.js';
 
 /** The client network a capacity split is decided over: every address in it lands the same way. */
 export const BUCKET_PREFIX = { 4: 24, 6: 56 } as const;

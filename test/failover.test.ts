@@ -4,7 +4,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/database.js';
-import { createStore, type StoredEvent } from '../src/db/store.js';
+import type { StoredEvent } from '../src/db/history.js';
+import { createStore } from '../src/db/store.js';
 import type { SimServer } from '../src/sim/server.js';
 import { startArus, tempDir, until, type Running } from './helpers/arus.js';
 import { dig, hasDig } from './helpers/dig.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
-import { canonicalJson } from '../db/store.js';
+import { canonicalJson } from '../db/documents.js';
 import type { ApiDeps } from './deps.js';
 import type { Env } from './env.js';
 

@@ -1,4 +1,4 @@
-import type { DocumentRules } from '../db/store.js';
+import type { DocumentRules } from '../db/documents.js';
 import { ConfigError, parseRegionDoc, parseZoneDoc, validateConfig } from './load.js';
 
 /** The configuration's rules, as the store applies them to every document it writes and reads back. */

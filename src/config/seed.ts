@@ -1,4 +1,5 @@
-import type { ApplyResult, Store } from '../db/store.js';
+import type { ApplyResult } from '../db/documents.js';
+import type { Store } from '../db/store.js';
 import { loadDocuments } from './load.js';
 
 /**

@@ -11,8 +11,8 @@ export const BUSY_TIMEOUT_MS = 1000;
 
 const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
 
-/** Opens (creating if needed) the SQLite database and brings its tables up to date. */
-export function openDatabase(file: string | ':memory:') {
+/** Opens (creating if needed) the SQLite database, a file or `':memory:'`, and brings its tables up to date. */
+export function openDatabase(file: string) {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const sqlite = new Database(file);
   sqlite.pragma('journal_mode = WAL');

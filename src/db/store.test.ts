@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { thrownConfigError } from '../config/config-error.case.js';
-import { ConfigError, loadConfig, type Documents } from '../config/load.js';
+import { loadConfig, type Documents } from '../config/load.js';
 import type { Config, RegionDoc } from '../config/schema.js';
 import { seedIfEmpty } from '../config/seed.js';
 import { BUSY_TIMEOUT_MS } from './database.js';
-import { canonicalJson, createStore, type Store } from './store.js';
+import { canonicalJson } from './documents.js';
+import { createStore, type Store } from './store.js';
 import { openDatabase, type Db } from './database.js';
 import { configRules } from '../config/rules.js';
 

@@ -68,6 +68,7 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
     create({ role, name }) {
       if (!isRole(role)) throw new Error(`unknown role "${String(role)}": use ${ROLES.join(', ')}`);
       const trimmed = name?.trim();
+      // eslint-disable-next-line no-control-regex -- finding control characters is what this pattern is for
       if (name !== undefined && (!trimmed || trimmed.length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(trimmed)))
         throw new Error(`a token's name must be 1 to ${NAME_MAX} printable characters`);
       const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');

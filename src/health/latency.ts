@@ -39,7 +39,7 @@ export function createLatencyMap(opts: { alpha?: number } = {}): LatencyMap {
     let row = rows.get(probeRegion);
     if (!row) {
       if (rows.size >= MAX_PROBE_REGIONS) return;
-      rows.set(probeRegion, (row = new Map()));
+      rows.set(probeRegion, (row = new Map<string, number>()));
     }
     const prev = row.get(endpointRegion);
     row.set(endpointRegion, prev === undefined ? rttMs : prev + alpha * (rttMs - prev));

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { streamSSE } from 'hono/streaming';
+import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import { encodeSnapshot } from '../../snapshot/document.js';
 import type { Snapshot } from '../../snapshot/snapshot.js';
 import type { Api, ApiDeps } from '../deps.js';
@@ -50,6 +50,7 @@ export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: nu
       middleware: [read] as const,
       request: {
         query: z.object({
+          // eslint-disable-next-line no-control-regex -- refusing control characters is what this pattern is for
           node: z.string().min(1).max(100).regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable').optional().openapi({ description: "the node's name (default: the token's name)", example: 'dns-sg-1' }),
           version: z.coerce.number().int().min(0).optional().openapi({ description: 'the version the node answers from' }),
           gapMs: z.coerce.number().int().min(0).optional().openapi({ description: 'how long the node has been without control' }),
@@ -63,55 +64,63 @@ export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: nu
       const node = q.node ?? principal.name;
       const current = deps.control.current().snapshot;
       // A viewer may watch; only a node's own token (or an admin) writes to the history.
-      if (q.gapMs !== undefined && (principal.role === 'dns' || principal.role === 'admin')) {
-        const meanwhile = q.version === undefined ? 'with no snapshot to answer from meanwhile' : `answering from its last snapshot (version ${q.version}) meanwhile`;
-        // Deferred: a node must get its snapshots while the database cannot take the row.
-        deps.store.deferEvent({
-          kind: 'dns.reconnected',
-          subject: `dns:${node}`,
-          oldState: 'disconnected',
-          newState: 'connected',
-          reason: `dns node ${node} reached control again after ${(q.gapMs / 1000).toFixed(1)} s without it, ${meanwhile}; now version ${current.version}`,
-          data: { node, gapMs: q.gapMs, version: q.version ?? null, current: current.version },
-        });
-      }
+      if (q.gapMs !== undefined && (principal.role === 'dns' || principal.role === 'admin')) recordReconnect(deps, node, q.gapMs, q.version, current);
       log.info({ node, version: q.version ?? null, current: current.version, gapMs: q.gapMs ?? null }, 'dns node subscribed');
-      return streamSSE(c, async (stream) => {
-        let latest = deps.control.current().snapshot;
-        let open = true;
-        let wake: (() => void) | undefined;
-        const unsubscribe = deps.control.subscribe((s) => {
-          latest = s.snapshot;
-          wake?.();
-        });
-        stream.onAbort(() => {
-          open = false;
-          wake?.();
-        });
-        try {
-          await stream.writeSSE({ event: 'hello', data: JSON.stringify({ keepaliveMs, version: latest.version }) });
-          let sent: Snapshot | undefined;
-          while (open) {
-            if (latest !== sent) {
-              sent = latest;
-              await stream.writeSSE({ event: 'snapshot', id: String(sent.version), data: encode(sent) });
-              continue;
-            }
-            const woken = await new Promise<boolean>((resolve) => {
-              const timer = setTimeout(() => resolve(false), keepaliveMs);
-              wake = () => {
-                clearTimeout(timer);
-                resolve(true);
-              };
-            });
-            wake = undefined;
-            if (!woken && open) await stream.writeSSE({ event: 'ping', data: '{}' });
-          }
-        } finally {
-          unsubscribe();
-          log.info({ node }, 'dns node unsubscribed');
-        }
-      });
+      return streamSSE(c, (stream) => pushSnapshots(stream, { deps, node, keepaliveMs, encode }));
     },
   );
+}
+
+// The history's record of a node that lost its stream and came back.
+function recordReconnect(deps: ApiDeps, node: string, gapMs: number, version: number | undefined, current: Snapshot) {
+  const meanwhile = version === undefined ? 'with no snapshot to answer from meanwhile' : `answering from its last snapshot (version ${version}) meanwhile`;
+  // Deferred: a node must get its snapshots while the database cannot take the row.
+  deps.store.deferEvent({
+    kind: 'dns.reconnected',
+    subject: `dns:${node}`,
+    oldState: 'disconnected',
+    newState: 'connected',
+    reason: `dns node ${node} reached control again after ${(gapMs / 1000).toFixed(1)} s without it, ${meanwhile}; now version ${current.version}`,
+    data: { node, gapMs, version: version ?? null, current: current.version },
+  });
+}
+
+// One node's stream: `hello`, then the latest snapshot whenever it changes (a slow reader skips
+// the ones in between), and a `ping` after `keepaliveMs` without one; until the node goes away.
+async function pushSnapshots(stream: SSEStreamingApi, o: { deps: ApiDeps; node: string; keepaliveMs: number; encode: (s: Snapshot) => string }) {
+  const { deps, node, keepaliveMs, encode } = o;
+  let latest = deps.control.current().snapshot;
+  let open = true;
+  let wake: (() => void) | undefined;
+  const unsubscribe = deps.control.subscribe((s) => {
+    latest = s.snapshot;
+    wake?.();
+  });
+  stream.onAbort(() => {
+    open = false;
+    wake?.();
+  });
+  try {
+    await stream.writeSSE({ event: 'hello', data: JSON.stringify({ keepaliveMs, version: latest.version }) });
+    let sent: Snapshot | undefined;
+    while (open) {
+      if (latest !== sent) {
+        sent = latest;
+        await stream.writeSSE({ event: 'snapshot', id: String(sent.version), data: encode(sent) });
+        continue;
+      }
+      const woken = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), keepaliveMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      wake = undefined;
+      if (!woken && open) await stream.writeSSE({ event: 'ping', data: '{}' });
+    }
+  } finally {
+    unsubscribe();
+    deps.log.info({ node }, 'dns node unsubscribed');
+  }
 }

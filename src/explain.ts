@@ -1,9 +1,10 @@
 import { isIP } from 'node:net';
-import { validateConfig, type Documents } from './config/load.js';
+import { validateConfig } from './config/load.js';
+import type { Documents } from './db/documents.js';
 import type { HealthStore } from './db/health-store.js';
 import type { Store } from './db/store.js';
 import { wireKey, zoneOf } from './dns/zone.js';
-import { formatAddress, maskAddress, parseAddress } from './dns/wire.js';
+import { formatAddress, maskAddress, parseAddress } from './dns/address.js';
 import { createLocator } from './geo/locator.js';
 import { buildSnapshot } from './snapshot/snapshot.js';
 import type { ServingState } from './snapshot/source.js';

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
+import type { Documents } from '../db/documents.js';
 import { crossCheck, regionSchema, zoneSchema, type Config, type RegionDoc, type ZoneDoc } from './schema.js';
 
 /** One problem in the configuration: where it is and what is wrong. */
@@ -28,7 +29,6 @@ export class ConfigError extends Error {
 }
 
 /** Configuration documents before the cross-document checks: what files or a request carry. */
-export type Documents = { zone?: ZoneDoc; regions: RegionDoc[] };
 
 /** Where each loaded document came from, so later errors can name the file. */
 export type DocumentSources = { zone?: string; regions: Record<string, string> };

@@ -62,8 +62,8 @@ export function splitInput(input: unknown): { inputs: Input[]; tokens: boolean }
   if (typeof input === 'string') return { inputs: [input], tokens: false };
   if (isIds(input)) return { inputs: [input], tokens: true };
   if (!Array.isArray(input) || input.length === 0) return undefined;
-  if (input.every((x) => typeof x === 'string')) return { inputs: input as string[], tokens: false };
-  if (input.every(isIds)) return { inputs: input as number[][], tokens: true };
+  if (input.every((x) => typeof x === 'string')) return { inputs: input, tokens: false };
+  if (input.every(isIds)) return { inputs: input, tokens: true };
   return undefined;
 }
 
@@ -72,7 +72,7 @@ function optionsKey(body: Record<string, unknown>): string {
   const stable = (v: unknown): unknown =>
     v && typeof v === 'object' && !Array.isArray(v)
       ? Object.fromEntries(
-          Object.keys(v as object)
+          Object.keys(v)
             .sort()
             .map((k) => [k, stable((v as Record<string, unknown>)[k])]),
         )
@@ -124,64 +124,49 @@ export function createBatcher<C = undefined>(opts: BatchOptions<C>): Batcher<C> 
     Promise.resolve()
       .then(() => opts.send(body, ac.signal, callers[0].ctx as C | undefined))
       .then(
-      (r) => {
-        if (callers.length === 1) return callers[0].resolve(r);
-        const parts = splitResponse(r, callers);
-        callers.forEach((c, i) => c.resolve(parts[i]));
-      },
-      (err) => callers.forEach((c) => c.reject(err)),
-    );
+        (r) => {
+          if (callers.length === 1) return callers[0].resolve(r);
+          const parts = splitResponse(r, callers);
+          callers.forEach((c, i) => c.resolve(parts[i]));
+        },
+        (err) => callers.forEach((c) => c.reject(err)),
+      );
+  }
+
+  /** The batch `n` more inputs join: the one waiting for `key`, or a new one when there is none or they would not fit. */
+  function batchFor(key: string, n: number): Pending {
+    const p = pending.get(key);
+    // It would not fit: send what waits, and start a new batch.
+    if (p && p.inputs + n > maxBatch) dispatch(p);
+    else if (p) return p;
+    const fresh: Pending = { key, callers: [], inputs: 0 };
+    fresh.timer = setTimeout(() => dispatch(fresh), windowMs);
+    pending.set(key, fresh);
+    return fresh;
+  }
+
+  /** Before the batch is sent, leaving takes the caller's inputs out of it. */
+  function leaveUnsent(batch: Pending, c: Caller): void {
+    const i = batch.callers.indexOf(c);
+    if (i < 0 || pending.get(batch.key) !== batch) return;
+    batch.callers.splice(i, 1);
+    batch.inputs -= c.inputs.length;
+    if (batch.callers.length === 0) {
+      clearTimeout(batch.timer);
+      pending.delete(batch.key);
+    }
   }
 
   return {
     submit(body, so = {}) {
       const split = splitInput(body.input);
       if (!split || split.inputs.length >= maxBatch) return undefined;
-      if (so.signal?.aborted) return Promise.reject(so.signal.reason);
+      if (so.signal?.aborted) return Promise.reject(abortReason(so.signal));
       const key = `${so.key ?? ''}\n${split.tokens ? 'ids' : 'text'}\n${optionsKey(body)}`;
-      let p = pending.get(key);
-      // It would not fit: send what waits, and start a new batch.
-      if (p && p.inputs + split.inputs.length > maxBatch) {
-        dispatch(p);
-        p = undefined;
-      }
-      if (!p) {
-        const fresh: Pending = { key, callers: [], inputs: 0 };
-        fresh.timer = setTimeout(() => dispatch(fresh), windowMs);
-        pending.set(key, fresh);
-        p = fresh;
-      }
-      const batch = p;
+      const batch = batchFor(key, split.inputs.length);
       return new Promise<BatchResponse>((resolve, reject) => {
-        const c: Caller = { inputs: split.inputs, ctx: so.ctx, body, resolve, reject, gone: false, onLeave: () => {} };
-        // Before the batch is sent, leaving takes the caller's inputs out of it.
-        c.onLeave = () => {
-          const i = batch.callers.indexOf(c);
-          if (i < 0 || pending.get(batch.key) !== batch) return;
-          batch.callers.splice(i, 1);
-          batch.inputs -= c.inputs.length;
-          if (batch.callers.length === 0) {
-            clearTimeout(batch.timer);
-            pending.delete(batch.key);
-          }
-        };
-        const signal = so.signal;
-        if (signal) {
-          const onAbort = () => {
-            c.gone = true;
-            c.onLeave();
-            reject(signal.reason);
-          };
-          signal.addEventListener('abort', onAbort, { once: true });
-          const settle =
-            <T,>(f: (v: T) => void) =>
-            (v: T) => {
-              signal.removeEventListener('abort', onAbort);
-              f(v);
-            };
-          c.resolve = settle(resolve);
-          c.reject = settle(reject);
-        }
+        const c: Caller = { inputs: split.inputs, ctx: so.ctx, body, resolve, reject, gone: false, onLeave: () => leaveUnsent(batch, c) };
+        if (so.signal) leaveOnAbort(c, so.signal);
         batch.callers.push(c);
         batch.inputs += c.inputs.length;
         if (batch.inputs >= maxBatch) dispatch(batch);
@@ -193,6 +178,29 @@ export function createBatcher<C = undefined>(opts: BatchOptions<C>): Batcher<C> 
     },
   };
 }
+
+/** The caller leaves when its signal aborts, and gets the abort's reason; once settled, it stops listening. */
+function leaveOnAbort(c: Caller, signal: AbortSignal): void {
+  const { resolve, reject } = c;
+  const onAbort = () => {
+    c.gone = true;
+    c.onLeave();
+    reject(abortReason(signal));
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  const settle =
+    <T,>(f: (v: T) => void) =>
+    (v: T) => {
+      signal.removeEventListener('abort', onAbort);
+      f(v);
+    };
+  c.resolve = settle(resolve);
+  c.reject = settle(reject);
+}
+
+// Callers' signals are aborted with an Error (the proxy's ClientGone, or the default AbortError); the
+// reason is passed on as it is.
+const abortReason = (signal: AbortSignal) => signal.reason as Error;
 
 type EmbeddingList = { data?: unknown; usage?: Record<string, unknown> } & Record<string, unknown>;
 

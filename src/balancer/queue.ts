@@ -45,6 +45,10 @@ export interface WaitQueue {
  */
 type Waiter = { take: () => unknown; grant: (v: unknown) => void; fail: (err: OverloadedError) => void; key?: string; timer?: NodeJS.Timeout };
 
+// Signals here are aborted with an Error (the proxy's ClientGone, the batcher's own, or the default
+// AbortError); the reason is passed on as it is.
+const abortReason = (signal: AbortSignal) => signal.reason as Error;
+
 export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
   const waiters: Waiter[] = [];
   const retryAfterS = Math.max(1, Math.ceil(opts.queueTimeoutMs / 1000));
@@ -92,11 +96,11 @@ export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
 
   return {
     wait<T>(take: () => T | undefined, signal?: AbortSignal, key?: string): Promise<T> {
-      if (signal?.aborted) return Promise.reject(signal.reason);
+      if (signal?.aborted) return Promise.reject(abortReason(signal));
       return new Promise<T>((resolve, reject) => {
         const onAbort = () => {
           leave?.();
-          reject(signal!.reason);
+          reject(abortReason(signal!));
         };
         const leave = enter<T>(
           take,

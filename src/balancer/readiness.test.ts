@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseGauges } from './readiness.js';
+import { parseGauges } from './readiness/gauges.js';
 
 // Readiness against real sim servers is exercised in proxy.test.ts; this is the scrape parser.
 

@@ -1,7 +1,12 @@
-import { Agent } from 'undici';
+// Rounds of readiness checks over every instance: rise/fall streaks flip its
+// readiness in the pool, and its gauges are scraped on the way. What an
+// instance is asked is in readiness/probe.ts; how its metrics are read, in
+// readiness/gauges.ts.
 import type { Logger } from '../log.js';
 import type { Pool } from './pool.js';
-import type { GpuGauges, Instance } from './types.js';
+import { parseGauges } from './readiness/gauges.js';
+import { createProbe } from './readiness/probe.js';
+import type { Instance } from './types.js';
 
 export type ReadinessOptions = {
   pool: Pick<Pool, 'states' | 'setReady' | 'updateGpu'>;
@@ -45,31 +50,16 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
   const rise = opts.rise ?? 1;
   const fall = opts.fall ?? 2;
   const now = opts.now ?? Date.now;
-  const agent = new Agent({ keepAliveTimeout: Math.max(intervalMs * 2, 4000), headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: timeoutMs } });
+  const probe = createProbe({ intervalMs, timeoutMs });
   const streaks = new Map<string, Streak>();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = true;
 
-  async function get(inst: Instance, path: string): Promise<{ status: number; text: string }> {
-    const res = await agent.request({ origin: inst.url, path, method: 'GET', signal: AbortSignal.timeout(timeoutMs) });
-    return { status: res.statusCode, text: await res.body.text() };
-  }
-
-  async function ready(inst: Instance): Promise<string | undefined> {
-    const health = await get(inst, '/health');
-    if (health.status !== 200) return `/health answered ${health.status}`;
-    const models = await get(inst, '/v1/models');
-    if (models.status !== 200) return `/v1/models answered ${models.status}`;
-    const listed = new Set((JSON.parse(models.text) as { data?: { id?: unknown }[] }).data?.map((m) => m.id));
-    const missing = inst.models.filter((m) => !listed.has(m));
-    return missing.length ? `models not loaded: ${missing.join(', ')}` : undefined;
-  }
-
   async function check(inst: Instance): Promise<void> {
     let why: string | undefined;
     try {
-      why = await ready(inst);
+      why = await probe.ready(inst);
     } catch (err) {
       why = (err as { code?: string }).code ?? (err as Error).message;
     }
@@ -88,9 +78,9 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
 
   async function scrape(inst: Instance): Promise<void> {
     try {
-      const res = await get(inst, '/metrics');
-      if (res.status !== 200) return;
-      const g = parseGauges(res.text, { now: now(), memoryFullRatio: opts.memoryFullRatio });
+      const text = await probe.metrics(inst);
+      if (text === undefined) return;
+      const g = parseGauges(text, { now: now(), memoryFullRatio: opts.memoryFullRatio });
       // No fresh gauges is not "idle": the picker treats stale gauges as saturated.
       if (g) opts.pool.updateGpu(inst.id, g);
     } catch (err) {
@@ -122,43 +112,8 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
       stopped = true;
       clearTimeout(timer);
       await running;
-      await agent.close();
+      await probe.close();
     },
     checkAll,
   };
-}
-
-/**
- * Reads vLLM's gauges from Prometheus text, summed over models: requests
- * running and waiting, KV-cache usage (`vllm:kv_cache_usage_perc`, or
- * the older `vllm:gpu_cache_usage_perc`), and GPU memory when the server
- * reports it (the simulator's `arus_sim_gpu_memory_{used,total}_bytes`, or
- * DCGM's `DCGM_FI_DEV_FB_{USED,FREE}`). Undefined when the vLLM gauges are missing.
- */
-export function parseGauges(text: string, opts: { now: number; memoryFullRatio?: number }): GpuGauges | undefined {
-  const sums = new Map<string, number>();
-  const maxes = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const v = Number(m[3]);
-    if (!Number.isFinite(v)) continue;
-    sums.set(m[1], (sums.get(m[1]) ?? 0) + v);
-    maxes.set(m[1], Math.max(maxes.get(m[1]) ?? -Infinity, v));
-  }
-  const running = sums.get('vllm:num_requests_running');
-  const waiting = sums.get('vllm:num_requests_waiting');
-  const kv = maxes.get('vllm:kv_cache_usage_perc') ?? maxes.get('vllm:gpu_cache_usage_perc');
-  if (running === undefined || waiting === undefined || kv === undefined) return undefined;
-
-  const full = opts.memoryFullRatio ?? 0.99;
-  let memoryExhausted = false;
-  const used = sums.get('arus_sim_gpu_memory_used_bytes');
-  const total = sums.get('arus_sim_gpu_memory_total_bytes');
-  if (used !== undefined && total) memoryExhausted = used / total >= full;
-  const fbUsed = sums.get('DCGM_FI_DEV_FB_USED');
-  const fbFree = sums.get('DCGM_FI_DEV_FB_FREE');
-  if (fbUsed !== undefined && fbFree !== undefined && fbUsed + fbFree > 0) memoryExhausted ||= fbUsed / (fbUsed + fbFree) >= full;
-  return { running, waiting, kvCacheUsage: Math.min(1, Math.max(0, kv)), memoryExhausted, scrapedAt: opts.now };
 }

@@ -1,7 +1,7 @@
 import { balancerListen, type BalancerDoc } from '../config/schema.js';
 import type { CapacityReport } from '../control/capacity.js';
 import type { Logger } from '../log.js';
-import { createBalancerMetrics, type BalancerMetrics } from './metrics.js';
+import { createBalancerMetrics } from './metrics.js';
 import { createPicker } from './pickers/create-picker.js';
 import { createPool } from './pool.js';
 import { createProxy } from './proxy.js';
@@ -23,11 +23,11 @@ export async function startBalancer(deps: { region: string; id: string; doc: Bal
     slowStartMs: doc.slowStartMs,
     maxConcurrency: doc.maxConcurrentPerInstance,
   });
-  // The proxy reports every upstream outcome through release(): the metrics see each one on its way.
-  let metrics: BalancerMetrics | undefined;
-  const observed: typeof pool = { ...pool, release: (s, outcome) => (metrics?.observe(s, outcome), pool.release(s, outcome)) };
+  // The metrics read the proxy's stats when scraped. The proxy reports every upstream outcome through
+  // release(): the metrics see each one on its way.
+  const metrics = createBalancerMetrics({ region: deps.region, stats: () => proxy.stats(), pool });
+  const observed: typeof pool = { ...pool, release: (s, outcome) => (metrics.observe(s, outcome), pool.release(s, outcome)) };
   const proxy = createProxy({ pool: observed, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks });
-  metrics = createBalancerMetrics({ region: deps.region, stats: () => proxy.stats(), pool });
   const readiness = createReadiness({ pool, log, onChange: () => proxy.wake() });
   // The balancer knows which instances are ready before it takes a request (bounded by the checks' deadline).
   await readiness.checkAll();
@@ -38,14 +38,14 @@ export async function startBalancer(deps: { region: string; id: string; doc: Bal
   try {
     for (const [i, server] of servers.entries()) bound.push({ address: listen[i].address, port: (await server.start()).port });
   } catch (err) {
-    readiness.stop();
-    await Promise.all(servers.map((s) => s.stop()));
+    await Promise.all([readiness.stop(), ...servers.map((s) => s.stop())]);
     await proxy.close();
     throw err;
   }
 
   let reporting = false;
-  const timer = setInterval(async () => {
+  // Never rejects: a failed report is logged and the next one is tried.
+  async function report(): Promise<void> {
     if (!deps.report || reporting) return;
     reporting = true;
     try {
@@ -65,7 +65,8 @@ export async function startBalancer(deps: { region: string; id: string; doc: Bal
     } finally {
       reporting = false;
     }
-  }, doc.reportEveryMs);
+  }
+  const timer = setInterval(() => void report(), doc.reportEveryMs);
   timer.unref();
 
   return {

@@ -8,9 +8,10 @@ const stats: ProxyStats = { requests: 7, retries: 1, retriesDenied: 0, overloade
 
 // A proxy that starts a stream and never ends it.
 const streaming: Proxy = {
-  async handle(_req, res) {
+  handle(_req, res) {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write('data: 1\n\n');
+    return Promise.resolve();
   },
   wake() {},
   stats: () => stats,

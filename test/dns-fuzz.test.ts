@@ -19,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bigConfig, ecs, ecsOf, nameWire, query, servingState, type OptSpec, type QuerySpec } from '../src/dns/fixtures.js';
 import { createResponder, type Responder } from '../src/dns/responder.js';
 import { createDnsServer, type DnsServer } from '../src/dns/server.js';
-import { readQuery, udpLimit } from '../src/dns/wire.js';
+import { udpLimit } from '../src/dns/edns.js';
+import { readQuery } from '../src/dns/query-reader.js';
 import { silentLogger } from '../src/log.js';
 
 const PACKETS = Number(process.env.FUZZ_PACKETS ?? 200_000);

@@ -119,7 +119,7 @@ export function ecsOf(cidr: string): { code: number; data: number[] } {
   const groups = (s: string) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
   const head = groups(halves[0]);
   const tail = groups(halves[1] ?? '');
-  const all = [...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail];
+  const all = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
   return ecs(2, source, all.flatMap((g) => [g >> 8, g & 0xff]).slice(0, octets));
 }
 

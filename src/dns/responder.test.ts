@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
 import { buildSnapshot } from '../snapshot/snapshot.js';
 import { bigConfig, defaultConfig, ecs, ecsOf, nameWire, query, servingState, type QuerySpec } from './fixtures.js';
-import { createResponder, DECISION_BUCKETS, QTYPE_LABELS, type Remote, type Transport } from './responder.js';
+import type { Remote, Transport } from './replies.js';
+import { createResponder } from './responder.js';
+import { DECISION_BUCKETS, QTYPE_LABELS } from './responder-stats.js';
 import { RCODE } from './wire.js';
 
 const state = servingState(bigConfig(), 42);

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
 import { bigConfig, query, servingState } from './fixtures.js';
 import { createResponder } from './responder.js';
-import { createRateLimiter, ipv4, KIND, RRL_DEFAULTS, VERDICT, type RrlSettings } from './rrl.js';
+import { ipv4 } from './rrl-networks.js';
+import { createRateLimiter, KIND, RRL_DEFAULTS, VERDICT, type RrlSettings } from './rrl.js';
 
 // The tests count at 20 answers a second (the default is 100: see the schema) and the default NXDOMAIN and error rates (20).
 const settings = (s: Partial<RrlSettings> = {}): RrlSettings => ({ ...RRL_DEFAULTS, exempt: [], responsesPerSecond: 20, ...s });

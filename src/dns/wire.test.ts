@@ -1,7 +1,11 @@
 import { Packet } from 'dns2';
 import { describe, expect, it } from 'vitest';
 import { ecs, ecsOf, nameWire, query } from './fixtures.js';
-import { DROP, RCODE, formatAddress, maskAddress, parseAddress, readQuery, udpLimit, writeError, writeResponse, type Query } from './wire.js';
+import { formatAddress, maskAddress, parseAddress } from './address.js';
+import { udpLimit } from './edns.js';
+import { readQuery } from './query-reader.js';
+import { writeError, writeResponse } from './response-writer.js';
+import { DROP, RCODE, type Query } from './wire.js';
 
 const FORMERR = RCODE.FORMERR;
 

@@ -92,6 +92,18 @@ export function zoneOf(snapshot: Snapshot): Zone {
 
 /** Compiles the zone of a snapshot. Pure; throws only on an address dns2 cannot encode. */
 export function compileZone(snapshot: Snapshot): Zone {
+  const apex = snapshot.zone.apex;
+  const { records, glue, negative } = staticRecords(snapshot);
+  const { dynamic, dynamicAt } = dynamicNames(snapshot, records);
+  const nodes = compileNodes(snapshot, records, glue, negative, dynamicAt);
+  const nxdomain = createNxdomain(apex, negative);
+  const addressAnswers = createAddressAnswers();
+  const dynamicNodes = dynamic.map((d) => [...nodes.values()].find((n) => n.dynamic === d)!);
+  return { apex, nodes, dynamic: dynamicNodes, nxdomain, addressAnswers };
+}
+
+/** The records that do not depend on the client, by owner name: SOA, NS and in-zone glue; and the SOA of negative answers. */
+function staticRecords(snapshot: Snapshot): { records: Map<string, Rr[]>; glue: Rr[]; negative: Rr[] } {
   const { zone } = snapshot;
   const apex = zone.apex;
   const soa = zone.soa;
@@ -129,7 +141,13 @@ export function compileZone(snapshot: Snapshot): Zone {
       glue.push(r);
     }
   }
+  return { records, glue, negative };
+}
 
+/** The names steer() answers for: each service, and each region it may use pinned under it. */
+function dynamicNames(snapshot: Snapshot, records: ReadonlyMap<string, Rr[]>): { dynamic: DynamicName[]; dynamicAt: Map<string, DynamicName> } {
+  const { zone } = snapshot;
+  const apex = zone.apex;
   const dynamic: DynamicName[] = [];
   const dynamicAt = new Map<string, DynamicName>();
   const addDynamic = (name: string, service: string, pinnedRegion?: string) => {
@@ -144,7 +162,18 @@ export function compileZone(snapshot: Snapshot): Zone {
     addDynamic(name, service.name);
     for (const region of service.regions ?? snapshot.regions.map((r) => r.id)) addDynamic(`${region}.${name}`, service.name, region);
   }
+  return { dynamic, dynamicAt };
+}
 
+/** Every name that exists, with its static answers by QTYPE, its ANY answer (RFC 8482) and its NODATA. */
+function compileNodes(
+  snapshot: Snapshot,
+  records: ReadonlyMap<string, Rr[]>,
+  glue: Rr[],
+  negative: Rr[],
+  dynamicAt: ReadonlyMap<string, DynamicName>,
+): Map<string, ZoneNode> {
+  const apex = snapshot.zone.apex;
   // Every owner name and each name between it and the apex (empty non-terminals) exists.
   const names = new Set<string>();
   for (const name of [...records.keys(), ...dynamicAt.keys()]) {
@@ -164,15 +193,19 @@ export function compileZone(snapshot: Snapshot): Zone {
       bodies.set(type, encodeBody(name, type, { answers, additionals }, RCODE.NOERROR));
     }
     // RFC 8482: ANY gets one synthesized HINFO record, not the node's records.
-    const hinfo: Rr = { name, type: TYPE.HINFO, ttl: soa.ttl, data: Buffer.from('\x07RFC8482\x00', 'latin1') };
+    const hinfo: Rr = { name, type: TYPE.HINFO, ttl: snapshot.zone.soa.ttl, data: Buffer.from('\x07RFC8482\x00', 'latin1') };
     bodies.set(TYPE.ANY, encodeBody(name, TYPE.ANY, { answers: [hinfo] }, RCODE.NOERROR));
     const nodata = encodeBody(name, TYPE.TXT, { authorities: negative }, RCODE.NOERROR);
     nodes.set(wireKey(name), { name, bodies, nodata, dynamic: dynamicAt.get(name) });
   }
+  return nodes;
+}
 
+/** `Zone.nxdomain`: bodies made per length of the name in front of the apex, on first use. */
+function createNxdomain(apex: string, negative: Rr[]): (key: string) => Body | undefined {
   const apexKey = wireKey(apex);
   const nxBodies = new Map<number, Body>();
-  const nxdomain = (key: string): Body | undefined => {
+  return (key: string): Body | undefined => {
     const prefix = key.length - apexKey.length;
     if (prefix <= 0 || !key.endsWith(apexKey)) return undefined;
     // The apex must start at a label boundary of the query name.
@@ -186,10 +219,12 @@ export function compileZone(snapshot: Snapshot): Zone {
     }
     return body;
   };
+}
 
-  // One record per address, owner and TTL left for addressAnswers to fill in.
+/** `Zone.addressAnswers`: one record encoded per address, owner and TTL left to fill in per answer set. */
+function createAddressAnswers(): (addresses: readonly string[], type: number, ttl: number) => Body {
   const rdata = new Map<string, Buffer>();
-  const addressAnswers = (addresses: readonly string[], type: number, ttl: number): Body => {
+  return (addresses: readonly string[], type: number, ttl: number): Body => {
     const parts: Buffer[] = [];
     for (const address of addresses) {
       let rr = rdata.get(address);
@@ -207,7 +242,4 @@ export function compileZone(snapshot: Snapshot): Zone {
     }
     return { bytes: Buffer.concat(parts), an: parts.length, ns: 0, ar: 0, rcode: RCODE.NOERROR, aa: true };
   };
-
-  const dynamicNodes = dynamic.map((d) => [...nodes.values()].find((n) => n.dynamic === d)!);
-  return { apex, nodes, dynamic: dynamicNodes, nxdomain, addressAnswers };
 }

@@ -1,0 +1,48 @@
+// A UDP listener: one socket per address, each datagram answered at once in
+// its 'message' handler (no queue, no promise) and the reply sent back to its
+// source. Rate limiting and size limits are the responder's.
+
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { Logger } from '../log.js';
+import type { Responder } from './responder.js';
+
+export type UdpListenerDeps = {
+  readonly responder: Responder;
+  readonly stats: { udpMessages: number };
+  /** Requested socket buffer sizes in bytes (the kernel may cap them). */
+  readonly bufferSize: number;
+  readonly log: Logger;
+  /** Counts and logs (at debug) an error that must not escape a handler. */
+  readonly caught: (err: unknown, what: string) => void;
+};
+
+/** Binds a UDP socket on `address:port` (IPv6-only for an IPv6 address) and answers on it. */
+export function openUdp(address: string, port: number, deps: UdpListenerDeps): Promise<dgram.Socket> {
+  const { responder, stats, bufferSize, log, caught } = deps;
+  const v6 = net.isIPv6(address);
+  const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, reuseAddr: false });
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address, port, exclusive: true }, () => {
+      socket.off('error', reject);
+      socket.on('error', (err) => caught(err, 'udp socket error'));
+      try {
+        socket.setRecvBufferSize(bufferSize);
+        socket.setSendBufferSize(bufferSize);
+      } catch (err) {
+        log.debug({ err }, 'cannot set UDP buffer sizes');
+      }
+      socket.on('message', (msg, rinfo) => {
+        stats.udpMessages++;
+        try {
+          const reply = responder(msg, rinfo, 'udp');
+          if (reply !== undefined) socket.send(reply, rinfo.port, rinfo.address);
+        } catch (err) {
+          caught(err, 'udp query failed');
+        }
+      });
+      resolve(socket);
+    });
+  });
+}

@@ -47,10 +47,20 @@ export function writeQueryFile(path: string, count = 20_000): string {
     let name = 'api.gslb.example.com';
     let type = 1;
     if (r < 0.7) counts.a++;
-    else if (r < 0.9) (type = 28), counts.aaaa++;
-    else if (r < 0.95) (name = `${pick(['sg', 'jkt', 'bkk', 'mnl'])}.api.gslb.example.com`), counts.pinned++;
-    else if (r < 0.98) (name = 'gslb.example.com'), (type = pick([2, 6])), counts.apex++;
-    else (name = `x${Math.floor(random() * 1e6)}.gslb.example.com`), counts.nxdomain++;
+    else if (r < 0.9) {
+      type = 28;
+      counts.aaaa++;
+    } else if (r < 0.95) {
+      name = `${pick(['sg', 'jkt', 'bkk', 'mnl'])}.api.gslb.example.com`;
+      counts.pinned++;
+    } else if (r < 0.98) {
+      name = 'gslb.example.com';
+      type = pick([2, 6]);
+      counts.apex++;
+    } else {
+      name = `x${Math.floor(random() * 1e6)}.gslb.example.com`;
+      counts.nxdomain++;
+    }
     let options: ReturnType<typeof ecs>[] = [];
     if (random() < 0.9) {
       counts.ecs++;

@@ -90,7 +90,7 @@ function startServer(kind: 'arus' | 'bare', pin: boolean): Promise<{ child: Chil
   const node = [process.execPath, '--import', 'tsx', self, '--serve', kind];
   const [cmd, ...args] = pin ? ['taskset', '-c', String(SERVER_CPU), ...node] : node;
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const output: string[] = [];
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${kind} server exited (${code}) before listening`)));
@@ -143,7 +143,7 @@ async function bench(): Promise<void> {
   try {
     for (const kind of kinds) {
       servers[kind] = await startServer(kind, pin);
-      await dnsperf(servers[kind]!.port, file, 2, pin); // warm-up: JIT and caches
+      await dnsperf(servers[kind].port, file, 2, pin); // warm-up: JIT and caches
       results[kind] = [];
     }
     for (let run = 1; run <= RUNS; run++) {

@@ -41,7 +41,7 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildProces
   const proc = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`arus ${args[0]} exited with ${code}`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
+    createInterface({ input: proc.stdout }).on('line', (line) => {
       if (line.includes('"msg":"ready"')) resolve(proc);
     });
   });

@@ -140,7 +140,7 @@ export async function startSims(deps: {
 }
 
 /** Serves a fetch handler (Hono) on an address; port 0 picks a free one. */
-async function listenHttp(fetch: Parameters<typeof serve>[0]['fetch'], listen: ListenAddress): Promise<{ url: string; stop(): Promise<void> }> {
+async function listenHttp(fetch: Parameters<typeof serve>[0]['fetch'], listen: ListenAddress): Promise<{ url: string; stop: () => Promise<void> }> {
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch, hostname: listen.address, port: listen.port }, () => resolve(s));
     s.once('error', reject);

@@ -38,8 +38,8 @@ export type ControlStats = {
 };
 
 export interface Control {
-  /** The state DNS answers from; replaced, never mutated. */
-  current(): ServingState;
+  /** The state DNS answers from; replaced, never mutated. A function that needs no `this`: DNS calls it detached, per query. */
+  readonly current: () => ServingState;
   /** Called after every new snapshot. */
   subscribe(fn: (state: ServingState) => void): () => void;
   targets(): { version: number; targets: Target[] };

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Db } from './db/database.js';
-import { createTokenStore, hashToken } from './db/tokens.js';
-import { tokenCreate, TokenError, tokenList, tokenRevoke } from './tokens-cli.js';
+import { openDatabase, type Db } from '../db/database.js';
+import { createTokenStore, hashToken } from '../db/tokens.js';
+import { tokenCreate, TokenError, tokenList, tokenRevoke } from './token.js';
 
 let db: Db;
 beforeEach(() => {

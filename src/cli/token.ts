@@ -1,5 +1,28 @@
-import { createTokenStore, isRole, ROLES } from './db/tokens.js';
-import type { Db } from './db/database.js';
+// `arus token`: create, list and revoke API tokens (stored hashed), and the
+// text each prints.
+import type { Db } from '../db/database.js';
+import { createTokenStore, isRole, ROLES } from '../db/tokens.js';
+import type { Command } from './command.js';
+import { opt } from './options.js';
+import { openStores } from './stores.js';
+import { UsageError } from './usage-error.js';
+
+export const tokenCommand: Command = {
+  usage: `arus token create --role admin|viewer|probe|dns [--name NAME] [--db FILE]
+       arus token list [--db FILE]
+       arus token revoke ID [--db FILE]
+
+  The bootstrap admin token comes from ARUS_ADMIN_TOKEN; these are the others.`,
+  options: { ...opt.db, role: { type: 'string' }, name: { type: 'string' } },
+  async run({ values, positionals }) {
+    const [verb, id] = positionals;
+    const { db } = await openStores(String(values.db));
+    if (verb === 'create') console.log(tokenCreate(db, { role: values.role as string | undefined, name: values.name as string | undefined }));
+    else if (verb === 'list') console.log(tokenList(db));
+    else if (verb === 'revoke' && id) console.log(tokenRevoke(db, id));
+    else throw new UsageError('token needs create, list or revoke ID');
+  },
+};
 
 /** A mistake on the command line (unknown role, bad id, no such token). */
 export class TokenError extends Error {}

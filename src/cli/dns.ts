@@ -1,0 +1,86 @@
+// `arus dns`: the authoritative responder, answering from control's snapshots
+// (--control) or from control's SQLite file on the same machine (--db).
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { StateSource } from '../snapshot/source.js';
+import type { Command, Values } from './command.js';
+import { DEFAULTS, help, opt, parseListen } from './options.js';
+import { onSignal } from './signal.js';
+import { openStores } from './stores.js';
+import { UsageError } from './usage-error.js';
+
+const env = process.env;
+
+/** Where the answers come from, and what the ready line says about it. */
+type Origin = { source: { current: StateSource['current']; stop(): unknown }; origin: Record<string, unknown> };
+
+export const dnsCommand: Command = {
+  usage: `arus dns --control URL --token TOKEN [--snapshot FILE] [options]
+       arus dns --db FILE [options]
+
+  With --control: follows the snapshots control streams, validates each before
+  swapping it in whole (a bad one is refused and the old one kept), and writes
+  the last good one to --snapshot. A restart answers from that file at once,
+  control up or not, and the node answers from it for as long as control is
+  away, reconnecting with back-off; control records the gap when it is back.
+  With --db: reads the configuration and health control writes to its SQLite
+  file on the same machine, and picks up every change within a second.
+
+  --control URL           control's API, e.g. http://10.0.0.5:8080
+  --token TOKEN           a dns token (arus token create --role dns), or ARUS_DNS_TOKEN
+  --snapshot FILE         the last good snapshot (default ./data/dns-snapshot.json; ARUS_SNAPSHOT)
+  --id NAME               this node's name in control's history (default dns-<host name>)
+  --db FILE               the database, instead of --control (default ${DEFAULTS.db}; ARUS_DB)
+${help.dns}
+  --metrics-listen ADDR   Prometheus /metrics (default 127.0.0.1:9153; ARUS_METRICS_LISTEN)`,
+  options: {
+    control: { type: 'string' },
+    token: { type: 'string' },
+    snapshot: { type: 'string', default: env.ARUS_SNAPSHOT ?? './data/dns-snapshot.json' },
+    id: { type: 'string' },
+    db: { type: 'string' },
+    ...opt.dns,
+    'metrics-listen': { type: 'string', default: env.ARUS_METRICS_LISTEN ?? '127.0.0.1:9153' },
+  },
+  async run({ values }, log) {
+    const [{ createMetrics }, { startDns, startMetricsServer }] = await Promise.all([import('../metrics/metrics.js'), import('../roles.js')]);
+    const metrics = createMetrics();
+    const controlUrl = values.control as string | undefined;
+    const { source, origin } = controlUrl ? await followControl(controlUrl, values, log, metrics) : await readDatabase(values, log);
+    const dns = await startDns({ getState: source.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
+    const metricsServer = await startMetricsServer({ metrics, listen: parseListen(String(values['metrics-listen']))[0] });
+    log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, metrics: metricsServer.url, version: source.current().snapshot.version, ...origin }, 'ready');
+    onSignal([{ stop: async () => void (await source.stop()) }, dns, metricsServer], log);
+  },
+};
+
+/** --control: the snapshots control streams, kept in --snapshot; ready from that file at once if there is one. */
+async function followControl(controlUrl: string, values: Values, log: Logger, metrics: Metrics): Promise<Origin> {
+  const token = (values.token as string | undefined) ?? env.ARUS_DNS_TOKEN;
+  if (values.db) throw new UsageError('dns takes --control or --db, not both');
+  if (!token) throw new UsageError('dns --control needs --token (or ARUS_DNS_TOKEN)');
+  // Only this mode needs them.
+  const { createControlStateSource } = await import('../snapshot/control-source.js');
+  const { createSnapshotFile } = await import('../snapshot/file.js');
+  const { observeControlSource } = await import('../snapshot/metrics.js');
+  const file = String(values.snapshot);
+  const control = createControlStateSource({
+    url: controlUrl,
+    token,
+    node: values.id as string | undefined,
+    file: createSnapshotFile(file),
+    log: log.child({ component: 'snapshot' }),
+  });
+  observeControlSource(metrics.registry, control);
+  // From the file at once; without one, when control sends its first snapshot.
+  await control.ready();
+  return { source: control, origin: { control: controlUrl, snapshot: file, from: control.stats().from } };
+}
+
+/** --db: the configuration and health control writes to its SQLite file on this machine. */
+async function readDatabase(values: Values, log: Logger): Promise<Origin> {
+  const db = String(values.db ?? DEFAULTS.db);
+  const { store, healthStore } = await openStores(db);
+  const { createDbStateSource } = await import('../snapshot/source.js');
+  return { source: createDbStateSource({ store, healthStore, log: log.child({ component: 'snapshot' }) }), origin: { db } };
+}

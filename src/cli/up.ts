@@ -1,0 +1,81 @@
+// `arus up`: every role in one process, the embedded default `npm start` runs.
+import type { Config } from '../config/schema.js';
+import type { Control } from '../control/control.js';
+import type { Logger } from '../log.js';
+import type { Stoppable } from '../roles.js';
+import type { Command } from './command.js';
+import { controlOptions } from './control.js';
+import { help, intOption, opt, parseListen } from './options.js';
+import { onSignal } from './signal.js';
+import { openStores } from './stores.js';
+import { UsageError } from './usage-error.js';
+
+const env = process.env;
+
+type StartBalancer = (typeof import('../balancer/role.js'))['startBalancer'];
+
+export const upCommand: Command = {
+  usage: `arus up [options]
+
+  control (admin API), DNS, one probe agent per region, the balancer of every
+  region with a balancer section and — unless --sim off — a simulated model
+  server on every loopback balancer instance and health-check target.
+
+${help.db}
+${help.regions}
+${help.dns}
+${help.api}
+  --sim auto|off      start simulated model servers for loopback instances and check targets (default auto)
+  --probe-interval MS probe interval (default 500)`,
+  options: { ...opt.db, ...opt.regions, ...opt.dns, ...opt.api, sim: { type: 'string', default: 'auto' }, 'probe-interval': { type: 'string' } },
+  async run({ values }, log) {
+    const [{ createMetrics }, { seedIfEmpty }, { startBalancer }, roles] = await Promise.all([
+      import('../metrics/metrics.js'),
+      import('../config/seed.js'),
+      import('../balancer/role.js'),
+      import('../roles.js'),
+    ]);
+    const { internalToken, simTargets, startControl, startDns, startProbes, startSims, staticTokensFrom } = roles;
+    const metrics = createMetrics();
+    const { db, store, healthStore } = await openStores(String(values.db), metrics);
+    const seeded = seedIfEmpty(store, String(values.regions));
+    if (seeded) log.info({ regions: values.regions, version: seeded.version }, 'empty database seeded');
+    const parts: Stoppable[] = [];
+    if (values.sim !== 'off') {
+      if (values.sim !== 'auto') throw new UsageError('--sim must be auto or off');
+      parts.push(await startSims({ listen: simTargets(store.getConfig()!), log }));
+    }
+    const probeToken = internalToken();
+    const control = await startControl({
+      ...controlOptions(values, env),
+      db,
+      store,
+      healthStore,
+      log,
+      staticTokens: staticTokensFrom(env, [{ token: probeToken, role: 'probe', name: 'in-process probes' }]),
+      // The demo runs on loopback: its status page opens without a token there (ARUS_STATUS_OPEN=false to require one).
+      status: { open: env.ARUS_STATUS_OPEN !== 'false' },
+      metrics,
+    });
+    parts.push(control);
+    const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
+    parts.push(dns);
+    const balancers = await startBalancers(store.getConfig()!, { startBalancer, control: control.control, log, parts });
+    const regions = store.getConfig()!.regions.map((r) => r.id);
+    parts.push(await startProbes({ regions, controlUrl: control.url, token: probeToken, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
+    log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, balancers, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
+    onSignal(parts, log);
+  },
+};
+
+/** The balancer of every region that has a balancer section, reporting its capacity to control in-process; region → port. */
+async function startBalancers(config: Config, deps: { startBalancer: StartBalancer; control: Control; log: Logger; parts: Stoppable[] }): Promise<Record<string, number>> {
+  const { startBalancer, control, log, parts } = deps;
+  const balancers: Record<string, number> = {};
+  for (const r of config.regions.filter((x) => x.balancer)) {
+    const b = await startBalancer({ region: r.id, id: `balancer-${r.id}`, doc: r.balancer!, log: log.child({ component: 'balancer', region: r.id }), report: (c) => control.reportCapacity({ ...c, at: Date.now() }) });
+    balancers[r.id] = b.port;
+    parts.push(b);
+  }
+  return balancers;
+}

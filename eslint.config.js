@@ -2,6 +2,7 @@
 // type-aware rules (a promise nobody awaits or handles, `any` leaking into
 // typed code), plus the size limits that keep each file one concern.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 const tests = ['**/*.test.ts', '**/*.case.ts', 'test/**/*.ts', 'bench/**/*.ts'];
@@ -40,5 +41,7 @@ export default tseslint.config(
       '@typescript-eslint/unbound-method': 'off',
     },
   },
-  { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.js', '**/*.mjs', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.js', '**/*.mjs'], languageOptions: { globals: globals.node } },
+  { files: ['**/*.cjs'], languageOptions: { sourceType: 'commonjs', globals: globals.node } },
 );

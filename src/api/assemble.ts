@@ -44,7 +44,7 @@ export function assembleApi(deps: {
     audit: (e) => audit.record(e),
     onProbeReport: metrics && ((results, region) => metrics.recordProbeResults(results, region)),
     middleware: metrics ? [metrics.apiMiddleware] : [],
-    mount: [(a) => auditRoutes(a, { audit, requireRole: auth.requireRole }), (a) => statusRoutes(a, { ...deps, access: auth }), ...(metrics ? [(a: Api) => metricsRoute(a, metrics)] : [])],
+    mount: [(a) => auditRoutes(a, { audit, requireRole: (...roles) => auth.requireRole(...roles) }), (a) => statusRoutes(a, { ...deps, access: auth }), ...(metrics ? [(a: Api) => metricsRoute(a, metrics)] : [])],
     log: deps.log,
   });
   return { app, audit, auth };

@@ -27,7 +27,10 @@ function setup(opts: Partial<AuthOptions> = {}): Setup {
     staticTokens: [{ token: STATIC_ADMIN, role: 'admin', name: 'bootstrap-admin' }],
     now: () => s.clock,
     address: (c) => c.req.header('x-test-addr') ?? 'unknown',
-    sleep: async (ms) => void s.delays.push(ms),
+    sleep: (ms) => {
+      s.delays.push(ms);
+      return Promise.resolve();
+    },
     ...opts,
   });
   const app = new OpenAPIHono<Env>();

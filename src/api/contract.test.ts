@@ -24,7 +24,7 @@ describe('OpenAPI description', () => {
     const api = testApi();
     const doc = await documentOf(api);
     const validator = new Validator();
-    const result = await validator.validate(doc as never);
+    const result = await validator.validate(doc);
     expect(result.errors ?? [], JSON.stringify(result.errors, null, 1)?.slice(0, 2000)).toEqual([]);
     expect(result.valid).toBe(true);
     expect(doc.openapi).toMatch(/^3\./);
@@ -113,7 +113,7 @@ describe('write routes under random input (property)', () => {
     if (path.length === 0) return value;
     if (doc === null || typeof doc !== 'object') return doc;
     const [head, ...rest] = path;
-    const copy = (Array.isArray(doc) ? [...doc] : { ...(doc as object) }) as Record<string | number, unknown>;
+    const copy = (Array.isArray(doc) ? [...doc] : { ...(doc) }) as Record<string | number, unknown>;
     copy[head] = mutate(copy[head], rest, value);
     return copy;
   };

@@ -43,7 +43,7 @@ export function drainRoutes(app: Api, deps: ApiDeps) {
         }),
         // One handler for nine routes: typed by hand rather than through the route union.
         (async (c: Context<Env>) => {
-          const subject = l.subject(c.req.param() as Record<string, string>);
+          const subject = l.subject(c.req.param());
           const body = (await c.req.json().catch(() => ({}))) as { reason?: unknown };
           const reason = typeof body?.reason === 'string' && body.reason.trim() ? body.reason.trim() : 'undrained';
           const before = deps.healthStore.listOverrides().find((o) => o.subject === subject) ?? null;

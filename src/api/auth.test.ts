@@ -2,7 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openDatabase, type Db } from '../db/database.js';
 import { createTokenStore, type TokenStore } from '../db/tokens.js';
 import { addressKey, createAuth, createFailureLog, type AuthOptions } from './auth.js';
@@ -11,6 +11,7 @@ import type { Env } from './env.js';
 const STATIC_ADMIN = 'static-admin-secret-0123456789';
 const dbs: Db[] = [];
 afterEach(() => {
+  vi.useRealTimers();
   for (const db of dbs.splice(0)) db.$client.close();
 });
 
@@ -233,11 +234,17 @@ describe('slowing down repeated failures', () => {
   });
 
   it('really sleeps by default', async () => {
+    // The default sleep is a setTimeout: faked, so the test sees the delay exactly (app.request has no socket).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const s = setup({ sleep: undefined, failures: { delayMs: 40 } });
-    await call(s, '/v1/read', { token: 'wrong' });
-    const t0 = performance.now();
-    await call(s, '/v1/read', { token: 'wrong' });
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(35);
+    expect((await call(s, '/v1/read', { token: 'wrong' })).status).toBe(401); // the first failure is not delayed
+    let status: number | undefined;
+    const second = Promise.resolve(call(s, '/v1/read', { token: 'wrong' })).then((res) => (status = res.status));
+    await vi.advanceTimersByTimeAsync(39);
+    expect(status).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(status).toBe(401);
+    await second;
   });
 
   it('counts under "unknown" when there is no socket (app.request)', async () => {
@@ -253,7 +260,7 @@ describe('slowing down repeated failures', () => {
   });
 
   it("counts by the socket's address over real HTTP", async () => {
-    const auth = createAuth({ staticTokens: [{ token: STATIC_ADMIN, role: 'admin', name: 'boot' }], failures: { max: 2, maxDelayMs: 0 } });
+    const auth = createAuth({ staticTokens: [{ token: STATIC_ADMIN, role: 'admin', name: 'boot' }], failures: { max: 2, maxDelayMs: 0 }, now: () => 1_000_000 });
     const app = new OpenAPIHono<Env>();
     app.use('*', auth.middleware);
     app.get('/v1/x', (c) => c.text('ok'));
@@ -267,7 +274,7 @@ describe('slowing down repeated failures', () => {
       expect((await fetch(url, bad)).status).toBe(401);
       const blocked = await fetch(url, bad);
       expect(blocked.status).toBe(429);
-      expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(blocked.headers.get('retry-after')).toBe('60'); // the default minute's window, on a clock that stands still
       // Those failures were counted under 127.0.0.1, not under "unknown".
       expect((await app.request('/v1/x', bad)).status).toBe(401);
     } finally {

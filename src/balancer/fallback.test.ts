@@ -19,8 +19,8 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-/** i0 serves BIG, i1 serves SMALL; active readiness checks every 30 ms. */
-async function setup(o: { proxy?: Partial<ProxyOptions>; big?: Partial<SimServerOptions> } = {}): Promise<{ big: SimServer; small: SimServer; pool: Pool; proxy: Proxy; base: string }> {
+/** i0 serves BIG, i1 serves SMALL; active readiness checks every 30 ms. `now`: the pool's and the proxy's clock. */
+async function setup(o: { proxy?: Partial<ProxyOptions>; big?: Partial<SimServerOptions>; now?: () => number } = {}): Promise<{ big: SimServer; small: SimServer; pool: Pool; proxy: Proxy; base: string }> {
   const big = createSimServer({ log, model: BIG, ttftMs: 5, tokensPerSecond: 1000, ...o.big });
   const small = createSimServer({ log, model: SMALL, ttftMs: 5, tokensPerSecond: 1000 });
   cleanup.push(() => big.stop(), () => small.stop());
@@ -33,10 +33,12 @@ async function setup(o: { proxy?: Partial<ProxyOptions>; big?: Partial<SimServer
     ],
     picker: createPicker('round-robin'),
     slowStartMs: 0,
+    now: o.now,
   });
-  const proxy = createProxy({ pool, log, ...o.proxy });
+  const proxy = createProxy({ pool, log, now: o.now, ...o.proxy });
   cleanup.push(() => proxy.close());
-  const readiness = createReadiness({ pool, log, intervalMs: 30, timeoutMs: 200, onChange: () => proxy.wake() });
+  // The default 2 s deadline per check: a loaded machine must not make a healthy instance look hung.
+  const readiness = createReadiness({ pool, log, intervalMs: 30, onChange: () => proxy.wake() });
   cleanup.push(async () => readiness.stop());
   readiness.start();
   const server = createBalancerServer({ proxy, log });
@@ -46,7 +48,8 @@ async function setup(o: { proxy?: Partial<ProxyOptions>; big?: Partial<SimServer
   return { big, small, pool, proxy, base: `http://127.0.0.1:${port}` };
 }
 
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
+/** Waits for what must come; the deadline only keeps a broken test from hanging until vitest's own. */
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
   const end = performance.now() + ms;
   while (!cond()) {
     if (performance.now() > end) throw new Error('condition not met in time');
@@ -126,12 +129,18 @@ describe('fallbacks (real sims)', () => {
   });
 
   it('serves from the fallback when the model is ejected', async () => {
-    const { pool, base } = await setup({ proxy: { fallbacks: { [BIG]: SMALL } } });
-    pool.states()[0].ejectedUntil = Date.now() + 60_000;
+    let clock = 1_000_000;
+    const { pool, base } = await setup({ proxy: { fallbacks: { [BIG]: SMALL } }, now: () => clock });
+    pool.states()[0].ejectedUntil = clock + 1000;
     const res = await chat(base, BIG);
     expect(res.status).toBe(200);
     expect(res.headers.get('x-arus-fallback')).toBe(`${BIG} -> ${SMALL}`);
     await res.arrayBuffer();
+    clock += 1000; // the ejection is over: back to its own pool
+    const back = await chat(base, BIG);
+    expect(back.headers.get('x-arus-instance')).toBe('i0');
+    expect(back.headers.get('x-arus-fallback')).toBeNull();
+    await back.arrayBuffer();
   });
 
   it('serves from the fallback when the model pool is full and the queue cannot take more', async () => {
@@ -139,20 +148,20 @@ describe('fallbacks (real sims)', () => {
       big: { tokensPerSecond: 20 },
       proxy: { fallbacks: { [BIG]: SMALL }, maxConcurrentPerInstance: 1, maxQueue: 0 },
     });
-    const long = chat(base, BIG, { max_tokens: 10 }); // ~0.5 s on i0, holding its only slot
-    await sleep(50);
+    // A stream of 100 s on i0 holds its only slot; its headers say it has it.
+    const first = await chat(base, BIG, { max_tokens: 2000, stream: true });
+    expect(first.headers.get('x-arus-instance')).toBe('i0');
+    expect(first.headers.get('x-arus-fallback')).toBeNull();
     const res = await chat(base, BIG);
     expect(res.status).toBe(200);
     expect(res.headers.get('x-arus-fallback')).toBe(`${BIG} -> ${SMALL}`);
     await res.arrayBuffer();
-    const first = await long;
-    expect(first.headers.get('x-arus-instance')).toBe('i0');
-    expect(first.headers.get('x-arus-fallback')).toBeNull();
-    await first.arrayBuffer();
+    await first.body!.cancel();
   });
 
   it('works with batched embeddings: the whole batch goes to the fallback, each caller marked', async () => {
-    const { big, pool, base } = await setup({ proxy: { fallbacks: { [BIG]: SMALL }, batching: { embeddings: { windowMs: 10 } } } });
+    // A minute's window and room for exactly the three: one batch, whenever each caller arrives.
+    const { big, pool, proxy, base } = await setup({ proxy: { fallbacks: { [BIG]: SMALL }, batching: { embeddings: { windowMs: 60_000, maxBatch: 3 } } } });
     await big.setFault({ kind: 'crash' });
     await until(() => !pool.states()[0].ready);
     const answers = await Promise.all(
@@ -167,5 +176,6 @@ describe('fallbacks (real sims)', () => {
       expect(body.model).toBe(SMALL);
       expect(body.data).toHaveLength(1);
     }
+    expect(proxy.stats()).toMatchObject({ batches: 1, batchedCalls: 3 });
   });
 });

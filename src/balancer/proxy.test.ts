@@ -1,3 +1,5 @@
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readSse } from '../sim/sse.case.js';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -36,30 +38,76 @@ async function setup(o: {
   pool?: Partial<PoolOptions>;
   models?: string[][];
   /** Run active readiness checks instead of marking every instance ready. */
-  readiness?: { intervalMs: number };
+  readiness?: { intervalMs: number; now?: () => number };
 }): Promise<Setup> {
   const sims: SimServer[] = [];
-  const instances: Instance[] = [];
-  for (const [i, so] of o.sims.entries()) {
+  const urls: string[] = [];
+  for (const so of o.sims) {
     const s = createSimServer({ log, ttftMs: 5, tokensPerSecond: 1000, ...so });
     cleanup.push(() => s.stop());
     const { port } = await s.start();
     sims.push(s);
-    instances.push({ id: `i${i}`, url: `http://127.0.0.1:${port}`, weight: 1, models: o.models?.[i] ?? [MODEL], kinds: ['chat', 'completion', 'embeddings'] });
+    urls.push(`http://127.0.0.1:${port}`);
   }
+  return { sims, ...(await front(urls, o)) };
+}
+
+/** Pool, proxy and balancer server in front of these instance URLs (`i0`, `i1`…). */
+async function front(urls: string[], o: Omit<Parameters<typeof setup>[0], 'sims'>): Promise<Omit<Setup, 'sims'>> {
+  const instances: Instance[] = urls.map((url, i) => ({ id: `i${i}`, url, weight: 1, models: o.models?.[i] ?? [MODEL], kinds: ['chat', 'completion', 'embeddings'] }));
   const pool = createPool({ instances, picker: createPicker('round-robin'), slowStartMs: 0, ...o.pool });
   const proxy = createProxy({ pool, log, ...o.proxy });
   cleanup.push(() => proxy.close());
   let readiness: Readiness | undefined;
   if (o.readiness) {
-    readiness = createReadiness({ pool, log, intervalMs: o.readiness.intervalMs, onChange: () => proxy.wake() });
+    readiness = createReadiness({ pool, log, ...o.readiness, onChange: () => proxy.wake() });
     cleanup.push(() => readiness!.stop());
     readiness.start();
   } else for (const i of instances) pool.setReady(i.id, true);
   const balancer = createBalancerServer({ proxy, log });
   cleanup.push(() => balancer.stop());
   const { port } = await balancer.start();
-  return { sims, simBases: instances.map((i) => i.url), pool, balancer, base: `http://127.0.0.1:${port}`, readiness };
+  return { simBases: urls, pool, balancer, base: `http://127.0.0.1:${port}`, readiness };
+}
+
+/**
+ * An instance that holds every chat request until the test lets it go: a
+ * test of the queue decides when a slot frees, not the timers of a sim.
+ */
+type Gate = { url: string; readonly held: number; release(n?: number): void };
+
+async function gate(): Promise<Gate> {
+  const waiting: ServerResponse[] = [];
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => waiting.push(res));
+    // A request the proxy gave up on is no longer held.
+    res.on('close', () => {
+      const i = waiting.indexOf(res);
+      if (i >= 0) waiting.splice(i, 1);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanup.push(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const answer = JSON.stringify({ object: 'chat.completion', model: MODEL, choices: [{ index: 0, message: { role: 'assistant', content: 'held' }, finish_reason: 'stop' }] });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get held() {
+      return waiting.length;
+    },
+    release(n = 1) {
+      for (const res of waiting.splice(0, n)) res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+    },
+  };
+}
+
+async function gated(n: number, proxy: Partial<ProxyOptions>) {
+  const gates: Gate[] = [];
+  for (let i = 0; i < n; i++) gates.push(await gate());
+  return { gates, ...(await front(gates.map((g) => g.url), { proxy })) };
 }
 
 const post = (url: string, body: unknown, signal?: AbortSignal) =>
@@ -73,7 +121,8 @@ async function gauge(simBase: string, name: string): Promise<number> {
   return Number(line.split(' ').at(-1));
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
+/** Waits for what must come; the deadline only keeps a broken test from hanging until vitest's own. */
+async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const end = performance.now() + ms;
   while (!(await cond())) {
     if (performance.now() > end) throw new Error('condition not met in time');
@@ -113,19 +162,33 @@ describe('balancer proxy: forwarding', () => {
   });
 
   it('streams SSE incrementally, chunk by chunk', async () => {
-    const { base } = await setup({ sims: [{ ttftMs: 20, tokensPerSecond: 20 }] });
-    // Warm the path (first connection, lazy imports): a late first token makes the sim catch up in a burst.
-    await (await post(`${base}/v1/chat/completions`, chat({ max_tokens: 1, stream: true }))).text();
-    const t0 = performance.now();
+    const { base, simBases } = await setup({ sims: [{ tokensPerSecond: 20 }] });
     const res = await post(`${base}/v1/chat/completions`, chat({ max_tokens: 5, stream: true }));
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/event-stream');
     expect(res.headers.get('x-arus-instance')).toBe('i0');
-    const events = await readSse(res, t0);
+    const events = await readSse(res, 0);
     expect(events.at(-1)!.data).toBe('[DONE]');
     expect(events).toHaveLength(7); // 5 tokens, the closing chunk, [DONE]
-    // Tokens are 50 ms apart at the sim (200 ms first to fifth); a buffering proxy would deliver them all at once.
-    expect(events[4].at - events[0].at).toBeGreaterThanOrEqual(120);
+
+    // A generation of 100 s (2000 tokens, 50 ms apart): its first tokens reach the client while the
+    // instance is still generating. A buffering proxy delivers nothing before the end.
+    const ac = new AbortController();
+    const long = await post(`${base}/v1/chat/completions`, chat({ max_tokens: 2000, stream: true }), ac.signal);
+    const reader = long.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    while (text.split('\n\n').length <= 3) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('stream ended');
+      text += value;
+    }
+    const tokens = text
+      .split('\n\n')
+      .slice(0, 3)
+      .map((e) => (JSON.parse(e.replace(/^data: /, '')) as { choices: { delta: { content?: string } }[] }).choices[0].delta.content);
+    expect(tokens.join('')).toBe('The model answers');
+    expect(await gauge(simBases[0], 'vllm:num_requests_running')).toBe(1);
+    ac.abort();
   });
 
   it('lists the models of ready instances and answers its own /health', async () => {
@@ -176,7 +239,10 @@ describe('balancer proxy: errors', () => {
   });
 
   it('passes an instance 5xx through (no retry) and ejects the instance after consecutive failures', async () => {
-    const { base, sims, pool, balancer } = await setup({ sims: [{}, {}], pool: { outlier: { consecutiveFailures: 2, baseEjectionMs: 60_000 } } });
+    // The pool and the proxy read one clock that only the test moves: the ejection's end is exact.
+    let clock = 1_000_000;
+    const now = () => clock;
+    const { base, sims, pool, balancer } = await setup({ sims: [{}, {}], pool: { now, outlier: { consecutiveFailures: 2, baseEjectionMs: 30_000 } }, proxy: { now } });
     await sims[0].setFault({ kind: 'error' });
     const first = await post(`${base}/v1/chat/completions`, chat());
     expect(first.status).toBe(500);
@@ -188,9 +254,13 @@ describe('balancer proxy: errors', () => {
     }
     // i0 fails once more (its second in a row), is ejected, and i1 takes everything after.
     expect(ids).toEqual(['200 i1', '500 i0', '200 i1', '200 i1', '200 i1', '200 i1']);
-    expect(pool.states()[0].ejectedUntil).toBeGreaterThan(Date.now());
+    expect(pool.states()[0].ejectedUntil).toBe(clock + 30_000);
     expect(balancer.stats().ejections).toBe(1);
     expect(balancer.stats().retries).toBe(0);
+    clock += 29_999;
+    expect(balancer.stats().ejections).toBe(1);
+    clock += 1;
+    expect(balancer.stats().ejections).toBe(0);
   });
 
   it('answers 504 when an instance hangs past the headers timeout, and counts it as a timeout', async () => {
@@ -248,7 +318,7 @@ describe('balancer proxy: retries', () => {
 
   it('does not retry once bytes reached the client: a stream cut by a crash is cut for the client too', async () => {
     const { base, sims, balancer } = await setup({ sims: [{ tokensPerSecond: 20 }, {}] });
-    const res = await post(`${base}/v1/chat/completions`, chat({ max_tokens: 100, stream: true }));
+    const res = await post(`${base}/v1/chat/completions`, chat({ max_tokens: 2000, stream: true }));
     const reader = res.body!.getReader();
     await reader.read();
     await sims[0].setFault({ kind: 'crash' });
@@ -266,67 +336,76 @@ describe('balancer proxy: cancellation and overload', () => {
   it('cancels the upstream request when the client disconnects mid-stream', async () => {
     const { base, simBases, pool } = await setup({ sims: [{ tokensPerSecond: 10 }] });
     const ac = new AbortController();
-    const res = await post(`${base}/v1/chat/completions`, chat({ max_tokens: 100, stream: true }), ac.signal);
+    const res = await post(`${base}/v1/chat/completions`, chat({ max_tokens: 2000, stream: true }), ac.signal);
     await res.body!.getReader().read();
     expect(await gauge(simBases[0], 'vllm:num_requests_running')).toBe(1);
     expect(pool.states()[0].outstanding).toBe(1);
     ac.abort();
-    await until(async () => (await gauge(simBases[0], 'vllm:num_requests_running')) === 0, 1000);
-    await until(() => pool.states()[0].outstanding === 0, 1000);
+    await until(async () => (await gauge(simBases[0], 'vllm:num_requests_running')) === 0);
+    await until(() => pool.states()[0].outstanding === 0);
     expect(pool.states()[0].consecutiveFailures).toBe(0); // a client leaving is not the instance's fault
   });
 
   it('cancels a request still waiting in the queue when its client leaves', async () => {
-    const { base, balancer } = await setup({ sims: [{ tokensPerSecond: 10 }], proxy: { maxConcurrentPerInstance: 1, maxQueue: 4 } });
-    const hold = new AbortController();
-    const running = await post(`${base}/v1/chat/completions`, chat({ max_tokens: 100, stream: true }), hold.signal);
+    const { gates, base, balancer } = await gated(1, { maxConcurrentPerInstance: 1, maxQueue: 4 });
+    const running = post(`${base}/v1/chat/completions`, chat());
+    await until(() => gates[0].held === 1);
     const ac = new AbortController();
     const queued = post(`${base}/v1/chat/completions`, chat(), ac.signal).catch(() => 'aborted');
     await until(() => balancer.stats().queueDepth === 1);
     ac.abort();
     expect(await queued).toBe('aborted');
-    await until(() => balancer.stats().queueDepth === 0, 1000);
-    hold.abort();
-    await running.body?.cancel().catch(() => {});
+    await until(() => balancer.stats().queueDepth === 0);
+    gates[0].release();
+    expect((await running).status).toBe(200);
   });
 
   it('caps concurrency per instance, queues, and answers 503 with Retry-After when the queue is full', async () => {
-    const { base, simBases, balancer } = await setup({
-      sims: [{ ttftMs: 200, tokensPerSecond: 1000 }],
-      proxy: { maxConcurrentPerInstance: 2, maxQueue: 1, queueTimeoutMs: 3000 },
-    });
+    const { gates, base, balancer } = await gated(1, { maxConcurrentPerInstance: 2, maxQueue: 1, queueTimeoutMs: 3000 });
     const inflight = [0, 1, 2].map(() => post(`${base}/v1/chat/completions`, chat({ max_tokens: 1 })));
-    await until(() => balancer.stats().queueDepth === 1);
-    expect(await gauge(simBases[0], 'vllm:num_requests_running')).toBe(2); // the cap, not the sim's 16
+    await until(() => gates[0].held === 2 && balancer.stats().queueDepth === 1);
     const refused = await post(`${base}/v1/chat/completions`, chat());
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('3');
     expect((await refused.json()).error.code).toBe('overloaded');
+    expect(gates[0].held).toBe(2); // the cap, whatever is waiting
     // The queued request is served once a slot frees.
+    gates[0].release();
+    await until(() => gates[0].held === 2 && balancer.stats().queueDepth === 0);
+    gates[0].release(2);
     expect((await Promise.all(inflight)).map((r) => r.status)).toEqual([200, 200, 200]);
     expect(balancer.stats().overloaded).toBe(1);
   });
 
   it('answers 503 when a queued request waits past its deadline', async () => {
-    const { base } = await setup({ sims: [{ ttftMs: 500 }], proxy: { maxConcurrentPerInstance: 1, queueTimeoutMs: 100 } });
+    const { gates, base } = await gated(1, { maxConcurrentPerInstance: 1, queueTimeoutMs: 100 });
     const first = post(`${base}/v1/chat/completions`, chat({ max_tokens: 1 }));
-    await sleep(20);
+    await until(() => gates[0].held === 1);
+    // The slot is held until the test frees it: only the queue's deadline can answer the late request.
     const t0 = performance.now();
     const late = await post(`${base}/v1/chat/completions`, chat());
     expect(late.status).toBe(503);
     expect(late.headers.get('retry-after')).toBe('1');
+    expect((await late.json()).error).toMatchObject({ code: 'overloaded', message: 'timed out waiting for a free slot' });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(90);
-    expect(performance.now() - t0).toBeLessThan(400);
+    expect(gates[0].held).toBe(1);
+    gates[0].release();
     expect((await first).status).toBe(200);
   });
 
   it('sends a queued request to whichever instance frees first', async () => {
-    const { base } = await setup({ sims: [{ ttftMs: 400 }, { ttftMs: 50 }], proxy: { maxConcurrentPerInstance: 1 } });
+    const { gates, base, balancer } = await gated(2, { maxConcurrentPerInstance: 1 });
     const a = post(`${base}/v1/chat/completions`, chat({ max_tokens: 1 }));
     const b = post(`${base}/v1/chat/completions`, chat({ max_tokens: 1 }));
-    await sleep(20);
-    const c = await post(`${base}/v1/chat/completions`, chat({ max_tokens: 1 }));
-    expect(c.headers.get('x-arus-instance')).toBe('i1');
+    await until(() => gates[0].held === 1 && gates[1].held === 1);
+    const c = post(`${base}/v1/chat/completions`, chat({ max_tokens: 1 }));
+    await until(() => balancer.stats().queueDepth === 1);
+    // i1 frees first (round-robin alone would send the third request to i0).
+    gates[1].release();
+    await until(() => gates[1].held === 1);
+    gates[1].release();
+    expect((await c).headers.get('x-arus-instance')).toBe('i1');
+    gates[0].release();
     expect((await a).status).toBe(200);
     expect((await b).status).toBe(200);
   });
@@ -359,14 +438,14 @@ describe('balancer readiness', () => {
   });
 
   it('scrapes vLLM gauges and GPU memory into the pool', async () => {
-    const { pool, sims, readiness } = await setup({ sims: [{}], readiness: { intervalMs: 20 } });
+    let clock = 1_000_000;
+    const { pool, sims, readiness } = await setup({ sims: [{}], readiness: { intervalMs: 20, now: () => clock } });
     await until(() => pool.states()[0].gpu !== undefined);
-    const g = pool.states()[0].gpu!;
-    expect(g).toMatchObject({ running: 0, waiting: 0, kvCacheUsage: 0, memoryExhausted: false });
-    expect(Date.now() - g.scrapedAt).toBeLessThan(1000);
+    expect(pool.states()[0].gpu).toEqual({ running: 0, waiting: 0, kvCacheUsage: 0, memoryExhausted: false, scrapedAt: 1_000_000 });
     await sims[0].setFault({ kind: 'oom' });
+    clock += 500;
     await readiness!.checkAll();
-    expect(pool.states()[0].gpu!.memoryExhausted).toBe(true);
+    expect(pool.states()[0].gpu).toMatchObject({ memoryExhausted: true, scrapedAt: 1_000_500 });
   });
 });
 

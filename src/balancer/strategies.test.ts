@@ -39,6 +39,15 @@ async function fleet(specs: (Partial<SimServerOptions> & { id: string; weight?: 
   return { url, chat, balancer };
 }
 
+/** Waits for what must come; the deadline only keeps a broken test from hanging until vitest's own. */
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 const tally = (xs: (string | null)[]) => xs.reduce<Record<string, number>>((m, x) => ((m[x ?? 'none'] = (m[x ?? 'none'] ?? 0) + 1), m), {});
 
 describe('strategies over real instances', () => {
@@ -62,16 +71,28 @@ describe('strategies over real instances', () => {
     expect(tally(seen)).toEqual({ a: 10, b: 20, c: 30 });
   });
 
-  it.each(['least-outstanding', 'latency'] as const)('%s sends less to a slow instance under concurrent load', async (strategy) => {
-    const { chat } = await fleet([{ id: 'fast' }, { id: 'slow', tokensPerSecond: 20 }], { strategy });
-    // A steady stream of 10-token generations, one every 25 ms: 10 ms on the fast instance, 500 ms on the slow one.
-    const pending: Promise<{ instance: string | null }>[] = [];
-    for (let i = 0; i < 36; i++) {
-      pending.push(chat(10));
-      await new Promise((r) => setTimeout(r, 25));
+  it.each(['least-outstanding', 'latency'] as const)('%s sends nothing more to an instance still busy with a request while another is free', async (strategy) => {
+    // `slow` answers after a minute: what it takes stays in flight for the whole test. Each request
+    // goes once the one before is answered (fast) or held (slow), so every pick sees the same thing
+    // whatever the machine's timing: fast with nothing in flight, slow with what it holds.
+    const { chat, balancer } = await fleet([{ id: 'fast' }, { id: 'slow', ttftMs: 60_000 }], { strategy });
+    const [fast, slow] = balancer.pool.states();
+    const answered: (string | null)[] = [];
+    for (let i = 0; i < 20; i++) {
+      const held = slow.outstanding;
+      let done = false;
+      chat(10).then(
+        (r) => {
+          answered.push(r.instance);
+          done = true;
+        },
+        () => {}, // a request slow holds is cut when the test ends
+      );
+      await until(() => (done && fast.outstanding === 0) || slow.outstanding > held);
     }
-    const t = tally((await Promise.all(pending)).map((r) => r.instance));
-    expect(t.fast).toBeGreaterThan(2 * (t.slow ?? 0));
+    // Only the first pick, with nothing known and nothing in flight, may go to slow.
+    expect(slow.outstanding).toBeLessThanOrEqual(1);
+    expect(tally(answered)).toEqual({ fast: 20 - slow.outstanding });
   });
 
   it('gpu never picks an instance reporting memory exhaustion', async () => {

@@ -102,8 +102,11 @@ describe('strategies over real instances', () => {
     // The next scrape sees it.
     for (let i = 0; i < 60 && !oom.gpu?.memoryExhausted && oom.ready; i++) await new Promise((r) => setTimeout(r, 50));
     const seen: (string | null)[] = [];
+    const before = balancer.proxy.stats().instances.oom.requests;
     for (let i = 0; i < 10; i++) seen.push((await chat()).instance);
     expect(tally(seen)).toEqual({ ok: 10 });
+    // Not one attempt reached it: a 503 retried elsewhere would still be answered by `ok`.
+    expect(balancer.proxy.stats().instances.oom.requests).toBe(before);
   });
 
   it('content-aware: chat and embeddings go to their own pools, and a model no one serves is a 404', async () => {

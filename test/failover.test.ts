@@ -117,12 +117,12 @@ describe.skipIf(!requireDig)('failover with live probes', () => {
     await Promise.all([...sims.values()].map((s) => s.setFault({ kind: 'error', rate: 0.1 })));
     const end = Date.now() + 30_000;
     const answers: string[][] = [];
-    while (Date.now() < end) {
+    // 30 s and at least 51 answers, however slowly a busy machine runs dig.
+    while (Date.now() < end || answers.length <= 50) {
       answers.push(indonesia());
       await new Promise((r) => setTimeout(r, 250));
     }
     await Promise.all([...sims.values()].map((s) => s.setFault({ kind: 'none' })));
-    expect(answers.length).toBeGreaterThan(50);
     // Every answer came from Jakarta: no failover, not even for one query.
     expect(answers.filter((a) => a.length === 0 || a.some((x) => !JKT.includes(x)))).toEqual([]);
     expect(events('failover').length).toBe(before.failover);

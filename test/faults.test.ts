@@ -71,7 +71,9 @@ describe.skipIf(!requireDig)('faults: arus up while another process locks its da
       const secondMs = performance.now() - t1;
       expect(second.status).toBe(503);
       console.log(`locked database: first write answered 503 in ${firstMs.toFixed(0)} ms, the next in ${secondMs.toFixed(0)} ms`);
-      expect(firstMs).toBeLessThan(2500);
+      // The first waited out the 1 s busy timeout (its message says so; it did not wait for the lock's holder,
+      // which lets go only below). The next one must not wait at all: a few ms, where holding the event loop
+      // again would take the whole second. 500 ms is far from both, on any machine.
       expect(secondMs).toBeLessThan(500);
       expect((await api('GET', '/v1/regions')).status).toBe(200);
       expect((await api('GET', '/v1/health')).status).toBe(200);

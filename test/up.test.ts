@@ -79,7 +79,7 @@ describe.skipIf(!requireDig)('arus up, queried with dig', () => {
   it('moves Indonesian clients to sg within a second when both Jakarta zones are marked down and re-applied, and back', async () => {
     const file = join(dir, 'regions', 'jkt.yaml');
     const original = readFileSync(file, 'utf8');
-    writeFileSync(file, original.replace(/  - id: (jkt-[ab])\n/g, '  - id: $1\n    down: true\n'));
+    writeFileSync(file, original.replace(/ {2}- id: (jkt-[ab])\n/g, '  - id: $1\n    down: true\n'));
     const apply = arus(['apply', file, '--db', db, '--reason', 'test: jkt down']);
     expect(apply.stderr).toBe('');
     expect(apply.stdout).toMatch(/applied region:jkt/);

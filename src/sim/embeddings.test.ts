@@ -121,7 +121,7 @@ describe('sim: embeddings', () => {
     expect(sawQueue).toBe(true);
     expect(single).toEqual(batched.data.map((d) => d.embedding)); // each caller its own vector
     expect(singleMs).toBeGreaterThanOrEqual(32 * 21 - 30);
-    expect(singleMs).toBeGreaterThan(3 * batchedMs);
+    // Floors only: a busy machine lengthens either. What each costs, exactly: engine.test.ts, on a hand-moved clock.
   });
 });
 

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { batchSlowdown, createEngine } from './engine.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { batchSlowdown, createEngine, type EngineOptions } from './engine.js';
 
 describe('batchSlowdown', () => {
   it.each([
@@ -67,5 +67,59 @@ describe('engine admission', () => {
     expect(e.gauges().gpuMemoryUsedBytes).toBe(450);
     now = 5000;
     expect(e.gauges().gpuMemoryUsedBytes).toBe(900);
+  });
+});
+
+describe('engine timing, on a clock the test moves', () => {
+  afterEach(() => void vi.useRealTimers());
+
+  /** An engine on fake time: nothing is due until the test advances the clock, however busy the machine. */
+  function onFakeTime(opts: Partial<EngineOptions>) {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const sleep = (ms: number, signal: AbortSignal) =>
+      new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, ms);
+        signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason as Error)), { once: true });
+      });
+    return createEngine({ model: 'm', warmupMs: 0, ttftMs: 20, tokensPerSecond: 200, maxRunning: 4, monotonic: () => Date.now(), sleep, ...opts });
+  }
+  /** Starts `fn` and says when (on the fake clock) it finished; undefined while it runs. */
+  function timed(fn: () => Promise<unknown>) {
+    const t0 = Date.now();
+    const out: { ms?: number } = {};
+    void fn().then(() => (out.ms = Date.now() - t0));
+    return out;
+  }
+  async function drain(gen: AsyncGenerator<string>): Promise<void> {
+    for await (const _ of gen);
+  }
+
+  // Four sequences at once, 24 tokens each at 200 tokens/s (5 ms a token): ttft + 23 intervals.
+  it.each([
+    [4, 20 + 23 * 5],
+    [2, 20 + 23 * 5 * 2],
+    [1, 20 + 23 * 5 * 4],
+  ])('a knee of %i: each of four sequences ends at %i ms', async (batchKnee, endsAt) => {
+    const e = onFakeTime({ batchKnee });
+    const ac = new AbortController();
+    const runs = [1, 2, 3, 4].map(() => timed(() => drain(e.generate(24, ac.signal))));
+    await vi.advanceTimersByTimeAsync(endsAt - 1);
+    expect(runs.map((r) => r.ms)).toEqual([undefined, undefined, undefined, undefined]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(runs.map((r) => r.ms)).toEqual([endsAt, endsAt, endsAt, endsAt]);
+  });
+
+  it('costs one call plus each input per forward pass, and runs passes one at a time, in order', async () => {
+    const e = onFakeTime({ embedCallMs: 20, embedPerInputMs: 1 });
+    const ac = new AbortController();
+    const batched = timed(() => e.embed(32, ac.signal));
+    await vi.advanceTimersByTimeAsync(52);
+    expect(batched.ms).toBe(52);
+
+    // The same 32 inputs as 32 calls: each waits for the one before, and pays the call again.
+    const singles = Array.from({ length: 32 }, () => timed(() => e.embed(1, ac.signal)));
+    expect(e.gauges()).toMatchObject({ running: 1, waiting: 31 });
+    await vi.advanceTimersByTimeAsync(32 * 21);
+    expect(singles.map((r) => r.ms)).toEqual(Array.from({ length: 32 }, (_, i) => 21 * (i + 1)));
   });
 });

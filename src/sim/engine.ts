@@ -22,6 +22,10 @@ export type EngineOptions = {
   gpuMemoryBytes?: number;
   gpuMemoryUtilization?: number;
   now?: () => number;
+  /** The clock tokens and forward passes are timed on; `performance.now` unless set (tests move time by hand). */
+  monotonic?: () => number;
+  /** Waits `ms` on that clock, or rejects when `signal` aborts; a timer unless set. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 };
 
 export type Gauges = {
@@ -118,6 +122,8 @@ function createAdmission(fits: (need: number) => boolean, take: (need: number) =
 
 export function createEngine(opts: EngineOptions): Engine {
   const now = opts.now ?? Date.now;
+  const mono = opts.monotonic ?? (() => performance.now());
+  const pause = opts.sleep ?? ((ms: number, signal: AbortSignal) => sleep(ms, undefined, { signal }));
   const tokenMs = 1000 / opts.tokensPerSecond;
   const kvCap = opts.kvCacheTokens ?? Number.POSITIVE_INFINITY;
   const knee = opts.batchKnee ?? opts.maxRunning;
@@ -171,11 +177,11 @@ export function createEngine(opts: EngineOptions): Engine {
       try {
         // Token i is due one (load-scaled) interval after token i-1, on a
         // schedule rather than after the last timer: timers drift, the schedule does not.
-        let due = performance.now() + opts.ttftMs;
+        let due = mono() + opts.ttftMs;
         for (let i = 0; i < n; i++) {
           if (i > 0) due += tokenMs * batchSlowdown(running, knee);
-          const wait = due - performance.now();
-          if (wait > 0) await sleep(wait, undefined, { signal });
+          const wait = due - mono();
+          if (wait > 0) await pause(wait, signal);
           signal.throwIfAborted();
           yield tokenText(i);
         }
@@ -188,7 +194,7 @@ export function createEngine(opts: EngineOptions): Engine {
     async embed(inputs, signal) {
       await passes.acquire(1, signal);
       try {
-        await sleep(embedCallMs + inputs * embedPerInputMs, undefined, { signal });
+        await pause(embedCallMs + inputs * embedPerInputMs, signal);
       } finally {
         embedding--;
         passes.pump();

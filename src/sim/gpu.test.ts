@@ -101,10 +101,10 @@ describe('sim: batch speed', () => {
   }
 
   it('slows each sequence down once the batch passes the knee', async () => {
+    // Never sooner than the slowed schedule allows; a busy machine only adds. That the knee (4) keeps full
+    // speed, and the exact schedule either way, are checked on a hand-moved clock in engine.test.ts.
     const slow = await fourAtOnce(1);
     for (const ms of slow) expect(ms).toBeGreaterThanOrEqual(330);
-    const fast = await fourAtOnce(4);
-    expect(Math.max(...fast)).toBeLessThan(Math.min(...slow));
   });
 });
 

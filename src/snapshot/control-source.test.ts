@@ -116,13 +116,13 @@ describe('control state source', () => {
     await until(() => control.requests.length >= 2);
     expect(control.requests[0].searchParams.get('gapMs')).toBeNull();
     expect(control.requests[1].searchParams.get('version')).toBe('7');
-    const started = Date.now();
     up = true;
     await until(() => s.stats().version === 9);
     const last = control.requests[control.requests.length - 1].searchParams;
     expect(last.get('node')).toBe('dns-test');
+    // The gap runs from the first failed try (after the first request) to the try that got through.
     expect(Number(last.get('gapMs'))).toBeGreaterThan(0);
-    expect(Number(last.get('gapMs'))).toBeLessThan(Date.now() - started + 2000);
+    expect(Number(last.get('gapMs'))).toBeLessThanOrEqual(Date.now() - control.times[0]);
     expect(s.stats()).toMatchObject({ connected: true, from: 'control', lostAt: undefined });
     await until(() => file.read()?.includes('Jakarta Raya') ?? false);
   });
@@ -171,21 +171,20 @@ describe('control state source', () => {
     await until(() => s.stats().version === 11);
   });
 
-  it('backs off exponentially up to a ceiling, with jitter', async () => {
+  it('waits out its back-off between tries on the real clock', async () => {
     const control = await fakeControl((_req, res) => res.writeHead(503).end());
     source({ url: control.url, backoff: { minMs: 20, maxMs: 160 }, random: () => 1 });
     await until(() => control.requests.length >= 7, 5000);
     const gaps = control.times.slice(1).map((t, i) => t - control.times[i]);
-    // 20, 40, 80, 160, 160, 160 ms (random() = 1: the full delay), plus the time a request takes.
+    // At least 20, 40, 80, 160, 160, 160 ms (random() = 1: the full delay); a busy machine adds to each, so
+    // only the floor is checked here. The exact delays and the jitter: control-stream.test.ts, on a hand-moved clock.
     expect(gaps[0]).toBeGreaterThanOrEqual(18);
     expect(gaps[2]).toBeGreaterThanOrEqual(75);
     for (const g of gaps.slice(3)) expect(g).toBeGreaterThanOrEqual(150);
-    for (const g of gaps) expect(g).toBeLessThan(400);
 
     const halved = await fakeControl((_req, res) => res.writeHead(503).end());
     source({ url: halved.url, backoff: { minMs: 160, maxMs: 160 }, random: () => 0 });
     await until(() => halved.requests.length >= 3, 5000);
     expect(halved.times[2] - halved.times[1]).toBeGreaterThanOrEqual(75);
-    expect(halved.times[2] - halved.times[1]).toBeLessThan(150);
   });
 });

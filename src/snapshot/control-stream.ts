@@ -19,6 +19,8 @@ export type ControlStreamOptions = {
   connectTimeoutMs?: number;
   random?: () => number;
   now?: () => number;
+  /** Schedules the wait before the next try and returns its cancel; a timer unless set (tests move time by hand). */
+  setTimer?: (fn: () => void, ms: number) => () => void;
   log: Logger;
   /** The version the node holds (undefined: none yet), sent when it (re)connects. */
   version(): number | undefined;
@@ -39,6 +41,7 @@ export function startControlStream(opts: ControlStreamOptions): ControlStream {
   const { log } = opts;
   const now = opts.now ?? Date.now;
   const random = opts.random ?? Math.random;
+  const setTimer = opts.setTimer ?? startTimer;
   const minMs = opts.backoff?.minMs ?? 200;
   const maxMs = opts.backoff?.maxMs ?? 5000;
   const base = opts.url.replace(/\/+$/, '');
@@ -90,9 +93,9 @@ export function startControlStream(opts: ControlStreamOptions): ControlStream {
       if (stopped) break;
       const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt++, 30));
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, ceiling * (0.5 + random() / 2));
+        const cancel = setTimer(resolve, ceiling * (0.5 + random() / 2));
         wakeSleep = () => {
-          clearTimeout(t);
+          cancel();
           resolve();
         };
       });
@@ -116,6 +119,11 @@ export function startControlStream(opts: ControlStreamOptions): ControlStream {
       await running;
     },
   };
+}
+
+function startTimer(fn: () => void, ms: number): () => void {
+  const t = setTimeout(fn, ms);
+  return () => clearTimeout(t);
 }
 
 /** The message of a fetch failure, an abort's reason, or a thrown Error. */

@@ -85,7 +85,7 @@ export async function startArus(args: string[], opts: { cwd?: string; env?: Node
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += d));
+  proc.stderr.on('data', (d) => (stderr += d));
   const entry = await readyLine(proc, logs, opts.timeoutMs ?? 15_000, () => `arus ${args.join(' ')}\n${stderr}`);
   const udp = (entry.udp ?? []) as { port: number }[];
   const tcp = (entry.tcp ?? []) as { port: number }[];

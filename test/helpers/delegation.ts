@@ -84,8 +84,8 @@ export type Daemon = { proc: ChildProcess; output(): string; stop(): Promise<voi
 function daemon(cmd: string, args: string[]): Daemon {
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
   return {
     proc,
     output: () => out,

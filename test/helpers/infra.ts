@@ -14,7 +14,7 @@ import { balancerSchema, type Config } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { observeControlSource } from '../../src/snapshot/metrics.js';
-import { BIN, ROOT } from './arus.js';
+import { ROOT } from './arus.js';
 
 export { ROOT };
 export const INFRA = join(ROOT, 'infra');
@@ -244,7 +244,7 @@ export function metricNamesIn(expr: string): string[] {
   const names: string[] = [];
   for (const m of s.matchAll(/(?<![\w:.])[a-zA-Z_:][\w:]*/g)) {
     if (PROMQL_WORDS.has(m[0])) continue;
-    if (s.slice(m.index! + m[0].length).trimStart().startsWith('(')) continue; // a function or an aggregation
+    if (s.slice(m.index + m[0].length).trimStart().startsWith('(')) continue; // a function or an aggregation
     names.push(m[0]);
   }
   return names;
@@ -828,7 +828,10 @@ export function checkDockerfile(text: string, ignoreFile: string | undefined, ct
   /** Absolute paths the runtime stage copies files to. */
   const copiedTo: string[] = [];
   for (const x of ins) {
-    if (x.op === 'FROM') (stageIndex++, (workdir = '/'));
+    if (x.op === 'FROM') {
+      stageIndex++;
+      workdir = '/';
+    }
     if (x.op === 'WORKDIR') workdir = posix.resolve(workdir, x.args);
     if (x.op !== 'COPY' && x.op !== 'ADD') continue;
     const from = /--from=(\S+)/.exec(x.args)?.[1];

@@ -258,7 +258,7 @@ export async function startArusIn(host: Host, name: string, args: string[], opts
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const running: NsProcess = { name, proc, logs, stop: () => stopProcess(proc), kill9: () => stopProcess(proc, 'SIGKILL') };
   opts.into?.push(running);
   await readyLine(proc, logs, opts.timeoutMs ?? 60_000, () => `${name} (arus ${args.join(' ')})\n${stderr}`);
@@ -344,7 +344,7 @@ export async function httpVia(host: Host, socketPath: string, target: string) {
     process.stdin.on('end', () => process.exit(0)); process.stdin.resume();`;
   const proc = spawn('ip', ['netns', 'exec', host.netns, process.execPath, '-e', script, socketPath, h, p], { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
-    createInterface({ input: proc.stdout! }).once('line', () => resolve());
+    createInterface({ input: proc.stdout }).once('line', () => resolve());
     proc.once('exit', (code) => reject(new Error(`the forwarder into ${host.name} exited with ${code}`)));
   });
   // A connection per request (agent: false): a kept-alive one would die with control's restarts.
@@ -373,7 +373,7 @@ export async function httpVia(host: Host, socketPath: string, target: string) {
     async close() {
       if (proc.exitCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));
-      proc.stdin!.end();
+      proc.stdin.end();
       await exited;
     },
   };

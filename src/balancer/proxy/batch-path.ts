@@ -4,30 +4,16 @@
 // Only batched calls come here; the callback path (call.ts) is the hot one.
 import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { Logger } from '../../log.js';
 import { createBatcher, type BatchResponse } from '../batch.js';
-import type { Pool } from '../pool.js';
 import { OverloadedError } from '../queue.js';
 import type { InstanceState, Work } from '../types.js';
-import type { Dispatch } from './dispatch.js';
 import { HttpError, upstreamError } from './errors.js';
 import { forwardHeaderObject, responseHeaders } from './headers.js';
-import type { Outcomes } from './outcomes.js';
-import type { Overload } from './overload.js';
+import type { ProxyParts } from './parts.js';
 import type { ForwardRequest } from './request.js';
-import { errCode, isRetryable, isTimeout, type Retries } from './retries.js';
+import { errCode, isRetryable, isTimeout } from './retries.js';
 
-export type BatchPathOptions = {
-  windowMs: number;
-  maxBatch: number;
-  pool: Pick<Pool, 'acquire'>;
-  now: () => number;
-  log: Logger;
-  dispatch: Dispatch;
-  overload: Overload;
-  retries: Retries;
-  outcomes: Outcomes;
-};
+export type BatchPathOptions = ProxyParts & { windowMs: number; maxBatch: number };
 
 export interface BatchPath {
   /** Queues an embeddings call for batching; undefined when it cannot be batched (send it alone). */

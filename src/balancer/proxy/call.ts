@@ -5,28 +5,18 @@
 // AbortController in between (those are made only for a queued or batched request).
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { Logger } from '../../log.js';
-import type { Outcome, Pool } from '../pool.js';
+import type { Outcome } from '../pool.js';
 import type { OverloadedError } from '../queue.js';
 import type { InstanceState, RequestKind, Work } from '../types.js';
 import type { BatchPath } from './batch-path.js';
-import type { Dispatch } from './dispatch.js';
 import { ClientGone, failed, HttpError, upstreamError } from './errors.js';
 import { copyAnswerHeaders, forwardHeaders } from './headers.js';
-import type { Outcomes } from './outcomes.js';
-import type { Overload } from './overload.js';
+import type { ProxyParts } from './parts.js';
 import { maxTokens, parseBody, type ForwardRequest } from './request.js';
-import { errCode, isRetryable, isTimeout, type Retries } from './retries.js';
+import { errCode, isRetryable, isTimeout } from './retries.js';
 
 /** The proxy's parts a call works with, made once per proxy. */
-export type CallDeps = {
-  pool: Pick<Pool, 'acquire'>;
-  now: () => number;
-  log: Logger;
-  dispatch: Dispatch;
-  overload: Overload;
-  retries: Retries;
-  outcomes: Outcomes;
+export type CallDeps = ProxyParts & {
   /** The embeddings batcher's path, when batching is on. */
   batch?: BatchPath;
 };

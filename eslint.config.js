@@ -8,7 +8,7 @@ import tseslint from 'typescript-eslint';
 const tests = ['**/*.test.ts', '**/*.case.ts', 'test/**/*.ts', 'bench/**/*.ts'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'coverage/**', 'src/status/assets/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'data/**', 'coverage/**', 'src/status/assets/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -50,6 +50,10 @@ const commands: Record<string, Entry> = {
     summary: 'create, list and revoke API tokens (stored hashed)',
     load: async () => (await import('./cli/token.js')).tokenCommand,
   },
+  certs: {
+    summary: 'make a small CA with server and client certificates for a lab (TLS and mutual TLS)',
+    load: async () => (await import('./cli/certs.js')).certsCommand,
+  },
   events: {
     summary: 'print the history: failovers, health transitions, drains, config writes',
     load: async () => (await import('./cli/events.js')).eventsCommand,

@@ -2,8 +2,6 @@
 // The composition root (cli.ts) calls these; everything below them receives its dependencies.
 // Heavy parts are imported by the role that runs them (a DNS node loads no API, probe or sim).
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import type { Metrics } from './metrics/metrics.js';
 import { metricsApp } from './metrics/routes.js';
 import type { StaticToken } from './api/auth.js';
@@ -15,9 +13,12 @@ import type { Store } from './db/store.js';
 import { createResponder } from './dns/responder.js';
 import { createDnsServer, type ListenAddress } from './dns/server.js';
 import type { Logger } from './log.js';
-import type { ProbeAgent } from './probe/agent.js';
+import { listenHttp } from './http-listener.js';
+import type { ProbeAgent, ProbeAgentOptions } from './probe/agent.js';
 import type { SimServer, SimServerOptions } from './sim/server.js';
 import type { ServingState } from './snapshot/source.js';
+import { peerIdentity } from './tls/identity.js';
+import type { ServerCredentials } from './tls/server.js';
 
 export type Stoppable = { stop(): Promise<void> | void };
 
@@ -25,12 +26,20 @@ export function internalToken(): string {
   return randomBytes(24).toString('base64url');
 }
 
-/** Tokens fixed at start: the bootstrap admin token, a fleet probe token, a DNS-node token, and the in-process probes'. */
+/**
+ * Tokens fixed at start: the bootstrap admin token and the in-process
+ * probes'. A shared machine token in control's environment is refused: whoever
+ * held it could speak for any agent or node.
+ */
 export function staticTokensFrom(env: NodeJS.ProcessEnv, extra: StaticToken[] = []): StaticToken[] {
   const tokens = [...extra];
   if (env.ARUS_ADMIN_TOKEN) tokens.push({ token: env.ARUS_ADMIN_TOKEN, role: 'admin', name: 'bootstrap-admin' });
-  if (env.ARUS_PROBE_TOKEN) tokens.push({ token: env.ARUS_PROBE_TOKEN, role: 'probe', name: 'probe' });
-  if (env.ARUS_DNS_TOKEN) tokens.push({ token: env.ARUS_DNS_TOKEN, role: 'dns', name: 'dns' });
+  if (env.ARUS_PROBE_TOKEN)
+    throw new Error(
+      'ARUS_PROBE_TOKEN is set for control: one probe token shared by the fleet lets whoever holds it report as any agent. Unset it, and give each agent its own: arus token create --role probe --agent ID --region ID (or client certificates: --tls-client-ca)',
+    );
+  if (env.ARUS_DNS_TOKEN)
+    throw new Error('ARUS_DNS_TOKEN is set for control: one token shared by DNS nodes lets any of them speak for the others. Unset it, and give each node its own: arus token create --role dns --node ID');
   return tokens;
 }
 
@@ -46,13 +55,26 @@ export async function startControl(deps: {
   /** The status page's open mode: loopback clients read status without a token. */
   status?: { open?: boolean };
   metrics: Metrics;
+  /** HTTPS (and mutual TLS when the credentials have a client CA); plain HTTP is refused off loopback unless `insecurePlaintext`. */
+  tls?: ServerCredentials;
+  /** The SPIFFE trust domain client certificates name identities in (default `arus`). */
+  trustDomain?: string;
+  insecurePlaintext?: boolean;
 }): Promise<{ control: Control; healthStore: HealthStore; url: string; stop(): Promise<void> }> {
   const { healthStore, store, log } = deps;
   const [{ createControl }, { assembleApi }] = await Promise.all([import('./control/control.js'), import('./api/assemble.js')]);
   const control = createControl({ store, healthStore, log: log.child({ component: 'control' }) });
   control.start();
-  const { app } = assembleApi({ ...deps, control, log: log.child({ component: 'api' }) });
-  const http = await listenHttp(app.fetch, deps.listen);
+  // Under mutual TLS the client certificate is the credential (src/tls/identity.ts).
+  const peer = deps.tls?.mutual ? (c: { env: unknown }) => peerIdentity((c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket, deps.trustDomain) : undefined;
+  const { app } = assembleApi({ ...deps, control, peer, log: log.child({ component: 'api' }) });
+  let http;
+  try {
+    http = await listenHttp(app.fetch, deps.listen, { what: 'control', tls: deps.tls, insecurePlaintext: deps.insecurePlaintext });
+  } catch (err) {
+    control.stop();
+    throw err;
+  }
   return {
     control,
     healthStore,
@@ -73,16 +95,23 @@ export async function startDns(deps: { getState: () => ServingState; listen: Lis
 }
 
 /** `/metrics` alone, for a role without the admin API (`arus dns`). */
-export async function startMetricsServer(deps: { metrics: Metrics; listen: ListenAddress }): Promise<Stoppable & { url: string }> {
+export async function startMetricsServer(deps: { metrics: Metrics; listen: ListenAddress; tls?: ServerCredentials; insecurePlaintext?: boolean }): Promise<Stoppable & { url: string }> {
   const app = metricsApp(deps.metrics);
-  const http = await listenHttp(app.fetch, deps.listen);
+  const http = await listenHttp(app.fetch, deps.listen, { what: "the DNS node's /metrics", tls: deps.tls, insecurePlaintext: deps.insecurePlaintext });
   return { url: `${http.url}/metrics`, stop: http.stop };
 }
 
-export async function startProbes(deps: { regions: string[]; controlUrl: string; token: string; log: Logger; intervalMs?: number }): Promise<Stoppable> {
+/** Probe agents in this process (`arus up`): one per region, each with its own bound token. */
+export async function startProbes(deps: {
+  agents: { agent: string; region: string; token: string }[];
+  controlUrl: string;
+  fetchImpl?: ProbeAgentOptions['fetchImpl'];
+  log: Logger;
+  intervalMs?: number;
+}): Promise<Stoppable> {
   const { createProbeAgent } = await import('./probe/agent.js');
-  const agents: ProbeAgent[] = deps.regions.map((region) =>
-    createProbeAgent({ id: `probe-${region}`, region, controlUrl: deps.controlUrl, token: deps.token, intervalMs: deps.intervalMs, log: deps.log }),
+  const agents: ProbeAgent[] = deps.agents.map((a) =>
+    createProbeAgent({ id: a.agent, region: a.region, controlUrl: deps.controlUrl, token: a.token, fetchImpl: deps.fetchImpl, intervalMs: deps.intervalMs, log: deps.log }),
   );
   for (const a of agents) a.start();
   return { stop: async () => void (await Promise.all(agents.map((a) => a.stop()))) };
@@ -137,23 +166,4 @@ export async function startSims(deps: {
     }
   }
   return { sims, stop: async () => void (await Promise.all(sims.map((s) => s.stop()))) };
-}
-
-/** Serves a fetch handler (Hono) on an address; port 0 picks a free one. */
-async function listenHttp(fetch: Parameters<typeof serve>[0]['fetch'], listen: ListenAddress): Promise<{ url: string; stop: () => Promise<void> }> {
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch, hostname: listen.address, port: listen.port }, () => resolve(s));
-    s.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = listen.address.includes(':') ? `[${listen.address}]` : listen.address;
-  return {
-    url: `http://${host}:${port}`,
-    // Streams (events, snapshots) never end on their own: cut them, their clients reconnect.
-    stop: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        (server as import('node:http').Server).closeAllConnections?.();
-      }),
-  };
 }

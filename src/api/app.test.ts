@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { steer } from '../steer/steer.js';
-import { testApi } from './testing.js';
+import { PROBE_AGENT, testApi } from './testing.js';
 
 const jkt = {
   id: 'jkt',
@@ -173,6 +173,35 @@ describe('drains', () => {
     expect((await api.call('POST', '/v1/regions/jkt/drain', { body: { reason: '   ' } })).status).toBe(400);
     expect(api.state()).toBe(before);
   });
+
+  it('lets an operator drain and undrain, and read, but not change the configuration', async () => {
+    const api = testApi();
+    const drain = await api.call('POST', '/v1/regions/jkt/drain', { token: 'operator', body: { reason: 'GPU driver upgrade' } });
+    expect(drain.status).toBe(200);
+    expect(indonesia(api).region).toBe('sg');
+    expect(api.store.listEvents({ kind: 'drain' })[0].reason).toMatch(/GPU driver upgrade \(by test-operator\)/);
+    expect(api.audit.list({}).entries[0]).toMatchObject({ actor: 'test-operator', role: 'operator', action: 'POST /v1/regions/jkt/drain', status: 200 });
+    expect((await api.call('POST', '/v1/regions/jkt/undrain', { token: 'operator' })).status).toBe(200);
+    expect(indonesia(api).region).toBe('jkt');
+
+    const before = api.state();
+    const region = api.store.getConfig()!.regions.find((r) => r.id === 'jkt')!;
+    const zone = (await (await api.call('GET', '/v1/zone', { token: 'operator' })).json()) as Record<string, unknown>;
+    for (const [method, path, body] of [
+      ['PUT', '/v1/regions/jkt', { ...region, name: 'Jakarta 2' }],
+      ['PATCH', '/v1/regions/jkt', { name: 'Jakarta 2' }],
+      ['PUT', '/v1/zone', { ...zone, defaultRegion: 'mnl' }],
+      ['DELETE', '/v1/regions/mnl', undefined],
+      ['PUT', '/v1/services/chat', { name: 'chat' }],
+    ] as const) {
+      const res = await api.call(method, path, { token: 'operator', body });
+      expect(res.status, `${method} ${path}`).toBe(403);
+      expect(await res.json()).toEqual({ error: 'this route needs the admin role; the token "test-operator" has operator' });
+    }
+    expect(api.state()).toBe(before);
+    for (const path of ['/v1/regions', '/v1/regions/jkt', '/v1/zone', '/v1/services', '/v1/health', '/v1/events', '/v1/probes', '/v1/capacity', '/v1/audit', '/v1/resolve?name=api.gslb.example.com&client=192.0.2.1'])
+      expect((await api.call('GET', path, { token: 'operator' })).status, path).toBe(200);
+  });
 });
 
 describe('reads: health, events, resolve, probes', () => {
@@ -223,16 +252,16 @@ describe('reads: health, events, resolve, probes', () => {
     const api = testApi();
     const report = await api.call('POST', '/v1/probes/report', {
       token: 'probe',
-      body: { agent: { id: 'probe-x', region: 'sg' }, results: [{ endpoint: 'sg/sg-a/127.0.1.11', ok: true, rttMs: 1.5, at: Date.now() }] },
+      body: { agent: PROBE_AGENT, results: [{ endpoint: 'sg/sg-a/127.0.1.11', ok: true, rttMs: 1.5, at: Date.now() }] },
     });
     expect(report.status).toBe(200);
     const health = (await (await api.call('GET', '/v1/health', { token: 'viewer' })).json()) as { regions: { id: string; status: string }[] };
     expect(health.regions.map((r) => [r.id, r.status])).toContainEqual(['sg', 'up']);
     const probes = (await (await api.call('GET', '/v1/probes', { token: 'viewer' })).json()) as { agents: { id: string; votes: unknown[]; recent: unknown[] }[] };
-    expect(probes.agents[0]).toMatchObject({ id: 'probe-x' });
+    expect(probes.agents[0]).toMatchObject({ id: 'jkt-1', region: 'jkt' });
     expect(probes.agents[0].votes).toHaveLength(1);
     expect(probes.agents[0].recent).toHaveLength(1);
-    const bad = await api.call('POST', '/v1/probes/report', { token: 'probe', body: { agent: { id: 'x', region: 'sg' }, results: [{ endpoint: 'e', ok: 'yes', at: 1 }] } });
+    const bad = await api.call('POST', '/v1/probes/report', { token: 'probe', body: { agent: PROBE_AGENT, results: [{ endpoint: 'e', ok: 'yes', at: 1 }] } });
     expect(bad.status).toBe(400);
   });
 });

@@ -14,6 +14,7 @@ import { healthRoutes } from './routes/health.js';
 import { probeRoutes } from './routes/probes.js';
 import { resolveRoutes } from './routes/resolve.js';
 import { snapshotRoutes } from './routes/snapshots.js';
+import { whoamiRoutes } from './routes/whoami.js';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -41,6 +42,7 @@ export function createApp(deps: ApiDeps) {
   probeRoutes(app, deps);
   capacityRoutes(app, deps);
   snapshotRoutes(app, deps);
+  whoamiRoutes(app, deps);
   for (const mount of deps.mount ?? []) mount(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });

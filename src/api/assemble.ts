@@ -12,6 +12,7 @@ import { metricsRoute } from '../metrics/routes.js';
 import { createApp } from './app.js';
 import type { Api } from './deps.js';
 import { createAuth, type AuthOptions, type StaticToken } from './auth.js';
+import { createRefusalLog } from './identity.js';
 import { auditRoutes } from './routes/audit.js';
 import { withStatusAccess } from '../status/access.js';
 import { statusRoutes } from '../status/routes.js';
@@ -25,6 +26,8 @@ export function assembleApi(deps: {
   staticTokens: StaticToken[];
   open?: AuthOptions['open'];
   failures?: AuthOptions['failures'];
+  /** The verified client certificate's identity, under mutual TLS (src/tls/identity.ts). */
+  peer?: AuthOptions['peer'];
   metrics?: Metrics;
   /** The status page: open mode lets loopback clients read status without a token (off unless set; the composition root reads ARUS_STATUS_OPEN). */
   status?: { open?: boolean };
@@ -33,7 +36,7 @@ export function assembleApi(deps: {
   const { metrics } = deps;
   metrics?.observeRegions(() => [...statusOf(deps.control.current().snapshot).regions].map(([id, r]) => [id, r.status] as [string, RegionStatus]));
   if (metrics) observeControl(metrics.registry, deps.control);
-  const bearer = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open, failures: deps.failures });
+  const bearer = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open, failures: deps.failures, peer: deps.peer });
   const auth = withStatusAccess(bearer, { open: deps.status?.open ?? false, failures: deps.failures });
   const audit = createAuditStore(deps.db);
   const app = createApp({
@@ -43,6 +46,8 @@ export function assembleApi(deps: {
     auth,
     audit: (e) => audit.record(e),
     onProbeReport: metrics && ((results, region) => metrics.recordProbeResults(results, region)),
+    onIdentityRefused: metrics && ((role, binding) => metrics.recordIdentityRefused(role, binding)),
+    refusals: createRefusalLog(),
     middleware: metrics ? [metrics.apiMiddleware] : [],
     mount: [(a) => auditRoutes(a, { audit, requireRole: (...roles) => auth.requireRole(...roles) }), (a) => statusRoutes(a, { ...deps, access: auth }), ...(metrics ? [(a: Api) => metricsRoute(a, metrics)] : [])],
     log: deps.log,

@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openDatabase, type Db } from '../db/database.js';
 import { createTokenStore, type TokenStore } from '../db/tokens.js';
-import { addressKey, createAuth, createFailureLog, type AuthOptions } from './auth.js';
+import { identityOf } from '../tls/identity.js';
+import { actsAs, addressKey, createAuth, createFailureLog, type AuthOptions, type PeerIdentity } from './auth.js';
 import type { Env } from './env.js';
 
 const STATIC_ADMIN = 'static-admin-secret-0123456789';
@@ -39,6 +40,7 @@ function setup(opts: Partial<AuthOptions> = {}): Setup {
   for (const path of ['/healthz', '/metrics', '/openapi.json', '/docs']) app.get(path, (c) => c.text('open'));
   app.get('/v1/read', auth.requireRole('viewer'), (c) => c.json(c.get('principal')));
   app.put('/v1/write', auth.requireRole('admin'), (c) => c.json({ ok: true }));
+  app.post('/v1/drain', auth.requireRole('operator'), (c) => c.json({ ok: true }));
   app.post('/v1/report', auth.requireRole('probe'), (c) => c.json({ ok: true }));
   app.post('/v1/either', auth.requireRole('viewer', 'probe'), (c) => c.json({ ok: true }));
   s.app = app;
@@ -86,15 +88,15 @@ describe('authentication', () => {
   it('puts the principal in the context: static tokens and stored ones', async () => {
     const s = setup();
     const viewer = s.tokens.create({ role: 'viewer', name: 'dash' });
-    expect(await (await call(s, '/v1/read', { token: viewer.token })).json()).toEqual({ role: 'viewer', name: 'dash', tokenId: viewer.id });
-    expect(await (await call(s, '/v1/read', { token: STATIC_ADMIN })).json()).toEqual({ role: 'admin', name: 'bootstrap-admin' });
+    expect(await (await call(s, '/v1/read', { token: viewer.token })).json()).toEqual({ role: 'viewer', name: 'dash', tokenId: viewer.id, via: 'token' });
+    expect(await (await call(s, '/v1/read', { token: STATIC_ADMIN })).json()).toEqual({ role: 'admin', name: 'bootstrap-admin', via: 'token' });
     expect((await call(s, '/v1/read', { auth: `bearer   ${viewer.token}` })).status).toBe(200);
   });
 
   it('403 for the wrong role, naming the role needed; admin may do everything', async () => {
     const s = setup();
     const viewer = s.tokens.create({ role: 'viewer', name: 'dash' }).token;
-    const probe = s.tokens.create({ role: 'probe', name: 'probe-sg' }).token;
+    const probe = s.tokens.create({ role: 'probe', name: 'probe-sg', agent: 'sg-1', region: 'sg' }).token;
     const admin = s.tokens.create({ role: 'admin', name: 'ops' }).token;
 
     const write = await call(s, '/v1/write', { method: 'PUT', token: viewer });
@@ -145,11 +147,11 @@ describe('authentication', () => {
     const db = openDatabase(':memory:');
     dbs.push(db);
     const tokens = createTokenStore(db);
-    const probe = tokens.create({ role: 'probe', name: 'p' });
-    const auth = createAuth({ tokens, staticTokens: [{ token: 'a', role: 'admin', name: 'boot' }, { token: 'b', role: 'probe', name: 'local-probe' }] });
-    expect(auth.authenticate('a')).toEqual({ role: 'admin', name: 'boot' });
-    expect(auth.authenticate('b')).toEqual({ role: 'probe', name: 'local-probe' });
-    expect(auth.authenticate(probe.token)).toEqual({ role: 'probe', name: 'p', tokenId: probe.id });
+    const probe = tokens.create({ role: 'probe', name: 'p', agent: 'sg-1', region: 'sg' });
+    const auth = createAuth({ tokens, staticTokens: [{ token: 'a', role: 'admin', name: 'boot' }, { token: 'b', role: 'probe', name: 'local-probe', agent: 'probe-sg', region: 'sg' }] });
+    expect(auth.authenticate('a')).toEqual({ role: 'admin', name: 'boot', via: 'token' });
+    expect(auth.authenticate('b')).toEqual({ role: 'probe', name: 'local-probe', via: 'token', agent: 'probe-sg', region: 'sg' });
+    expect(auth.authenticate(probe.token)).toEqual({ role: 'probe', name: 'p', tokenId: probe.id, via: 'token', agent: 'sg-1', region: 'sg' });
     expect(auth.authenticate('c')).toBeUndefined();
     expect(createAuth().authenticate('a')).toBeUndefined();
     expect(() => createAuth({ staticTokens: [{ token: '', role: 'admin', name: 'boot' }] })).toThrow(/empty/);
@@ -171,6 +173,94 @@ describe('authentication', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('roles and bindings', () => {
+  it('lets an operator drain and read, but not write; a viewer only read', async () => {
+    const s = setup();
+    const operator = s.tokens.create({ role: 'operator', name: 'oncall' }).token;
+    const viewer = s.tokens.create({ role: 'viewer', name: 'dash' }).token;
+    const probe = s.tokens.create({ role: 'probe', agent: 'sg-1', region: 'sg' }).token;
+    expect((await call(s, '/v1/drain', { method: 'POST', token: operator })).status).toBe(200);
+    expect((await call(s, '/v1/read', { token: operator })).status).toBe(200);
+    const write = await call(s, '/v1/write', { method: 'PUT', token: operator });
+    expect(write.status).toBe(403);
+    expect(await write.json()).toEqual({ error: 'this route needs the admin role; the token "oncall" has operator' });
+    const drain = await call(s, '/v1/drain', { method: 'POST', token: viewer });
+    expect(drain.status).toBe(403);
+    expect((await drain.json()).error).toBe('this route needs the operator role; the token "dash" has viewer');
+    expect((await call(s, '/v1/drain', { method: 'POST', token: probe })).status).toBe(403);
+    expect((await call(s, '/v1/drain', { method: 'POST', token: STATIC_ADMIN })).status).toBe(200);
+    expect((await call(s, '/v1/report', { method: 'POST', token: operator })).status).toBe(403);
+
+    expect(actsAs('operator', 'viewer')).toBe(true);
+    expect(actsAs('viewer', 'operator')).toBe(false);
+    expect(actsAs('operator', 'admin')).toBe(false);
+    for (const machine of ['probe', 'balancer', 'dns'] as const) {
+      expect(actsAs(machine, 'viewer'), machine).toBe(false);
+      expect(actsAs('admin', machine), machine).toBe(true);
+    }
+  });
+
+  it('refuses a static token without the binding its role needs, or with one it may not have', () => {
+    const make = (t: Record<string, string>) => () => createAuth({ staticTokens: [{ token: 'x', name: 'n', ...t } as never] });
+    expect(make({ role: 'probe' })).toThrow('a probe credential names its agent: --agent ID');
+    expect(make({ role: 'probe', agent: 'jkt-1' })).toThrow('a probe credential names its region: --region ID');
+    expect(make({ role: 'balancer' })).toThrow('a balancer credential names its region: --region ID');
+    expect(make({ role: 'dns' })).toThrow('a dns credential names its node: --node ID');
+    expect(make({ role: 'viewer', agent: 'jkt-1' })).toThrow('a viewer credential has no agent');
+    expect(make({ role: 'dns', node: 'dns-1', region: 'jkt' })).toThrow('a dns credential has no region (it names node)');
+    const auth = createAuth({ staticTokens: [{ token: 'b', role: 'balancer', name: 'lb', region: 'jkt' }, { token: 'd', role: 'dns', name: 'ns1', node: 'dns-1' }] });
+    expect(auth.authenticate('b')).toEqual({ role: 'balancer', name: 'lb', via: 'token', region: 'jkt' });
+    expect(auth.authenticate('d')).toEqual({ role: 'dns', name: 'ns1', via: 'token', node: 'dns-1' });
+  });
+});
+
+describe('client certificates (createAuth peer)', () => {
+  /** The peer identity of each request: the certificate named in x-test-cert (a SAN URI), none without the header. */
+  const fromHeader = (c: { req: { header(n: string): string | undefined } }): PeerIdentity | undefined => {
+    const uri = c.req.header('x-test-cert');
+    return uri === undefined ? undefined : identityOf({ subjectaltname: `URI:${uri}`, subject: {} });
+  };
+  const withCert = (s: Setup, path: string, cert: string, init: { method?: string; token?: string } = {}) =>
+    s.app.request(path, { method: init.method ?? 'GET', headers: { 'x-test-cert': cert, ...(init.token ? { authorization: `Bearer ${init.token}` } : {}) } });
+
+  it("makes the certificate's identity the principal, before any bearer token", async () => {
+    const s = setup({ peer: fromHeader });
+    const probe = 'spiffe://arus/probe/jkt/jkt-1';
+    expect((await withCert(s, '/v1/report', probe, { method: 'POST' })).status).toBe(200);
+    // An admin token beside a probe certificate is still a probe: the certificate wins.
+    const write = await withCert(s, '/v1/write', probe, { method: 'PUT', token: STATIC_ADMIN });
+    expect(write.status).toBe(403);
+    expect(await write.json()).toEqual({ error: 'this route needs the admin role; the certificate "jkt-1" has probe' });
+    const viewer = await withCert(s, '/v1/read', 'spiffe://arus/viewer/alice', { token: STATIC_ADMIN });
+    expect(await viewer.json()).toEqual({ role: 'viewer', name: 'alice', via: 'certificate' });
+    expect((await withCert(s, '/v1/write', 'spiffe://arus/admin/bob', { method: 'PUT' })).status).toBe(200);
+  });
+
+  it('refuses (403) a certificate that names no identity, with the reason, whatever token comes with it', async () => {
+    const s = setup({ peer: fromHeader });
+    for (const [cert, reason] of [
+      ['spiffe://arus/root/x', /"root" is not a role/],
+      ['spiffe://arus/probe/jkt', /a probe certificate names spiffe:\/\/<trust domain>\/probe\/<region>\/<agent>/],
+      ['spiffe://evil/admin/mallory', /outside the trust domain spiffe:\/\/arus\//],
+    ] as const) {
+      const res = await withCert(s, '/v1/read', cert, { token: STATIC_ADMIN });
+      expect(res.status, cert).toBe(403);
+      const { error } = (await res.json()) as { error: string };
+      expect(error).toMatch(/^client certificate refused: /);
+      expect(error).toMatch(reason);
+    }
+    // The open routes stay open.
+    expect((await withCert(s, '/healthz', 'spiffe://arus/root/x')).status).toBe(200);
+  });
+
+  it('falls back to the bearer token when the request came without a certificate', async () => {
+    const s = setup({ peer: fromHeader });
+    expect(await (await call(s, '/v1/read', { token: STATIC_ADMIN })).json()).toEqual({ role: 'admin', name: 'bootstrap-admin', via: 'token' });
+    expect((await call(s, '/v1/read')).status).toBe(401);
+    expect((await call(s, '/v1/read', { token: 'wrong' })).status).toBe(401);
   });
 });
 

@@ -2,10 +2,14 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
 import { formatIPv4, isMappedIPv4, parseAddress } from '../geo/prefix.js';
-import type { TokenStore } from '../db/tokens.js';
+import { checkBinding, ROLES, type Binding, type TokenStore } from '../db/tokens.js';
 import { problem, type Env, type Principal, type Role } from './env.js';
 
-export type StaticToken = { token: string; role: Role; name: string };
+/** A token fixed at start (the bootstrap admin token, each in-process probe agent's), with the binding its role needs. */
+export type StaticToken = Binding & { token: string; role: Role; name: string };
+
+/** A client certificate's identity: a principal, or why it names none (see src/tls/identity.ts). */
+export type PeerIdentity = { principal: Principal } | { error: string };
 
 export type FailureOptions = {
   /** The sliding window failures are counted in (default 60 s). */
@@ -33,28 +37,49 @@ export type AuthOptions = {
   address?: (c: Context) => string;
   /** How the delay before a 401 is waited (tests record it instead). */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * The verified client certificate's identity (mutual TLS), if the request
+   * came with one: it is the request's principal, before any bearer token.
+   */
+  peer?: (c: Context) => PeerIdentity | undefined;
 };
 
 export interface Auth {
   /** Puts the bearer token's principal in `c.get('principal')`; 401 without a valid one, 429 after too many failures. */
   middleware: MiddlewareHandler<Env>;
-  /** 403 unless the principal has one of the roles; admin may do everything. */
+  /** 403 unless the principal has one of the roles; admin may do everything, an operator what a viewer may. */
   requireRole(...roles: Role[]): MiddlewareHandler<Env>;
   /** Whose token this is: static tokens first, then the token store. */
   authenticate(token: string): Principal | undefined;
 }
 
-const ROLES: readonly Role[] = ['admin', 'viewer', 'probe', 'dns'];
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
-/** 403 unless the principal has one of `roles`; admin may do everything. */
+/** The roles a principal of each role acts as: admin all of them, an operator a viewer too. */
+const ACTS_AS: Readonly<Record<Role, readonly Role[]>> = {
+  admin: ROLES,
+  operator: ['operator', 'viewer'],
+  viewer: ['viewer'],
+  probe: ['probe'],
+  balancer: ['balancer'],
+  dns: ['dns'],
+};
+
+/** True when a principal of role `has` may use a route for `needed`. */
+export function actsAs(has: Role, needed: Role): boolean {
+  return ACTS_AS[has].includes(needed);
+}
+
+/** 403 unless the principal has one of `roles`; admin may do everything, an operator what a viewer may. */
 export function requireRole(...roles: Role[]): MiddlewareHandler<Env> {
   const needed = roles.length > 0 ? roles.join(' or ') : 'admin';
   return async (c, next) => {
     const p = c.get('principal') as Principal | undefined;
     // Only reachable when a route was mounted outside the auth middleware: fail closed.
     if (!p) return problem(c, 401, 'missing Authorization: Bearer <token>');
-    if (p.role !== 'admin' && !roles.includes(p.role)) return problem(c, 403, `this route needs the ${needed} role; the token "${p.name}" has ${p.role}`);
+    if (!roles.some((r) => actsAs(p.role, r)) && p.role !== 'admin') {
+      return problem(c, 403, `this route needs the ${needed} role; the ${p.via === 'certificate' ? 'certificate' : 'token'} "${p.name}" has ${p.role}`);
+    }
     await next();
   };
 }
@@ -71,7 +96,9 @@ export function createAuth(opts: AuthOptions = {}): Auth {
   const statics = (opts.staticTokens ?? []).map((t) => {
     if (!t.token) throw new Error(`static token "${t.name}" is empty`);
     if (!ROLES.includes(t.role)) throw new Error(`static token "${t.name}" has unknown role "${t.role}"`);
-    return { principal: { role: t.role, name: t.name }, digest: sha256(t.token) };
+    const binding = checkBinding(t.role, t);
+    const principal: Principal = { role: t.role, name: t.name, via: 'token', ...binding };
+    return { principal, digest: sha256(t.token) };
   });
 
   const authenticate = (token: string): Principal | undefined => {
@@ -91,6 +118,12 @@ export function createAuth(opts: AuthOptions = {}): Auth {
 
   const middleware: MiddlewareHandler<Env> = async (c, next) => {
     if (isOpen(c.req.path)) return next();
+    const peer = opts.peer?.(c);
+    if (peer && 'error' in peer) return problem(c, 403, `client certificate refused: ${peer.error}`);
+    if (peer) {
+      c.set('principal', peer.principal);
+      return next();
+    }
 
     const client = addressKey(address(c));
     const header = c.req.header('authorization');

@@ -4,11 +4,11 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { testApi } from './testing.js';
+import { testApi, TOKENS } from './testing.js';
 
 type Doc = { openapi: string; paths: Record<string, Record<string, { parameters?: { name: string; in: string; example?: unknown; schema?: { example?: unknown } }[] }>> };
 
-const EXAMPLES: Record<string, string> = { id: 'jkt', zone: 'jkt-a', address: '127.0.1.21', name: 'api' };
+const EXAMPLES: Record<string, string> = { id: 'jkt', zone: 'jkt-a', address: '127.0.1.21', name: 'api', region: 'jkt' };
 const concrete = (path: string) => path.replace(/\{(\w+)\}/g, (_, p: string) => EXAMPLES[p] ?? 'x');
 
 async function documentOf(api: ReturnType<typeof testApi>): Promise<Doc> {
@@ -35,7 +35,7 @@ describe('OpenAPI description', () => {
       .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')}`);
     const described = routesOf(doc).map((r) => `${r.method} ${r.path}`);
     expect(new Set(described)).toEqual(new Set(served));
-    for (const must of ['GET /v1/regions', 'PUT /v1/regions/{id}', 'PATCH /v1/regions/{id}', 'DELETE /v1/regions/{id}', 'GET /v1/services', 'POST /v1/regions/{id}/drain', 'GET /v1/health', 'GET /v1/events', 'GET /v1/events/stream', 'GET /v1/resolve', 'GET /v1/probes', 'POST /v1/probes/report', 'GET /v1/audit'])
+    for (const must of ['GET /v1/regions', 'PUT /v1/regions/{id}', 'PATCH /v1/regions/{id}', 'DELETE /v1/regions/{id}', 'GET /v1/services', 'POST /v1/regions/{id}/drain', 'GET /v1/health', 'GET /v1/events', 'GET /v1/events/stream', 'GET /v1/resolve', 'GET /v1/probes', 'POST /v1/probes/report', 'GET /v1/audit', 'GET /v1/whoami', 'GET /v1/balancers/{region}', 'POST /v1/capacity'])
       expect(described).toContain(must);
   });
 
@@ -64,23 +64,58 @@ describe('authentication on every route', () => {
     expect(api.state()).toBe(before);
   });
 
-  it('gives a viewer every read and no write; a probe only the probe routes', async () => {
+  // Which routes each role may use: people by what they may change, machines only their own routes.
+  type Route = { method: string; path: string };
+  const isDrain = (r: Route) => r.method === 'POST' && /\/(drain|undrain|force-up)$/.test(r.path);
+  const isProbe = (r: Route) => r.path.startsWith('/v1/probes/');
+  const isBalancer = (r: Route) => r.path.startsWith('/v1/balancers/') || (r.method === 'POST' && r.path === '/v1/capacity');
+  const isRead = (r: Route) => r.method === 'GET' && !isProbe(r) && !isBalancer(r);
+  const isWhoami = (r: Route) => r.path === '/v1/whoami';
+  const MAY: Record<Exclude<keyof typeof TOKENS, 'admin'>, (r: Route) => boolean> = {
+    viewer: (r) => isRead(r),
+    operator: (r) => isRead(r) || isDrain(r),
+    probe: (r) => isProbe(r) || isWhoami(r),
+    balancer: (r) => isBalancer(r) || isWhoami(r),
+    dns: (r) => r.path.startsWith('/v1/snapshots/') || isWhoami(r),
+  };
+
+  it.each(Object.keys(MAY) as (keyof typeof MAY)[])('gives a %s token its routes and a 403 on every other', async (role) => {
     const api = testApi();
     const before = api.state();
     const routes = routesOf(await documentOf(api));
+    let allowed = 0;
     for (const r of routes) {
-      const write = r.method !== 'GET';
-      // What agents and balancers call: the probe role.
-      const probeRoute = r.path.startsWith('/v1/probes/') || r.path.startsWith('/v1/balancers/') || (r.method === 'POST' && r.path === '/v1/capacity');
-      const viewer = await api.call(r.method, concrete(r.path), { token: 'viewer', body: write ? { reason: 'x' } : undefined });
-      if (write || probeRoute) expect(viewer.status, `viewer ${r.method} ${r.path}`).toBe(403);
-      else expect(viewer.status, `viewer ${r.method} ${r.path}`).not.toBe(403);
-      if (r.path === '/v1/events/stream' && viewer.body) await viewer.body.cancel();
-      const probe = await api.call(r.method, concrete(r.path), { token: 'probe', body: write ? {} : undefined });
-      if (probeRoute) expect(probe.status, `probe ${r.method} ${r.path}`).not.toBe(403);
-      else expect(probe.status, `probe ${r.method} ${r.path}`).toBe(403);
+      // An empty body: a route the role may use refuses it (400) rather than writing anything.
+      const res = await api.call(r.method, concrete(r.path), { token: role, body: r.method === 'GET' ? undefined : {} });
+      if (MAY[role](r)) {
+        allowed++;
+        expect(res.status, `${role} ${r.method} ${r.path}`).not.toBe(403);
+        expect(res.status, `${role} ${r.method} ${r.path}`).toBeLessThan(500);
+      } else {
+        expect(res.status, `${role} ${r.method} ${r.path}`).toBe(403);
+        expect(((await res.json()) as { error: string }).error, `${role} ${r.method} ${r.path}`).toMatch(new RegExp(`has ${role}$`));
+      }
+      if (res.headers.get('content-type')?.startsWith('text/event-stream')) await res.body?.cancel();
     }
+    expect(allowed).toBeGreaterThan(0);
     expect(api.state()).toBe(before);
+  });
+
+  it('gives an admin token every route', async () => {
+    const api = testApi();
+    for (const r of routesOf(await documentOf(api))) {
+      const res = await api.call(r.method, concrete(r.path), { token: 'admin', body: r.method === 'GET' ? undefined : {} });
+      expect(res.status, `admin ${r.method} ${r.path}`).not.toBe(403);
+      if (res.headers.get('content-type')?.startsWith('text/event-stream')) await res.body?.cancel();
+    }
+  });
+
+  it('describes the 403 a machine gets for speaking for another identity, and /v1/whoami', async () => {
+    type Op = { responses: Record<string, { description: string }> };
+    const doc = (await documentOf(testApi())) as unknown as { paths: Record<string, Record<string, Op>> };
+    expect(doc.paths['/v1/probes/report'].post.responses['403'].description).toMatch(/agent is not the one the credential names/);
+    expect(doc.paths['/v1/capacity'].post.responses['403'].description).toMatch(/another region than the credential names/);
+    expect(Object.keys(doc.paths['/v1/whoami'].get.responses)).toEqual(expect.arrayContaining(['200', '401']));
   });
 
   it('leaves /healthz and the API description open', async () => {

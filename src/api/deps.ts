@@ -9,6 +9,12 @@ import type { Env, Role } from './env.js';
 /** The app every route module registers on. */
 export type Api = OpenAPIHono<Env>;
 
+/** How many refusals of one credential are written to the audit log: a burst, then a steady rate (api/identity.ts). */
+export interface RefusalLog {
+  /** True when this refusal of `actor` gets its audit row and log line; false past the credential's rate (it is still counted). */
+  admit(actor: string): boolean;
+}
+
 /** What every route module receives. */
 export type ApiDeps = {
   control: Control;
@@ -17,6 +23,10 @@ export type ApiDeps = {
   auth: { middleware: MiddlewareHandler<Env>; requireRole(...roles: Role[]): MiddlewareHandler<Env> };
   /** Records a write: who, what, before and after. */
   audit?: (entry: { actor: string; role: Role; action: string; subject: string; before: unknown; after: unknown; status: number }) => void;
+  /** Counts a request refused for speaking for another identity than its credential's (metrics): the role, and which binding it broke. */
+  onIdentityRefused?: (role: Role, binding: 'agent' | 'region' | 'node') => void;
+  /** Which identity refusals get an audit row (all unless set): a credential's burst, then a steady rate. */
+  refusals?: RefusalLog;
   /** Counts probe results as they are reported (metrics). */
   onProbeReport?: (results: readonly { ok: boolean; endpoint: string }[], agentRegion: string) => void;
   /** Extra middleware run on every request (metrics). */

@@ -1,6 +1,8 @@
 import { balancerListen, type BalancerDoc } from '../config/schema.js';
 import type { CapacityReport } from '../control/capacity.js';
 import type { Logger } from '../log.js';
+import { requireSecureListener } from '../tls/plaintext.js';
+import type { ServerCredentials } from '../tls/server.js';
 import { createBalancerMetrics } from './metrics.js';
 import { createPicker } from './pickers/create-picker.js';
 import { createPool } from './pool.js';
@@ -15,8 +17,20 @@ export type CapacitySink = (report: Omit<CapacityReport, 'at'>) => Promise<void>
  * One region's balancer, assembled from its document: pool, picker, proxy,
  * readiness checks, the HTTP server, and a periodic capacity report.
  */
-export async function startBalancer(deps: { region: string; id: string; doc: BalancerDoc; log: Logger; report?: CapacitySink; listen?: { address: string; port: number } }) {
+export async function startBalancer(deps: {
+  region: string;
+  id: string;
+  doc: BalancerDoc;
+  log: Logger;
+  report?: CapacitySink;
+  listen?: { address: string; port: number };
+  /** HTTPS for clients; plain HTTP is refused off loopback unless `insecurePlaintext`. */
+  tls?: ServerCredentials;
+  insecurePlaintext?: boolean;
+}) {
   const { doc, log } = deps;
+  const listen = deps.listen ? [deps.listen] : balancerListen(doc);
+  for (const l of listen) requireSecureListener(`the balancer of ${deps.region}`, l, { tls: deps.tls !== undefined, insecurePlaintext: deps.insecurePlaintext });
   const pool = createPool({
     instances: doc.instances.map((i) => ({ ...i })),
     picker: createPicker(doc.strategy),
@@ -32,8 +46,7 @@ export async function startBalancer(deps: { region: string; id: string; doc: Bal
   // The balancer knows which instances are ready before it takes a request (bounded by the checks' deadline).
   await readiness.checkAll();
   readiness.start();
-  const listen = deps.listen ? [deps.listen] : balancerListen(doc);
-  const servers = listen.map((l) => createBalancerServer({ host: l.address, port: l.port, proxy, log, metrics }));
+  const servers = listen.map((l) => createBalancerServer({ host: l.address, port: l.port, proxy, log, metrics, tls: deps.tls }));
   const bound: { address: string; port: number }[] = [];
   try {
     for (const [i, server] of servers.entries()) bound.push({ address: listen[i].address, port: (await server.start()).port });

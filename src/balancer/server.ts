@@ -1,6 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as TlsServer } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../log.js';
+import type { ServerCredentials } from '../tls/server.js';
 import type { Proxy, ProxyStats } from './proxy.js';
 
 export type BalancerServerOptions = {
@@ -12,6 +15,8 @@ export type BalancerServerOptions = {
   log: Logger;
   /** Serves GET /metrics (Prometheus text) when given. */
   metrics?: { text(): Promise<string>; contentType: string };
+  /** HTTPS with these credentials (reloaded when their files change); plain HTTP unless set. */
+  tls?: ServerCredentials;
 };
 
 export interface BalancerServer {
@@ -33,7 +38,7 @@ export function createBalancerServer(opts: BalancerServerOptions): BalancerServe
   return {
     async start() {
       if (server) return { port: port! };
-      const s = createServer((req, res) => {
+      const handler = (req: IncomingMessage, res: ServerResponse) => {
         if (opts.metrics && req.method === 'GET' && req.url === '/metrics') {
           void opts.metrics.text().then(
             (text) => res.writeHead(200, { 'content-type': opts.metrics!.contentType }).end(text),
@@ -42,7 +47,9 @@ export function createBalancerServer(opts: BalancerServerOptions): BalancerServe
           return;
         }
         void opts.proxy.handle(req, res);
-      });
+      };
+      const s: Server = opts.tls ? createHttpsServer(opts.tls.options, handler) : createServer(handler);
+      if (opts.tls) opts.tls.attach(s as unknown as TlsServer);
       // Generations outlast Node's default 5-minute request timeout.
       s.requestTimeout = 0;
       s.on('connection', (sock) => {
@@ -58,7 +65,7 @@ export function createBalancerServer(opts: BalancerServerOptions): BalancerServe
       });
       server = s;
       port = (s.address() as AddressInfo).port;
-      log.info({ host, port }, 'balancer listening');
+      log.info({ host, port, tls: opts.tls !== undefined }, 'balancer listening');
       return { port };
     },
     async stop() {

@@ -1,46 +1,67 @@
 // `arus balancer`: a region's reverse proxy in front of its GPU model servers,
 // configured from control and reporting its capacity back to it.
+import type { BalancerDoc } from '../config/schema.js';
 import type { Command } from './command.js';
+import { getFromControl } from './control-call.js';
 import { parseListen } from './options.js';
 import { onSignal } from './signal.js';
+import { controlLink, insecurePlaintext, serverTls, tlsHelp, tlsOpt } from './tls-options.js';
 import { UsageError } from './usage-error.js';
 
 const env = process.env;
 
 export const balancerCommand: Command = {
-  usage: `arus balancer --region ID --control URL --token TOKEN [--id NAME] [--listen ADDR:PORT]
+  usage: `arus balancer --control URL --token TOKEN [--region ID] [--id NAME] [--listen ADDR:PORT]
 
   Reads the region's balancer section from control, proxies to its instances
-  with the configured strategy, and reports its capacity to control.
+  with the configured strategy, and reports its capacity to control, for the
+  region its credential names (arus token create --role balancer --region ID,
+  or a client certificate for spiffe://arus/balancer/ID).
 
-  --region ID     the region whose balancer this is
-  --control URL   control's API, e.g. http://127.0.0.1:8080
-  --token TOKEN   a probe (or admin) token (or ARUS_PROBE_TOKEN)
-  --listen ADDR   override the document's listen address`,
-  options: { region: { type: 'string' }, control: { type: 'string' }, token: { type: 'string' }, id: { type: 'string' }, listen: { type: 'string' } },
+  --control URL   control's API, e.g. https://control.example.com:8443
+  --token TOKEN   this region's balancer token (or ARUS_BALANCER_TOKEN); not needed with --client-cert
+  --region ID     the region whose balancer this is (default: its credential's)
+  --listen ADDR   override the document's listen address
+${tlsHelp.client}
+${tlsHelp.server}
+                      (for the balancer's clients)
+${tlsHelp.insecure}`,
+  options: {
+    region: { type: 'string' },
+    control: { type: 'string' },
+    token: { type: 'string' },
+    id: { type: 'string' },
+    listen: { type: 'string' },
+    ...tlsOpt.client,
+    ...tlsOpt.server,
+    ...tlsOpt.insecure,
+  },
   async run({ values }, log) {
-    const region = values.region as string | undefined;
-    const controlUrl = (values.control as string | undefined)?.replace(/\/$/, '');
-    const token = (values.token as string | undefined) ?? env.ARUS_PROBE_TOKEN;
-    if (!region || !controlUrl || !token) throw new UsageError('balancer needs --region, --control and --token');
+    const controlUrl = values.control as string | undefined;
+    const token = (values.token as string | undefined) ?? env.ARUS_BALANCER_TOKEN ?? '';
+    if (!controlUrl || (!token && !values['client-cert'])) throw new UsageError('balancer needs --control, and --token or --client-cert');
     const [{ balancerSchema }, { startBalancer }] = await Promise.all([import('../config/schema.js'), import('../balancer/role.js')]);
-    const headers = { authorization: `Bearer ${token}` };
-    const res = await fetch(`${controlUrl}/v1/balancers/${encodeURIComponent(region)}`, { headers });
-    if (!res.ok) throw new Error(`control answered ${res.status} for the balancer of ${region}: ${await res.text()}`);
-    const doc = balancerSchema.parse(await res.json());
+    const tls = await serverTls(values, log);
+    const link = await controlLink(values, controlUrl, log);
+    const region = (values.region as string | undefined) ?? (await getFromControl<{ region?: string }>(link, '/v1/whoami', token, log)).region;
+    if (!region) throw new UsageError('the credential names no region: give --region, or use a balancer token made with --region');
+    const doc: BalancerDoc = balancerSchema.parse(await getFromControl(link, `/v1/balancers/${encodeURIComponent(region)}`, token, log));
     const id = (values.id as string | undefined) ?? `balancer-${region}-${process.pid}`;
+    const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' };
     const balancer = await startBalancer({
       region,
       id,
       doc,
       log: log.child({ component: 'balancer', region }),
       listen: values.listen ? parseListen(String(values.listen))[0] : undefined,
+      tls,
+      insecurePlaintext: insecurePlaintext(values),
       report: async (r) => {
-        const answer = await fetch(`${controlUrl}/v1/capacity`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(r), signal: AbortSignal.timeout(2000) });
+        const answer = await link.http.fetch(`${link.url}/v1/capacity`, { method: 'POST', headers, body: JSON.stringify(r), signal: AbortSignal.timeout(2000) });
         await answer.body?.cancel();
       },
     });
-    log.info({ region, port: balancer.port, strategy: doc.strategy, instances: doc.instances.length }, 'ready');
-    onSignal([balancer], log);
+    log.info({ region, port: balancer.port, strategy: doc.strategy, instances: doc.instances.length, tls: tls !== undefined }, 'ready');
+    onSignal([balancer, { stop: async () => { tls?.stop(); await link.http.close(); } }], log);
   },
 };

@@ -7,12 +7,13 @@ import type { Command, Values } from './command.js';
 import { DEFAULTS, help, opt, parseListen } from './options.js';
 import { onSignal } from './signal.js';
 import { openStores } from './stores.js';
+import { controlLink, insecurePlaintext, serverTls, tlsHelp, tlsOpt } from './tls-options.js';
 import { UsageError } from './usage-error.js';
 
 const env = process.env;
 
 /** Where the answers come from, and what the ready line says about it. */
-type Origin = { source: { current: StateSource['current']; stop(): unknown }; origin: Record<string, unknown> };
+type Origin = { source: { current: StateSource['current']; stop(): unknown }; origin: Record<string, unknown>; close?: () => Promise<void> };
 
 export const dnsCommand: Command = {
   usage: `arus dns --control URL --token TOKEN [--snapshot FILE] [options]
@@ -26,13 +27,18 @@ export const dnsCommand: Command = {
   With --db: reads the configuration and health control writes to its SQLite
   file on the same machine, and picks up every change within a second.
 
-  --control URL           control's API, e.g. http://10.0.0.5:8080
-  --token TOKEN           a dns token (arus token create --role dns), or ARUS_DNS_TOKEN
+  --control URL           control's API, e.g. https://control.example.com:8443
+  --token TOKEN           this node's dns token (arus token create --role dns --node ID), or ARUS_DNS_TOKEN;
+                          not needed with --client-cert
   --snapshot FILE         the last good snapshot (default ./data/dns-snapshot.json; ARUS_SNAPSHOT)
-  --id NAME               this node's name in control's history (default dns-<host name>)
+  --id NAME               this node's name in control's history (default: the node its credential names)
   --db FILE               the database, instead of --control (default ${DEFAULTS.db}; ARUS_DB)
 ${help.dns}
-  --metrics-listen ADDR   Prometheus /metrics (default 127.0.0.1:9153; ARUS_METRICS_LISTEN)`,
+  --metrics-listen ADDR   Prometheus /metrics (default 127.0.0.1:9153; ARUS_METRICS_LISTEN)
+${tlsHelp.client}
+${tlsHelp.server}
+                      (for /metrics)
+${tlsHelp.insecure}`,
   options: {
     control: { type: 'string' },
     token: { type: 'string' },
@@ -41,41 +47,54 @@ ${help.dns}
     db: { type: 'string' },
     ...opt.dns,
     'metrics-listen': { type: 'string', default: env.ARUS_METRICS_LISTEN ?? '127.0.0.1:9153' },
+    ...tlsOpt.client,
+    ...tlsOpt.server,
+    ...tlsOpt.insecure,
   },
   async run({ values }, log) {
     const [{ createMetrics }, { startDns, startMetricsServer }] = await Promise.all([import('../metrics/metrics.js'), import('../roles.js')]);
     const metrics = createMetrics();
     const controlUrl = values.control as string | undefined;
-    const { source, origin } = controlUrl ? await followControl(controlUrl, values, log, metrics) : await readDatabase(values, log);
+    const metricsListen = parseListen(String(values['metrics-listen']))[0];
+    const tls = await serverTls(values, log);
+    // Refused before anything starts: a plain-text /metrics off loopback.
+    const { requireSecureListener } = await import('../tls/plaintext.js');
+    requireSecureListener("the DNS node's /metrics", metricsListen, { tls: tls !== undefined, insecurePlaintext: insecurePlaintext(values) });
+    const { source, origin, close } = controlUrl ? await followControl(controlUrl, values, log, metrics) : await readDatabase(values, log);
     const dns = await startDns({ getState: source.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
-    const metricsServer = await startMetricsServer({ metrics, listen: parseListen(String(values['metrics-listen']))[0] });
+    const metricsServer = await startMetricsServer({ metrics, listen: metricsListen, tls, insecurePlaintext: insecurePlaintext(values) });
     log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, metrics: metricsServer.url, version: source.current().snapshot.version, ...origin }, 'ready');
-    onSignal([{ stop: async () => void (await source.stop()) }, dns, metricsServer], log);
+    onSignal([{ stop: async () => void (await source.stop()) }, dns, metricsServer, { stop: async () => { tls?.stop(); await close?.(); } }], log);
   },
 };
 
 /** --control: the snapshots control streams, kept in --snapshot; ready from that file at once if there is one. */
 async function followControl(controlUrl: string, values: Values, log: Logger, metrics: Metrics): Promise<Origin> {
-  const token = (values.token as string | undefined) ?? env.ARUS_DNS_TOKEN;
+  const token = (values.token as string | undefined) ?? env.ARUS_DNS_TOKEN ?? '';
   if (values.db) throw new UsageError('dns takes --control or --db, not both');
-  if (!token) throw new UsageError('dns --control needs --token (or ARUS_DNS_TOKEN)');
+  if (!token && !values['client-cert']) throw new UsageError('dns --control needs --token (or ARUS_DNS_TOKEN), or --client-cert');
+  const link = await controlLink(values, controlUrl, log);
   // Only this mode needs them.
   const { createControlStateSource } = await import('../snapshot/control-source.js');
   const { createSnapshotFile } = await import('../snapshot/file.js');
   const { observeControlSource } = await import('../snapshot/metrics.js');
   const file = String(values.snapshot);
+  // Without --id control names the node after its credential (a dns token's node, a certificate's).
+  const node = values.id as string | undefined;
   const control = createControlStateSource({
-    url: controlUrl,
+    url: link.url,
     token,
-    node: values.id as string | undefined,
+    fetchImpl: link.http.fetch,
+    node,
     file: createSnapshotFile(file),
     log: log.child({ component: 'snapshot' }),
   });
   observeControlSource(metrics.registry, control);
   // From the file at once; without one, when control sends its first snapshot.
   await control.ready();
-  return { source: control, origin: { control: controlUrl, snapshot: file, from: control.stats().from } };
+  return { source: control, origin: { control: link.url, snapshot: file, from: control.stats().from }, close: () => link.http.close() };
 }
+
 
 /** --db: the configuration and health control writes to its SQLite file on this machine. */
 async function readDatabase(values: Values, log: Logger): Promise<Origin> {

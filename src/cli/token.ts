@@ -1,23 +1,31 @@
 // `arus token`: create, list and revoke API tokens (stored hashed), and the
 // text each prints.
 import type { Db } from '../db/database.js';
-import { createTokenStore, isRole, ROLES } from '../db/tokens.js';
+import { createTokenStore, isRole, ROLES, type Binding } from '../db/tokens.js';
 import type { Command } from './command.js';
 import { opt } from './options.js';
 import { openStores } from './stores.js';
 import { UsageError } from './usage-error.js';
 
 export const tokenCommand: Command = {
-  usage: `arus token create --role admin|viewer|probe|dns [--name NAME] [--db FILE]
+  usage: `arus token create --role admin|operator|viewer [--name NAME] [--db FILE]
+       arus token create --role probe --agent ID --region ID [--name NAME] [--db FILE]
+       arus token create --role balancer --region ID [--name NAME] [--db FILE]
+       arus token create --role dns --node ID [--name NAME] [--db FILE]
        arus token list [--db FILE]
        arus token revoke ID [--db FILE]
 
-  The bootstrap admin token comes from ARUS_ADMIN_TOKEN; these are the others.`,
-  options: { ...opt.db, role: { type: 'string' }, name: { type: 'string' } },
+  The bootstrap admin token comes from ARUS_ADMIN_TOKEN; these are the others.
+  admin may do everything; operator reads and drains; viewer reads. A machine's
+  token is bound to the one identity it speaks for: a probe agent (and its
+  region), a balancer's region, a DNS node. Control refuses (403, audited) a
+  request that speaks for another.`,
+  options: { ...opt.db, role: { type: 'string' }, name: { type: 'string' }, agent: { type: 'string' }, region: { type: 'string' }, node: { type: 'string' } },
   async run({ values, positionals }) {
     const [verb, id] = positionals;
     const { db } = await openStores(String(values.db));
-    if (verb === 'create') console.log(tokenCreate(db, { role: values.role as string | undefined, name: values.name as string | undefined }));
+    const str = (k: string) => values[k] as string | undefined;
+    if (verb === 'create') console.log(tokenCreate(db, { role: str('role'), name: str('name'), agent: str('agent'), region: str('region'), node: str('node') }));
     else if (verb === 'list') console.log(tokenList(db));
     else if (verb === 'revoke' && id) console.log(tokenRevoke(db, id));
     else throw new UsageError('token needs create, list or revoke ID');
@@ -30,16 +38,16 @@ export class TokenError extends Error {}
 const when = (t: number | null) => (t === null ? '-' : new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ''));
 
 /** `arus token create`: the text to print, with the token shown this once. */
-export function tokenCreate(db: Db, input: { role: string | undefined; name?: string }): string {
+export function tokenCreate(db: Db, input: Binding & { role: string | undefined; name?: string }): string {
   if (!isRole(input.role)) throw new TokenError(`--role must be one of ${ROLES.join(', ')}${input.role === undefined ? '' : `, not "${input.role}"`}`);
   let created;
   try {
-    created = createTokenStore(db).create({ role: input.role, name: input.name });
+    created = createTokenStore(db).create({ role: input.role, name: input.name, agent: input.agent, region: input.region, node: input.node });
   } catch (err) {
     throw new TokenError((err as Error).message);
   }
   return [
-    `created token ${created.id} "${created.name}" with role ${created.role}:`,
+    `created token ${created.id} "${created.name}" with role ${created.role}${bindingText(created) ? `, bound to ${bindingText(created)}` : ''}:`,
     '',
     `  ${created.token}`,
     '',
@@ -52,8 +60,8 @@ export function tokenCreate(db: Db, input: { role: string | undefined; name?: st
 export function tokenList(db: Db): string {
   const tokens = createTokenStore(db).list();
   if (tokens.length === 0) return 'no tokens (create one with: arus token create --role viewer --name NAME)';
-  const head = ['id', 'name', 'role', 'created (UTC)', 'last used (UTC)', 'revoked (UTC)'];
-  const rows = tokens.map((t) => [String(t.id), t.name, t.role, when(t.createdAt), when(t.lastUsedAt), when(t.revokedAt)]);
+  const head = ['id', 'name', 'role', 'bound to', 'created (UTC)', 'last used (UTC)', 'revoked (UTC)'];
+  const rows = tokens.map((t) => [String(t.id), t.name, t.role, bindingText(t) || '-', when(t.createdAt), when(t.lastUsedAt), when(t.revokedAt)]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
@@ -68,4 +76,12 @@ export function tokenRevoke(db: Db, id: string | number): string {
   if (!token) throw new TokenError(`no token ${n} (see arus token list)`);
   if (!store.revoke(n)) return `token ${n} "${token.name}" was already revoked`;
   return `revoked token ${n} "${token.name}" (${token.role}): it is refused from now on`;
+}
+
+/** `agent jkt-1, region jkt`: what a token speaks for. */
+function bindingText(b: Binding): string {
+  return (['agent', 'region', 'node'] as const)
+    .filter((k) => b[k] !== undefined)
+    .map((k) => `${k} ${b[k]}`)
+    .join(', ');
 }

@@ -8,6 +8,7 @@ import { controlOptions } from './control.js';
 import { help, intOption, opt, parseListen } from './options.js';
 import { onSignal } from './signal.js';
 import { openStores } from './stores.js';
+import { controlLink, insecurePlaintext, serverTls, tlsHelp, tlsOpt } from './tls-options.js';
 import { UsageError } from './usage-error.js';
 
 const env = process.env;
@@ -26,8 +27,22 @@ ${help.regions}
 ${help.dns}
 ${help.api}
   --sim auto|off      start simulated model servers for loopback instances and check targets (default auto)
-  --probe-interval MS probe interval (default 500)`,
-  options: { ...opt.db, ...opt.regions, ...opt.dns, ...opt.api, sim: { type: 'string', default: 'auto' }, 'probe-interval': { type: 'string' } },
+  --probe-interval MS probe interval (default 500)
+${tlsHelp.server}
+                      (for the API; the in-process probes trust --ca)
+  --ca FILE           PEM CA the API's certificate chains to, for the in-process probes (ARUS_CA)
+${tlsHelp.insecure}`,
+  options: {
+    ...opt.db,
+    ...opt.regions,
+    ...opt.dns,
+    ...opt.api,
+    sim: { type: 'string', default: 'auto' },
+    'probe-interval': { type: 'string' },
+    ...tlsOpt.server,
+    ca: tlsOpt.client.ca,
+    ...tlsOpt.insecure,
+  },
   async run({ values }, log) {
     const [{ createMetrics }, { seedIfEmpty }, { startBalancer }, roles] = await Promise.all([
       import('../metrics/metrics.js'),
@@ -36,6 +51,7 @@ ${help.api}
       import('../roles.js'),
     ]);
     const { internalToken, simTargets, startControl, startDns, startProbes, startSims, staticTokensFrom } = roles;
+    const tls = await serverTls(values, log);
     const metrics = createMetrics();
     const { db, store, healthStore } = await openStores(String(values.db), metrics);
     const seeded = seedIfEmpty(store, String(values.regions));
@@ -45,24 +61,30 @@ ${help.api}
       if (values.sim !== 'auto') throw new UsageError('--sim must be auto or off');
       parts.push(await startSims({ listen: simTargets(store.getConfig()!), log }));
     }
-    const probeToken = internalToken();
+    // Each in-process agent has a token bound to itself, as agents elsewhere do.
+    const regions = store.getConfig()!.regions.map((r) => r.id);
+    const probeTokens = regions.map((region) => ({ token: internalToken(), role: 'probe' as const, name: `probe-${region}`, agent: `probe-${region}`, region }));
     const control = await startControl({
       ...controlOptions(values, env),
       db,
       store,
       healthStore,
       log,
-      staticTokens: staticTokensFrom(env, [{ token: probeToken, role: 'probe', name: 'in-process probes' }]),
+      staticTokens: staticTokensFrom(env, probeTokens),
       // The demo runs on loopback: its status page opens without a token there (ARUS_STATUS_OPEN=false to require one).
       status: { open: env.ARUS_STATUS_OPEN !== 'false' },
       metrics,
+      tls,
+      insecurePlaintext: insecurePlaintext(values),
     });
     parts.push(control);
+    if (tls) parts.push({ stop: () => tls.stop() });
     const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
     parts.push(dns);
     const balancers = await startBalancers(store.getConfig()!, { startBalancer, control: control.control, log, parts });
-    const regions = store.getConfig()!.regions.map((r) => r.id);
-    parts.push(await startProbes({ regions, controlUrl: control.url, token: probeToken, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
+    const link = await controlLink(values, control.url, log);
+    parts.push({ stop: () => link.http.close() });
+    parts.push(await startProbes({ agents: probeTokens, controlUrl: link.url, fetchImpl: link.http.fetch, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
     log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, balancers, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
     onSignal(parts, log);
   },

@@ -95,7 +95,11 @@ export const probeResults = sqliteTable(
 export const tokens = sqliteTable('tokens', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   name: text('name').notNull(),
-  role: text('role', { enum: ['admin', 'viewer', 'probe', 'dns'] }).notNull(),
+  role: text('role', { enum: ['admin', 'operator', 'viewer', 'probe', 'balancer', 'dns'] }).notNull(),
+  /** The one identity a machine token speaks for (db/tokens.ts BINDINGS): probe agent and region, balancer region, DNS node. */
+  agent: text('agent'),
+  region: text('region'),
+  node: text('node'),
   /** Lower-case hex SHA-256 of the token. */
   hash: text('hash').notNull().unique(),
   createdAt: integer('created_at').notNull(),

@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openDatabase, type Db } from './database.js';
-import { createTokenStore, hashToken, TOKEN_PREFIX, type TokenStore } from './tokens.js';
+import { BINDINGS, createTokenStore, hashToken, ROLES, TOKEN_PREFIX, type Binding, type Role, type TokenStore } from './tokens.js';
 
 // Pass-through spy: proves verify() decides with the constant-time comparison.
 vi.mock('node:crypto', async (importOriginal) => {
@@ -46,13 +46,14 @@ describe('token store', () => {
 
   it('lists tokens without tokens or hashes', () => {
     const a = store.create({ role: 'viewer', name: 'dash' });
-    store.create({ role: 'probe', name: 'probe-sg' });
+    store.create({ role: 'probe', name: 'probe-sg', agent: 'sg-1', region: 'sg' });
     const list = store.list();
     expect(list.map((t) => [t.id, t.name, t.role])).toEqual([
       [1, 'dash', 'viewer'],
       [2, 'probe-sg', 'probe'],
     ]);
     expect(list[0]).toEqual({ id: 1, name: 'dash', role: 'viewer', createdAt: clock, lastUsedAt: null, revokedAt: null });
+    expect(list[1]).toEqual({ id: 2, name: 'probe-sg', role: 'probe', agent: 'sg-1', region: 'sg', createdAt: clock, lastUsedAt: null, revokedAt: null });
     expect(JSON.stringify(list)).not.toContain(hashToken(a.token));
     expect(JSON.stringify(list)).not.toContain(a.token);
   });
@@ -60,8 +61,8 @@ describe('token store', () => {
   it('verifies its tokens and nothing else', () => {
     const viewer = store.create({ role: 'viewer', name: 'dash' });
     const admin = store.create({ role: 'admin', name: 'ops' });
-    expect(store.verify(viewer.token)).toEqual({ role: 'viewer', name: 'dash', tokenId: viewer.id });
-    expect(store.verify(admin.token)).toEqual({ role: 'admin', name: 'ops', tokenId: admin.id });
+    expect(store.verify(viewer.token)).toEqual({ role: 'viewer', name: 'dash', tokenId: viewer.id, via: 'token' });
+    expect(store.verify(admin.token)).toEqual({ role: 'admin', name: 'ops', tokenId: admin.id, via: 'token' });
     expect(store.verify('')).toBeUndefined();
     expect(store.verify('arus_')).toBeUndefined();
     expect(store.verify(viewer.token + ' ')).toBeUndefined();
@@ -123,8 +124,82 @@ describe('token store', () => {
   });
 
   it('never makes the same token twice', () => {
-    const made = Array.from({ length: 100 }, () => store.create({ role: 'probe' }).token);
+    const made = Array.from({ length: 100 }, (_, i) => store.create({ role: 'probe', agent: `sg-${i}`, region: 'sg' }).token);
     expect(new Set(made).size).toBe(100);
     for (const t of made.slice(0, 20)) expect(store.verify(t)?.role).toBe('probe');
+  });
+});
+
+describe('token bindings: a machine token speaks for one identity', () => {
+  it('binds each machine role to its identity, and people to none', () => {
+    expect(BINDINGS).toEqual({ admin: [], operator: [], viewer: [], probe: ['agent', 'region'], balancer: ['region'], dns: ['node'] });
+    expect(store.create({ role: 'probe', agent: 'jkt-1', region: 'jkt' })).toMatchObject({ id: 1, role: 'probe', name: 'jkt-1', agent: 'jkt-1', region: 'jkt' });
+    expect(store.create({ role: 'balancer', region: 'jkt' })).toMatchObject({ id: 2, role: 'balancer', name: 'balancer-jkt', region: 'jkt' });
+    expect(store.create({ role: 'dns', node: 'ns1' })).toMatchObject({ id: 3, role: 'dns', name: 'ns1', node: 'ns1' });
+    for (const role of ['admin', 'operator', 'viewer'] as const) {
+      const t = store.create({ role });
+      expect(t, role).toEqual({ id: t.id, role, name: `${role}-${t.id}`, token: t.token });
+    }
+    expect(rawRows().map((r) => [r.role, r.agent, r.region, r.node])).toEqual([
+      ['probe', 'jkt-1', 'jkt', null],
+      ['balancer', null, 'jkt', null],
+      ['dns', null, null, 'ns1'],
+      ['admin', null, null, null],
+      ['operator', null, null, null],
+      ['viewer', null, null, null],
+    ]);
+  });
+
+  it.each<{ role: Role; binding: Binding; error: string }>([
+    { role: 'probe', binding: {}, error: 'a probe credential names its agent: --agent ID' },
+    { role: 'probe', binding: { agent: 'jkt-1' }, error: 'a probe credential names its region: --region ID' },
+    { role: 'probe', binding: { region: 'jkt' }, error: 'a probe credential names its agent: --agent ID' },
+    { role: 'probe', binding: { agent: '', region: 'jkt' }, error: 'a probe credential names its agent: --agent ID' },
+    { role: 'probe', binding: { agent: 'jkt-1', region: 'jkt', node: 'ns1' }, error: 'a probe credential has no node (it names agent and region)' },
+    { role: 'balancer', binding: {}, error: 'a balancer credential names its region: --region ID' },
+    { role: 'balancer', binding: { region: 'jkt', agent: 'jkt-1' }, error: 'a balancer credential has no agent (it names region)' },
+    { role: 'dns', binding: {}, error: 'a dns credential names its node: --node ID' },
+    { role: 'dns', binding: { node: 'ns1', region: 'jkt' }, error: 'a dns credential has no region (it names node)' },
+    { role: 'admin', binding: { agent: 'jkt-1' }, error: 'an admin credential has no agent' },
+    { role: 'operator', binding: { region: 'jkt' }, error: 'an operator credential has no region' },
+    { role: 'viewer', binding: { node: 'ns1' }, error: 'a viewer credential has no node' },
+    { role: 'probe', binding: { agent: '../etc', region: 'jkt' }, error: '--agent must be 1 to 100 letters, digits, dots, dashes or underscores, starting with a letter or digit' },
+    { role: 'balancer', binding: { region: 'j k' }, error: '--region must be 1 to 100' },
+    { role: 'dns', binding: { node: 'n'.repeat(101) }, error: '--node must be 1 to 100' },
+    { role: 'dns', binding: { node: '-ns1' }, error: '--node must be 1 to 100' },
+  ])('refuses a $role token with $binding, saying why, and writes nothing', ({ role, binding, error }) => {
+    expect(() => store.create({ role, ...binding })).toThrow(error);
+    expect(rawRows()).toHaveLength(0);
+  });
+
+  it('verifies a token as its binding: the principal names the identity it speaks for', () => {
+    const probe = store.create({ role: 'probe', name: 'edge', agent: 'jkt-1', region: 'jkt' });
+    const balancer = store.create({ role: 'balancer', region: 'sg' });
+    const dns = store.create({ role: 'dns', node: 'ns1.example' });
+    const viewer = store.create({ role: 'viewer' });
+    expect(store.verify(probe.token)).toEqual({ role: 'probe', name: 'edge', tokenId: probe.id, via: 'token', agent: 'jkt-1', region: 'jkt' });
+    expect(store.verify(balancer.token)).toEqual({ role: 'balancer', name: 'balancer-sg', tokenId: balancer.id, via: 'token', region: 'sg' });
+    expect(store.verify(dns.token)).toEqual({ role: 'dns', name: 'ns1.example', tokenId: dns.id, via: 'token', node: 'ns1.example' });
+    expect(store.verify(viewer.token)).toEqual({ role: 'viewer', name: 'viewer-4', tokenId: viewer.id, via: 'token' });
+  });
+
+  it('lists every token with its binding, and people without one', () => {
+    store.create({ role: 'probe', agent: 'jkt-1', region: 'jkt' });
+    store.create({ role: 'balancer', region: 'jkt' });
+    store.create({ role: 'dns', node: 'ns1' });
+    store.create({ role: 'operator', name: 'oncall' });
+    const bindings = store.list().map(({ role, name, agent, region, node }) => ({ role, name, agent, region, node }));
+    expect(bindings).toEqual([
+      { role: 'probe', name: 'jkt-1', agent: 'jkt-1', region: 'jkt', node: undefined },
+      { role: 'balancer', name: 'balancer-jkt', agent: undefined, region: 'jkt', node: undefined },
+      { role: 'dns', name: 'ns1', agent: undefined, region: undefined, node: 'ns1' },
+      { role: 'operator', name: 'oncall', agent: undefined, region: undefined, node: undefined },
+    ]);
+    expect(Object.keys(store.list()[3])).not.toEqual(expect.arrayContaining(['agent']));
+  });
+
+  it('knows every role, the operator among them', () => {
+    expect(ROLES).toEqual(['admin', 'operator', 'viewer', 'probe', 'balancer', 'dns']);
+    expect(store.verify(store.create({ role: 'operator' }).token)?.role).toBe('operator');
   });
 });

@@ -4,18 +4,60 @@ import { guardOf, storageFault } from './faults.js';
 import * as schema from './schema.js';
 import type { Db } from './database.js';
 
-/** admin: everything; viewer: every read; probe: what probe agents and balancers call; dns: the snapshots DNS nodes answer from. */
-export type Role = 'admin' | 'viewer' | 'probe' | 'dns';
-/** Who a request is: the role and name of the credential it came with. */
-export type Principal = { role: Role; name: string; tokenId?: number };
+/**
+ * admin: everything; operator: every read, and drains; viewer: every read;
+ * probe: what one probe agent calls; balancer: what one region's balancer
+ * calls; dns: the snapshots one DNS node answers from.
+ */
+export type Role = 'admin' | 'operator' | 'viewer' | 'probe' | 'balancer' | 'dns';
 
-export const ROLES: readonly Role[] = ['admin', 'viewer', 'probe', 'dns'];
+/**
+ * The one identity a machine credential may speak for: a probe agent (and its
+ * region), a balancer's region, a DNS node. Control believes these, never a
+ * name the client writes in a request body.
+ */
+export type Binding = { agent?: string; region?: string; node?: string };
+
+/** Who a request is: the role, name and binding of the credential it came with. */
+export type Principal = Binding & { role: Role; name: string; tokenId?: number; via?: 'token' | 'certificate' };
+
+export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer', 'probe', 'balancer', 'dns'];
+
+/** Which binding each role's credential must carry, and may carry: people's carry none. */
+export const BINDINGS: Readonly<Record<Role, readonly (keyof Binding)[]>> = {
+  admin: [],
+  operator: [],
+  viewer: [],
+  probe: ['agent', 'region'],
+  balancer: ['region'],
+  dns: ['node'],
+};
+
+const BINDING_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const article = (role: Role) => (/^[aeiou]/.test(role) ? 'an' : 'a');
+
+/** The binding a credential of `role` must have, checked: every field it needs, none it may not have. Throws with the reason. */
+export function checkBinding(role: Role, binding: Binding): Binding {
+  const needed = BINDINGS[role];
+  const out: Binding = {};
+  for (const key of ['agent', 'region', 'node'] as const) {
+    const value = binding[key];
+    if (value === undefined || value === '') {
+      if (needed.includes(key)) throw new Error(`${article(role)} ${role} credential names its ${key}: --${key} ID`);
+      continue;
+    }
+    if (!needed.includes(key)) throw new Error(`${article(role)} ${role} credential has no ${key}${needed.length ? ` (it names ${needed.join(' and ')})` : ''}`);
+    if (!BINDING_ID.test(value)) throw new Error(`--${key} must be 1 to 100 letters, digits, dots, dashes or underscores, starting with a letter or digit`);
+    out[key] = value;
+  }
+  return out;
+}
 
 /** Every token this store makes starts with it, so a leaked one is easy to recognise (and to scan for). */
 export const TOKEN_PREFIX = 'arus_';
 
 /** A stored token as `list()` shows it: never the token, never its hash. */
-export type TokenInfo = {
+export type TokenInfo = Binding & {
   id: number;
   name: string;
   role: Role;
@@ -26,11 +68,11 @@ export type TokenInfo = {
 };
 
 /** What `create()` returns: the only time the plaintext token exists outside its holder. */
-export type CreatedToken = { id: number; name: string; role: Role; token: string };
+export type CreatedToken = Binding & { id: number; name: string; role: Role; token: string };
 
 export interface TokenStore {
-  /** Makes a token; `name` defaults to `<role>-<id>`. Throws on an unknown role or a bad name. */
-  create(input: { role: Role; name?: string }): CreatedToken;
+  /** Makes a token; `name` defaults to `<role>-<id>`. Throws on an unknown role, a bad name, or a binding the role does not take. */
+  create(input: Binding & { role: Role; name?: string }): CreatedToken;
   list(): TokenInfo[];
   /** True when the token was live and is now revoked; false when there is none or it already was. */
   revoke(id: number): boolean;
@@ -65,8 +107,9 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
   const triedAt = new Map<number, number>();
 
   return {
-    create({ role, name }) {
+    create({ role, name, ...bound }) {
       if (!isRole(role)) throw new Error(`unknown role "${String(role)}": use ${ROLES.join(', ')}`);
+      const binding = checkBinding(role, bound);
       const trimmed = name?.trim();
       // eslint-disable-next-line no-control-regex -- finding control characters is what this pattern is for
       if (name !== undefined && (!trimmed || trimmed.length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(trimmed)))
@@ -75,21 +118,23 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
       return guard.write(() => db.transaction(() => {
         const row = db
           .insert(tokens)
-          .values({ name: trimmed ?? '', role, hash: hashToken(token), createdAt: now() })
+          .values({ name: trimmed ?? '', role, hash: hashToken(token), createdAt: now(), agent: binding.agent ?? null, region: binding.region ?? null, node: binding.node ?? null })
           .returning({ id: tokens.id })
           .get();
-        const finalName = trimmed ?? `${role}-${row.id}`;
+        // A machine's token is named after what it speaks for: the agent, the node, the region's balancer.
+        const finalName = trimmed ?? binding.agent ?? binding.node ?? (binding.region ? `${role}-${binding.region}` : `${role}-${row.id}`);
         if (!trimmed) db.update(tokens).set({ name: finalName }).where(eq(tokens.id, row.id)).run();
-        return { id: row.id, name: finalName, role, token };
+        return { id: row.id, name: finalName, role, token, ...binding };
       }));
     },
 
     list() {
       return db
-        .select({ id: tokens.id, name: tokens.name, role: tokens.role, createdAt: tokens.createdAt, lastUsedAt: tokens.lastUsedAt, revokedAt: tokens.revokedAt })
+        .select()
         .from(tokens)
         .orderBy(tokens.id)
-        .all();
+        .all()
+        .map((t) => ({ id: t.id, name: t.name, role: t.role, ...bindingOf(t), createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt }));
     },
 
     revoke(id) {
@@ -120,7 +165,16 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
           if (!storageFault(err)) throw err;
         }
       }
-      return { role: row.role, name: row.name, tokenId: row.id };
+      return { role: row.role, name: row.name, tokenId: row.id, via: 'token', ...bindingOf(row) };
     },
   };
+}
+
+/** The binding a stored token carries: its non-null columns. */
+function bindingOf(row: { agent: string | null; region: string | null; node: string | null }): Binding {
+  const b: Binding = {};
+  if (row.agent !== null) b.agent = row.agent;
+  if (row.region !== null) b.region = row.region;
+  if (row.node !== null) b.node = row.node;
+  return b;
 }

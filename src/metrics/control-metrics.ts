@@ -1,5 +1,6 @@
 // Control's metrics: each region's state read at scrape time, the rows of the
-// events history (failovers among them), and probe results as they arrive.
+// events history (failovers among them), probe results as they arrive, and
+// requests refused for speaking for another identity than their credential's.
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 export type RegionState = 'up' | 'degraded' | 'down';
@@ -30,12 +31,22 @@ export function registerControlMetrics(prefix: string, registry: Registry) {
   for (const kind of FAILOVER_KINDS) failovers.inc({ kind }, 0);
   const probes = new Counter({ name: `${prefix}probe_results_total`, help: 'Probe results received, by the reporting agent\'s region and outcome.', labelNames: ['agent_region', 'result'], registers });
   const agentRegions = new Set<string>();
+  const refused = new Counter({
+    name: `${prefix}api_identity_refused_total`,
+    help: 'Requests refused (403) for speaking for another identity than their credential names: a probe report for another agent or region, capacity for another region, a DNS node under another name. By the credential\'s role and the binding broken.',
+    labelNames: ['role', 'binding'],
+    registers,
+  });
+  for (const [role, binding] of [['probe', 'agent'], ['probe', 'region'], ['balancer', 'region'], ['dns', 'node']]) refused.inc({ role, binding }, 0);
 
   return {
     observeRegions: (read: () => Iterable<[string, RegionState]>) => void (regionStates = read),
     recordEvent(kind: string) {
       events.inc({ kind });
       if (FAILOVER_KINDS.includes(kind)) failovers.inc({ kind });
+    },
+    recordIdentityRefused(role: string, binding: string) {
+      refused.inc({ role, binding });
     },
     recordProbeResults(results: readonly { ok: boolean; endpoint: string }[], agentRegion: string) {
       let ok = 0;

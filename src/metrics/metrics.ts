@@ -18,6 +18,8 @@ export interface Metrics {
   observeResponder(responder: Responder): void;
   /** Counts an events-table row by kind; `failover` and `failback` also count as failovers. */
   recordEvent(kind: string): void;
+  /** Counts a request refused for speaking for another identity than its credential's. */
+  recordIdentityRefused(role: string, binding: string): void;
   /** Counts one probe report's results, by the reporting agent's region and outcome. */
   recordProbeResults(results: readonly { ok: boolean; endpoint: string }[], agentRegion: string): void;
   /**

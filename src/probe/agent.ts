@@ -1,8 +1,9 @@
 import { anchoredClock } from '../health/clock.js';
 import type { Logger } from '../log.js';
 import { createResultBuffer } from './buffer.js';
-import { createControlClient } from './control.js';
+import { createControlClient, type FetchLike } from './control.js';
 import { createControlSession } from './control-session.js';
+import type { CheckTls } from './check.js';
 import { createRoundChecks } from './round-checks.js';
 
 export type ProbeAgentOptions = {
@@ -25,7 +26,10 @@ export type ProbeAgentOptions = {
   /** Timeout of each request to control; 2000 unless set. */
   requestTimeoutMs?: number;
   log: Logger;
-  fetchImpl?: typeof fetch;
+  /** How control is reached: `fetch` unless set (the TLS client of src/tls/client.ts in production). */
+  fetchImpl?: FetchLike;
+  /** What HTTPS checks trust besides the system's CAs (the agent's --ca). */
+  checkTls?: CheckTls;
 };
 
 export type ProbeAgentStats = {
@@ -87,7 +91,7 @@ export function createProbeAgent(opts: ProbeAgentOptions): ProbeAgent {
       return stopper.signal;
     },
   };
-  const checks = createRoundChecks({ buffer, clock, life });
+  const checks = createRoundChecks({ buffer, clock, life, tls: opts.checkTls });
   const session = createControlSession({
     control,
     buffer,

@@ -1,10 +1,14 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
+import { rootCertificates } from 'node:tls';
 import type { Check } from '../config/schema.js';
 import { deadline } from './deadline.js';
 
 export type CheckOutcome = { ok: true; rttMs: number } | { ok: false; error: string };
+
+/** What an HTTPS check trusts: the system's CAs, and these too (a private CA, as --ca gives the agent). */
+export type CheckTls = { extraCa?: readonly (string | Buffer)[] };
 
 /** Reads at most this much of a body (in characters) looking for `bodyContains`. */
 const MAX_BODY = 1 << 20;
@@ -15,10 +19,10 @@ const MAX_ERROR = 200;
  * is seen on the next check), within the check's timeout. Never throws.
  * `stop` cancels it (the agent is shutting down).
  */
-export async function runCheck(check: Check, stop?: AbortSignal): Promise<CheckOutcome> {
+export async function runCheck(check: Check, stop?: AbortSignal, tls?: CheckTls): Promise<CheckOutcome> {
   if (stop?.aborted) return { ok: false, error: 'probe stopped' };
   try {
-    return await (check.type === 'http' ? httpCheck(check, stop) : tcpCheck(check, stop));
+    return await (check.type === 'http' ? httpCheck(check, stop, tls) : tcpCheck(check, stop));
   } catch (err) {
     return { ok: false, error: describe(err) }; // a URL or option Node refuses outright
   }
@@ -34,7 +38,7 @@ export function checkKey(check: Check): string {
 type HttpCheck = Extract<Check, { type: 'http' }>;
 type TcpCheck = Extract<Check, { type: 'tcp' }>;
 
-function httpCheck(check: HttpCheck, stop?: AbortSignal): Promise<CheckOutcome> {
+function httpCheck(check: HttpCheck, stop?: AbortSignal, tls?: CheckTls): Promise<CheckOutcome> {
   const limit = deadline(check.timeoutMs, stop);
   const url = new URL(check.url);
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -53,7 +57,8 @@ function httpCheck(check: HttpCheck, stop?: AbortSignal): Promise<CheckOutcome> 
       settle({ ok: false, error: limit.timedOut() ? `timeout after ${check.timeoutMs} ms` : stop?.aborted ? 'probe stopped' : describe(err) });
 
     // agent: false is a one-off connection with `Connection: close`; redirects are not followed.
-    const req = request(url, { method: 'GET', agent: false, signal: limit.signal, headers: { 'user-agent': 'arus-probe', accept: '*/*' } });
+    const ca = url.protocol === 'https:' && tls?.extraCa?.length ? { ca: [...rootCertificates, ...tls.extraCa] } : {};
+    const req = request(url, { method: 'GET', agent: false, signal: limit.signal, headers: { 'user-agent': 'arus-probe', accept: '*/*' }, ...ca });
     req.once('error', fail);
     req.once('response', (res: IncomingMessage) => {
       res.once('error', fail);

@@ -9,7 +9,10 @@ export interface ControlClient {
   report(report: ProbeReport, signal: AbortSignal): Promise<ProbeReportAck>;
 }
 
-export function createControlClient(opts: { url: string; token: string; timeoutMs: number; fetchImpl?: typeof fetch }): ControlClient {
+/** `fetch`, narrowed to what the agent calls it with (the TLS client of src/tls/client.ts is one). */
+export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
+
+export function createControlClient(opts: { url: string; token: string; timeoutMs: number; fetchImpl?: FetchLike }): ControlClient {
   const base = opts.url.replace(/\/+$/, '');
   const doFetch = opts.fetchImpl ?? fetch;
 
@@ -29,7 +32,7 @@ export function createControlClient(opts: { url: string; token: string; timeoutM
   async function exchange(method: string, path: string, body: unknown, signal: AbortSignal): Promise<string> {
     const res = await doFetch(`${base}${path}`, {
       method,
-      headers: { authorization: `Bearer ${opts.token}`, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
       signal,
     });
@@ -68,8 +71,9 @@ export function createControlClient(opts: { url: string; token: string; timeoutM
   };
 }
 
-/** fetch hides the socket error in `cause`: "fetch failed" says nothing. */
+/** fetch hides the socket error in `cause`: "fetch failed" says nothing. A TLS client's errors already say what failed and why. */
 function fetchError(err: unknown): string {
-  const e = err as Error & { cause?: Error };
+  const e = err as Error & { cause?: Error; reason?: unknown };
+  if (e?.name === 'ControlLinkError' && typeof e.reason === 'string') return e.reason;
   return e.cause?.message || e.message || String(err);
 }

@@ -1,6 +1,6 @@
 import type { Check } from '../config/schema.js';
 import type { ResultBuffer } from './buffer.js';
-import { checkKey, runCheck } from './check.js';
+import { checkKey, runCheck, type CheckTls } from './check.js';
 import type { ProbeResult, ProbeTargets } from './types.js';
 
 // One round's checks: endpoints sharing a check are probed once, a check
@@ -26,6 +26,8 @@ export type RoundChecksDeps = {
   clock: () => number;
   /** The agent's state: results arriving after a stop are dropped; the signal cancels the checks. */
   life: { readonly running: boolean; readonly signal: AbortSignal };
+  /** How HTTPS checks verify what they check (a private CA beside the system's). */
+  tls?: CheckTls;
 };
 
 export function createRoundChecks(deps: RoundChecksDeps): RoundChecks {
@@ -50,7 +52,7 @@ export function createRoundChecks(deps: RoundChecksDeps): RoundChecks {
       for (const g of groups) {
         if (checking.has(g.key)) continue;
         count++;
-        const p = runCheck(g.check, life.signal)
+        const p = runCheck(g.check, life.signal, deps.tls)
           .then((outcome) => {
             if (!life.running) return;
             const at = Math.round(clock());

@@ -34,7 +34,7 @@ function listen(server: Server): Promise<string> {
 /** The real control API on a loopback port, with a dns token. */
 async function realControl() {
   const api = testApi();
-  const token = createTokenStore(api.db).create({ role: 'dns' }).token;
+  const token = createTokenStore(api.db).create({ role: 'dns', node: 'dns-test' }).token;
   const serve = getRequestListener(api.app.fetch);
   return { api, token, url: await listen(createServer((req, res) => void serve(req, res))) };
 }

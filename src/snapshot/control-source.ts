@@ -7,9 +7,11 @@ import { createSnapshotSwap, type SnapshotSwap } from './swap.js';
 export type ControlSourceOptions = {
   /** Control's API, e.g. http://10.0.0.5:8080 */
   url: string;
+  /** How control is reached: `fetch` unless set (the TLS client of src/tls/client.ts in production). */
+  fetchImpl?: (url: string, init?: RequestInit) => Promise<Response>;
   /** A dns (or viewer, or admin) token. */
   token: string;
-  /** This node's name in control's history (default `dns-<host name>`). */
+  /** This node's name in control's history (default: the node its credential names, or the credential's name). */
   node?: string;
   /** Where the last good snapshot is kept; none: a restart waits for control. */
   file?: SnapshotFile;
@@ -66,6 +68,7 @@ export function createControlStateSource(opts: ControlSourceOptions): ControlSta
   const stream = startControlStream({
     url: opts.url,
     token: opts.token,
+    fetchImpl: opts.fetchImpl,
     node: opts.node,
     backoff: opts.backoff,
     connectTimeoutMs: opts.connectTimeoutMs,

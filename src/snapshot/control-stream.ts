@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import type { Logger } from '../log.js';
 import { connectStream } from './stream-connection.js';
 
@@ -10,8 +9,10 @@ import { connectStream } from './stream-connection.js';
 export type ControlStreamOptions = {
   /** Control's API, e.g. http://10.0.0.5:8080 */
   url: string;
+  /** How control is reached: `fetch` unless set (the TLS client of src/tls/client.ts in production). */
+  fetchImpl?: (url: string, init?: RequestInit) => Promise<Response>;
   token: string;
-  /** This node's name in control's history (default `dns-<host name>`). */
+  /** This node's name in control's history (default: the node its credential names, or the credential's name). */
   node?: string;
   /** Reconnect delays: exponential from `minMs` up to `maxMs`, each jittered to 50–100 %. Default 200 ms to 5 s. */
   backoff?: { minMs?: number; maxMs?: number };
@@ -63,13 +64,13 @@ export function startControlStream(opts: ControlStreamOptions): ControlStream {
   async function connectOnce(): Promise<void> {
     const ac = new AbortController();
     connection = ac;
-    const query = new URLSearchParams({ node: opts.node ?? `dns-${hostname()}` });
+    const query = new URLSearchParams(opts.node ? { node: opts.node } : {});
     const version = opts.version();
     if (version !== undefined) query.set('version', String(version));
     if (lostAt !== undefined) query.set('gapMs', String(Math.max(0, now() - lostAt)));
     try {
       const on = { hello, snapshot: opts.onSnapshot };
-      await connectStream({ url: `${base}/v1/snapshots/stream?${query}`, token: opts.token, silenceMs: opts.connectTimeoutMs ?? 10_000, ac, on });
+      await connectStream({ url: `${base}/v1/snapshots/stream?${query}`, token: opts.token, fetchImpl: opts.fetchImpl, silenceMs: opts.connectTimeoutMs ?? 10_000, ac, on });
     } finally {
       connection = undefined;
     }
@@ -129,5 +130,7 @@ function startTimer(fn: () => void, ms: number): () => void {
 /** The message of a fetch failure, an abort's reason, or a thrown Error. */
 function failureOf(err: unknown): string {
   const e = err as Error & { cause?: { code?: string; message?: string } };
+  // A TLS client's errors already say which URL failed, and why.
+  if (e?.name === 'ControlLinkError') return e.message;
   return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
 }

@@ -15,6 +15,8 @@ export type StreamConnectionOptions = {
   /** The stream's URL, query included. */
   url: string;
   token: string;
+  /** How control is reached: `fetch` unless set (the TLS client of src/tls/client.ts in production). */
+  fetchImpl?: (url: string, init?: RequestInit) => Promise<Response>;
   /** Control not heard from for this long before its `hello` (which names its keep-alive interval): give up. */
   silenceMs: number;
   /** Aborts the connection (stop, or the watchdog). */
@@ -34,7 +36,7 @@ export async function connectStream(opts: StreamConnectionOptions): Promise<void
   };
   heard();
   try {
-    const res = await fetch(opts.url, { headers: { authorization: `Bearer ${opts.token}`, accept: 'text/event-stream' }, signal: ac.signal });
+    const res = await (opts.fetchImpl ?? fetch)(opts.url, { headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), accept: 'text/event-stream' }, signal: ac.signal });
     if (res.status !== 200 || !res.body) {
       const body = await res.text().catch(() => '');
       throw new Error(`control answered ${res.status}: ${body.slice(0, 200)}`);

@@ -19,7 +19,7 @@ beforeEach(() => {
   tokens = {
     admin: store.create({ role: 'admin' }).token,
     viewer: store.create({ role: 'viewer' }).token,
-    probe: store.create({ role: 'probe' }).token,
+    probe: store.create({ role: 'probe', agent: 'sg-1', region: 'sg' }).token,
   };
   const auth = createAuth({ tokens: store, sleep: async () => {} });
   app = new OpenAPIHono<Env>();

@@ -1,6 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { AuditStore } from '../../db/audit.js';
+import { ROLES } from '../../db/tokens.js';
 import { problem, type Env, type Role } from '../env.js';
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
@@ -37,7 +38,7 @@ const entry = z
     id: z.number().int(),
     time: z.number().int().openapi({ description: 'ms since the epoch' }),
     actor: z.string(),
-    role: z.enum(['admin', 'viewer', 'probe', 'dns']),
+    role: z.enum(ROLES),
     action: z.string().openapi({ example: 'PUT /v1/regions/sg' }),
     subject: z.string().openapi({ example: 'region:sg' }),
     before: z.unknown().openapi({ description: 'the subject before the write; null when it did not exist' }),

@@ -1,7 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Api, ApiDeps } from '../deps.js';
 import { problem } from '../env.js';
-import { anyJson, errors, json, writeErrors } from './shared.js';
+import { mismatch, refuseIdentity } from '../identity.js';
+import { anyJson, errorBody, errors, json, writeErrors } from './shared.js';
 
 const report = z
   .strictObject({
@@ -24,12 +25,14 @@ export function capacityRoutes(app: Api, deps: ApiDeps) {
       path: '/v1/balancers/{region}',
       tags: ['capacity'],
       summary: "A region's balancer configuration (for `arus balancer`)",
-      middleware: [deps.auth.requireRole('probe')] as const,
+      middleware: [deps.auth.requireRole('balancer')] as const,
       request: { params: z.object({ region: z.string().min(1).max(32).openapi({ param: { name: 'region', in: 'path' }, example: 'jkt' }) }) },
       responses: { 200: json(anyJson, 'the balancer section of the region document'), ...errors },
     }),
     (c) => {
       const { region } = c.req.valid('param');
+      const refused = mismatch(c.get('principal'), { region });
+      if (refused) return refuseIdentity(c, deps, { subject: `region:${region}`, claim: { region }, refused });
       const doc = deps.store.getConfig()?.regions.find((r) => r.id === region);
       if (!doc) return problem(c, 404, `no region "${region}"`);
       if (!doc.balancer) return problem(c, 404, `region ${region} has no balancer section`);
@@ -43,12 +46,14 @@ export function capacityRoutes(app: Api, deps: ApiDeps) {
       path: '/v1/capacity',
       tags: ['capacity'],
       summary: 'A balancer reports its capacity',
-      middleware: [deps.auth.requireRole('probe')] as const,
+      middleware: [deps.auth.requireRole('balancer')] as const,
       request: { body: { content: { 'application/json': { schema: report } }, required: true } },
-      responses: { 200: json(z.object({ accepted: z.boolean() }), 'accepted'), ...writeErrors },
+      responses: { 200: json(z.object({ accepted: z.boolean() }), 'accepted'), ...writeErrors, 403: json(errorBody, 'the report is for another region than the credential names') },
     }),
     (c) => {
       const r = c.req.valid('json');
+      const refused = mismatch(c.get('principal'), { region: r.region });
+      if (refused) return refuseIdentity(c, deps, { subject: `region:${r.region}`, claim: { region: r.region }, refused });
       if (!deps.store.getConfig()?.regions.some((x) => x.id === r.region)) return problem(c, 404, `no region "${r.region}"`);
       deps.control.reportCapacity({ ...r, at: Date.now() });
       return c.json({ accepted: true }, 200);

@@ -37,7 +37,7 @@ export function drainRoutes(app: Api, deps: ApiDeps) {
           path: `${l.path}/${a.action}`,
           tags: ['drain'],
           summary: `${a.summary} (${l.level})`,
-          middleware: [deps.auth.requireRole('admin')] as const,
+          middleware: [deps.auth.requireRole('operator')] as const,
           request: { params: l.params, body: { content: { 'application/json': { schema: reasonBody } }, required: a.mode !== 'none' } },
           responses: { 200: json(done, 'the override now in force'), ...writeErrors },
         }),

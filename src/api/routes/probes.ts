@@ -2,6 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { ReportRefused } from '../../control/control.js';
 import type { Api, ApiDeps } from '../deps.js';
 import { problem } from '../env.js';
+import { mismatch, refuseIdentity } from '../identity.js';
 import { anyJson, errorBody, errors, json, writeErrors } from './shared.js';
 
 /** Results in one report at most: an agent with more sends them over several (the body limit is 1 MiB anyway). */
@@ -42,11 +43,15 @@ export function probeRoutes(app: Api, deps: ApiDeps) {
       responses: {
         200: json(z.object({ accepted: z.number(), targets: z.number() }), 'accepted; `targets` is the targets version'),
         ...writeErrors,
+        403: json(errorBody, "the body's agent is not the one the credential names"),
         429: json(errorBody, 'the agent reports too often, or is one agent too many: Retry-After says when to send again'),
       },
     }),
     (c) => {
       const body = c.req.valid('json');
+      const claim = { agent: body.agent.id, region: body.agent.region };
+      const refused = mismatch(c.get('principal'), claim);
+      if (refused) return refuseIdentity(c, deps, { subject: `agent:${body.agent.id}`, claim, refused });
       try {
         const ack = deps.control.report(body.agent, body.results);
         deps.onProbeReport?.(body.results, body.agent.region);

@@ -6,7 +6,7 @@ import { testApi } from '../testing.js';
 
 function withDnsToken() {
   const api = testApi();
-  const dns = createTokenStore(api.db).create({ role: 'dns', name: 'dns-sg-1' }).token;
+  const dns = createTokenStore(api.db).create({ role: 'dns', node: 'dns-sg-1' }).token;
   const get = (path: string, token: string) => api.app.request(path, { headers: { authorization: `Bearer ${token}` } });
   return { ...api, dns, get };
 }
@@ -71,12 +71,12 @@ describe('snapshot routes', () => {
     await viewer.body!.cancel();
     expect(gaps()).toEqual([]);
 
-    const res = await api.get('/v1/snapshots/stream?node=dns-jkt-2&version=3&gapMs=12345', api.dns);
+    const res = await api.get('/v1/snapshots/stream?node=dns-sg-1&version=3&gapMs=12345', api.dns);
     expect(res.status).toBe(200);
     await res.body!.cancel();
     const [gap] = gaps();
-    expect(gap).toMatchObject({ subject: 'dns:dns-jkt-2', oldState: 'disconnected', newState: 'connected', data: { node: 'dns-jkt-2', gapMs: 12345, version: 3 } });
-    expect(gap.reason).toMatch(/dns node dns-jkt-2 reached control again after 12\.3 s without it, answering from its last snapshot \(version 3\)/);
+    expect(gap).toMatchObject({ subject: 'dns:dns-sg-1', oldState: 'disconnected', newState: 'connected', data: { node: 'dns-sg-1', gapMs: 12345, version: 3 } });
+    expect(gap.reason).toMatch(/dns node dns-sg-1 reached control again after 12\.3 s without it, answering from its last snapshot \(version 3\)/);
   });
 
   it('refuse a bad query with the field named', async () => {

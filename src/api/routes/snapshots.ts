@@ -3,6 +3,7 @@ import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import { encodeSnapshot } from '../../snapshot/document.js';
 import type { Snapshot } from '../../snapshot/snapshot.js';
 import type { Api, ApiDeps } from '../deps.js';
+import { mismatch, refuseIdentity } from '../identity.js';
 import { anyJson, errors } from './shared.js';
 
 /** How often an idle stream carries a `ping`; a node that hears nothing for three of these reconnects. */
@@ -51,7 +52,7 @@ export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: nu
       request: {
         query: z.object({
           // eslint-disable-next-line no-control-regex -- refusing control characters is what this pattern is for
-          node: z.string().min(1).max(100).regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable').optional().openapi({ description: "the node's name (default: the token's name)", example: 'dns-sg-1' }),
+          node: z.string().min(1).max(100).regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable').optional().openapi({ description: "the node's name; a dns credential may name only the node it is bound to (the default)", example: 'dns-sg-1' }),
           version: z.coerce.number().int().min(0).optional().openapi({ description: 'the version the node answers from' }),
           gapMs: z.coerce.number().int().min(0).optional().openapi({ description: 'how long the node has been without control' }),
         }),
@@ -61,7 +62,9 @@ export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: nu
     (c) => {
       const q = c.req.valid('query');
       const principal = c.get('principal');
-      const node = q.node ?? principal.name;
+      const node = q.node ?? principal.node ?? principal.name;
+      const refused = principal.role === 'dns' ? mismatch(principal, { node }) : undefined;
+      if (refused) return refuseIdentity(c, deps, { subject: `dns:${node}`, claim: { node }, refused });
       const current = deps.control.current().snapshot;
       // A viewer may watch; only a node's own token (or an admin) writes to the history.
       if (q.gapMs !== undefined && (principal.role === 'dns' || principal.role === 'admin')) recordReconnect(deps, node, q.gapMs, q.version, current);

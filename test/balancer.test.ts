@@ -6,15 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
 import { createSimServer, type SimServer } from '../src/sim/server.js';
 import { startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { createToken } from './helpers/credentials.js';
 import { regionsWithChecks } from './helpers/regions.js';
 
-const env = { ARUS_ADMIN_TOKEN: 'bal-admin', ARUS_PROBE_TOKEN: 'bal-probe' };
+const env = { ARUS_ADMIN_TOKEN: 'bal-admin' };
 
 describe('arus balancer, apart from control', () => {
   const sims: SimServer[] = [];
   const procs: Running[] = [];
   let control: Running;
   let balancerPort: number;
+  /** A balancer token for each region, bound to it. */
+  const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
     for (let i = 0; i < 2; i++) {
@@ -35,9 +38,10 @@ describe('arus balancer, apart from control', () => {
 ${sims.map((s, i) => `    - { id: bkk-${i + 1}, url: "http://127.0.0.1:${s.port}", models: [llama-3-8b] }`).join('\n')}
 `,
     );
+    for (const region of ['bkk', 'sg']) tokens[region] = createToken(join(dir, 'arus.db'), { role: 'balancer', region });
     control = await startArus(['control', '--db', join(dir, 'arus.db'), '--regions', regions, '--api-listen', '127.0.0.1:0'], { env });
     procs.push(control);
-    const balancer = await startArus(['balancer', '--region', 'bkk', '--control', control.api!, '--token', env.ARUS_PROBE_TOKEN, '--id', 'bkk-lb-1'], { env });
+    const balancer = await startArus(['balancer', '--region', 'bkk', '--control', control.api!, '--token', tokens.bkk, '--id', 'bkk-lb-1'], { env });
     procs.push(balancer);
     balancerPort = balancer.logs.find((l) => l.msg === 'balancer listening')!.port as number;
   }, 40_000);
@@ -70,6 +74,6 @@ ${sims.map((s, i) => `    - { id: bkk-${i + 1}, url: "http://127.0.0.1:${s.port}
   });
 
   it('refuses to start for a region without a balancer section, saying why', async () => {
-    await expect(startArus(['balancer', '--region', 'sg', '--control', control.api!, '--token', env.ARUS_PROBE_TOKEN], { env, timeoutMs: 10_000 })).rejects.toThrow(/region sg has no balancer section/);
+    await expect(startArus(['balancer', '--region', 'sg', '--control', control.api!, '--token', tokens.sg], { env, timeoutMs: 10_000 })).rejects.toThrow(/region sg has no balancer section/);
   });
 });

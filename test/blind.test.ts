@@ -6,12 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
 import { createSimServer, type SimServer } from '../src/sim/server.js';
 import { arusAsync, startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { createToken } from './helpers/credentials.js';
 import { digAsync, hasDig } from './helpers/dig.js';
 import { REGION_IDS, regionsWithChecks } from './helpers/regions.js';
 
 const requireDig = process.env.CI ? true : hasDig;
 const JKT = ['127.0.1.21', '127.0.1.22'];
-const env = { ARUS_ADMIN_TOKEN: 'blind-admin', ARUS_PROBE_TOKEN: 'blind-probe' };
+const env = { ARUS_ADMIN_TOKEN: 'blind-admin' };
 
 describe.skipIf(!requireDig)('a blind probe fleet', () => {
   const sims: SimServer[] = [];
@@ -33,11 +34,12 @@ describe.skipIf(!requireDig)('a blind probe fleet', () => {
     const dir = tempDir();
     dbFile = join(dir, 'arus.db');
     const regions = regionsWithChecks(dir, (z) => ports.get(z));
+    const probeToken = createToken(dbFile, { role: 'probe', agent: 'probe-sg-1', region: 'sg' });
     const control = await startArus(['control', '--db', dbFile, '--regions', regions, '--api-listen', '127.0.0.1:0'], { env });
     procs.push(control);
     dns = await startArus(['dns', '--db', dbFile, '--dns-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'], { env });
     procs.push(dns);
-    procs.push(await startArus(['probe', '--region', 'sg', '--control', control.api!, '--token', env.ARUS_PROBE_TOKEN, '--id', 'probe-sg-1'], { env }));
+    procs.push(await startArus(['probe', '--region', 'sg', '--control', control.api!, '--token', probeToken, '--id', 'probe-sg-1'], { env }));
     await until(eventKinds, (k) => k.includes('agent.joined'));
   }, 40_000);
 

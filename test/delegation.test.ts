@@ -7,7 +7,8 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { arus, startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { createToken } from './helpers/credentials.js';
 import { digAsync, type DigResult } from './helpers/dig.js';
 import { additional, delegatedRegions, missingTools, PACKAGES, pickAddresses, startNsd, startUnbound, type Addresses, type Daemon, type Unbound } from './helpers/delegation.js';
 
@@ -42,14 +43,15 @@ describe.skipIf(!run)('delegation: NSD parent → two Arus nodes, through Unboun
   let dbFile: string;
   let control: Running;
   let controlUrl: string;
-  let token: string;
+  /** Each node's own dns token, bound to its name. */
+  const tokens: Record<'ns1' | 'ns2', string> = { ns1: '', ns2: '' };
   let nsd: Daemon;
   let unbound: Unbound;
   const nodes: Partial<Record<'ns1' | 'ns2', Running>> = {};
 
   const startNode = (name: 'ns1' | 'ns2') =>
     startArus(
-      ['dns', '--control', controlUrl, '--token', token, '--id', `dns-${name}`, '--snapshot', join(dir, name, 'snapshot.json'), '--dns-listen', `${a[name]}:53`, '--metrics-listen', '127.0.0.1:0'],
+      ['dns', '--control', controlUrl, '--token', tokens[name], '--id', `dns-${name}`, '--snapshot', join(dir, name, 'snapshot.json'), '--dns-listen', `${a[name]}:53`, '--metrics-listen', '127.0.0.1:0'],
       { timeoutMs: 30_000 },
     );
   const kill9 = async (r: Running) => {
@@ -67,9 +69,7 @@ describe.skipIf(!run)('delegation: NSD parent → two Arus nodes, through Unboun
     for (const n of ['ns1', 'ns2']) mkdirSync(join(dir, n));
     dbFile = join(dir, 'arus.db');
     const regions = delegatedRegions(dir, a);
-    const created = arus(['token', 'create', '--role', 'dns', '--name', 'delegation', '--db', dbFile]);
-    expect(created.code, created.stderr).toBe(0);
-    token = /arus_\S+/.exec(created.stdout)![0];
+    for (const n of ['ns1', 'ns2'] as const) tokens[n] = createToken(dbFile, { role: 'dns', node: `dns-${n}` });
     control = await startArus(['control', '--db', dbFile, '--regions', regions, '--api-listen', '127.0.0.1:0'], { env: { ARUS_ADMIN_TOKEN: 'delegation-admin' }, timeoutMs: 30_000 });
     controlUrl = control.api!;
     const [n1, n2, parent] = await Promise.all([startNode('ns1'), startNode('ns2'), startNsd(dir, a)]);

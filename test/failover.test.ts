@@ -8,6 +8,7 @@ import type { StoredEvent } from '../src/db/history.js';
 import { createStore } from '../src/db/store.js';
 import type { SimServer } from '../src/sim/server.js';
 import { startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { createToken } from './helpers/credentials.js';
 import { dig, hasDig } from './helpers/dig.js';
 import { regionsWithChecks, startZoneSims } from './helpers/regions.js';
 import { configRules } from '../src/config/rules.js';
@@ -16,12 +17,13 @@ const requireDig = process.env.CI ? true : hasDig;
 const JKT = ['127.0.1.21', '127.0.1.22'];
 const SG = ['127.0.1.11', '127.0.1.12'];
 const ADMIN = 'test-admin-token';
-const PROBE = 'test-probe-token';
 
 describe.skipIf(!requireDig)('failover with live probes', () => {
   const sims = new Map<string, SimServer>();
   let server: Running;
   let dbFile: string;
+  /** The probe token of an agent outside `arus up` (its own agents have theirs), bound to it. */
+  let partitioned: string;
   const indonesia = () =>
     dig('127.0.0.1', server.dnsPort, ['api.gslb.example.com', 'A', '+subnet=36.66.0.0/24'])
       .answers.filter((a) => a.type === 'A')
@@ -43,9 +45,10 @@ describe.skipIf(!requireDig)('failover with live probes', () => {
     const dir = tempDir();
     dbFile = join(dir, 'arus.db');
     const regions = regionsWithChecks(dir, (zone) => sims.get(zone)!.port);
+    partitioned = createToken(dbFile, { role: 'probe', agent: 'probe-partitioned', region: 'mnl' });
     server = await startArus(
       ['up', '--db', dbFile, '--regions', regions, '--dns-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--sim', 'off'],
-      { env: { ARUS_ADMIN_TOKEN: ADMIN, ARUS_PROBE_TOKEN: PROBE } },
+      { env: { ARUS_ADMIN_TOKEN: ADMIN } },
     );
     // Every agent has reported and voted.
     await until(
@@ -96,12 +99,12 @@ describe.skipIf(!requireDig)('failover with live probes', () => {
 
   it('ignores one partitioned agent that sees Jakarta failing while four see it healthy', async () => {
     const downs = events('endpoint.down').length;
-    const targets = ((await (await fetch(`${server.api}/v1/probes/targets`, { headers: { authorization: `Bearer ${PROBE}` } })).json()) as { targets: { endpoint: string }[] }).targets;
+    const targets = ((await (await fetch(`${server.api}/v1/probes/targets`, { headers: { authorization: `Bearer ${partitioned}` } })).json()) as { targets: { endpoint: string }[] }).targets;
     const jkt = targets.filter((t) => t.endpoint.startsWith('jkt/')).map((t) => t.endpoint);
     for (let i = 0; i < 12; i++) {
       const res = await fetch(`${server.api}/v1/probes/report`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${PROBE}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${partitioned}`, 'content-type': 'application/json' },
         body: JSON.stringify({ agent: { id: 'probe-partitioned', region: 'mnl' }, results: jkt.map((endpoint) => ({ endpoint, ok: false, error: 'connect ETIMEDOUT', at: Date.now() })) }),
       });
       expect(res.status).toBe(200);

@@ -6,14 +6,14 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { createTokens } from './helpers/credentials.js';
 import { digAsync, hasDig } from './helpers/dig.js';
 import { fill, mountTmpfs, pool, rssKb, unfill } from './helpers/faults.js';
 import { REGION_IDS, regionsWithChecks } from './helpers/regions.js';
 
 const requireDig = process.env.CI ? true : hasDig;
 const ADMIN = 'faults-admin-token';
-const PROBE = 'faults-probe-token';
-const env = { ARUS_ADMIN_TOKEN: ADMIN, ARUS_PROBE_TOKEN: PROBE };
+const env = { ARUS_ADMIN_TOKEN: ADMIN };
 const JKT = ['127.0.1.21', '127.0.1.22'];
 
 type Region = { id: string; name: string; zones: { id: string; endpoints: { address: string }[] }[] };
@@ -39,16 +39,35 @@ const indonesia = async (server: Running) =>
     .map((a) => a.data)
     .sort();
 
+/** A probe token for each agent, bound to it and its region, written before control opens `db`; returns agent id → its token. */
+function probeTokens(db: string, agents: { id: string; region: string }[]): (agent: string) => string {
+  const tokens = createTokens(db, agents.map((a) => ({ role: 'probe', agent: a.id, region: a.region })));
+  const of = new Map(agents.map((a, i) => [a.id, tokens[i]]));
+  return (agent) => {
+    const token = of.get(agent);
+    if (!token) throw new Error(`no probe token made for ${agent}`);
+    return token;
+  };
+}
+
 const endpointsOf = (regions: Region[]) => regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints.map((e) => `${r.id}/${z.id}/${e.address}`)));
 
 describe.skipIf(!requireDig)('faults: arus up while another process locks its database, and under a flood of probe reports', () => {
   let server: Running;
   let dbFile: string;
+  let probe: (agent: string) => string;
   const api = client(() => server.api!);
+  const AGENTS = 25;
+  const NEWCOMERS = 300;
 
   beforeAll(async () => {
     const dir = tempDir('arus-faults-');
     dbFile = join(dir, 'arus.db');
+    // Every agent of the flood has its own token, as a real fleet does: the flood is of reports, not of identities.
+    probe = probeTokens(dbFile, [
+      ...Array.from({ length: AGENTS }, (_, a) => ({ id: `flood-${a}`, region: REGION_IDS[a % 4] })),
+      ...Array.from({ length: NEWCOMERS }, (_, i) => ({ id: `newcomer-${i}`, region: 'sg' })),
+    ]);
     server = await startUp(dir, dbFile);
   }, 60_000);
   afterAll(async () => server?.stop());
@@ -101,7 +120,6 @@ describe.skipIf(!requireDig)('faults: arus up while another process locks its da
     const rssBefore = rssKb(pid);
     let rssMax = rssBefore;
     const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssKb(pid))), 50);
-    const AGENTS = 25;
     const REPORTS = 1000;
     const RESULTS = 1000;
     const base = Date.now();
@@ -115,7 +133,7 @@ describe.skipIf(!requireDig)('faults: arus up while another process locks its da
         const at = base + i;
         const results = Array.from({ length: RESULTS }, (_, k) => ({ endpoint: endpoints[k % endpoints.length], ok: true, rttMs: 1 + (k % 7), at: at - (RESULTS - k) }));
         const body = JSON.stringify({ agent: { id: `flood-${agent}`, region: REGION_IDS[agent % 4] }, targets: 1, results });
-        const res = await api('POST', '/v1/probes/report', body, PROBE);
+        const res = await api('POST', '/v1/probes/report', body, probe(`flood-${agent}`));
         await res.arrayBuffer();
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
       });
@@ -127,8 +145,8 @@ describe.skipIf(!requireDig)('faults: arus up while another process locks its da
       })();
       await Promise.all([flood, dns]);
       // Then more agents than control tracks, all live at once.
-      const newcomers = await pool(300, 32, async (i) => {
-        const res = await api('POST', '/v1/probes/report', { agent: { id: `newcomer-${i}`, region: 'sg' }, targets: 1, results: [{ endpoint: endpoints[0], ok: true, rttMs: 1, at: Date.now() }] }, PROBE);
+      const newcomers = await pool(NEWCOMERS, 32, async (i) => {
+        const res = await api('POST', '/v1/probes/report', { agent: { id: `newcomer-${i}`, region: 'sg' }, targets: 1, results: [{ endpoint: endpoints[0], ok: true, rttMs: 1, at: Date.now() }] }, probe(`newcomer-${i}`));
         await res.arrayBuffer();
         return res.status;
       });
@@ -171,10 +189,12 @@ describe.skipIf(!requireDig)('faults: arus up on a full disk', () => {
   const mount = mountTmpfs(join(dir, 'disk'), 8);
   let server: Running;
   let filler: string | undefined;
+  let probe: (agent: string) => string;
   const api = client(() => server.api!);
 
   beforeAll(async () => {
     if (!mount.ok) return;
+    probe = probeTokens(join(dir, 'disk', 'arus.db'), Array.from({ length: 5 }, (_, a) => ({ id: `full-${a}`, region: REGION_IDS[a % 4] })));
     server = await startUp(dir, join(dir, 'disk', 'arus.db'));
   }, 60_000);
   afterAll(async () => {
@@ -195,7 +215,7 @@ describe.skipIf(!requireDig)('faults: arus up on a full disk', () => {
     // Five agents see Jakarta fail: health is kept in memory, so DNS still moves Indonesia away.
     for (let round = 1; round <= 3; round++)
       for (let a = 0; a < 5; a++) {
-        const r = await api('POST', '/v1/probes/report', { agent: { id: `full-${a}`, region: REGION_IDS[a % 4] }, targets: 1, results: jkt.map((endpoint) => ({ endpoint, ok: false, error: 'refused', at: Date.now() + round })) }, PROBE);
+        const r = await api('POST', '/v1/probes/report', { agent: { id: `full-${a}`, region: REGION_IDS[a % 4] }, targets: 1, results: jkt.map((endpoint) => ({ endpoint, ok: false, error: 'refused', at: Date.now() + round })) }, probe(`full-${a}`));
         expect(r.status).toBe(200);
       }
     const moved = await until(() => indonesia(server), (a) => a.length > 0 && !a.some((x) => JKT.includes(x)), 5000, 100);

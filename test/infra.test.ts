@@ -1,15 +1,24 @@
 // The deployment files in infra/ parse, reference only what exists (objects,
 // ports, volumes, secrets, compose services), run only real `arus` commands and
-// flags, and watch only metrics Arus registers. Each checker is also shown a
-// broken copy, to prove it can fail.
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+// flags, watch only metrics Arus registers, and wire TLS as the roles need it
+// (https links, a certificate of its own per identity, nothing in plain text
+// off loopback, Prometheus over TLS). Each checker is also shown a broken
+// copy, to prove it can fail. The image is replayed without Docker, and the
+// certificates `arus certs init` makes are checked with openssl.
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
-import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { loadConfig } from '../src/config/load.js';
+import { identityOf } from '../src/tls/identity.js';
+import { arus, freePort, readyLine, stopProcess } from './helpers/arus.js';
 import {
+  arusCommand,
   arusEnvNames,
   checkAlertRules,
   checkCompose,
@@ -22,6 +31,7 @@ import {
   checkTargetsAgainstCompose,
   checkUnit,
   filesUnder,
+  flagValue,
   INFRA,
   loadCatalog,
   loadCli,
@@ -29,12 +39,31 @@ import {
   metricNamesIn,
   parseUnit,
   parseYamlFile,
+  regionsFromConfigMaps,
   rel,
+  replayDockerfile,
   scrapeJobs,
   type Catalog,
   type Cli,
   type Obj,
 } from './helpers/infra.js';
+import {
+  certInfoOf,
+  certsInitFiles,
+  checkCertificates,
+  checkComposeCerts,
+  checkScrapeTls,
+  checkTls,
+  composeProvides,
+  composeRuns,
+  covers,
+  k8sRuns,
+  principalOf,
+  SHARED_TOKENS,
+  unitRun,
+  type CertInfo,
+  type RoleRun,
+} from './helpers/infra-tls.js';
 
 const clone = <T>(v: T): T => structuredClone(v);
 const has = (problems: string[], pattern: RegExp) => expect(problems.some((p) => pattern.test(p)), `expected a problem matching ${pattern} in:\n${problems.join('\n')}`).toBe(true);
@@ -76,6 +105,9 @@ describe('the CLI checker', () => {
     has(checkInvocation({ source: 't', argv: ['probes', '--region', 'sg'] }, cli), /not an arus command/);
     has(checkInvocation({ source: 't', argv: ['control', '--api-port', '8080'] }, cli), /no option --api-port/);
     has(checkInvocation({ source: 't', argv: ['up', '--dns-listen', '0.0.0.0'] }, cli), /is not HOST:PORT/);
+  });
+  it('the probe\'s https checks trust its --ca: the manifests give the balancers\' CA no other way', () => {
+    expect(cli.commands.get('probe')).toMatch(/HTTPS checks trust --ca/);
   });
   it('lets only the listed pending flags through while they are absent', () => {
     const argv = ['dns', '--control', 'http://control:8080', '--snapshot', '/x.json'];
@@ -219,16 +251,16 @@ describe('Kubernetes', () => {
     control.spec.serviceName = 'arus-control';
     const c = control.spec.template.spec.containers[0];
     c.env.find((e: Obj) => e.name === 'ARUS_ADMIN_TOKEN').valueFrom.secretKeyRef.key = 'ADMIN_TOKEN';
-    c.env.push({ name: 'ARUS_DATABASE', value: '/x' });
-    c.args = c.args.map((a: string) => (a === '--api-listen' ? '--listen-api' : a));
+    c.env.push({ name: 'ARUS_DATABASE', value: '/x' }, { name: 'HEALTHCHECK_URI', value: '/x' });
+    c.args = c.args.map((a: string) => a.replace(/^--api-listen/, '--listen-api'));
     c.volumeMounts.find((m: Obj) => m.name === 'data').readOnly = true;
     control.spec.template.spec.volumes.find((v: Obj) => v.name === 'regions').configMap.name = 'arus-region';
-    const dns = find('Deployment', 'arus-dns');
+    const dns = find('Deployment', 'arus-dns-1');
     dns.spec.template.spec.securityContext.sysctls = [];
     dns.spec.template.spec.containers[0].securityContext.capabilities = { drop: ['ALL'], add: ['NET_ADMIN'] };
     dns.spec.template.spec.containers[0].readinessProbe = { httpGet: { path: '/healthz', port: 'health' } };
     const probe = find('Deployment', 'arus-probe-mnl').spec.template.spec;
-    probe.containers[0].args = probe.containers[0].args.map((a: string) => (a === 'mnl' ? 'hkg' : a.replace('arus-control', 'control')));
+    probe.containers[0].args = probe.containers[0].args.map((a: string) => a.replace('--region=mnl', '--region=hkg').replace('arus-control', 'control'));
     probe.securityContext.runAsNonRoot = false;
     find('Deployment', 'arus-balancer-sg').spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem = false;
 
@@ -238,6 +270,7 @@ describe('Kubernetes', () => {
     has(problems, /serviceName arus-control must be headless/);
     has(problems, /Secret arus-tokens has no key ADMIN_TOKEN/);
     has(problems, /ARUS_DATABASE is read by nothing/);
+    has(problems, /HEALTHCHECK_URI is read by nothing/);
     has(problems, /has no option --listen-api/);
     has(problems, /--db \/var\/lib\/arus\/arus.db is not on a writable volume/);
     has(problems, /no ConfigMap arus-region/);
@@ -245,9 +278,11 @@ describe('Kubernetes', () => {
     has(problems, /adds capability NET_ADMIN/);
     has(problems, /probe uses port health/);
     has(problems, /--region hkg is not a region/);
-    has(problems, /--control http:\/\/control:8080: no Service control/);
+    has(problems, /--control https:\/\/control:8080: no Service control/);
     has(problems, /arus-probe-mnl container probe: runAsNonRoot must be true/);
     has(problems, /readOnlyRootFilesystem must be true/);
+    find('Deployment', 'arus-probe-sg').spec.template.spec.volumes.find((v: Obj) => v.name === 'tls').secret.secretName = 'arus-probe-sg-tls';
+    has(checkK8s(objects, ctx()), /volume tls: no Secret arus-probe-sg-tls/);
 
     const regions = find('ConfigMap', 'arus-regions');
     regions.data['sg.yaml'] = regions.data['sg.yaml'].replace('203.0.113.11', '203.0.113.300');
@@ -308,6 +343,29 @@ describe('compose', () => {
   });
 });
 
+describe('compose, by Docker Compose itself', () => {
+  // Compose v2 (`docker compose`), else v1 (`docker-compose`, which predates the top-level `name`).
+  const v2 = spawnSync('docker', ['compose', 'version']).status === 0;
+  const v1 = !v2 && spawnSync('docker-compose', ['version']).error === undefined;
+  it.skipIf(!v1 && !v2)('accepts the file and merges it as the checks read it', () => {
+    const dir = join(INFRA, 'compose');
+    const tmp = mkdtempSync(join(tmpdir(), 'arus-compose-'));
+    try {
+      const text = readFileSync(join(dir, 'compose.yaml'), 'utf8');
+      writeFileSync(join(tmp, 'compose.yaml'), v1 ? text.replace(/^name: .*$/m, '') : text);
+      const args = ['-f', join(tmp, 'compose.yaml'), '--project-directory', dir, 'config'];
+      const out = v2 ? execFileSync('docker', ['compose', ...args], { encoding: 'utf8' }) : execFileSync('docker-compose', args, { encoding: 'utf8' });
+      const rendered = parseAllDocuments(out)[0].toJS() as Obj;
+      const ours = parseYamlFile(join(dir, 'compose.yaml'))[0];
+      expect(Object.keys(rendered.services).sort()).toEqual(Object.keys(ours.services).sort());
+      expect(arusCommand(rendered.services.certs)).toEqual(arusCommand(ours.services.certs));
+      expect(rendered.services['probe-jkt'].volumes.map((v: Obj | string) => (typeof v === 'string' ? v.split(':')[1] : v.target))).toContain('/etc/arus/tls');
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('systemd units', () => {
   const units = filesUnder(join(INFRA, 'systemd'), /\.service$/);
   it('there is one for each server role', () => {
@@ -360,17 +418,22 @@ describe('Dockerfile', () => {
     const broken = readFileSync(file, 'utf8')
       .replace('USER arus:arus', 'USER root')
       .replace(/HEALTHCHECK[^]*?\n(?=ENTRYPOINT)/, '')
-      .replace('COPY --from=deps', 'COPY --from=build')
+      .replace('COPY --from=deps', 'COPY --from=bulid')
       .replace('COPY migrations ./migrations', 'COPY migration ./migrations')
       .replace('"--api-listen"', '"--api"');
     const problems = checkDockerfile(broken, ignore(), { cli, env });
     has(problems, /non-root USER/);
     has(problems, /no HEALTHCHECK/);
-    has(problems, /--from=build names no earlier stage/);
+    has(problems, /--from=bulid names no earlier stage/);
     has(problems, /COPY migration: not in the repository/);
     has(problems, /no option --api/);
     has(checkDockerfile(readFileSync(file, 'utf8'), ignore().replace('!migrations/\n', ''), { cli, env }), /COPY migrations is excluded/);
-    has(checkDockerfile(readFileSync(file, 'utf8').replace(/FROM node:\$\{NODE_VERSION\}-bookworm-slim AS deps[^]*?(?=FROM)/, ''), ignore(), { cli, env }), /multi-stage/);
+    const sources = checkDockerfile(readFileSync(file, 'utf8').replace('COPY --from=build /app/dist ./dist', 'COPY src ./src'), ignore(), { cli, env });
+    has(sources, /copies no dist\/ from a build stage/);
+    has(sources, /the runtime stage copies src\/: it runs dist\//);
+    has(checkDockerfile(readFileSync(file, 'utf8').replace('RUN npm run build', 'RUN npx tsc'), ignore(), { cli, env }), /stage build, which does not run npm run build/);
+    has(checkDockerfile(readFileSync(file, 'utf8').replace('npm ci --omit=dev', 'npm ci'), ignore(), { cli, env }), /node_modules comes from stage deps, which does not run npm ci --omit=dev/);
+    has(checkDockerfile(readFileSync(file, 'utf8').replace(/^[^]*?(?=FROM node:\$\{NODE_VERSION\}-bookworm-slim AS runtime)/, ''), ignore(), { cli, env }), /multi-stage/);
   });
 });
 
@@ -404,6 +467,357 @@ describe('the container health check', () => {
       expect(await check(`dns+tcp://127.0.0.1:${port}`)).toBe(1);
     } finally {
       server.close();
+    }
+  });
+});
+
+// ------------------------------------------------------------------- TLS
+
+const kube = () => loadKustomization(join(INFRA, 'k8s'));
+const composeDoc = () => parseYamlFile(join(INFRA, 'compose/compose.yaml'))[0];
+const composeConfig = () => loadConfig([join(INFRA, 'compose/regions')]);
+const unitFiles = () => filesUnder(join(INFRA, 'systemd'), /\.service$/);
+const unitRuns = (patch: (name: string, text: string) => string = (_, t) => t) =>
+  unitFiles().map((f) => unitRun(f.split('/').at(-1)!, patch(f.split('/').at(-1)!, readFileSync(f, 'utf8')))!);
+/** The identity each run's --client-cert names, as role/binding. */
+const identities = (runs: RoleRun[]) =>
+  runs.flatMap((r) => {
+    const p = r.provides(flagValue(r.argv, '--client-cert') ?? '');
+    const id = typeof p === 'object' ? principalOf(p) : undefined;
+    return id && 'principal' in id ? [[r.argv[0], [id.principal.role, id.principal.region, id.principal.agent ?? id.principal.node].filter(Boolean).join('/')]] : [];
+  });
+
+describe('TLS and identities: Kubernetes', () => {
+  const workload = (objects: Obj[], name: string) => objects.find((o) => o.metadata?.name === name && o.spec?.template)!;
+  const container = (objects: Obj[], name: string) => workload(objects, name).spec.template.spec.containers[0];
+
+  it('control serves mutual TLS; every probe agent, balancer and DNS node dials https with the CA and its own certificate', () => {
+    const { objects, generated } = kube();
+    const runs = k8sRuns(objects, generated.Secret);
+    expect(runs.map((r) => r.argv[0]).sort()).toEqual(['balancer', 'balancer', 'balancer', 'balancer', 'control', 'dns', 'dns', 'dns', 'probe', 'probe', 'probe', 'probe']);
+    expect(checkTls(runs, { requireMutual: true, config: regionsFromConfigMaps(objects) })).toEqual([]);
+  });
+
+  it('cert-manager issues every certificate from a CA Issuer, one per identity, each in its role\'s layout', () => {
+    const { objects, generated } = kube();
+    expect(checkCertificates(objects)).toEqual([]);
+    const issuer = objects.find((o) => o.kind === 'Issuer' && o.spec?.ca)!;
+    expect(objects.find((o) => o.kind === 'Certificate' && o.spec.secretName === issuer.spec.ca.secretName)?.spec.isCA).toBe(true);
+    expect(identities(k8sRuns(objects, generated.Secret)).sort()).toEqual([
+      ['balancer', 'balancer/bkk'], ['balancer', 'balancer/jkt'], ['balancer', 'balancer/mnl'], ['balancer', 'balancer/sg'],
+      ['dns', 'dns/dns-1'], ['dns', 'dns/dns-2'], ['dns', 'dns/dns-3'],
+      ['probe', 'probe/bkk/bkk-1'], ['probe', 'probe/jkt/jkt-1'], ['probe', 'probe/mnl/mnl-1'], ['probe', 'probe/sg/sg-1'],
+    ]);
+    const viewers = objects.filter((o) => o.kind === 'Certificate').map((c) => principalOf(certInfoOf(c))).flatMap((id) => ('principal' in id && id.principal.role === 'viewer' ? [id.principal.name] : []));
+    expect(viewers).toContain('prometheus');
+  });
+
+  it('a broken copy is rejected', () => {
+    const objects = clone(kube().objects);
+    const { generated } = kube();
+    const cert = (name: string) => objects.find((o) => o.kind === 'Certificate' && o.metadata.name === name)!;
+    const control = container(objects, 'arus-control');
+    control.args = control.args.filter((a: string) => !a.startsWith('--tls-client-ca'));
+    control.env.push({ name: 'ARUS_PROBE_TOKEN', value: 'shared' });
+    const check = () => checkTls(k8sRuns(objects, generated.Secret), { requireMutual: true, config: regionsFromConfigMaps(objects) });
+    let problems = check();
+    has(problems, /control has no --tls-client-ca/);
+    has(problems, /control has ARUS_PROBE_TOKEN in its environment, which it refuses/);
+
+    const fresh = clone(kube().objects);
+    objects.splice(0, objects.length, ...fresh);
+    const c2 = container(objects, 'arus-control');
+    c2.env = c2.env.filter((e: Obj) => e.name !== 'HEALTHCHECK_CERT');
+    const jkt = container(objects, 'arus-probe-jkt');
+    jkt.args = jkt.args.map((a: string) => a.replace('https://', 'http://'));
+    const sg = container(objects, 'arus-probe-sg');
+    sg.args = sg.args.filter((a: string) => !a.startsWith('--ca='));
+    workload(objects, 'arus-probe-mnl').spec.template.spec.volumes.find((v: Obj) => v.name === 'tls').secret.secretName = 'arus-probe-bkk-1-tls';
+    workload(objects, 'arus-dns-2').spec.template.spec.volumes.find((v: Obj) => v.name === 'tls').secret.secretName = 'arus-dns-1-tls';
+    workload(objects, 'arus-balancer-bkk').spec.template.spec.volumes.find((v: Obj) => v.name === 'tls').secret.secretName = 'arus-probe-bkk-1-tls';
+    workload(objects, 'arus-probe-sg').spec.replicas = 2;
+    const jb = container(objects, 'arus-balancer-jkt');
+    jb.args = jb.args.filter((a: string) => !a.startsWith('--tls-'));
+    const sgb = container(objects, 'arus-balancer-sg');
+    sgb.args = sgb.args.map((a: string) => a.replace('--client-cert=/etc/arus/tls/tls.crt', '--client-cert=/etc/arus/tls/cert.pem'));
+    cert('arus-balancer-mnl-serving').spec.ipAddresses = ['203.0.113.41'];
+    cert('arus-control').spec.dnsNames = ['arus-control.arus.svc'];
+    problems = check();
+    has(problems, /arus-control container control: control requires client certificates: its health check needs HEALTHCHECK_CERT/);
+    has(problems, /arus-probe-jkt container probe: --control http:\/\/arus-control:8080 is not https:\/\//);
+    has(problems, /arus-probe-sg container probe: no --ca/);
+    has(problems, /arus-probe-sg container probe: 2 replicas share probe\/sg-1/);
+    has(problems, /arus-probe-sg container probe: the checks are https .*, and the probe trusts no CA but the system's/);
+    has(problems, /arus-probe-mnl container probe: --region mnl, but its certificate \(Certificate\/arus-probe-bkk-1\) is for region bkk/);
+    has(problems, /arus-probe-mnl container probe: speaks as probe\/bkk-1, as .*arus-probe-bkk.* does/);
+    has(problems, /arus-dns-2 container dns: speaks as dns\/dns-1/);
+    has(problems, /arus-balancer-bkk container balancer: `arus balancer` presents Certificate\/arus-probe-bkk-1, a probe identity/);
+    has(problems, /arus-balancer-jkt container balancer: --listen 0.0.0.0:8000 is off loopback without --tls-cert\/--tls-key or --insecure-plaintext/);
+    has(problems, /arus-balancer-sg container balancer: --client-cert \/etc\/arus\/tls\/cert.pem is not provided/);
+    has(problems, /arus-balancer-mnl container balancer: the probes check https:\/\/203.0.113.42:8000\/v1\/models, and its --tls-cert \(Certificate\/arus-balancer-mnl-serving\) does not name 203.0.113.42/);
+    has(problems, /--control https:\/\/arus-control:8080: control's certificate \(Certificate\/arus-control\) does not name arus-control/);
+
+    cert('arus-probe-jkt-1').spec.uris = ['spiffe://arus/probe/jkt-1'];
+    cert('arus-dns-3').spec.issuerRef.name = 'arus-cа';
+    cert('arus-balancer-sg').spec.usages = ['digital signature'];
+    objects.find((o) => o.kind === 'Issuer' && o.spec?.ca)!.spec.ca.secretName = 'arus-root';
+    const certs = checkCertificates(objects);
+    has(certs, /Certificate\/arus-probe-jkt-1: spiffe:\/\/arus\/probe\/jkt-1: .*a probe certificate names spiffe:\/\/<trust domain>\/probe\/<region>\/<agent>/);
+    has(certs, /Certificate\/arus-dns-3: issuerRef Issuer\/arus-cа is not defined here/);
+    has(certs, /Certificate\/arus-balancer-sg: an identity certificate must have usages: \[client auth\]/);
+    has(certs, /Issuer\/arus-ca: spec.ca.secretName arus-root is no Secret nor Certificate here/);
+  });
+});
+
+describe('TLS and identities: compose, systemd, and nowhere a shared token', () => {
+  it('compose: the certs service makes every file the stack names, first and once; every link is TLS with its own identity', () => {
+    const doc = composeDoc();
+    const prometheus = parseYamlFile(join(INFRA, 'prometheus/prometheus.yml'))[0];
+    const keys = prometheus.scrape_configs.flatMap((j: Obj) => (j.tls_config?.key_file ? [j.tls_config.key_file.split('/').at(-1)] : []));
+    expect(checkComposeCerts(doc, { prometheus: keys })).toEqual([]);
+    const runs = composeRuns(doc);
+    expect(checkTls(runs, { requireMutual: true, config: composeConfig() })).toEqual([]);
+    expect(identities(runs).sort()).toEqual([
+      ['balancer', 'balancer/jkt'], ['balancer', 'balancer/jkt'], ['balancer', 'balancer/sg'], ['balancer', 'balancer/sg'],
+      ['dns', 'dns/dns-1'], ['dns', 'dns/dns-2'], ['probe', 'probe/jkt/jkt-1'], ['probe', 'probe/sg/sg-1'],
+    ]);
+  });
+
+  it('compose: a broken copy is rejected', () => {
+    const doc = clone(composeDoc());
+    const certs = doc.services.certs;
+    certs.command = [certs.command[0].replace(/^test -f \S+ \|\|\s*/, '').replace(/\s*&& chmod.*$/, '').replace('probe/jkt/jkt-1,', '')];
+    delete doc.services.control.depends_on;
+    doc.services['dns-2'].command = doc.services['dns-2'].command.map((a: string) => a.replace('dns-dns-2', 'dns-dns-1'));
+    doc.services['balancer-sg-b'].command = doc.services['balancer-sg-b'].command.filter((a: string, i: number, all: string[]) => !/^--tls-(cert|key)$/.test(a) && !/^--tls-(cert|key)$/.test(all[i - 1] ?? ''));
+    doc.services.control.environment.ARUS_DNS_TOKEN = 'shared';
+    const problems = [...checkComposeCerts(doc, { prometheus: ['viewer-prometheus.key'] }), ...checkTls(composeRuns(doc), { requireMutual: true, config: composeConfig() })];
+    has(problems, /runs certs init even when \/etc\/arus\/tls\/ca.crt exists/);
+    has(problems, /compose service control: mounts certs but does not wait for certs/);
+    has(problems, /compose service prometheus: reads viewer-prometheus.key as uid 65534/);
+    has(problems, /compose service probe-jkt: --client-cert \/etc\/arus\/tls\/probe-jkt-jkt-1.crt is not provided/);
+    has(problems, /compose service dns-2: speaks as dns\/dns-1, as compose service dns-1 does/);
+    has(problems, /compose service balancer-sg-b: --listen 0.0.0.0:8000 is off loopback without --tls-cert/);
+    has(problems, /compose service control: control has ARUS_DNS_TOKEN/);
+  });
+
+  it('systemd: control serves mutual TLS; the other units dial https with the CA and their certificates', () => {
+    expect(checkTls(unitRuns(), { requireMutual: true })).toEqual([]);
+    const broken = unitRuns((name, text) =>
+      name === 'arus-control.service'
+        ? text.replace(/ \\\n\s*--tls-client-ca \S+/, '')
+        : name === 'arus-probe@.service'
+          ? text.replace('CONTROL_URL=https://', 'CONTROL_URL=http://').replace(/ \\\n\s*--ca \S+/, '')
+          : text,
+    );
+    const problems = checkTls(broken, { requireMutual: true });
+    has(problems, /arus-control.service: control has no --tls-client-ca/);
+    has(problems, /arus-probe@.service: --control http:\/\/control.arus.internal:8080 is not https:\/\/: `arus probe` refuses plain http off loopback/);
+    has(problems, /arus-probe@.service: no --ca/);
+  });
+
+  it('no file in infra/ gives control (or anyone) ARUS_PROBE_TOKEN or ARUS_DNS_TOKEN', () => {
+    const offending = (text: string) => text.split('\n').filter((l) => !/^\s*#/.test(l) && SHARED_TOKENS.some((t) => l.includes(t)));
+    for (const f of filesUnder(INFRA, /./).filter((x) => !x.endsWith('README.md'))) expect(offending(readFileSync(f, 'utf8')), rel(f)).toEqual([]);
+    has(offending('ARUS_PROBE_TOKEN=x\n# ARUS_DNS_TOKEN is refused'), /ARUS_PROBE_TOKEN=x/);
+  });
+});
+
+describe('Prometheus scrapes over TLS', () => {
+  const dir = join(INFRA, 'prometheus');
+  const k8sServing = () => {
+    const { objects, generated } = kube();
+    const byJob = new Map<string, CertInfo[]>();
+    for (const r of k8sRuns(objects, generated.Secret)) {
+      const served = r.provides(flagValue(r.argv, '--tls-cert') ?? '');
+      if (typeof served === 'object') byJob.set(`arus-${r.argv[0]}`, [...(byJob.get(`arus-${r.argv[0]}`) ?? []), served]);
+    }
+    return byJob;
+  };
+  it('compose and systemd: https with the CA; control with a viewer certificate the certs service makes', () => {
+    const compose = composeDoc();
+    const o = { needsClientCert: ['arus-control'], provides: composeProvides(compose, compose.services.prometheus) };
+    expect(checkScrapeTls(parseYamlFile(join(dir, 'prometheus.yml'))[0], 'prometheus.yml', o)).toEqual([]);
+    // The targets are scraped by name: each is in the certificate it serves.
+    const server = certsInitFiles(arusCommand(compose.services.certs)!).get('server.crt') as CertInfo;
+    for (const f of filesUnder(join(dir, 'targets'), /\.yml$/)) for (const t of parseYamlFile(f).flat().flatMap((g: Obj) => g.targets)) expect(covers(server, t.split(':')[0]), t).toBe(true);
+  });
+  it('Kubernetes: https, each job verifying the name its pods\' certificates carry', () => {
+    expect(checkScrapeTls(parseYamlFile(join(dir, 'kubernetes-scrape.yml'))[0], 'kubernetes-scrape.yml', { needsClientCert: ['arus-control'], serverNames: k8sServing() })).toEqual([]);
+  });
+  it('a broken copy is rejected', () => {
+    const compose = composeDoc();
+    const prom = clone(parseYamlFile(join(dir, 'prometheus.yml'))[0]);
+    const job = (name: string) => prom.scrape_configs.find((j: Obj) => j.job_name === name);
+    job('arus-dns').scheme = 'http';
+    delete job('arus-balancer').tls_config.ca_file;
+    job('arus-control').tls_config.cert_file = '/etc/arus/tls/probe-sg-sg-1.crt';
+    delete job('arus-control').tls_config.key_file;
+    let problems = checkScrapeTls(prom, 'prometheus.yml', { needsClientCert: ['arus-control'], provides: composeProvides(compose, compose.services.prometheus) });
+    has(problems, /job arus-dns: scheme must be https/);
+    has(problems, /job arus-balancer: tls_config.ca_file is missing/);
+    has(problems, /job arus-control: control requires client certificates: tls_config needs cert_file and key_file/);
+    has(problems, /job arus-control: cert_file \/etc\/arus\/tls\/probe-sg-sg-1.crt is a probe identity/);
+    const k8s = clone(parseYamlFile(join(dir, 'kubernetes-scrape.yml'))[0]);
+    k8s.scrape_configs.find((j: Obj) => j.job_name === 'arus-dns').tls_config.server_name = 'arus-dns';
+    delete k8s.scrape_configs.find((j: Obj) => j.job_name === 'arus-balancer').tls_config.server_name;
+    problems = checkScrapeTls(k8s, 'kubernetes-scrape.yml', { needsClientCert: ['arus-control'], serverNames: k8sServing() });
+    has(problems, /job arus-dns: server_name arus-dns is not in Certificate\/arus-dns-1/);
+    has(problems, /job arus-balancer: targets are scraped by address/);
+  });
+  it.skipIf(spawnSync('promtool', ['--version']).error !== undefined)('promtool accepts the Kubernetes jobs (their service discovery swapped for static targets where promtool lacks it)', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'arus-prom-'));
+    try {
+      const k8s = parseYamlFile(join(dir, 'kubernetes-scrape.yml'))[0];
+      for (const j of k8s.scrape_configs) {
+        delete j.kubernetes_sd_configs;
+        j.static_configs = [{ targets: ['127.0.0.1:1'] }];
+      }
+      writeFileSync(join(tmp, 'k8s.yml'), JSON.stringify(k8s));
+      execFileSync('promtool', ['check', 'config', '--syntax-only', join(tmp, 'k8s.yml')]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('arus certs init, checked by openssl', () => {
+  let dir: string;
+  let argv: string[];
+  const openssl = (...args: string[]) => spawnSync('openssl', args, { encoding: 'utf8' });
+  /** The certificate's SAN as openssl prints it, in node's `subjectaltname` form. */
+  const san = (file: string) => openssl('x509', '-in', file, '-noout', '-ext', 'subjectAltName').stdout.split('\n').slice(1).join(' ').trim();
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'arus-certs-'));
+    // Exactly what the compose stack's certs service runs, into a folder of our own.
+    argv = arusCommand(composeDoc().services.certs)!.map((a, i, all) => (all[i - 1] === '--out' ? dir : a));
+    const r = arus(argv);
+    expect(r.code, r.stderr).toBe(0);
+  }, 60_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.skipIf(spawnSync('openssl', ['version']).error !== undefined)('writes the files the setups name, each verifying against ca.crt for its purpose, with the names and identity the checks assume', () => {
+    const expected = certsInitFiles(argv);
+    expect(readdirSync(dir).sort()).toEqual([...expected.keys()].sort());
+    for (const [file, info] of expected) {
+      if (typeof info !== 'object') continue;
+      const path = join(dir, file);
+      const purpose = info.usages.includes('server auth') ? 'sslserver' : 'sslclient';
+      const ok = openssl('verify', '-CAfile', join(dir, 'ca.crt'), '-purpose', purpose, path);
+      expect(`${ok.stdout}${ok.stderr}`.trim(), file).toBe(`${path}: OK`);
+      const wrong = openssl('verify', '-CAfile', join(dir, 'ca.crt'), '-purpose', purpose === 'sslserver' ? 'sslclient' : 'sslserver', path);
+      expect(wrong.status, `${file} must not pass for the other purpose`).not.toBe(0);
+      const names = san(path).split(/,\s*/).sort();
+      expect(names, file).toEqual([...info.dnsNames.map((n) => `DNS:${n}`), ...info.ips.map((n) => `IP Address:${n}`), ...info.uris.map((u) => `URI:${u}`)].sort());
+      if (info.uris.length) {
+        const id = identityOf({ subjectaltname: san(path), subject: {} });
+        expect(id && 'principal' in id ? id.principal.role : id, file).toBe(file.split('-')[0]);
+      }
+    }
+    const probe = identityOf({ subjectaltname: san(join(dir, 'probe-jkt-jkt-1.crt')), subject: {} });
+    expect(probe).toEqual({ principal: { role: 'probe', name: 'jkt-1', agent: 'jkt-1', region: 'jkt', via: 'certificate' } });
+  });
+
+  it('writes every key readable by its owner alone (compose opens Prometheus\' to its group itself)', () => {
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.key'))) expect((statSync(join(dir, f)).mode & 0o777).toString(8), f).toBe('600');
+  });
+
+  it('the container health check verifies https, and presents a client certificate to a mutual-TLS listener', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'arus-certs-other-'));
+    const server = createHttpsServer(
+      { cert: readFileSync(join(dir, 'server.crt')), key: readFileSync(join(dir, 'server.key')), ca: readFileSync(join(dir, 'ca.crt')), requestCert: true, rejectUnauthorized: true },
+      (_req, res) => res.writeHead(200).end('{"ok":true}'),
+    );
+    try {
+      expect(arus(['certs', 'init', '--out', other, '--names', '127.0.0.1']).code).toBe(0);
+      const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+      const url = `https://127.0.0.1:${port}/healthz`;
+      const tls = { HEALTHCHECK_CA: join(dir, 'ca.crt'), HEALTHCHECK_CERT: join(dir, 'viewer-healthcheck.crt'), HEALTHCHECK_KEY: join(dir, 'viewer-healthcheck.key') };
+      expect(await healthcheck({ HEALTHCHECK_URL: url, ...tls })).toEqual({ code: 0, stderr: '' });
+      const noCert = await healthcheck({ HEALTHCHECK_URL: url, HEALTHCHECK_CA: tls.HEALTHCHECK_CA });
+      expect(noCert.code).toBe(1);
+      expect(noCert.stderr).toMatch(/unhealthy: https:\/\/127.0.0.1:\d+\/healthz: /);
+      const wrongCa = await healthcheck({ HEALTHCHECK_URL: url, ...tls, HEALTHCHECK_CA: join(other, 'ca.crt') });
+      expect(wrongCa).toEqual({ code: 1, stderr: expect.stringMatching(/SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify/i) });
+      expect((await healthcheck({ HEALTHCHECK_URL: url.replace('127.0.0.1', 'localhost'), ...tls })).code).toBe(0);
+    } finally {
+      server.close();
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Runs the image's health check with these variables: its exit code and what it said. */
+function healthcheck(vars: Record<string, string>): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [join(INFRA, 'docker/healthcheck.mjs')], { env: { PATH: process.env.PATH, HEALTHCHECK_TIMEOUT_MS: '3000', ...vars } }, (err, _out, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr: stderr.trim() }),
+    ),
+  );
+}
+
+describe('the image runs compiled JavaScript', () => {
+  let stages: Map<string, string>;
+  let tmp: string;
+  const clean = { PATH: process.env.PATH, HOME: process.env.HOME };
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'arus-image-'));
+    // tsx is left out of the runtime's node_modules: the image must not need it.
+    stages = await replayDockerfile(readFileSync(join(INFRA, 'docker/Dockerfile'), 'utf8'), readFileSync(join(INFRA, 'docker/Dockerfile.dockerignore'), 'utf8'), tmp, { without: ['tsx'] });
+  }, 120_000);
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('the build stage compiles what the build context lets in', () => {
+    const build = stages.get('build')!;
+    for (const f of ['dist/cli.js', 'dist/.built', 'dist/status/assets', 'dist/db/database.js']) expect(existsSync(join(build, f)), f).toBe(true);
+    expect(existsSync(join(build, 'src/cli.ts'))).toBe(true);
+    expect(filesUnder(join(build, 'src'), /\.test\.ts$/)).toEqual([]);
+  });
+
+  it('the runtime has dist/, no src/, and production packages without tsx', () => {
+    const runtime = stages.get('runtime')!;
+    expect(existsSync(join(runtime, 'dist/cli.js'))).toBe(true);
+    expect(existsSync(join(runtime, 'src'))).toBe(false);
+    expect(existsSync(join(runtime, 'node_modules/tsx'))).toBe(false);
+    expect(existsSync(join(runtime, 'node_modules/better-sqlite3'))).toBe(true);
+    expect(existsSync(join(runtime, 'node_modules/vitest'))).toBe(false);
+    expect(existsSync(join(runtime, 'infra/docker/healthcheck.mjs'))).toBe(true);
+  });
+
+  it('there, arus makes certificates, tokens and decisions, and control and a DNS node start and answer', async () => {
+    const runtime = stages.get('runtime')!;
+    const bin = join(runtime, 'bin/arus.js');
+    const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: runtime, env: clean, encoding: 'utf8', timeout: 30_000 });
+    const db = join(tmp, 'image.db');
+    const certs = run(['certs', 'init', '--out', join(tmp, 'tls'), '--names', 'localhost', '--clients', 'probe/jkt/jkt-1']);
+    expect(certs.status, certs.stderr).toBe(0);
+    expect(certs.stderr).toBe('');
+    const port = await freePort();
+    const control = spawn(process.execPath, [bin, 'control', '--db', db, '--api-listen', `127.0.0.1:${port}`, '--tls-cert', join(tmp, 'tls/server.crt'), '--tls-key', join(tmp, 'tls/server.key')], { cwd: runtime, env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    control.stderr.on('data', (d) => (stderr += d));
+    try {
+      await readyLine(control, [], 30_000, () => `control in the image layout\n${stderr}`);
+      const health = await healthcheck({ HEALTHCHECK_URL: `https://localhost:${port}/healthz`, HEALTHCHECK_CA: join(tmp, 'tls/ca.crt') });
+      expect(health).toEqual({ code: 0, stderr: '' });
+    } finally {
+      await stopProcess(control);
+    }
+    expect(stderr).not.toMatch(/tsx|ERR_MODULE_NOT_FOUND/);
+    const token = run(['token', 'create', '--role', 'probe', '--agent', 'jkt-1', '--region', 'jkt', '--db', db]);
+    expect(token.status, token.stderr).toBe(0);
+    const resolved = run(['resolve', 'api.gslb.example.com', '--client', '192.0.2.1', '--ecs', '36.66.0.0/24', '--db', db]);
+    expect(resolved.status, resolved.stderr).toBe(0);
+    expect(resolved.stdout).toMatch(/region jkt/);
+    const [dnsPort, metricsPort] = [await freePort(), await freePort()];
+    const dns = spawn(process.execPath, [bin, 'dns', '--db', db, '--dns-listen', `127.0.0.1:${dnsPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`], { cwd: runtime, env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await readyLine(dns, [], 30_000, () => 'dns in the image layout');
+      expect(await healthcheck({ HEALTHCHECK_URL: `dns+tcp://127.0.0.1:${dnsPort}` })).toEqual({ code: 0, stderr: '' });
+    } finally {
+      await stopProcess(dns);
     }
   });
 });

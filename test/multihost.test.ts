@@ -8,11 +8,20 @@
 // regions and nothing fails over; Jakarta's balancer dies and every node sends
 // Indonesia elsewhere.
 //
+// Every link runs over TLS, with certificates from `arus certs init`: control's
+// API requires client certificates (mutual TLS), and each probe agent, balancer
+// and DNS node presents its own and names control by an https:// URL; the
+// test's own API calls present an admin's. The probes' health checks of the
+// balancers are HTTPS too: each balancer serves the lab's server certificate
+// on its zone addresses, and the probes trust the lab CA (NODE_EXTRA_CA_CERTS:
+// the checks use node's default trust store).
+//
 // Runs as root (CI does); elsewhere it skips and says why.
 import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir, until } from './helpers/arus.js';
+import { certsInit, type Certs } from './helpers/credentials.js';
 import { connectTimes, createLab, digFrom, httpVia, netnsUnsupported, removeStaleLabs, startArusIn, type Host, type Lab, type NsProcess } from './helpers/netns.js';
 
 const unsupported = netnsUnsupported();
@@ -38,10 +47,9 @@ const HOME: Record<Country, Region> = { ID: 'jkt', SG: 'sg', TH: 'bkk', PH: 'mnl
 /** DNS nodes: where they run, and where the clients that ask them are. */
 const NODES = { 'dns-sg': { region: 'sg', client: 'mnl' }, 'dns-jkt': { region: 'jkt', client: 'bkk' } } as const;
 type Node = keyof typeof NODES;
-const ADMIN = 'mh-admin-token';
-const PROBE = 'mh-probe-token';
-const DNS = 'mh-dns-token';
-const CONTROL = `http://${hostAddr('sg')}:8080`;
+const CONTROL = `https://${hostAddr('sg')}:8080`;
+/** Every client identity of the lab: an agent and a balancer per region, each DNS node, and the test's admin. */
+const IDENTITIES = [...REGIONS.flatMap((r) => [`probe/${r}/probe-${r}`, `balancer/${r}`]), ...Object.keys(NODES).map((n) => `dns/${n}`), 'admin/tester'];
 
 type Answers = Record<Node, Record<Country, string[]>>;
 type Vote = { agent: string; ok: boolean; streak: number; error?: string; fresh: boolean };
@@ -53,19 +61,18 @@ describe.skipIf(skip)(`regions as network namespaces${skip ? ` (skipped: ${unsup
   let dir: string;
   let api: Awaited<ReturnType<typeof httpVia>> | undefined;
   let control: NsProcess | undefined;
+  let certs: Certs;
   /** Every arus process started, ready or not, live or not: afterAll stops them all. */
   const procs: NsProcess[] = [];
   const balancers = new Map<Region, NsProcess>();
   const host = (name: string): Host => lab!.hosts.get(name)!;
 
   const startControl = () =>
-    startArusIn(host('sg'), 'control', ['control', '--db', join(dir, 'arus.db'), '--regions', join(dir, 'regions'), '--api-listen', `${hostAddr('sg')}:8080`], {
-      env: { ARUS_ADMIN_TOKEN: ADMIN, ARUS_PROBE_TOKEN: PROBE, ARUS_DNS_TOKEN: DNS },
-      into: procs,
-    });
-  const startBalancer = (r: Region) => startArusIn(host(r), `balancer-${r}`, ['balancer', '--region', r, '--control', CONTROL, '--token', PROBE, '--id', `balancer-${r}`], { into: procs });
+    startArusIn(host('sg'), 'control', ['control', '--db', join(dir, 'arus.db'), '--regions', join(dir, 'regions'), '--api-listen', `${hostAddr('sg')}:8080`, ...certs.serverArgs({ mutual: true })], { into: procs });
+  const startBalancer = (r: Region) =>
+    startArusIn(host(r), `balancer-${r}`, ['balancer', '--region', r, '--control', CONTROL, ...certs.clientArgs(`balancer/${r}`), '--tls-cert', certs.server.cert, '--tls-key', certs.server.key, '--id', `balancer-${r}`], { into: procs });
   const get = async <T>(path: string) => {
-    const res = await api!.call('GET', path, { authorization: `Bearer ${ADMIN}` });
+    const res = await api!.call('GET', path, {});
     if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body as T;
   };
@@ -118,7 +125,8 @@ describe.skipIf(skip)(`regions as network namespaces${skip ? ` (skipped: ${unsup
     const simListen = new Map<Region, string[]>();
     for (const f of readdirSync(join(dir, 'regions'))) {
       const path = join(dir, 'regions', f);
-      const text = readFileSync(path, 'utf8').replaceAll('127.0.1.', `${NET}.`);
+      // The zones' addresses on the lab's network, and the probes' checks of the balancers over HTTPS.
+      const text = readFileSync(path, 'utf8').replaceAll('127.0.1.', `${NET}.`).replaceAll(`url: "http://${NET}.`, `url: "https://${NET}.`);
       writeFileSync(path, text);
       const id = /^id: (\w+)/m.exec(text)?.[1] as Region | undefined;
       if (id) simListen.set(id, [...text.matchAll(/url: "http:\/\/(127\.0\.0\.1:\d+)"/g)].map((m) => m[1]));
@@ -126,27 +134,40 @@ describe.skipIf(skip)(`regions as network namespaces${skip ? ` (skipped: ${unsup
     for (const r of REGIONS) {
       expect(readFileSync(join(dir, 'regions', `${r}.yaml`), 'utf8')).toContain(`listen: ["${zoneAddrs(r)[0]}:8000", "${zoneAddrs(r)[1]}:8000"]`);
       expect(simListen.get(r)).toHaveLength(2);
+      expect(readFileSync(join(dir, 'regions', `${r}.yaml`), 'utf8')).toContain(`url: "https://${zoneAddrs(r)[0]}:8000/v1/models"`);
     }
+    // One server certificate for control and every balancer: it names every address they serve on.
+    certs = certsInit(join(dir, 'certs'), { names: [hostAddr('sg'), ...REGIONS.flatMap(zoneAddrs), '127.0.0.1', 'localhost'], clients: IDENTITIES });
 
     const t0 = Date.now();
     lab = await createLab({ prefix: PREFIX, cidr: 24, hosts: REGIONS.map((r) => ({ name: r, addresses: [hostAddr(r), ...zoneAddrs(r)] })), rttMs: RTT });
     control = await startControl();
-    api = await httpVia(host('sg'), join(dir, 'api.sock'), `${hostAddr('sg')}:8080`);
+    api = await httpVia(host('sg'), join(dir, 'api.sock'), `${hostAddr('sg')}:8080`, { ca: certs.ca, ...certs.client('admin/tester') });
     const starting: Promise<unknown>[] = [
       // The GPUs before their balancer, so that it finds its instances ready.
       ...REGIONS.map(async (r) => {
         await startArusIn(host(r), `sim-${r}`, ['sim', '--listen', simListen.get(r)!.join(',')], { into: procs });
         balancers.set(r, await startBalancer(r));
       }),
-      ...REGIONS.map((r) => startArusIn(host(r), `probe-${r}`, ['probe', '--region', r, '--control', CONTROL, '--token', PROBE, '--id', `probe-${r}`], { into: procs })),
+      ...REGIONS.map((r) =>
+        startArusIn(host(r), `probe-${r}`, ['probe', '--region', r, '--control', CONTROL, ...certs.clientArgs(`probe/${r}/probe-${r}`), '--id', `probe-${r}`], { env: { NODE_EXTRA_CA_CERTS: certs.ca }, into: procs }),
+      ),
       ...(Object.keys(NODES) as Node[]).map((n) =>
-        startArusIn(host(NODES[n].region), n, ['dns', '--control', CONTROL, '--token', DNS, '--id', n, '--snapshot', join(dir, n, 'snapshot.json'), '--dns-listen', `${hostAddr(NODES[n].region)}:53`, '--metrics-listen', '127.0.0.1:9153'], { into: procs }),
+        startArusIn(
+          host(NODES[n].region),
+          n,
+          ['dns', '--control', CONTROL, ...certs.clientArgs(`dns/${n}`), '--id', n, '--snapshot', join(dir, n, 'snapshot.json'), '--dns-listen', `${hostAddr(NODES[n].region)}:53`, '--metrics-listen', '127.0.0.1:9153'],
+          { into: procs },
+        ),
       ),
     ];
     await Promise.all(starting);
+    // TLS on every link: control's API requires client certificates; each balancer serves HTTPS.
+    expect(control.logs.find((l) => l.msg === 'ready')).toMatchObject({ api: CONTROL, tls: 'mutual' });
+    for (const [r, b] of balancers) expect(b.logs.find((l) => l.msg === 'ready'), r).toMatchObject({ tls: true });
     await until(() => get<Health>('/v1/health'), allHealthy, 20_000, 250);
     await until(answersNow, (a) => JSON.stringify(a) === JSON.stringify(expected()), 10_000, 250);
-    console.log(`multi-host lab: 4 namespaces, 15 arus processes, all healthy in ${Date.now() - t0} ms`);
+    console.log(`multi-host lab: 4 namespaces, 15 arus processes, every link over TLS (control's API mutual), all healthy in ${Date.now() - t0} ms`);
   }, 150_000);
 
   afterAll(async () => {

@@ -6,15 +6,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { arus, startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { createToken } from './helpers/credentials.js';
 import { dig, hasDig } from './helpers/dig.js';
 import { regionsWithChecks } from './helpers/regions.js';
 
 const requireDig = process.env.CI ? true : hasDig;
 const ADMIN = 'roles-admin-token';
-/** Node b authenticates with the static dns-role token control reads from its environment. */
-const DNS_TOKEN = 'roles-static-dns-token';
-const env = { ARUS_ADMIN_TOKEN: ADMIN, ARUS_DNS_TOKEN: DNS_TOKEN };
+const env = { ARUS_ADMIN_TOKEN: ADMIN };
 /** What the test moves Jakarta's endpoints to. */
 const MOVED = ['198.51.100.21', '198.51.100.22'];
 
@@ -22,7 +21,8 @@ describe.skipIf(!requireDig)('control and DNS nodes as separate processes', () =
   let dir: string;
   let dbFile: string;
   let regions: string;
-  let token: string;
+  /** Each node's own dns token, bound to its name: a gets it as --token and --id, b from ARUS_DNS_TOKEN and is named by it. */
+  const tokens: Record<'a' | 'b', string> = { a: '', b: '' };
   let control: Running;
   let controlPort: number;
   /** When control was killed: no node can have been without it for longer than since then. */
@@ -43,8 +43,8 @@ describe.skipIf(!requireDig)('control and DNS nodes as separate processes', () =
   const startControl = (port = 0) => startArus(['control', '--db', dbFile, '--regions', regions, '--api-listen', `127.0.0.1:${port}`], { env, timeoutMs: 30_000 });
   const startNode = (name: 'a' | 'b') =>
     startArus(
-      ['dns', '--control', `http://127.0.0.1:${controlPort}`, ...(name === 'a' ? ['--token', token] : []), '--id', `dns-${name}`, '--snapshot', join(dir, `${name}`, 'snapshot.json'), '--dns-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-      { timeoutMs: 30_000, env: name === 'b' ? { ARUS_DNS_TOKEN: DNS_TOKEN } : {} },
+      ['dns', '--control', `http://127.0.0.1:${controlPort}`, ...(name === 'a' ? ['--token', tokens.a, '--id', 'dns-a'] : []), '--snapshot', join(dir, `${name}`, 'snapshot.json'), '--dns-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
+      { timeoutMs: 30_000, env: name === 'b' ? { ARUS_DNS_TOKEN: tokens.b } : {} },
     );
   const metricsOf = async (node: Running) => {
     const url = node.logs.find((l) => l.msg === 'ready')!.metrics as string;
@@ -61,9 +61,7 @@ describe.skipIf(!requireDig)('control and DNS nodes as separate processes', () =
     dbFile = join(dir, 'arus.db');
     // No health checks: without probes every endpoint stays up, and only configuration moves answers.
     regions = regionsWithChecks(dir, () => undefined);
-    const created = arus(['token', 'create', '--role', 'dns', '--name', 'dns-nodes', '--db', dbFile]);
-    expect(created.code, created.stderr).toBe(0);
-    token = /arus_\S+/.exec(created.stdout)![0];
+    for (const n of ['a', 'b'] as const) tokens[n] = createToken(dbFile, { role: 'dns', node: `dns-${n}` });
     control = await startControl();
     controlPort = Number(new URL(control.api!).port);
     [nodes.a, nodes.b] = await Promise.all([startNode('a'), startNode('b')]);

@@ -114,3 +114,25 @@ export function arusAsync(args: string[], opts: { cwd?: string; env?: NodeJS.Pro
     p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+export type Launched = { proc: ChildProcess; logs: Record<string, unknown>[]; stderr(): string; stop(): Promise<void> };
+
+/** Starts a long-running `arus <args>` without waiting for it to be ready: for a role that must not get there (a link it refuses). */
+export function launchArus(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Launched {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ARUS_LOG_LEVEL: 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(-8000)));
+  createInterface({ input: proc.stdout }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line));
+    } catch {
+      // Not a log line.
+    }
+  });
+  return { proc, logs, stderr: () => stderr, stop: () => stopProcess(proc) };
+}

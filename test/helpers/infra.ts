@@ -2,7 +2,7 @@
 // returns a list of problems (empty when all is well), so a test can assert
 // both that the real files pass and that a broken copy is caught.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -115,16 +115,19 @@ export function lowestListenPort(argv: string[]): number | undefined {
   return ports.length ? Math.min(...ports) : undefined;
 }
 
-/** `ARUS_*` variables the code reads (every non-test source file). */
+/** `ARUS_*` variables the code reads (every non-test source file), and the `HEALTHCHECK_*` ones the image's health check reads. */
 export function arusEnvNames(): Set<string> {
   const names = new Set<string>();
   for (const f of filesUnder(join(ROOT, 'src'), /\.ts$/).filter((f) => !/\.(test|case)\.ts$/.test(f)))
     for (const m of readFileSync(f, 'utf8').matchAll(/\bARUS_[A-Z0-9_]+\b/g)) names.add(m[0]);
+  for (const m of readFileSync(join(INFRA, 'docker/healthcheck.mjs'), 'utf8').matchAll(/\bHEALTHCHECK_[A-Z0-9_]+\b/g)) names.add(m[0]);
   return names;
 }
 
 export function checkEnvNames(names: string[], source: string, known: Set<string>): string[] {
-  return names.filter((n) => n.startsWith('ARUS_') && !known.has(n)).map((n) => `${source}: environment variable ${n} is read by nothing in src/`);
+  return names
+    .filter((n) => /^(ARUS|HEALTHCHECK)_/.test(n) && !known.has(n))
+    .map((n) => `${source}: environment variable ${n} is read by nothing (src/, infra/docker/healthcheck.mjs)`);
 }
 
 // ------------------------------------------------------------------- metrics
@@ -389,16 +392,16 @@ export function checkDashboard(dash: Obj, cat: Catalog, jobs: Set<string>, sourc
 // ----------------------------------------------------------------- Kubernetes
 
 /** The arus image's command line in a container: the image's entrypoint is `node /app/bin/arus.js`. */
-function arusArgv(c: Obj): string[] | undefined {
+export function arusArgv(c: Obj): string[] | undefined {
   if (!/(^|\/)arus(:|@|$)/.test(c.image ?? '')) return undefined;
   const cmd: string[] = c.command ?? [];
   const at = cmd.findIndex((a) => a.endsWith('bin/arus.js') || a === 'arus');
   return [...(at >= 0 ? cmd.slice(at + 1) : []), ...(c.args ?? [])];
 }
 
-type Workload = { obj: Obj; pod: Obj; labels: Obj; where: string };
+export type Workload = { obj: Obj; pod: Obj; labels: Obj; where: string };
 
-function workloads(objects: Obj[]): Workload[] {
+export function workloads(objects: Obj[]): Workload[] {
   return objects
     .filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(o.kind))
     .map((o) => ({ obj: o, pod: o.spec?.template?.spec ?? {}, labels: o.spec?.template?.metadata?.labels ?? {}, where: `${o.kind}/${o.metadata?.name}` }));
@@ -412,6 +415,17 @@ export type K8sContext = {
   cli: Cli;
   env: Set<string>;
 };
+
+/** The keys of the Secret cert-manager writes for a Certificate. */
+export const CERT_SECRET_KEYS = ['tls.crt', 'tls.key', 'ca.crt'];
+
+/** Secrets cert-manager writes for the Certificates here: name → keys. */
+export function certificateSecrets(objects: Obj[]): Map<string, Set<string>> {
+  return new Map(objects.filter((o) => o.kind === 'Certificate' && o.spec?.secretName).map((o) => [o.spec.secretName as string, new Set(CERT_SECRET_KEYS)]));
+}
+
+/** The port a URL reaches: its own, or its scheme's. */
+export const urlPort = (u: URL) => Number(u.port || (u.protocol === 'https:' ? 443 : 80));
 
 /** The objects a kustomization lists, and its generators (env files fall back to their `.example`). */
 export function loadKustomization(dir: string): { objects: Obj[]; files: string[]; generated: K8sContext['generated']; problems: string[] } {
@@ -446,9 +460,11 @@ export function checkK8s(objects: Obj[], ctx: K8sContext): string[] {
   const problems: string[] = [];
   const byKind = (kind: string) => objects.filter((o) => o.kind === kind);
   /** The keys of a Secret or ConfigMap defined here or by a kustomize generator; undefined if there is none. */
+  const certSecrets = certificateSecrets(objects);
   const named = (kind: 'Secret' | 'ConfigMap', name: string): Set<string> | undefined => {
     const o = objects.find((x) => x.kind === kind && x.metadata?.name === name);
-    return o ? new Set(Object.keys({ ...o.data, ...o.stringData })) : ctx.generated[kind].get(name);
+    if (o) return new Set(Object.keys({ ...o.data, ...o.stringData }));
+    return ctx.generated[kind].get(name) ?? (kind === 'Secret' ? certSecrets.get(name) : undefined);
   };
   const seen = new Set<string>();
   for (const o of objects) {
@@ -527,7 +543,7 @@ export function checkK8s(objects: Obj[], ctx: K8sContext): string[] {
         const u = new URL(control);
         const svc = services.find((s) => s.metadata?.name === u.hostname.split('.')[0]);
         if (!svc) problems.push(`${where}: --control ${control}: no Service ${u.hostname}`);
-        else if (!svc.spec?.ports?.some((p: Obj) => String(p.port) === (u.port || '80'))) problems.push(`${where}: --control ${control}: Service ${svc.metadata.name} has no port ${u.port}`);
+        else if (!svc.spec?.ports?.some((p: Obj) => Number(p.port) === urlPort(u))) problems.push(`${where}: --control ${control}: Service ${svc.metadata.name} has no port ${urlPort(u)}`);
       }
       const region = flagValue(argv, '--region');
       if (region && regions) {
@@ -584,7 +600,21 @@ export function regionsFromConfigMaps(objects: Obj[], problems: string[] = []): 
 
 // -------------------------------------------------------------------- Compose
 
-const isArusService = (s: Obj) => s.image === 'arus:local' || /infra\/docker\/Dockerfile$/.test(s.build?.dockerfile ?? '');
+export const isArusService = (s: Obj) => s.image === 'arus:local' || /infra\/docker\/Dockerfile$/.test(s.build?.dockerfile ?? '');
+
+/**
+ * The `arus` command line a compose service of the image runs: its command,
+ * or, with a shell entrypoint (`/bin/sh -c SCRIPT`), the `node /app/bin/arus.js …`
+ * in the script, up to the next `&&`, `||` or `;`.
+ */
+export function arusCommand(s: Obj): string[] | undefined {
+  const entry: string[] = Array.isArray(s.entrypoint) ? s.entrypoint.map(String) : [];
+  if (!entry.length) return Array.isArray(s.command) ? s.command.map(String) : undefined;
+  if (!/(^|\/)sh$/.test(entry[0]) || entry[1] !== '-c') return undefined;
+  const script = [...entry.slice(2), ...(Array.isArray(s.command) ? s.command : [s.command ?? ''])].join(' ');
+  const m = /\bnode\s+\S*bin\/arus\.js\s+([^;&|]+)/.exec(script);
+  return m?.[1].trim().split(/\s+/);
+}
 
 /** Ports an Arus service listens on, from its command line. */
 function listenPorts(argv: string[]): number[] {
@@ -598,7 +628,7 @@ export function checkCompose(doc: Obj, dir: string, ctx: { cli: Cli; env: Set<st
   const networks = new Set(Object.keys(doc.networks ?? {}));
   const addresses = new Map<string, string>();
   const listens = new Map<string, number[]>();
-  for (const [name, s] of Object.entries<Obj>(services)) if (isArusService(s)) listens.set(name, listenPorts(s.command ?? []));
+  for (const [name, s] of Object.entries<Obj>(services)) if (isArusService(s)) listens.set(name, listenPorts(arusCommand(s) ?? []));
 
   for (const [name, s] of Object.entries<Obj>(services)) {
     const where = `compose service ${name}`;
@@ -622,11 +652,11 @@ export function checkCompose(doc: Obj, dir: string, ctx: { cli: Cli; env: Set<st
     }
     problems.push(...checkEnvNames(Object.keys(s.environment ?? {}), where, ctx.env));
     if (!isArusService(s)) continue;
-    if (!Array.isArray(s.command) || !s.command.length) {
-      problems.push(`${where}: command must be an arus command line as a list`);
+    const argv = arusCommand(s);
+    if (!argv?.length) {
+      problems.push(`${where}: command must be an arus command line as a list (or a shell entrypoint whose script runs node /app/bin/arus.js)`);
       continue;
     }
-    const argv: string[] = s.command.map(String);
     problems.push(...checkInvocation({ source: where, argv }, ctx.cli));
     const uid = Number(String(s.user ?? '0').split(':')[0]);
     if (!(uid > 0)) problems.push(`${where}: must run as a non-root user`);
@@ -639,7 +669,7 @@ export function checkCompose(doc: Obj, dir: string, ctx: { cli: Cli; env: Set<st
     const control = flagValue(argv, '--control');
     if (control) {
       const u = new URL(control);
-      if (!listens.get(u.hostname)?.includes(Number(u.port || 80))) problems.push(`${where}: --control ${control}: no service ${u.hostname} listening on ${u.port}`);
+      if (!listens.get(u.hostname)?.includes(urlPort(u))) problems.push(`${where}: --control ${control}: no service ${u.hostname} listening on ${urlPort(u)}`);
     }
     for (const p of s.ports ?? []) {
       const m = /:(\d+)(?:\/(udp|tcp))?$/.exec(String(p));
@@ -648,8 +678,8 @@ export function checkCompose(doc: Obj, dir: string, ctx: { cli: Cli; env: Set<st
   }
 
   // The configuration control seeds from, and what it points at.
-  const control = Object.entries<Obj>(services).find(([, s]) => isArusService(s) && s.command?.[0] === 'control');
-  const regionsDir = control && flagValue(control[1].command, '--regions');
+  const control = Object.entries<Obj>(services).find(([, s]) => isArusService(s) && arusCommand(s)?.[0] === 'control');
+  const regionsDir = control && flagValue(arusCommand(control[1])!, '--regions');
   const mount = regionsDir && (control[1].volumes ?? []).map(String).find((v: string) => v.split(':')[1] === regionsDir);
   if (!control || !mount) return [...problems, 'compose: control has no --regions folder mounted'];
   let config: Config;
@@ -659,7 +689,7 @@ export function checkCompose(doc: Obj, dir: string, ctx: { cli: Cli; env: Set<st
     return [...problems, `compose regions: ${(err as Error).message}`];
   }
   for (const [name, s] of Object.entries<Obj>(services)) {
-    const region = isArusService(s) ? flagValue(s.command, '--region') : undefined;
+    const region = isArusService(s) ? flagValue(arusCommand(s) ?? [], '--region') : undefined;
     if (region && !config.regions.some((r) => r.id === region)) problems.push(`compose service ${name}: --region ${region} is not in the configuration`);
   }
   for (const r of config.regions) {
@@ -668,12 +698,12 @@ export function checkCompose(doc: Obj, dir: string, ctx: { cli: Cli; env: Set<st
         if (!addresses.has(e.address)) problems.push(`compose regions: ${r.id}/${z.id} endpoint ${e.address} is no service's address`);
         if (e.check?.type === 'http') {
           const u = new URL(e.check.url);
-          if (!listens.get(u.hostname)?.includes(Number(u.port || 80))) problems.push(`compose regions: ${r.id}/${z.id} check ${e.check.url}: no service ${u.hostname} listening on ${u.port}`);
+          if (!listens.get(u.hostname)?.includes(urlPort(u))) problems.push(`compose regions: ${r.id}/${z.id} check ${e.check.url}: no service ${u.hostname} listening on ${urlPort(u)}`);
         }
       }
     for (const i of r.balancer?.instances ?? []) {
       const u = new URL(i.url);
-      if (!listens.get(u.hostname)?.includes(Number(u.port || 80))) problems.push(`compose regions: ${r.id} balancer instance ${i.url}: no service ${u.hostname} listening on ${u.port}`);
+      if (!listens.get(u.hostname)?.includes(urlPort(u))) problems.push(`compose regions: ${r.id} balancer instance ${i.url}: no service ${u.hostname} listening on ${urlPort(u)}`);
     }
   }
   return problems;
@@ -693,7 +723,7 @@ export function checkTargetsAgainstCompose(targets: string[], compose: Obj): str
     const [host, port] = t.split(':');
     const s = compose.services?.[host];
     if (!s) problems.push(`target ${t}: no compose service ${host}`);
-    else if (isArusService(s) && !listenPorts(s.command ?? []).includes(Number(port))) problems.push(`target ${t}: ${host} does not listen on ${port}`);
+    else if (isArusService(s) && !listenPorts(arusCommand(s) ?? []).includes(Number(port))) problems.push(`target ${t}: ${host} does not listen on ${port}`);
   }
   return problems;
 }
@@ -732,6 +762,29 @@ export function unitInvocation(unit: Unit, source: string): Invocation | undefin
   return at < 0 ? undefined : { source, argv: words.slice(at + 1) };
 }
 
+/**
+ * ExecStart's arus command line as the unit runs it: `${VAR}` from
+ * Environment=, `%i` as the instance `sg`, `%H` as `host`; and Environment=.
+ */
+export function resolveUnit(unit: Unit, name: string): { argv: string[]; envs: Map<string, string>; problems: string[] } | undefined {
+  const inv = unitInvocation(unit, name);
+  if (!inv) return undefined;
+  const problems: string[] = [];
+  if (inv.argv.join(' ').includes('%i') !== name.includes('@.')) problems.push(`${name}: %i belongs in template units (name@.service) only`);
+  const envs = new Map<string, string>();
+  const specifiers = (v: string) => v.replaceAll('%i', 'sg').replaceAll('%H', 'host');
+  for (const e of get(unit, 'Service', 'Environment')) for (const kv of e.split(/\s+/)) envs.set(kv.split('=')[0], specifiers(kv.slice(kv.indexOf('=') + 1)));
+  const argv = inv.argv.map((a) =>
+    specifiers(
+      a.replace(/\$\{(\w+)\}/g, (_, v: string) => {
+        if (!envs.has(v)) problems.push(`${name}: ExecStart uses \${${v}}, which no Environment= sets`);
+        return envs.get(v) ?? '';
+      }),
+    ),
+  );
+  return { argv, envs, problems };
+}
+
 export function checkUnit(name: string, text: string, ctx: { cli: Cli; env: Set<string> }): string[] {
   const problems: string[] = [];
   let unit: Unit;
@@ -744,17 +797,11 @@ export function checkUnit(name: string, text: string, ctx: { cli: Cli; env: Set<
   const one = (section: string, key: string) => get(unit, section, key).at(-1);
   if (!one('Unit', 'Description')) problems.push(`${name}: no Description=`);
   if (!one('Install', 'WantedBy')) problems.push(`${name}: no WantedBy=`);
-  const inv = unitInvocation(unit, name);
-  if (!inv) return [...problems, `${name}: ExecStart does not run arus`];
-  const template = name.includes('@.');
-  if (inv.argv.join(' ').includes('%i') !== template) problems.push(`${name}: %i belongs in template units (name@.service) only`);
-  const envs = new Map<string, string>();
-  for (const e of get(unit, 'Service', 'Environment')) for (const kv of e.split(/\s+/)) envs.set(kv.split('=')[0], kv.slice(kv.indexOf('=') + 1));
+  const resolved = resolveUnit(unit, name);
+  if (!resolved) return [...problems, `${name}: ExecStart does not run arus`];
+  const { argv, envs } = resolved;
+  problems.push(...resolved.problems);
   problems.push(...checkEnvNames([...envs.keys()], name, ctx.env));
-  const argv = inv.argv.map((a) => a.replace(/\$\{(\w+)\}/g, (_, v: string) => {
-    if (!envs.has(v)) problems.push(`${name}: ExecStart uses \${${v}}, which no Environment= sets`);
-    return envs.get(v) ?? '';
-  }).replaceAll('%i', 'sg').replaceAll('%H', 'host'));
   problems.push(...checkInvocation({ source: name, argv }, ctx.cli));
 
   // Least privilege.
@@ -865,7 +912,110 @@ export function checkDockerfile(text: string, ignoreFile: string | undefined, ct
   for (const p of ['53/udp', '53/tcp']) if (!exposed.includes(p)) problems.push(`${source}: EXPOSE ${p}`);
   const envs = final.filter((x) => x.op === 'ENV').flatMap((x) => [...x.args.matchAll(/(\w+)=/g)].map((m) => m[1]));
   problems.push(...checkEnvNames(envs, source, ctx.env));
+  problems.push(...checkCompiledRuntime(ins, stages, source));
   return problems;
+}
+
+/**
+ * The runtime runs compiled JavaScript: a build stage runs `npm run build`, the
+ * runtime copies its dist/ and a production-only node_modules, and no sources
+ * (bin/arus.js would then prefer them through tsx, a dev tool's loader).
+ */
+function checkCompiledRuntime(ins: Instruction[], stages: string[], source: string): string[] {
+  const problems: string[] = [];
+  const byStage = new Map<string, Instruction[]>();
+  let current = '';
+  for (const x of ins) {
+    if (x.op === 'FROM') {
+      current = /\sAS\s+(\S+)/i.exec(x.args)?.[1] ?? '';
+      byStage.set(current, []);
+      // A stage built FROM another starts with what that one ran.
+      const base = x.args.split(/\s+/)[0];
+      if (byStage.has(base) && base !== current) byStage.get(current)!.push(...byStage.get(base)!);
+    } else byStage.get(current)?.push(x);
+  }
+  const runs = (stage: string, re: RegExp) => (byStage.get(stage) ?? []).some((x) => x.op === 'RUN' && re.test(x.args));
+  const final = byStage.get(stages.at(-1) ?? '') ?? [];
+  const copiesFrom = (re: RegExp) => final.filter((x) => x.op === 'COPY' && re.test(x.args)).map((x) => /--from=(\S+)/.exec(x.args)?.[1]);
+  const dist = copiesFrom(/--from=\S+\s+\S*\/dist\/?\s/);
+  if (!dist.length) problems.push(`${source}: the runtime stage copies no dist/ from a build stage`);
+  for (const from of dist) if (from && !runs(from, /\bnpm run build\b/)) problems.push(`${source}: dist/ comes from stage ${from}, which does not run npm run build`);
+  const modules = copiesFrom(/--from=\S+\s+\S*node_modules\s/);
+  if (!modules.length) problems.push(`${source}: the runtime stage copies no node_modules from a dependency stage`);
+  for (const from of modules) if (from && !runs(from, /\bnpm ci\b.*--omit=dev/)) problems.push(`${source}: node_modules comes from stage ${from}, which does not run npm ci --omit=dev`);
+  for (const x of final) if (x.op === 'COPY' && !/--from=/.test(x.args) && /(^|\s)\.?\/?src\/?(\s|$)/.test(x.args)) problems.push(`${source}:${x.line}: the runtime stage copies src/: it runs dist/`);
+  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts ?? {};
+  for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) if (scripts[hook]) problems.push(`package.json: a ${hook} script runs during npm ci --omit=dev, where dev tools are missing`);
+  return problems;
+}
+
+/** What the build context holds, per the .dockerignore next to the Dockerfile: its `!` allow-list, less its exclusions. */
+export function contextFilter(ignoreFile: string): (path: string) => boolean {
+  const lines = ignoreFile.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const glob = (g: string) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('**/', '\u0000').replaceAll('*', '[^/]*').replaceAll('\u0000', '(.*/)?')}(/.*)?$`);
+  const allowed = lines.filter((l) => l.startsWith('!')).map((l) => glob(l.slice(1).replace(/\/$/, '')));
+  const excluded = lines.filter((l) => !l.startsWith('!') && l !== '*').map(glob);
+  return (path) => allowed.some((a) => a.test(path)) && !excluded.some((e) => e.test(path));
+}
+
+/** Every production package's top-level folder in package-lock.json (what `npm ci --omit=dev` installs). */
+export function productionPackages(): string[] {
+  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean }> };
+  return Object.entries(lock.packages)
+    .filter(([k, v]) => /^node_modules\/(@[^/]+\/)?[^/]+$/.test(k) && !v.dev && !v.devOptional)
+    .map(([k]) => k.slice('node_modules/'.length));
+}
+
+/**
+ * Replays the Dockerfile in `dir` without Docker: per stage, FROM (a copy of an
+ * earlier stage), WORKDIR, COPY (from the build context as the .dockerignore
+ * lets it in, or --from a stage), and the npm steps — `npm ci` links this
+ * checkout's node_modules, `npm ci --omit=dev` links only the production
+ * packages (less `without`), `npm run build` runs. Other RUN steps (apt-get,
+ * users) are the base image's business. Returns each stage's /app.
+ */
+export async function replayDockerfile(text: string, ignoreFile: string, dir: string, o: { without?: string[] } = {}): Promise<Map<string, string>> {
+  const inContext = contextFilter(ignoreFile);
+  const roots = new Map<string, { root: string; workdir: string }>();
+  let stage: { root: string; workdir: string } | undefined;
+  const at = (st: { root: string; workdir: string }, p: string) => join(st.root, posix.resolve(st.workdir, p));
+  for (const x of parseDockerfile(text)) {
+    if (x.op === 'FROM') {
+      const [base, , name] = x.args.split(/\s+/);
+      const root = join(dir, name);
+      const from = roots.get(base);
+      if (from) cpSync(from.root, root, { recursive: true, verbatimSymlinks: true });
+      else mkdirSync(root, { recursive: true });
+      stage = { root, workdir: from?.workdir ?? '/' };
+      roots.set(name, stage);
+    } else if (!stage) continue;
+    else if (x.op === 'WORKDIR') stage.workdir = posix.resolve(stage.workdir, x.args);
+    else if (x.op === 'COPY') {
+      const fromStage = /--from=(\S+)/.exec(x.args)?.[1];
+      const parts = x.args.replace(/--\S+/g, '').trim().split(/\s+/);
+      const dest = parts.pop()!;
+      const into = dest.endsWith('/') || parts.length > 1;
+      for (const src of parts) {
+        const target = at(stage, into ? posix.join(dest, posix.basename(src)) : dest);
+        mkdirSync(dirname(target), { recursive: true });
+        if (fromStage) cpSync(join(roots.get(fromStage)!.root, src), target, { recursive: true, verbatimSymlinks: true });
+        else cpSync(join(ROOT, src), target, { recursive: true, filter: (f) => statSync(f).isDirectory() || inContext(relative(ROOT, f)) });
+      }
+    } else if (x.op === 'RUN') {
+      const cwd = at(stage, '.');
+      if (/\bnpm ci\b/.test(x.args)) {
+        const modules = join(cwd, 'node_modules');
+        if (!/--omit=dev/.test(x.args)) symlinkSync(join(ROOT, 'node_modules'), modules);
+        else
+          for (const pkg of productionPackages().filter((p) => !o.without?.includes(p))) {
+            mkdirSync(dirname(join(modules, pkg)), { recursive: true });
+            symlinkSync(join(ROOT, 'node_modules', pkg), join(modules, pkg));
+          }
+      }
+      if (/\bnpm run build\b/.test(x.args)) await run('npm', ['run', '--silent', 'build'], { cwd, maxBuffer: 1 << 24 });
+    }
+  }
+  return new Map([...roots].map(([name, st]) => [name, at(st, '.')]));
 }
 
 /** For messages: a path relative to the repository. */

@@ -10,8 +10,9 @@
 // setns, which Node lacks) holding one tap device in each namespace; nothing
 // is ever created or changed outside the lab's own namespaces.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { createInterface } from 'node:readline';
 import { BIN, readyLine, ROOT, stopProcess } from './arus.js';
 
@@ -328,9 +329,11 @@ export async function connectTimes(host: Host, targets: string[], samples = 5): 
 /**
  * A way in from the test's own namespace: a forwarder inside `host` that
  * accepts on a Unix socket (the file system is shared; the network is not) and
- * connects to `target` HOST:PORT there. Returns an HTTP client through it.
+ * connects to `target` HOST:PORT there. Returns an HTTP client through it:
+ * HTTPS when `tls` is given, verifying the server's certificate for `target`'s
+ * host against `tls.ca` and presenting `tls.cert` (mutual TLS).
  */
-export async function httpVia(host: Host, socketPath: string, target: string) {
+export async function httpVia(host: Host, socketPath: string, target: string, tls?: { ca: string; cert?: string; key?: string }) {
   const [h, p] = target.split(':');
   const script = `
     const net = require('node:net'); const fs = require('node:fs');
@@ -347,10 +350,22 @@ export async function httpVia(host: Host, socketPath: string, target: string) {
     createInterface({ input: proc.stdout }).once('line', () => resolve());
     proc.once('exit', (code) => reject(new Error(`the forwarder into ${host.name} exited with ${code}`)));
   });
-  // A connection per request (agent: false): a kept-alive one would die with control's restarts.
+  // A connection per request (no agent, or agent: false): a kept-alive one would die with control's restarts.
   const call = (method: string, path: string, headers: Record<string, string>, body?: unknown) =>
     new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-      const req = request({ socketPath, method, path, headers: { host: target, ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, agent: false, timeout: 5000 }, (res) => {
+      const connection = tls
+        ? {
+            // TLS end to end through the forwarder: it only moves bytes.
+            createConnection: () =>
+              tlsConnect({
+                path: socketPath,
+                ca: readFileSync(tls.ca),
+                ...(tls.cert && tls.key ? { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
+                checkServerIdentity: (_: string, cert: PeerCertificate) => checkServerIdentity(h, cert),
+              }),
+          }
+        : { socketPath, agent: false as const };
+      const req = request({ ...connection, method, path, headers: { host: target, ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, timeout: 5000 }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d) => (text += d));

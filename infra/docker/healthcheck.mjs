@@ -1,24 +1,48 @@
 #!/usr/bin/env node
 // Container health check for every Arus role, with no tool but node.
-//   HEALTHCHECK_URL=http://127.0.0.1:8080/healthz   (default: control's admin API)
-//   HEALTHCHECK_URL=http://127.0.0.1:9153/metrics   (a DNS node's metrics listener)
-//   HEALTHCHECK_URL=dns+tcp://127.0.0.1:53          (any well-formed DNS reply over TCP)
+//   HEALTHCHECK_URL=http://127.0.0.1:8080/healthz    (default: control's admin API)
+//   HEALTHCHECK_URL=https://127.0.0.1:8000/metrics   (a balancer serving TLS)
+//   HEALTHCHECK_URL=dns+tcp://127.0.0.1:53           (any well-formed DNS reply over TCP)
+// For https: HEALTHCHECK_CA is the PEM CA the listener's certificate must chain
+// to; HEALTHCHECK_CERT and HEALTHCHECK_KEY a client certificate, for a listener
+// that requires one (control under mutual TLS). The certificate is verified,
+// as every other client of the listener verifies it: a health check that
+// passes on a wrong certificate would hide the outage it exists to show.
 // Exit 0 healthy, 1 not (Docker's convention).
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { pathToFileURL } from 'node:url';
 
 const TIMEOUT_MS = Number(process.env.HEALTHCHECK_TIMEOUT_MS ?? 2000);
 
-export async function check(target, timeoutMs = TIMEOUT_MS) {
+/** HEALTHCHECK_CA, HEALTHCHECK_CERT and HEALTHCHECK_KEY, read as TLS options (undefined when unset). */
+export function tlsFromEnv(env = process.env) {
+  const file = (name) => (env[name] ? readFileSync(env[name]) : undefined);
+  return { ca: file('HEALTHCHECK_CA'), cert: file('HEALTHCHECK_CERT'), key: file('HEALTHCHECK_KEY') };
+}
+
+export async function check(target, timeoutMs = TIMEOUT_MS, tls = tlsFromEnv()) {
   const url = new URL(target);
-  if (url.protocol === 'http:' || url.protocol === 'https:') {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.body?.cancel();
-    if (!res.ok) throw new Error(`${target}: HTTP ${res.status}`);
-    return;
-  }
+  if (url.protocol === 'http:' || url.protocol === 'https:') return httpGet(url, timeoutMs, url.protocol === 'https:' ? tls : undefined);
   if (url.protocol === 'dns+tcp:') return dnsOverTcp(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 53), timeoutMs);
   throw new Error(`unsupported health-check URL ${target}`);
+}
+
+/** GET url: a 2xx within the timeout is healthy. */
+function httpGet(url, timeoutMs, tls) {
+  const request = tls ? httpsRequest : httpRequest;
+  const options = { method: 'GET', agent: false, signal: AbortSignal.timeout(timeoutMs), ...(tls ? { ...tls, minVersion: 'TLSv1.2' } : {}) };
+  return new Promise((resolve, reject) => {
+    const req = request(url, options, (res) => {
+      res.resume();
+      if (res.statusCode >= 200 && res.statusCode < 300) resolve();
+      else reject(new Error(`${url.href}: HTTP ${res.statusCode}`));
+    });
+    req.once('error', (err) => reject(new Error(`${url.href}: ${err.code ? `${err.code} ` : ''}${err.message}`)));
+    req.end();
+  });
 }
 
 /** Sends `. IN SOA` over TCP; an authoritative server answers (REFUSED is an answer too). */

@@ -189,6 +189,36 @@ describe('pool: accounting', () => {
     expect(() => pool.setInstances([inst('x'), inst('x')])).toThrow(/duplicate/);
   });
 
+  it('reconfigured while requests are in flight: removed instances finish theirs, added ones join, weights and strategy apply to new picks', () => {
+    const { pool, byId, picks } = setUp({ instances: [inst('a'), inst('b')] });
+    const a = byId('a');
+    const b = byId('b');
+    pool.acquire(a);
+    pool.acquire(b);
+    pool.acquire(b);
+
+    // b removed, c added, a re-weighted; and the strategy changed from round-robin to weighted.
+    pool.setInstances([inst('a', { weight: 9 }), inst('c', { weight: 1 })]);
+    pool.reconfigure({ picker: weighted(), slowStartMs: 0, maxConcurrency: 8 });
+    expect(pool.states().map((s) => s.instance.id)).toEqual(['a', 'c']);
+    expect(byId('a')).toMatchObject({ outstanding: 1, instance: { weight: 9 } });
+    // New picks never go to b, and follow the new weights (9:1).
+    const ids = picks(1000);
+    expect(ids).not.toContain('b');
+    const share = ids.filter((x) => x === 'a').length / ids.length;
+    expect(share).toBeGreaterThan(0.8);
+    expect(share).toBeLessThan(0.97);
+    // b's two requests finish on b: their outcomes are taken and change nothing of the new set.
+    pool.release(b, { ok: false, status: 503, durationMs: 5 });
+    pool.release(b, { ok: true, status: 200, durationMs: 5 });
+    expect(b.outstanding).toBe(0);
+    expect(pool.states().map((s) => s.instance.id)).toEqual(['a', 'c']);
+    pool.release(a, { ok: true, status: 200, durationMs: 5 });
+    expect(byId('a').outstanding).toBe(0);
+    // The new concurrency cap in the capacity report: 2 instances × 8.
+    expect(pool.capacity()).toMatchObject({ instances: 2, ready: 2, outstanding: 0, freeConcurrency: 16 });
+  });
+
   it('summarises capacity for the report to control', () => {
     const { pool, clock, byId } = setUp({ instances: [inst('a'), inst('b'), inst('c')], maxConcurrency: 4 });
     pool.acquire(byId('a'));

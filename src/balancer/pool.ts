@@ -65,8 +65,13 @@ export type Pool = {
   setReady(id: string, ready: boolean, now?: number): boolean;
   updateGpu(id: string, gauges: GpuGauges): void;
   setInstances(instances: Instance[]): void;
+  /** New settings from a changed configuration; live state (readiness, load, ejections, estimates) stays. */
+  reconfigure(o: PoolSettings): void;
   capacity(): Capacity;
 };
+
+/** What a configuration change may set on a running pool. */
+export type PoolSettings = Partial<Pick<PoolOptions, 'picker' | 'slowStartMs' | 'maxConcurrency'>>;
 
 /** A 5xx, a timeout or a failure with no response at all counts against the instance; a 4xx does not. */
 export function isFailure(o: Outcome): boolean {
@@ -89,7 +94,9 @@ const freshState = (instance: Instance, ready: boolean): InstanceState => ({ ins
 export function createPool(opts: PoolOptions): Pool {
   const now = opts.now ?? Date.now;
   const random = opts.random ?? Math.random;
-  const slowStartMs = opts.slowStartMs ?? DEFAULT_SLOW_START_MS;
+  let picker = opts.picker;
+  let slowStartMs = opts.slowStartMs ?? DEFAULT_SLOW_START_MS;
+  let maxConcurrency = opts.maxConcurrency;
   const staleMs = opts.staleMs ?? DEFAULT_GPU_STALE_MS;
   const outliers = createOutliers(opts.outlier);
   const estimates = createEstimates();
@@ -127,7 +134,7 @@ export function createPool(opts: PoolOptions): Pool {
     pick(ctx) {
       const t = now();
       const candidates = list.filter((s) => s.ready && !isEjected(s, t) && serves(s, ctx));
-      return opts.picker.pick(candidates, { model: ctx.model, kind: ctx.kind, tokens: ctx.tokens, now: t, random, slowStartMs });
+      return picker.pick(candidates, { model: ctx.model, kind: ctx.kind, tokens: ctx.tokens, now: t, random, slowStartMs });
     },
     acquire(s, work) {
       const c = current(s);
@@ -163,6 +170,11 @@ export function createPool(opts: PoolOptions): Pool {
       estimates.gauges(s, gauges);
     },
     setInstances,
-    capacity: () => capacityOf(list, now(), { staleMs, maxConcurrency: opts.maxConcurrency }),
+    reconfigure(o) {
+      if (o.picker) picker = o.picker;
+      if (o.slowStartMs !== undefined) slowStartMs = o.slowStartMs;
+      if (o.maxConcurrency !== undefined) maxConcurrency = o.maxConcurrency;
+    },
+    capacity: () => capacityOf(list, now(), { staleMs, maxConcurrency }),
   };
 }

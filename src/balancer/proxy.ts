@@ -12,6 +12,7 @@ import { createDispatch, isLive } from './proxy/dispatch.js';
 import { failed, HttpError, sendError, sendJson } from './proxy/errors.js';
 import { createOutcomes } from './proxy/outcomes.js';
 import { createOverload } from './proxy/overload.js';
+import type { ProxyParts } from './proxy/parts.js';
 import { readBody, ROUTES } from './proxy/request.js';
 import { createRetries, createRetryBudget, type RetryBudgetOptions } from './proxy/retries.js';
 import type { InstanceState } from './types.js';
@@ -71,10 +72,18 @@ export type ProxyStats = {
   batchedCalls?: number;
 };
 
+/** What a changed configuration may set on a running proxy; requests under way keep what they started with. */
+export type ProxySettings = Required<Pick<ProxyOptions, 'maxConcurrentPerInstance' | 'maxQueue' | 'queueTimeoutMs'>> & Pick<ProxyOptions, 'batching' | 'fallbacks'>;
+
 export interface Proxy {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** Capacity may have appeared (an instance became ready): serve queued requests. */
   wake(): void;
+  /**
+   * New limits, fallbacks and batching; instances removed from the pool get
+   * their connection pools closed once their requests in flight are done.
+   */
+  configure(o: ProxySettings): void;
   stats(): ProxyStats;
   /** Closes the upstream connection pools. */
   close(): Promise<void>;
@@ -92,6 +101,9 @@ export function createProxy(opts: ProxyOptions): Proxy {
   const counters: Counters = { requests: 0, retries: 0, retriesDenied: 0, overloaded: 0, fallbacks: 0 };
   const deps = assemble(opts, log, now, counters);
   const { overload, dispatch } = deps;
+  /** Batches sent by batchers replaced by a configuration change, so the counts only grow. */
+  const retired = { batches: 0, calls: 0 };
+  let batching = JSON.stringify(opts.batching?.embeddings ?? null);
 
   function route(req: IncomingMessage, res: ServerResponse): void {
     counters.requests++;
@@ -130,6 +142,20 @@ export function createProxy(opts: ProxyOptions): Proxy {
       return RESOLVED;
     },
     wake: () => overload.queue.wake(),
+    configure(o) {
+      dispatch.setCap(o.maxConcurrentPerInstance);
+      overload.configure({ maxQueue: o.maxQueue, queueTimeoutMs: o.queueTimeoutMs, fallbacks: o.fallbacks ?? {} });
+      const next = JSON.stringify(o.batching?.embeddings ?? null);
+      if (next !== batching) {
+        // Calls already waiting in the old batcher go out with it, at the end of their window.
+        const old = deps.batch?.stats();
+        if (old) [retired.batches, retired.calls] = [retired.batches + old.batches, retired.calls + old.calls];
+        deps.batch = batchPathFor(deps, o.batching);
+        batching = next;
+      }
+      dispatch.prune();
+      overload.queue.wake();
+    },
     stats() {
       const states = pool.states();
       const t = now();
@@ -139,9 +165,10 @@ export function createProxy(opts: ProxyOptions): Proxy {
         instances[s.instance.id] = { outstanding: s.outstanding, requests: st?.requests ?? 0, failures: st?.failures ?? 0, latencyMs: [...(st?.latencyMs ?? [])] };
       }
       const b = deps.batch?.stats();
+      const ever = b || retired.batches > 0;
       return {
         ...counters,
-        ...(b ? { batches: b.batches, batchedCalls: b.calls } : {}),
+        ...(ever ? { batches: (b?.batches ?? 0) + retired.batches, batchedCalls: (b?.calls ?? 0) + retired.calls } : {}),
         queueDepth: overload.queue.size,
         ejections: states.filter((s) => s.ejectedUntil !== undefined && s.ejectedUntil > t).length,
         instances,
@@ -172,9 +199,13 @@ function assemble(opts: ProxyOptions, log: Logger, now: () => number, counters: 
   const retries = createRetries({ dispatch, budget, counters });
   const outcomes = createOutcomes({ pool, queue: overload.queue });
   const parts = { pool, now, log, dispatch, overload, retries, outcomes };
-  const batchOpts = opts.batching?.embeddings;
-  const batch = batchOpts ? createBatchPath({ ...parts, windowMs: batchOpts.windowMs ?? 5, maxBatch: batchOpts.maxBatch ?? 32 }) : undefined;
-  return { ...parts, batch };
+  return { ...parts, batch: batchPathFor(parts, opts.batching) };
+}
+
+/** The embeddings batcher's path, when batching is on. */
+function batchPathFor(parts: ProxyParts, batching: ProxyOptions['batching']) {
+  const o = batching?.embeddings;
+  return o ? createBatchPath({ ...parts, windowMs: o.windowMs ?? 5, maxBatch: o.maxBatch ?? 32 }) : undefined;
 }
 
 function modelList(states: readonly InstanceState[]) {

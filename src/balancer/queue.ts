@@ -35,6 +35,8 @@ export interface WaitQueue {
   enter<T>(take: () => T | undefined, grant: (v: T) => void, fail: (err: OverloadedError) => void, key?: string): (() => void) | undefined;
   /** Capacity was freed or added: serve waiters in order. */
   wake(): void;
+  /** New limits for the waiters to come (those waiting keep their deadline); a shorter queue turns no one out. */
+  setLimits(limits: WaitQueueOptions): void;
   readonly size: number;
 }
 
@@ -49,9 +51,10 @@ type Waiter = { take: () => unknown; grant: (v: unknown) => void; fail: (err: Ov
 // AbortError); the reason is passed on as it is.
 const abortReason = (signal: AbortSignal) => signal.reason as Error;
 
-export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
+export function createWaitQueue(limits: WaitQueueOptions): WaitQueue {
   const waiters: Waiter[] = [];
-  const retryAfterS = Math.max(1, Math.ceil(opts.queueTimeoutMs / 1000));
+  let opts = { ...limits };
+  let retryAfterS = Math.max(1, Math.ceil(opts.queueTimeoutMs / 1000));
 
   function wake(): void {
     if (waiters.length === 0) return;
@@ -119,6 +122,12 @@ export function createWaitQueue(opts: WaitQueueOptions): WaitQueue {
     },
     enter,
     wake,
+    setLimits(next) {
+      opts = { ...next };
+      retryAfterS = Math.max(1, Math.ceil(opts.queueTimeoutMs / 1000));
+      // A longer queue may let waiters in that the old one refused; those in it now may fit too.
+      wake();
+    },
     get size() {
       return waiters.length;
     },

@@ -34,9 +34,12 @@ export interface Readiness {
   stop(): Promise<void>;
   /** One round over every instance; resolves when all are checked. */
   checkAll(): Promise<void>;
+  /** Checks now the instances not ready (added or moved by a configuration change), without waiting for the next round. */
+  checkNew(): Promise<void>;
 }
 
-type Streak = { ok: number; failed: number };
+/** Checks passed and failed in a row, at the URL they were made at (an instance moved is judged afresh). */
+type Streak = { ok: number; failed: number; url: string };
 
 /**
  * Active readiness: an instance takes traffic only once `/health` is 200
@@ -63,8 +66,9 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
     } catch (err) {
       why = (err as { code?: string }).code ?? (err as Error).message;
     }
-    const st = streaks.get(inst.id) ?? { ok: 0, failed: 0 };
-    streaks.set(inst.id, why ? { ok: 0, failed: st.failed + 1 } : { ok: st.ok + 1, failed: 0 });
+    const old = streaks.get(inst.id);
+    const st = old?.url === inst.url ? old : { ok: 0, failed: 0, url: inst.url };
+    streaks.set(inst.id, why ? { ok: 0, failed: st.failed + 1, url: inst.url } : { ok: st.ok + 1, failed: 0, url: inst.url });
     const s = streaks.get(inst.id)!;
     let flip: boolean | undefined;
     if (!why && s.ok >= rise) flip = true;
@@ -115,5 +119,10 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
       await probe.close();
     },
     checkAll,
+    async checkNew() {
+      // Not ready yet: new, or moved to another URL. A failing instance checked once more changes nothing.
+      const fresh = opts.pool.states().filter((s) => !s.ready);
+      await Promise.all(fresh.map((s) => check(s.instance)));
+    },
   };
 }

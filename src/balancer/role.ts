@@ -8,14 +8,21 @@ import { createPicker } from './pickers/create-picker.js';
 import { createPool } from './pool.js';
 import { createProxy } from './proxy.js';
 import { createReadiness } from './readiness.js';
-import { createBalancerServer } from './server.js';
+import { reconfigure, type Reconfigured } from './reconfigure.js';
+import { createBalancerServer, type BalancerHealth } from './server.js';
 
 /** Where capacity reports go: control's API, or control itself in `arus up`. */
 export type CapacitySink = (report: Omit<CapacityReport, 'at'>) => Promise<void> | void;
 
+/** Whether the balancer's link to control works, and to which replica, for /healthz. */
+export type ControlStatus = () => BalancerHealth['control'];
+
+export type Balancer = Awaited<ReturnType<typeof startBalancer>>;
+
 /**
  * One region's balancer, assembled from its document: pool, picker, proxy,
- * readiness checks, the HTTP server, and a periodic capacity report.
+ * readiness checks, the HTTP server, and a periodic capacity report. A new
+ * document applies live (`reconfigure`), but for its listen addresses.
  */
 export async function startBalancer(deps: {
   region: string;
@@ -27,8 +34,11 @@ export async function startBalancer(deps: {
   /** HTTPS for clients; plain HTTP is refused off loopback unless `insecurePlaintext`. */
   tls?: ServerCredentials;
   insecurePlaintext?: boolean;
+  /** The link to control, as /healthz shows it; in-process (`arus up`) unless set. */
+  control?: ControlStatus;
 }) {
-  const { doc, log } = deps;
+  const { log } = deps;
+  let doc = deps.doc;
   const listen = deps.listen ? [deps.listen] : balancerListen(doc);
   for (const l of listen) requireSecureListener(`the balancer of ${deps.region}`, l, { tls: deps.tls !== undefined, insecurePlaintext: deps.insecurePlaintext });
   const pool = createPool({
@@ -46,7 +56,12 @@ export async function startBalancer(deps: {
   // The balancer knows which instances are ready before it takes a request (bounded by the checks' deadline).
   await readiness.checkAll();
   readiness.start();
-  const servers = listen.map((l) => createBalancerServer({ host: l.address, port: l.port, proxy, log, metrics, tls: deps.tls }));
+  const control = deps.control ?? (() => ({ connected: true, url: null }));
+  const healthz = (): BalancerHealth => {
+    const c = pool.capacity();
+    return { ok: true, region: deps.region, control: control(), instances: { ready: c.ready, total: c.instances } };
+  };
+  const servers = listen.map((l) => createBalancerServer({ host: l.address, port: l.port, proxy, log, metrics, tls: deps.tls, healthz }));
   const bound: { address: string; port: number }[] = [];
   try {
     for (const [i, server] of servers.entries()) bound.push({ address: listen[i].address, port: (await server.start()).port });
@@ -79,7 +94,7 @@ export async function startBalancer(deps: {
       reporting = false;
     }
   }
-  const timer = setInterval(() => void report(), doc.reportEveryMs);
+  let timer = setInterval(() => void report(), doc.reportEveryMs);
   timer.unref();
 
   return {
@@ -89,6 +104,27 @@ export async function startBalancer(deps: {
     bound,
     pool,
     proxy,
+    /** The document in force. */
+    get doc() {
+      return doc;
+    },
+    healthz,
+    /**
+     * Applies a new document now: instances added, removed or re-weighted,
+     * the strategy and the limits; requests under way finish where they
+     * started. Listen addresses cannot move without a restart: a change of
+     * them is logged and reported, and the old ones stay.
+     */
+    reconfigure(next: BalancerDoc): Reconfigured {
+      const result = reconfigure({ pool, proxy, readiness, log, listenFixed: deps.listen !== undefined }, doc, next);
+      if (next.reportEveryMs !== doc.reportEveryMs) {
+        clearInterval(timer);
+        timer = setInterval(() => void report(), next.reportEveryMs);
+        timer.unref();
+      }
+      doc = next;
+      return result;
+    },
     async stop() {
       clearInterval(timer);
       await readiness.stop();

@@ -14,6 +14,7 @@ const streaming: Proxy = {
     return Promise.resolve();
   },
   wake() {},
+  configure() {},
   stats: () => stats,
   close: async () => {},
 };
@@ -38,5 +39,21 @@ describe('balancer server', () => {
     await expect(reader.read()).rejects.toThrow(/terminated/);
     expect(server.port).toBeUndefined();
     expect(await refused(port)).toBe('ECONNREFUSED');
+  });
+
+  it('answers GET /healthz itself, apart from the proxy, with what it is given', async () => {
+    let connected = true;
+    const server = createBalancerServer({
+      proxy: streaming,
+      log: silentLogger(),
+      healthz: () => ({ ok: true, region: 'jkt', control: { connected, url: 'https://c1:8443' }, instances: { ready: 1, total: 2 } }),
+    });
+    const { port } = await server.start();
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true, region: 'jkt', control: { connected: true, url: 'https://c1:8443' }, instances: { ready: 1, total: 2 } });
+    connected = false;
+    expect(((await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { control: { connected: boolean } }).control.connected).toBe(false);
+    await server.stop();
   });
 });

@@ -17,6 +17,16 @@ export type BalancerServerOptions = {
   metrics?: { text(): Promise<string>; contentType: string };
   /** HTTPS with these credentials (reloaded when their files change); plain HTTP unless set. */
   tls?: ServerCredentials;
+  /** Serves GET /healthz (the balancer itself, its link to control, its instances) when given. */
+  healthz?: () => BalancerHealth;
+};
+
+/** GET /healthz: the balancer runs (200); whether control is reached, and how many instances are ready. Apart from /health, which is "some instance ready". */
+export type BalancerHealth = {
+  ok: boolean;
+  region: string;
+  control: { connected: boolean; url: string | null };
+  instances: { ready: number; total: number };
 };
 
 export interface BalancerServer {
@@ -44,6 +54,10 @@ export function createBalancerServer(opts: BalancerServerOptions): BalancerServe
             (text) => res.writeHead(200, { 'content-type': opts.metrics!.contentType }).end(text),
             () => res.writeHead(500).end(),
           );
+          return;
+        }
+        if (opts.healthz && req.method === 'GET' && (req.url === '/healthz' || req.url?.startsWith('/healthz?'))) {
+          res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(opts.healthz()));
           return;
         }
         void opts.proxy.handle(req, res);

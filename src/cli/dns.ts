@@ -7,7 +7,7 @@ import type { Command, Values } from './command.js';
 import { DEFAULTS, help, opt, parseListen } from './options.js';
 import { onSignal } from './signal.js';
 import { openStores } from './stores.js';
-import { controlLink, insecurePlaintext, serverTls, tlsHelp, tlsOpt } from './tls-options.js';
+import { controlLinks, insecurePlaintext, serverTls, tlsHelp, tlsOpt } from './tls-options.js';
 import { UsageError } from './usage-error.js';
 
 const env = process.env;
@@ -16,7 +16,7 @@ const env = process.env;
 type Origin = { source: { current: StateSource['current']; stop(): unknown }; origin: Record<string, unknown>; close?: () => Promise<void> };
 
 export const dnsCommand: Command = {
-  usage: `arus dns --control URL --token TOKEN [--snapshot FILE] [options]
+  usage: `arus dns --control URL[,URL…] --token TOKEN [--snapshot FILE] [options]
        arus dns --db FILE [options]
 
   With --control: follows the snapshots control streams, validates each before
@@ -24,10 +24,13 @@ export const dnsCommand: Command = {
   the last good one to --snapshot. A restart answers from that file at once,
   control up or not, and the node answers from it for as long as control is
   away, reconnecting with back-off; control records the gap when it is back.
+  Given several replicas of control, it streams from one at a time (the first
+  that answers, in the order given) and moves to the next when that one
+  fails; it never takes a snapshot older than the one it holds.
   With --db: reads the configuration and health control writes to its SQLite
   file on the same machine, and picks up every change within a second.
 
-  --control URL           control's API, e.g. https://control.example.com:8443
+  --control URL[,URL…]    control's API, e.g. https://control.example.com:8443; or every replica's, comma-separated
   --token TOKEN           this node's dns token (arus token create --role dns --node ID), or ARUS_DNS_TOKEN;
                           not needed with --client-cert
   --snapshot FILE         the last good snapshot (default ./data/dns-snapshot.json; ARUS_SNAPSHOT)
@@ -68,12 +71,12 @@ ${tlsHelp.insecure}`,
   },
 };
 
-/** --control: the snapshots control streams, kept in --snapshot; ready from that file at once if there is one. */
+/** --control: the snapshots control (any of its replicas) streams, kept in --snapshot; ready from that file at once if there is one. */
 async function followControl(controlUrl: string, values: Values, log: Logger, metrics: Metrics): Promise<Origin> {
   const token = (values.token as string | undefined) ?? env.ARUS_DNS_TOKEN ?? '';
   if (values.db) throw new UsageError('dns takes --control or --db, not both');
   if (!token && !values['client-cert']) throw new UsageError('dns --control needs --token (or ARUS_DNS_TOKEN), or --client-cert');
-  const link = await controlLink(values, controlUrl, log);
+  const link = await controlLinks(values, controlUrl, log);
   // Only this mode needs them.
   const { createControlStateSource } = await import('../snapshot/control-source.js');
   const { createSnapshotFile } = await import('../snapshot/file.js');
@@ -82,7 +85,7 @@ async function followControl(controlUrl: string, values: Values, log: Logger, me
   // Without --id control names the node after its credential (a dns token's node, a certificate's).
   const node = values.id as string | undefined;
   const control = createControlStateSource({
-    url: link.url,
+    urls: link.urls,
     token,
     fetchImpl: link.http.fetch,
     node,
@@ -92,7 +95,8 @@ async function followControl(controlUrl: string, values: Values, log: Logger, me
   observeControlSource(metrics.registry, control);
   // From the file at once; without one, when control sends its first snapshot.
   await control.ready();
-  return { source: control, origin: { control: link.url, snapshot: file, from: control.stats().from }, close: () => link.http.close() };
+  const origin = { control: link.urls.length === 1 ? link.urls[0] : link.urls, snapshot: file, from: control.stats().from };
+  return { source: control, origin, close: () => link.http.close() };
 }
 
 

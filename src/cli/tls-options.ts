@@ -65,3 +65,22 @@ export async function controlLink(values: Values, url: string, log: Logger): Pro
   const http = createControlHttp({ ca: str(values.ca), cert: str(values['client-cert']), key: str(values['client-key']) }, log.child({ component: 'tls' }));
   return { url: checked.href.replace(/\/$/, ''), http };
 }
+
+/** Control's replicas as one `--control` value gives them: `URL` or `URL,URL,…` (blanks and duplicates dropped). */
+export function controlUrls(raw: string): string[] {
+  return [...new Set(raw.split(',').map((u) => u.trim()).filter((u) => u !== ''))];
+}
+
+/**
+ * How this role reaches control's replicas (`--control URL,URL,…`): each URL
+ * checked as `controlLink` does, one TLS client for all (the same CA and
+ * client certificate serve every replica).
+ */
+export async function controlLinks(values: Values, raw: string, log: Logger): Promise<{ urls: string[]; http: ControlHttp }> {
+  const { checkControlUrl, createControlHttp } = await import('../tls/client.js');
+  const listed = controlUrls(raw);
+  if (listed.length === 0) throw new Error('--control needs at least one URL');
+  const urls = listed.map((u) => checkControlUrl(u, { insecurePlaintext: insecurePlaintext(values) }).href.replace(/\/$/, ''));
+  const http = createControlHttp({ ca: str(values.ca), cert: str(values['client-cert']), key: str(values['client-key']) }, log.child({ component: 'tls' }));
+  return { urls, http };
+}

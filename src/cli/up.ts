@@ -81,7 +81,7 @@ ${tlsHelp.insecure}`,
     if (tls) parts.push({ stop: () => tls.stop() });
     const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
     parts.push(dns);
-    const balancers = await startBalancers(store.getConfig()!, { startBalancer, control: control.control, log, parts });
+    const balancers = await startBalancers(store.getConfig()!, { startBalancer, control: control.control, store, log, parts });
     const link = await controlLink(values, control.url, log);
     parts.push({ stop: () => link.http.close() });
     parts.push(await startProbes({ agents: probeTokens, controlUrl: link.url, fetchImpl: link.http.fetch, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
@@ -90,14 +90,58 @@ ${tlsHelp.insecure}`,
   },
 };
 
-/** The balancer of every region that has a balancer section, reporting its capacity to control in-process; region → port. */
-async function startBalancers(config: Config, deps: { startBalancer: StartBalancer; control: Control; log: Logger; parts: Stoppable[] }): Promise<Record<string, number>> {
-  const { startBalancer, control, log, parts } = deps;
-  const balancers: Record<string, number> = {};
-  for (const r of config.regions.filter((x) => x.balancer)) {
+/**
+ * The balancer of every region that has a balancer section, reporting its
+ * capacity to control in-process; region → port. They follow the
+ * configuration live: at every snapshot whose configuration version moved, a
+ * changed section is applied to its running balancer, a new one is started.
+ */
+async function startBalancers(
+  config: Config,
+  deps: { startBalancer: StartBalancer; control: Control; store: { version(): number; getConfig(): Config | undefined }; log: Logger; parts: Stoppable[] },
+): Promise<Record<string, number>> {
+  const { startBalancer, control, store, log, parts } = deps;
+  const running = new Map<string, Awaited<ReturnType<StartBalancer>>>();
+  const start = async (r: Config['regions'][number]) => {
     const b = await startBalancer({ region: r.id, id: `balancer-${r.id}`, doc: r.balancer!, log: log.child({ component: 'balancer', region: r.id }), report: (c) => control.reportCapacity({ ...c, at: Date.now() }) });
-    balancers[r.id] = b.port;
+    running.set(r.id, b);
     parts.push(b);
-  }
+    return b;
+  };
+  const balancers: Record<string, number> = {};
+  for (const r of config.regions.filter((x) => x.balancer)) balancers[r.id] = (await start(r)).port;
+
+  let seen = store.version();
+  /** Regions whose new balancer is being started (not twice), and whose removed section was told (once). */
+  const starting = new Set<string>();
+  const orphaned = new Set<string>();
+  const follow = (next: Config) => {
+    for (const r of next.regions) {
+      const b = running.get(r.id);
+      if (b && r.balancer) {
+        orphaned.delete(r.id);
+        b.reconfigure(r.balancer);
+      } else if (b && !orphaned.has(r.id)) {
+        orphaned.add(r.id);
+        log.warn({ region: r.id }, "the region's balancer section was removed: its balancer keeps its last configuration until arus up restarts");
+      } else if (!b && r.balancer && !starting.has(r.id)) {
+        starting.add(r.id);
+        void start(r).then(
+          (started) => log.info({ region: r.id, port: started.port }, 'balancer started for a new balancer section'),
+          (err: Error) => {
+            starting.delete(r.id);
+            log.error({ region: r.id, err: err.message }, 'cannot start the new balancer; the next configuration change tries again');
+          },
+        );
+      }
+    }
+  };
+  const unsubscribe = control.subscribe(() => {
+    if (store.version() === seen) return;
+    seen = store.version();
+    const next = store.getConfig();
+    if (next) follow(next);
+  });
+  parts.push({ stop: () => void unsubscribe() });
   return balancers;
 }

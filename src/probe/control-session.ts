@@ -2,14 +2,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 import type { ResultBuffer } from './buffer.js';
 import type { ControlClient } from './control.js';
-import type { ProbeTargets } from './types.js';
+import type { HeldTargets } from './targets.js';
 
-// The agent's side of its conversation with control: its targets (one fetch
-// at a time, retried with back-off until the first answer, fetched again when
-// a report names another version), its reports (one in flight, taken from the
-// buffer and acked once control has them), and whether control is reachable
-// (warned once an outage, told when it ends). How a request travels (URL,
-// token, timeout) is control.ts's.
+// The agent's side of its conversation with one replica of control: targets
+// (one fetch at a time, retried with back-off until the agent holds some,
+// fetched again when a report names a version worth having), its reports
+// (one in flight, taken from this replica's own buffer and acked once it has
+// them), and whether it is reachable (warned once an outage, told when it
+// ends). Every replica gets every result: each keeps its own tracker. How a
+// request travels (URL, token, timeout) is control.ts's.
 
 const FETCH_BACKOFF_MIN_MS = 100;
 /** Results per report at most (control takes 10,000): a backlog after an outage goes over several. */
@@ -20,32 +21,42 @@ const FETCH_BACKOFF_MAX_MS = 2000;
 export type AgentLife = { readonly running: boolean; readonly signal: AbortSignal };
 
 export type ControlSessionDeps = {
+  /** The replica's URL, for logs and stats. */
+  url: string;
   control: ControlClient;
+  /** The results this replica has not taken yet. */
   buffer: ResultBuffer;
   agent: { id: string; region: string };
   life: AgentLife;
   log: Logger;
-  /** Called with every list of targets control gives. */
-  onTargets(next: ProbeTargets): void;
+  /** The agent's targets, shared by every session: the highest version any replica gave. */
+  targets: HeldTargets;
+  now?: () => number;
 };
 
+export type SessionCounts = { readonly reports: number; readonly resultsSent: number; readonly controlErrors: number };
+
 export interface ControlSession {
-  /** Fetches the targets until they load (true) or the agent stops (false), backing off between tries. */
+  readonly url: string;
+  readonly buffer: ResultBuffer;
+  /** Fetches targets until the agent holds some (true) or stops (false), backing off between tries. */
   firstTargets(): Promise<boolean>;
   /** Sends the buffered results (none: a heartbeat). One report at a time; results arriving meanwhile go with the next. */
   report(): void;
   /** The requests to control in flight, for stop to wait on. */
   inFlight(): Promise<unknown>[];
-  readonly targets: ProbeTargets | undefined;
-  readonly counts: { readonly reports: number; readonly resultsSent: number; readonly controlErrors: number };
+  readonly counts: SessionCounts;
   readonly controlUp: boolean;
+  /** When this replica last took a report (ms since the epoch). */
+  readonly lastReportAt: number | undefined;
 }
 
 export function createControlSession(deps: ControlSessionDeps): ControlSession {
-  const { control, buffer, agent, life, log } = deps;
-  let targets: ProbeTargets | undefined;
+  const { control, buffer, agent, life, log, targets } = deps;
+  const now = deps.now ?? Date.now;
   let fetching: Promise<boolean> | undefined;
   let reporting: Promise<void> | undefined;
+  let lastReportAt: number | undefined;
   const outage = createOutageLog(log, buffer);
   const counts = { reports: 0, resultsSent: 0, controlErrors: 0 };
 
@@ -54,19 +65,13 @@ export function createControlSession(deps: ControlSessionDeps): ControlSession {
     outage.failed(err);
   }
 
-  function setTargets(next: ProbeTargets): void {
-    if (targets?.version !== next.version) log.info({ version: next.version, targets: next.targets.length }, 'targets loaded');
-    targets = next;
-    deps.onTargets(next);
-  }
-
-  /** One fetch at a time; true when targets were loaded. */
+  /** One fetch at a time; true when the agent holds targets after it. */
   function fetchTargets(): Promise<boolean> {
     fetching ??= control
       .targets(life.signal)
       .then((t) => {
         if (!life.running) return false;
-        setTargets(t);
+        targets.offer(t, deps.url);
         outage.answered();
         return true;
       })
@@ -79,26 +84,29 @@ export function createControlSession(deps: ControlSessionDeps): ControlSession {
   }
 
   return {
+    url: deps.url,
+    buffer,
     async firstTargets() {
-      for (let attempt = 0; life.running; attempt++) {
+      for (let attempt = 0; life.running && !targets.current; attempt++) {
         if (await fetchTargets()) return true;
         await sleep(fetchBackoffMs(attempt), undefined, { signal: life.signal }).catch(() => {});
       }
-      return false;
+      return life.running && targets.current !== undefined;
     },
     report() {
-      if (!life.running || !targets || reporting) return;
+      const held = targets.current;
+      if (!life.running || !held || reporting) return;
       const { results, mark } = buffer.peek(REPORT_MAX_RESULTS);
-      const version = targets.version;
       reporting = control
-        .report({ agent, targets: version, results }, life.signal)
+        .report({ agent, targets: held.version, results }, life.signal)
         .then((ack) => {
           buffer.ack(mark);
           counts.reports++;
           counts.resultsSent += results.length;
+          lastReportAt = now();
           outage.answered(results.length);
-          if (ack.targets !== undefined && ack.targets !== targets?.version) {
-            log.info({ have: targets?.version, current: ack.targets }, 'targets changed; fetching');
+          if (ack.targets !== undefined && targets.wants(ack.targets)) {
+            log.info({ have: targets.current?.version, current: ack.targets }, 'targets changed; fetching');
             void fetchTargets();
           }
         })
@@ -108,12 +116,12 @@ export function createControlSession(deps: ControlSessionDeps): ControlSession {
         .finally(() => (reporting = undefined));
     },
     inFlight: () => [fetching, reporting].filter((p) => p !== undefined),
-    get targets() {
-      return targets;
-    },
     counts,
     get controlUp() {
       return outage.up;
+    },
+    get lastReportAt() {
+      return lastReportAt;
     },
   };
 }

@@ -5,7 +5,9 @@ import type { ProbeResult, ProbeTargets } from './types.js';
 
 // One round's checks: endpoints sharing a check are probed once, a check
 // still running from an earlier round (a hanging server) is not started
-// twice, and each outcome goes into the buffer as one result per endpoint.
+// twice, and each outcome goes into the buffer as one result per endpoint
+// (with several replicas of control, the buffer is every replica's: one
+// round of checks feeds them all).
 
 type Group = { key: string; check: Check; endpoints: string[] };
 
@@ -21,7 +23,7 @@ export interface RoundChecks {
 }
 
 export type RoundChecksDeps = {
-  buffer: ResultBuffer;
+  buffer: Pick<ResultBuffer, 'push'>;
   /** Stamps each result's `at`. */
   clock: () => number;
   /** The agent's state: results arriving after a stop are dropped; the signal cancels the checks. */

@@ -1,12 +1,14 @@
 import type { Logger } from '../log.js';
-import { startControlStream } from './control-stream.js';
+import { startControlStream, type ReplicaState } from './control-stream.js';
 import type { SnapshotFile } from './file.js';
 import type { ServingState, StateSource } from './source.js';
 import { createSnapshotSwap, type SnapshotSwap } from './swap.js';
 
 export type ControlSourceOptions = {
-  /** Control's API, e.g. http://10.0.0.5:8080 */
-  url: string;
+  /** Control's API, e.g. http://10.0.0.5:8080: one replica (or give `urls`). */
+  url?: string;
+  /** Every replica's API: one stream at a time, from the first; the next on failure. */
+  urls?: readonly string[];
   /** How control is reached: `fetch` unless set (the TLS client of src/tls/client.ts in production). */
   fetchImpl?: (url: string, init?: RequestInit) => Promise<Response>;
   /** A dns (or viewer, or admin) token. */
@@ -20,6 +22,8 @@ export type ControlSourceOptions = {
   backoff?: { minMs?: number; maxMs?: number };
   /** Control not heard from for this long before its first message (which names its keep-alive interval): reconnect. Default 10 s. */
   connectTimeoutMs?: number;
+  /** While the replica streamed lags, how often the others are asked whether they are further. Default 5 s. */
+  lagPatienceMs?: number;
   random?: () => number;
   now?: () => number;
 };
@@ -34,6 +38,14 @@ export type ControlSourceStats = {
   lostAt?: number;
   applied: { disk: number; control: number };
   rejected: { disk: number; control: number };
+  /** Valid snapshots refused for being older than the one held (a replica that lags). */
+  older?: number;
+  /** Valid snapshots refused for having the held version but other content. */
+  conflicts?: number;
+  /** The replica streamed from (or being tried) now. */
+  url?: string;
+  /** Every replica: whether its stream is open, how many older snapshots it sent, whether it lags. */
+  replicas?: ReplicaState[];
 };
 
 export interface ControlStateSource extends StateSource {
@@ -48,7 +60,10 @@ export interface ControlStateSource extends StateSource {
  * A DNS node's state, pushed by control over `GET /v1/snapshots/stream`
  * (server-sent events). Every snapshot is validated before it is swapped in
  * whole; a bad one is refused, counted and logged, and the node keeps
- * answering from the one it has. The last good snapshot is written to disk
+ * answering from the one it has; one older than the one held (a replica that
+ * lags) is refused too, and another replica is looked for. With several
+ * replicas it streams from one at a time and moves to the next when that one
+ * fails. The last good snapshot is written to disk
  * and read back at start, so a node answers at once after a restart, control
  * up or not. When control is out of reach the node reconnects with capped,
  * jittered exponential back-off, and tells control how long the gap was when
@@ -67,16 +82,18 @@ export function createControlStateSource(opts: ControlSourceOptions): ControlSta
   if (file) loadFile(file, swap, log);
   const stream = startControlStream({
     url: opts.url,
+    urls: opts.urls,
     token: opts.token,
     fetchImpl: opts.fetchImpl,
     node: opts.node,
     backoff: opts.backoff,
     connectTimeoutMs: opts.connectTimeoutMs,
+    lagPatienceMs: opts.lagPatienceMs,
     random: opts.random,
     now: opts.now,
     log,
     version: () => swap.version,
-    onSnapshot: (text) => void swap.offer(text, 'control'),
+    onSnapshot: (text) => swap.offer(text, 'control'),
   });
 
   return {
@@ -84,7 +101,8 @@ export function createControlStateSource(opts: ControlSourceOptions): ControlSta
     ready: () => swap.ready(),
     stats() {
       const s = swap.stats();
-      return { version: s.version, from: s.from, connected: stream.connected, lostAt: stream.lostAt, applied: s.applied, rejected: s.rejected };
+      const { connected, lostAt, url } = stream;
+      return { version: s.version, from: s.from, connected, lostAt, applied: s.applied, rejected: s.rejected, older: s.older, conflicts: s.conflicts, url, replicas: stream.replicas() };
     },
     async stop() {
       await stream.stop();
@@ -104,5 +122,5 @@ function loadFile(file: SnapshotFile, swap: SnapshotSwap, log: Logger): void {
     return;
   }
   if (text === undefined) log.info({ file: file.path }, 'no snapshot file yet: waiting for control');
-  else if (swap.offer(text, 'disk')) log.info({ file: file.path, version: swap.version }, 'answering from the snapshot file until control is reached');
+  else if (swap.offer(text, 'disk') === 'applied') log.info({ file: file.path, version: swap.version }, 'answering from the snapshot file until control is reached');
 }

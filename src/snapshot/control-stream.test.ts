@@ -1,5 +1,6 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
 import { startControlStream, type ControlStreamOptions } from './control-stream.js';
@@ -105,5 +106,126 @@ describe('control stream: reconnect back-off', () => {
     await expect.poll(() => delays.length, { timeout: 5000, interval: 2 }).toBe(1);
     await s.stop(); // resolves although the wait was never let end
     expect(cancelled).toBe(1);
+  });
+});
+
+/**
+ * Replicas of control answered in memory (no socket): each is down (refused),
+ * answers an error status, or opens a stream that sends `hello` and then the
+ * versions listed; `current` is what its /v1/snapshots/current holds.
+ * Snapshot documents here are only `{"version":n}`: the stream's outcomes come
+ * from the test's own `offer`, which keeps versions going forward as the swap does.
+ */
+function memoryReplicas(replicas: Record<string, { down?: boolean; status?: number; versions?: number[]; current?: number }>) {
+  const calls: string[] = [];
+  const open = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
+  const enc = new TextEncoder();
+  const fetchImpl = async (url: string, init?: RequestInit): Promise<Response> => {
+    calls.push(url.replace(/\?.*/, ''));
+    await Promise.resolve();
+    const u = new URL(url);
+    const r = replicas[u.origin];
+    if (!r || r.down) throw new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } });
+    if (u.pathname === '/v1/snapshots/current') return new Response(JSON.stringify({ version: r.current }), { status: r.current === undefined ? 503 : 200 });
+    if (r.status) return new Response('not now', { status: r.status });
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        open.set(u.origin, c);
+        c.enqueue(enc.encode(`event: hello\ndata: {"keepaliveMs":5000}\n\n`));
+        for (const v of r.versions ?? []) c.enqueue(enc.encode(`event: snapshot\ndata: {"version":${v}}\n\n`));
+        init?.signal?.addEventListener('abort', () => c.error(init.signal!.reason));
+      },
+    });
+    return new Response(body, { status: 200 });
+  };
+  /** Cuts a replica's open stream, as its process dying would. */
+  const cut = (origin: string) => open.get(origin)?.error(new TypeError('terminated'));
+  return { fetchImpl, calls, cut };
+}
+
+/** What the node holds, moved forward only, as swap.ts does. */
+function held(start?: number) {
+  const h = { version: start, offered: [] as string[] };
+  const offer = (text: string, url: string) => {
+    h.offered.push(url);
+    const v = (JSON.parse(text) as { version: number }).version;
+    if (h.version !== undefined && v < h.version) return 'older' as const;
+    if (v === h.version) return 'same' as const;
+    h.version = v;
+    return 'applied' as const;
+  };
+  return { h, offer, version: () => h.version };
+}
+
+function captured() {
+  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  return { log, lines };
+}
+
+describe('control stream: several replicas', () => {
+  const A = 'http://a.test:1';
+  const B = 'http://b.test:2';
+  const C = 'http://c.test:3';
+
+  it('moves to the next replica when one fails (refused, an error status), in list order, wrapping around', async () => {
+    const m = memoryReplicas({ [A]: { down: true }, [B]: { status: 503 }, [C]: { versions: [4] } });
+    const node = held();
+    const timer = handTimer();
+    const s = stream('', { urls: [A, B, C], fetchImpl: m.fetchImpl, version: node.version, onSnapshot: node.offer, backoff: { minMs: 20, maxMs: 160 }, random: () => 1, setTimer: timer.setTimer });
+    await timer.elapse();
+    await timer.elapse();
+    await expect.poll(() => s.connected, { timeout: 5000, interval: 2 }).toBe(true);
+    expect(m.calls).toEqual([`${A}/v1/snapshots/stream`, `${B}/v1/snapshots/stream`, `${C}/v1/snapshots/stream`]);
+    expect(timer.delays).toEqual([20, 40]);
+    expect(s.url).toBe(C);
+    expect(node.h.version).toBe(4);
+    expect(s.replicas().map((r) => r.connected)).toEqual([false, false, true]);
+
+    // C dies: back to A (refused), from minMs again since C was reached.
+    m.cut(C);
+    await timer.elapse();
+    await expect.poll(() => m.calls.length, { timeout: 5000, interval: 2 }).toBe(4);
+    expect(m.calls[3]).toBe(`${A}/v1/snapshots/stream`);
+    expect(timer.delays.slice(0, 3)).toEqual([20, 40, 20]);
+    expect(s.connected).toBe(false);
+    expect(s.lostAt).toBeDefined();
+  });
+
+  it('keeps a lagging replica and its own version, says so once, and moves to one that is not behind', async () => {
+    const m = memoryReplicas({ [A]: { versions: [5, 6] }, [B]: { current: 10, versions: [10] } });
+    const node = held(9);
+    const { log, lines } = captured();
+    const s = stream('', { urls: [A, B], fetchImpl: m.fetchImpl, version: node.version, onSnapshot: node.offer, lagPatienceMs: 30, log });
+    await expect.poll(() => s.url === B && s.connected && s.replicas()[1].connected, { timeout: 5000, interval: 2 }).toBe(true);
+    expect(node.h.version).toBe(10);
+    // A's two older snapshots: counted, one warning.
+    expect(s.replicas()[0]).toMatchObject({ url: A, older: 2, lagging: true, connected: false });
+    expect(lines.filter((l) => l.msg.startsWith('replica lags'))).toEqual([expect.objectContaining({ level: 40, control: A, held: 9 })]);
+    // B was asked for its current snapshot, then streamed from; no outage meanwhile.
+    expect(m.calls).toEqual([`${A}/v1/snapshots/stream`, `${B}/v1/snapshots/current`, `${B}/v1/snapshots/stream`]);
+    expect(s.lostAt).toBeUndefined();
+    expect(lines.filter((l) => l.level >= 40 && !l.msg.startsWith('replica lags'))).toEqual([]);
+  });
+
+  it('stays on the lagging replica while no other is further, asking again every lagPatienceMs', async () => {
+    const m = memoryReplicas({ [A]: { versions: [3] }, [B]: { down: true } });
+    const node = held(9);
+    const s = stream('', { urls: [A, B], fetchImpl: m.fetchImpl, version: node.version, onSnapshot: node.offer, lagPatienceMs: 20 });
+    await expect.poll(() => m.calls.filter((c) => c === `${B}/v1/snapshots/current`).length, { timeout: 5000, interval: 2 }).toBeGreaterThanOrEqual(3);
+    expect(s.connected).toBe(true);
+    expect(s.url).toBe(A);
+    expect(node.h.version).toBe(9);
+    expect(m.calls.filter((c) => c.endsWith('/stream'))).toEqual([`${A}/v1/snapshots/stream`]);
+  });
+
+  it('with one replica a lagging stream is kept, and nothing else is asked', async () => {
+    const m = memoryReplicas({ [A]: { versions: [3, 4] } });
+    const node = held(9);
+    const s = stream(A, { fetchImpl: m.fetchImpl, version: node.version, onSnapshot: node.offer, lagPatienceMs: 5 });
+    await expect.poll(() => s.replicas()[0].older, { timeout: 5000, interval: 2 }).toBe(2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(m.calls).toEqual([`${A}/v1/snapshots/stream`]);
+    expect(s.connected).toBe(true);
   });
 });

@@ -21,4 +21,19 @@ describe('snapshot source metrics', () => {
     expect(text).toContain('arus_snapshot_rejected_total{source="control"} 2');
     expect(text).toContain('arus_control_unreachable_seconds 2.5');
   });
+
+  it('count the older snapshots each replica sent, and name the replica streamed from', async () => {
+    const registry = new Registry();
+    const replicas = [
+      { url: 'https://c1:8443', connected: false, older: 3, lagging: true },
+      { url: 'https://c2:8443', connected: true, older: 0, lagging: false },
+    ];
+    observeControlSource(registry, { stats: () => ({ connected: true, applied: { disk: 0, control: 2 }, rejected: { disk: 0, control: 0 }, older: 3, conflicts: 1, replicas }) });
+    const text = await registry.metrics();
+    expect(text).toContain('arus_snapshot_older_total{control="https://c1:8443"} 3');
+    expect(text).toContain('arus_snapshot_older_total{control="https://c2:8443"} 0');
+    expect(text).toContain('arus_snapshot_conflicts_total 1');
+    expect(text).toContain('arus_control_replica_connected{control="https://c1:8443"} 0');
+    expect(text).toContain('arus_control_replica_connected{control="https://c2:8443"} 1');
+  });
 });

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
+import { canonicalJson } from '../../db/documents.js';
 import type { Api, ApiDeps } from '../deps.js';
 import { problem } from '../env.js';
 import { mismatch, refuseIdentity } from '../identity.js';
@@ -19,24 +21,34 @@ const report = z
 
 /** Balancers: their configuration, and their capacity reports that steer DNS away from saturated regions. */
 export function capacityRoutes(app: Api, deps: ApiDeps) {
+  const sections = balancerSections(deps);
   app.openapi(
     createRoute({
       method: 'get',
       path: '/v1/balancers/{region}',
       tags: ['capacity'],
-      summary: "A region's balancer configuration (for `arus balancer`)",
+      summary: "A region's balancer configuration (for `arus balancer`, which polls it)",
+      description:
+        'The `ETag` is a digest of the section itself, the same on every replica; with `If-None-Match` naming it the answer is 304 and no body, so a balancer polling several times a second costs little.',
       middleware: [deps.auth.requireRole('balancer')] as const,
-      request: { params: z.object({ region: z.string().min(1).max(32).openapi({ param: { name: 'region', in: 'path' }, example: 'jkt' }) }) },
-      responses: { 200: json(anyJson, 'the balancer section of the region document'), ...errors },
+      request: {
+        params: z.object({ region: z.string().min(1).max(32).openapi({ param: { name: 'region', in: 'path' }, example: 'jkt' }) }),
+        headers: z.object({ 'if-none-match': z.string().max(1000).optional().openapi({ description: 'the ETag of the section held: 304 while it is still the one' }) }),
+      },
+      responses: { 200: json(anyJson, 'the balancer section of the region document'), 304: { description: 'the section named by If-None-Match is still the one' }, ...errors },
     }),
     (c) => {
       const { region } = c.req.valid('param');
       const refused = mismatch(c.get('principal'), { region });
       if (refused) return refuseIdentity(c, deps, { subject: `region:${region}`, claim: { region }, refused });
-      const doc = deps.store.getConfig()?.regions.find((r) => r.id === region);
-      if (!doc) return problem(c, 404, `no region "${region}"`);
-      if (!doc.balancer) return problem(c, 404, `region ${region} has no balancer section`);
-      return c.json(doc.balancer, 200);
+      const found = sections(region);
+      if (found === 'no region') return problem(c, 404, `no region "${region}"`);
+      if (found === 'no section') return problem(c, 404, `region ${region} has no balancer section`);
+      c.header('ETag', found.etag);
+      c.header('Cache-Control', 'no-cache');
+      const held = c.req.header('if-none-match');
+      if (held && held.split(',').some((t) => t.trim().replace(/^W\//, '') === found.etag)) return c.body(null, 304);
+      return c.json(found.doc, 200);
     },
   );
 
@@ -71,4 +83,27 @@ export function capacityRoutes(app: Api, deps: ApiDeps) {
     }),
     (c) => c.json(deps.control.capacity(), 200),
   );
+}
+
+type Section = { doc: unknown; etag: string };
+
+/** A strong ETag of the section's canonical JSON: equal sections, equal tags, on any replica. */
+const etag = (doc: unknown) => `"b-${createHash('sha256').update(canonicalJson(doc)).digest('base64url').slice(0, 22)}"`;
+
+/**
+ * Each region's balancer section and its ETag, worked out again only when
+ * the configuration's version moves: the polls of every balancer cost a
+ * counter read, not a parse of every region.
+ */
+function balancerSections(deps: Pick<ApiDeps, 'store'>): (region: string) => Section | 'no region' | 'no section' {
+  let cached: { version: number; byRegion: Map<string, Section | undefined> } | undefined;
+  return (region) => {
+    const version = deps.store.version();
+    if (cached?.version !== version) {
+      const regions = deps.store.getConfig()?.regions ?? [];
+      cached = { version, byRegion: new Map(regions.map((r) => [r.id, r.balancer && { doc: r.balancer, etag: etag(r.balancer) }])) };
+    }
+    if (!cached.byRegion.has(region)) return 'no region';
+    return cached.byRegion.get(region) ?? 'no section';
+  };
 }

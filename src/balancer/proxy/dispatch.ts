@@ -34,6 +34,10 @@ export interface Dispatch {
   hasRoom(model: string, kind: RequestKind, tried: readonly string[]): boolean;
   /** The connection pool to an instance. */
   upstream(origin: string): UpstreamPool;
+  /** A new per-instance cap, for the requests admitted from now on. */
+  setCap(cap: number): void;
+  /** Closes the connection pools of instances no longer configured; their requests in flight finish first. */
+  prune(): void;
   close(): Promise<void>;
 }
 
@@ -43,7 +47,8 @@ const serves = (s: InstanceState, model?: string, kind?: RequestKind) =>
   (model === undefined || s.instance.models.includes(model)) && (kind === undefined || s.instance.kinds.includes(kind));
 
 export function createDispatch(opts: DispatchOptions): Dispatch {
-  const { pool, cap, now } = opts;
+  const { pool, now } = opts;
+  let cap = opts.cap;
   // One keep-alive connection pool per instance URL, looked up directly (no agent, no interceptors on the hot path).
   const upstreams = new Map<string, UpstreamPool>();
 
@@ -93,6 +98,10 @@ export function createDispatch(opts: DispatchOptions): Dispatch {
       }
       return p;
     },
+    setCap(next) {
+      cap = next;
+    },
+    prune,
     close: async () => void (await Promise.all([...upstreams.values()].map((p) => p.close()))),
   };
 }

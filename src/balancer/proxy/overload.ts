@@ -29,10 +29,13 @@ export interface Overload {
   refuse(err: OverloadedError): HttpError;
   /** A request served by its fallback: counted, and the `x-arus-fallback` header that says so. */
   served(r: ForwardRequest, target: ForwardRequest): string;
+  /** New fallbacks and queue limits from a changed configuration. */
+  configure(o: Pick<OverloadOptions, 'maxQueue' | 'queueTimeoutMs' | 'fallbacks'>): void;
 }
 
 export function createOverload(opts: OverloadOptions): Overload {
-  const { pool, now, fallbacks, counters } = opts;
+  const { pool, now, counters } = opts;
+  let fallbacks = opts.fallbacks;
   const queue = createWaitQueue({ maxQueue: opts.maxQueue, queueTimeoutMs: opts.queueTimeoutMs });
 
   function fallbackFor(r: ForwardRequest): ForwardRequest | undefined {
@@ -56,6 +59,10 @@ export function createOverload(opts: OverloadOptions): Overload {
     served(r, target) {
       counters.fallbacks++;
       return `${r.model} -> ${target.model}`;
+    },
+    configure(o) {
+      fallbacks = o.fallbacks;
+      queue.setLimits({ maxQueue: o.maxQueue, queueTimeoutMs: o.queueTimeoutMs });
     },
   };
 }

@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { ConfigError } from '../config/load.js';
 import { storageFault } from '../db/faults.js';
+import { StaleWrite } from '../db/writes.js';
 import type { ApiDeps } from './deps.js';
 import { fieldsOf, problem, type Env } from './env.js';
 import { docsPage } from './docs.js';
@@ -15,6 +16,7 @@ import { probeRoutes } from './routes/probes.js';
 import { resolveRoutes } from './routes/resolve.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { whoamiRoutes } from './routes/whoami.js';
+import { clusterRoutes } from './routes/cluster.js';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -43,6 +45,7 @@ export function createApp(deps: ApiDeps) {
   capacityRoutes(app, deps);
   snapshotRoutes(app, deps);
   whoamiRoutes(app, deps);
+  clusterRoutes(app, deps);
   for (const mount of deps.mount ?? []) mount(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
@@ -63,6 +66,8 @@ export function createApp(deps: ApiDeps) {
       return c.json({ error: body }, err.status);
     }
     if (err instanceof ConfigError) return problem(c, 400, 'invalid configuration', err.issues.map((i) => ({ path: i.path, message: i.message })));
+    // Another write came between the request's If-Match check and its write.
+    if (err instanceof StaleWrite) return problem(c, 412, err.message);
     // The disk, the file or another process's lock: the write was rolled back whole; control logs and counts these.
     const fault = storageFault(err);
     if (fault) {

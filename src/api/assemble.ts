@@ -1,5 +1,8 @@
 import type { Control } from '../control/control.js';
 import { createAuditStore } from '../db/audit.js';
+import type { ClusterView } from '../db/etcd/cluster.js';
+import { createSqliteWrites } from '../db/sqlite-writes.js';
+import type { Writes } from '../db/writes.js';
 import type { HealthStore } from '../db/health-store.js';
 import type { Store } from '../db/store.js';
 import type { Db } from '../db/database.js';
@@ -28,6 +31,9 @@ export function assembleApi(deps: {
   failures?: AuthOptions['failures'];
   /** The verified client certificate's identity, under mutual TLS (src/tls/identity.ts). */
   peer?: AuthOptions['peer'];
+  /** How writes are made: SQLite's transactions unless given (the replicated store's etcd transactions). */
+  writes?: Writes;
+  cluster?: ClusterView;
   metrics?: Metrics;
   /** The status page: open mode lets loopback clients read status without a token (off unless set; the composition root reads ARUS_STATUS_OPEN). */
   status?: { open?: boolean };
@@ -39,10 +45,13 @@ export function assembleApi(deps: {
   const bearer = createAuth({ tokens: createTokenStore(deps.db), staticTokens: deps.staticTokens, open: deps.open, failures: deps.failures, peer: deps.peer });
   const auth = withStatusAccess(bearer, { open: deps.status?.open ?? false, failures: deps.failures });
   const audit = createAuditStore(deps.db);
+  const writes = deps.writes ?? createSqliteWrites({ store: deps.store, healthStore: deps.healthStore, audit });
   const app = createApp({
     control: deps.control,
     store: deps.store,
     healthStore: deps.healthStore,
+    writes,
+    cluster: deps.cluster,
     auth,
     audit: (e) => audit.record(e),
     onProbeReport: metrics && ((results, region) => metrics.recordProbeResults(results, region)),
@@ -52,5 +61,5 @@ export function assembleApi(deps: {
     mount: [(a) => auditRoutes(a, { audit, requireRole: (...roles) => auth.requireRole(...roles) }), (a) => statusRoutes(a, { ...deps, access: auth }), ...(metrics ? [(a: Api) => metricsRoute(a, metrics)] : [])],
     log: deps.log,
   });
-  return { app, audit, auth };
+  return { app, audit, auth, writes };
 }

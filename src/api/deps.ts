@@ -2,7 +2,9 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { Control } from '../control/control.js';
 import type { HealthStore } from '../db/health-store.js';
+import type { ClusterView } from '../db/etcd/cluster.js';
 import type { Store } from '../db/store.js';
+import type { Writes } from '../db/writes.js';
 import type { Logger } from '../log.js';
 import type { Env, Role } from './env.js';
 
@@ -18,8 +20,13 @@ export interface RefusalLog {
 /** What every route module receives. */
 export type ApiDeps = {
   control: Control;
+  /** Reads: the configuration and the history (the SQLite file, or a replica's read model of etcd). */
   store: Store;
   healthStore: HealthStore;
+  /** Writes of the configuration, overrides and audit (db/writes.ts: SQLite, or etcd). */
+  writes: Writes;
+  /** The replicated control plane's replicas and etcd members, for GET /v1/cluster; none in the embedded mode. */
+  cluster?: ClusterView;
   auth: { middleware: MiddlewareHandler<Env>; requireRole(...roles: Role[]): MiddlewareHandler<Env> };
   /** Records a write: who, what, before and after. */
   audit?: (entry: { actor: string; role: Role; action: string; subject: string; before: unknown; after: unknown; status: number }) => void;

@@ -23,8 +23,10 @@ export const certsCommand: Command = {
   Each client certificate carries the URI spiffe://TD/IDENTITY (TD: arus unless
   --trust-domain) and the identity as its CN. Existing files are kept unless --force.
 
-  --days N        validity (default 365)`,
-  options: { out: { type: 'string' }, names: { type: 'string' }, clients: { type: 'string' }, days: { type: 'string' }, 'trust-domain': { type: 'string' }, force: { type: 'boolean', default: false } },
+  --days N        validity (default 365)
+  --peer          server.crt also authenticates as a client: what an etcd
+                  member's certificate needs for its peer links (etcd 3.4)`,
+  options: { out: { type: 'string' }, names: { type: 'string' }, clients: { type: 'string' }, days: { type: 'string' }, 'trust-domain': { type: 'string' }, force: { type: 'boolean', default: false }, peer: { type: 'boolean', default: false } },
   async run({ values, positionals }) {
     if (positionals[0] !== 'init') throw new UsageError('certs needs init');
     const out = values.out as string | undefined;
@@ -50,7 +52,7 @@ export const certsCommand: Command = {
     };
     const ca = await createAuthority({ days });
     write('ca', ca);
-    write('server', await issue(ca, { name: names[0], hosts: names, usage: 'server', days }));
+    write('server', await issue(ca, { name: names[0], hosts: names, usage: values.peer ? 'both' : 'server', days }));
     for (const c of clients) write(c.replaceAll('/', '-'), await issueClient(ca, c, { days, trustDomain }));
     console.log(
       [

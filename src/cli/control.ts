@@ -1,7 +1,9 @@
 // `arus control`: the control plane alone — admin API, health tracker, history.
+import type { Logger } from '../log.js';
 import type { Command, Values } from './command.js';
-import { help, opt, parseListen } from './options.js';
+import { help, intOption, opt, parseListen } from './options.js';
 import { onSignal } from './signal.js';
+import { etcdHelp, etcdOpt, etcdSettings } from './etcd-options.js';
 import { openStores } from './stores.js';
 import { insecurePlaintext, serverTls, tlsHelp, tlsOpt, trustDomain } from './tls-options.js';
 
@@ -22,14 +24,36 @@ export const controlCommand: Command = {
   certificate for spiffe://arus/probe/REGION/ID, .../balancer/REGION,
   .../dns/NODE. Off loopback the API listens only over TLS.
 
+  With --etcd it is one replica of a replicated control plane (three or
+  more): configuration, overrides, tokens, audit and history live in etcd,
+  --db is this replica's read model (a file of its own), and the replica
+  elected through an etcd lease writes health and its history.
+
 ${help.db}
 ${help.regions}
 ${help.api}
 ${tlsHelp.server}
 ${tlsHelp.clientCa}
-${tlsHelp.insecure}`,
-  options: { ...opt.db, ...opt.regions, ...opt.api, ...tlsOpt.server, ...tlsOpt.clientCa, ...tlsOpt.insecure },
+${tlsHelp.insecure}
+${etcdHelp}
+  --replica-id NAME   this replica's name (default control-<host>-<port>; ARUS_REPLICA_ID)
+  --advertise-url URL the URL other roles reach this replica at (default: its listen URL; ARUS_ADVERTISE_URL)
+  --lease-ttl S       the leader's lease in seconds (default 3)`,
+  options: {
+    ...opt.db,
+    ...opt.regions,
+    ...opt.api,
+    ...tlsOpt.server,
+    ...tlsOpt.clientCa,
+    ...tlsOpt.insecure,
+    ...etcdOpt,
+    'replica-id': { type: 'string', default: env.ARUS_REPLICA_ID },
+    'advertise-url': { type: 'string', default: env.ARUS_ADVERTISE_URL },
+    'lease-ttl': { type: 'string' },
+  },
   async run({ values }, log) {
+    const etcd = etcdSettings(values);
+    if (etcd) return runReplica(values, etcd, log);
     const [{ createMetrics }, { seedIfEmpty }, { startControl, staticTokensFrom }] = await Promise.all([
       import('../metrics/metrics.js'),
       import('../config/seed.js'),
@@ -57,3 +81,29 @@ ${tlsHelp.insecure}`,
     onSignal([control, { stop: () => tls?.stop() }], log);
   },
 };
+
+/** `arus control --etcd`: one replica of the replicated control plane. */
+async function runReplica(values: Values, etcd: NonNullable<ReturnType<typeof etcdSettings>>, log: Logger): Promise<void> {
+  const [{ createMetrics }, { staticTokensFrom }, { startReplicatedControl }] = await Promise.all([import('../metrics/metrics.js'), import('../roles.js'), import('../replicated-control.js')]);
+  const staticTokens = staticTokensFrom(env);
+  const tls = await serverTls(values, log);
+  const ttl = intOption(values['lease-ttl'], 'lease-ttl');
+  const replica = await startReplicatedControl({
+    ...controlOptions(values, env),
+    etcd,
+    id: values['replica-id'] as string | undefined,
+    advertiseUrl: values['advertise-url'] as string | undefined,
+    dbFile: String(values.db),
+    seed: String(values.regions),
+    leaseTtlS: ttl,
+    staticTokens,
+    status: { open: env.ARUS_STATUS_OPEN === 'true' },
+    metrics: createMetrics(),
+    tls,
+    trustDomain: trustDomain(values),
+    insecurePlaintext: insecurePlaintext(values),
+    log,
+  });
+  log.info({ api: replica.url, replica: replica.id, leader: replica.election.leaderId() ?? null, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');
+  onSignal([replica, { stop: () => tls?.stop() }], log);
+}

@@ -6,6 +6,7 @@ import { createLatencyMap, type LatencyMap } from '../health/latency.js';
 import { createHealthTracker, type HealthTracker, type HealthTrackerOptions } from '../health/tracker.js';
 import type { Logger } from '../log.js';
 import { createCapacityTracker, type CapacityTracker } from './capacity.js';
+import type { ServingState } from '../snapshot/source.js';
 import type { ControlHealthStore, ControlStore } from './storage.js';
 
 export type ControlOptions = {
@@ -36,6 +37,16 @@ export type ControlOptions = {
   tickMs?: number;
   /** Latency changes reach the snapshot at most this often (ms). Default 10 s. */
   latencyEveryMs?: number;
+  /**
+   * A replica of the replicated control plane (`arus control --etcd`): it
+   * serves its read model's snapshot, and publishes (through its storage) only
+   * while it leads; when it starts to lead it publishes at once, from the
+   * state that was published.
+   */
+  replica?: {
+    served: { readonly current: () => ServingState; subscribe(fn: (s: ServingState) => void): () => void };
+    leadership: { isLeader(): boolean; subscribe(fn: (l: { leader: boolean }) => void): () => void };
+  };
 };
 
 /** What control's modules are built from. */

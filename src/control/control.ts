@@ -73,7 +73,13 @@ export function createControl(opts: ControlOptions): Control {
   const served = createServedConfig(store);
   tracker.setEndpoints(served.endpoints(), now());
   const transitions = createTransitions({ events: store, log, now });
-  const publisher = createPublisher({ tracker, capacity: () => capacity.current(), served, healthStore, events: store, guard: store.guard, transitions, now });
+  const publisher = createPublisher({ tracker, capacity: () => capacity.current(), served, healthStore, events: store, guard: store.guard, transitions, now, serving: opts.replica?.served });
+  // A replica that starts to lead publishes at once, its transitions taken from what was published before.
+  opts.replica?.leadership.subscribe((l) => {
+    if (!l.leader) return;
+    publisher.rebase(opts.replica!.served.current());
+    publisher.publish('this replica leads now');
+  });
   const results = createProbeResults({ results: healthStore, guard: store.guard, now, windowMs: settings.resultsWindowMs, maxRows: settings.maxResultRows });
   const capacityLoop = createCapacityLoop({ capacity, mono, transitions, publisher });
   // A forgotten agent's measurements go with it.

@@ -2,7 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { StorageFaultKind } from '../db/faults.js';
 import type { ControlStats } from './control.js';
 
-const KINDS: StorageFaultKind[] = ['busy', 'read-only', 'full', 'io', 'cannot-open', 'corrupt'];
+const KINDS: StorageFaultKind[] = ['busy', 'read-only', 'full', 'io', 'cannot-open', 'corrupt', 'unavailable'];
 
 /** Control's faults and limits, read from its stats at every scrape. */
 export function observeControl(registry: Registry, control: { stats(): ControlStats }, opts: { prefix?: string } = {}): void {

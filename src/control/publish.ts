@@ -35,6 +35,8 @@ export interface Publisher {
   persist(): void;
   /** Whether published health is not yet in the store. */
   unsaved(): boolean;
+  /** Takes `s` as the last published state (a replica that starts to lead: transitions are from what was published). */
+  rebase(s: ServingState): void;
 }
 
 export function createPublisher(deps: {
@@ -46,13 +48,21 @@ export function createPublisher(deps: {
   guard: WriteGuard;
   transitions: Transitions;
   now: () => number;
+  /**
+   * What is served, when it is not what this publisher builds: a replica of the
+   * replicated control plane serves the snapshot of its read model, the same
+   * on every replica (control/replica-served.ts); this publisher's snapshots
+   * then only decide transitions and what the leader publishes.
+   */
+  serving?: { readonly current: () => ServingState; subscribe(fn: (s: ServingState) => void): () => void };
 }): Publisher {
   const { tracker, served, healthStore, events, guard, transitions, now } = deps;
   const listeners = new Set<(s: ServingState) => void>();
   /** The database's health version as last seen or written here: another writer (an override) moves it. */
   let seenHealthVersion = healthStore.version();
   /** The health part of the snapshot's version: moves on every publish, written or not. */
-  let healthVersion = seenHealthVersion;
+  // One past what was saved: a restarted control may publish other content (latency, capacity) than it last saved, never under the same version.
+  let healthVersion = seenHealthVersion + 1;
   /** Published health the database has not taken yet. */
   let unsaved: PublishedHealth | undefined;
   let publishedLatency: LatencyMatrix = {};
@@ -89,7 +99,7 @@ export function createPublisher(deps: {
     if (!guard.retryDue()) return;
     try {
       if (unsaved) {
-        seenHealthVersion = healthStore.saveHealth(storedOf(unsaved), { atLeast: healthVersion });
+        seenHealthVersion = healthStore.saveHealth(storedOf(unsaved), { atLeast: healthVersion, latency: publishedLatency, capacity: deps.capacity() });
         unsaved = undefined;
       }
       events.flushEvents();
@@ -98,11 +108,18 @@ export function createPublisher(deps: {
     }
   }
 
-  return {
+  const local = {
     current: () => state,
-    subscribe(fn) {
+    subscribe(fn: (s: ServingState) => void) {
       listeners.add(fn);
-      return () => listeners.delete(fn);
+      return () => void listeners.delete(fn);
+    },
+  };
+  return {
+    current: deps.serving?.current ?? local.current,
+    subscribe: (fn) => (deps.serving ?? local).subscribe(fn),
+    rebase(s) {
+      state = s;
     },
     publish,
     publishIfTrackerMoved(why) {

@@ -8,6 +8,7 @@ import type { StoredHealth } from '../db/health-store.js';
 import type { NewEvent } from '../db/history.js';
 import type { Override } from '../health/overrides.js';
 import type { AgentInfo, ProbeResult } from '../health/types.js';
+import type { LatencyMatrix, RegionCapacity } from '../snapshot/snapshot.js';
 
 /** The configuration control serves, and the version that says when to re-read it. */
 export interface ConfigReader {
@@ -40,8 +41,13 @@ export interface HealthRecord {
   /** Moves when health is saved or an override changes (another writer), and only grows. */
   version(): number;
   listOverrides(): readonly Override[];
-  /** Replaces the published health of every endpoint; returns the version now, at least `atLeast`. */
-  saveHealth(health: ReadonlyMap<string, StoredHealth>, opts: { atLeast: number }): number;
+  /**
+   * Replaces the published health of every endpoint; returns the version now,
+   * at least `atLeast`. The latency map and capacity published with it are
+   * for engines that publish them beside health (the replicated one); SQLite
+   * keeps health alone.
+   */
+  saveHealth(health: ReadonlyMap<string, StoredHealth>, opts: { atLeast: number; latency?: LatencyMatrix; capacity?: Readonly<Record<string, RegionCapacity>> }): number;
 }
 
 /** The bounded window of raw probe results `/v1/probes` shows. */

@@ -6,7 +6,7 @@ import { BUSY_TIMEOUT_MS, type Db } from './database.js';
  * answers 503 with a clear message and control's background writes back off
  * instead of crashing.
  */
-export type StorageFaultKind = 'busy' | 'read-only' | 'full' | 'io' | 'cannot-open' | 'corrupt';
+export type StorageFaultKind = 'busy' | 'read-only' | 'full' | 'io' | 'cannot-open' | 'corrupt' | 'unavailable';
 
 /** A storage fault, as thrown by the stores' writes (and recognised in raw SQLite errors). */
 export class StorageError extends Error {
@@ -57,6 +57,8 @@ export function storageFault(err: unknown, busyTimeoutMs = BUSY_TIMEOUT_MS): Sto
     io: `disk I/O error on the database: ${detail}; nothing was written`,
     'cannot-open': `cannot open the database file: ${detail}`,
     corrupt: `the database file is corrupt: ${detail}`,
+    // Never from SQLite: the replicated store's own (db/etcd/fault.ts).
+    unavailable: `the replicated store cannot be reached: ${detail}`,
   }[kind];
   return new StorageError(kind, cause.code, message, kind === 'busy' ? Math.max(1, Math.ceil(busyTimeoutMs / 1000)) : undefined, { cause: err });
 }
@@ -97,7 +99,7 @@ export function createStorageGuard(opts: { busyTimeoutMs?: number; monotonic?: (
   const busyTimeoutMs = opts.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
   const mono = opts.monotonic ?? (() => performance.now());
   const now = opts.now ?? Date.now;
-  const faults: Record<StorageFaultKind, number> = { busy: 0, 'read-only': 0, full: 0, io: 0, 'cannot-open': 0, corrupt: 0 };
+  const faults: Record<StorageFaultKind, number> = { busy: 0, 'read-only': 0, full: 0, io: 0, 'cannot-open': 0, corrupt: 0, unavailable: 0 };
   const listeners = new Set<StorageListener>();
   let depth = 0;
   let shortCircuited = 0;

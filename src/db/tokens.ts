@@ -108,21 +108,14 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
 
   return {
     create({ role, name, ...bound }) {
-      if (!isRole(role)) throw new Error(`unknown role "${String(role)}": use ${ROLES.join(', ')}`);
-      const binding = checkBinding(role, bound);
-      const trimmed = name?.trim();
-      // eslint-disable-next-line no-control-regex -- finding control characters is what this pattern is for
-      if (name !== undefined && (!trimmed || trimmed.length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(trimmed)))
-        throw new Error(`a token's name must be 1 to ${NAME_MAX} printable characters`);
-      const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+      const { binding, trimmed, token } = newToken(role, name, bound);
       return guard.write(() => db.transaction(() => {
         const row = db
           .insert(tokens)
           .values({ name: trimmed ?? '', role, hash: hashToken(token), createdAt: now(), agent: binding.agent ?? null, region: binding.region ?? null, node: binding.node ?? null })
           .returning({ id: tokens.id })
           .get();
-        // A machine's token is named after what it speaks for: the agent, the node, the region's balancer.
-        const finalName = trimmed ?? binding.agent ?? binding.node ?? (binding.region ? `${role}-${binding.region}` : `${role}-${row.id}`);
+        const finalName = tokenName(role, trimmed, binding, row.id);
         if (!trimmed) db.update(tokens).set({ name: finalName }).where(eq(tokens.id, row.id)).run();
         return { id: row.id, name: finalName, role, token, ...binding };
       }));
@@ -168,6 +161,22 @@ export function createTokenStore(db: Db, opts: { now?: () => number } = {}): Tok
       return { role: row.role, name: row.name, tokenId: row.id, via: 'token', ...bindingOf(row) };
     },
   };
+}
+
+/** A new token for `role`: its checked binding and name, and the secret (shown once, stored as its hash). Throws with the reason. */
+export function newToken(role: Role, name: string | undefined, bound: Binding): { binding: Binding; trimmed: string | undefined; token: string } {
+  if (!isRole(role)) throw new Error(`unknown role "${String(role)}": use ${ROLES.join(', ')}`);
+  const binding = checkBinding(role, bound);
+  const trimmed = name?.trim();
+  // eslint-disable-next-line no-control-regex -- finding control characters is what this pattern is for
+  if (name !== undefined && (!trimmed || trimmed.length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(trimmed)))
+    throw new Error(`a token's name must be 1 to ${NAME_MAX} printable characters`);
+  return { binding, trimmed, token: TOKEN_PREFIX + randomBytes(32).toString('base64url') };
+}
+
+/** A machine's token is named after what it speaks for: the agent, the node, the region's balancer; else by role and id. */
+export function tokenName(role: Role, name: string | undefined, binding: Binding, id: number): string {
+  return name ?? binding.agent ?? binding.node ?? (binding.region ? `${role}-${binding.region}` : `${role}-${id}`);
 }
 
 /** The binding a stored token carries: its non-null columns. */

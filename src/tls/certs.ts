@@ -56,7 +56,8 @@ export type LeafOptions = Validity & {
   hosts?: readonly string[];
   /** URI names (a client's identity). */
   uris?: readonly string[];
-  usage: 'server' | 'client';
+  /** `both`: server and client authentication in one certificate, as an etcd 3.4 member needs for its peer links. */
+  usage: 'server' | 'client' | 'both';
 };
 
 /** A certificate signed by `ca`, for a server (its host names and addresses) or a client (its identity URI). */
@@ -77,7 +78,7 @@ export async function issue(ca: Authority, o: LeafOptions): Promise<Pem> {
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-      new x509.ExtendedKeyUsageExtension([o.usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
+      new x509.ExtendedKeyUsageExtension([...(o.usage !== 'client' ? [x509.ExtendedKeyUsage.serverAuth] : []), ...(o.usage !== 'server' ? [x509.ExtendedKeyUsage.clientAuth] : [])]),
       ...(names.length ? [new x509.SubjectAlternativeNameExtension(names)] : []),
       await x509.AuthorityKeyIdentifierExtension.create(ca.certificate),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),

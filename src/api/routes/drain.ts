@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { OverrideError, setOverride } from '../../control/overrides.js';
+import { checkSubject, OverrideError } from '../../control/overrides.js';
 import type { Api, ApiDeps } from '../deps.js';
 import type { Context } from 'hono';
 import { problem, type Env } from '../env.js';
@@ -47,18 +47,17 @@ export function drainRoutes(app: Api, deps: ApiDeps) {
           const body = (await c.req.json().catch(() => ({}))) as { reason?: unknown };
           const reason = typeof body?.reason === 'string' && body.reason.trim() ? body.reason.trim() : 'undrained';
           const before = deps.healthStore.listOverrides().find((o) => o.subject === subject) ?? null;
+          const actor = c.get('principal').name;
           try {
-            const { r, after } = writeThrough(
-              c,
-              deps,
-              () => ({ r: setOverride(deps, { subject, mode: a.mode, reason, actor: c.get('principal').name }), after: deps.healthStore.listOverrides().find((o) => o.subject === subject) ?? null }),
-              ({ after }) => ({ subject, before, after, status: 200 }),
-            );
-            return c.json({ subject, override: after?.mode ?? 'none', changed: r.changed }, 200);
+            checkSubject(deps.store.getConfig(), subject);
           } catch (err) {
             if (err instanceof OverrideError) return problem(c, 404, err.message);
             throw err;
           }
+          const after = a.mode === 'none' ? null : { subject, mode: a.mode, reason, actor };
+          const r = await writeThrough(c, deps, { subject, before, after, status: 200 }, (o) => deps.writes.setOverride({ subject, mode: a.mode, reason, actor }, o));
+          const now = deps.healthStore.listOverrides().find((o) => o.subject === subject);
+          return c.json({ subject, override: now?.mode ?? 'none', changed: r.changed }, 200);
         }) as never,
       );
 }

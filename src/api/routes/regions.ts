@@ -5,7 +5,7 @@ import type { Context } from 'hono';
 import { regionSchema, type Config, type RegionDoc, type ServiceDoc } from '../../config/schema.js';
 import type { Api, ApiDeps } from '../deps.js';
 import { fieldsOf, problem, type Env } from '../env.js';
-import { etag, matches, mergePatch, writeThrough } from '../write.js';
+import { condition, matches, mergePatch, writeThrough } from '../write.js';
 import { anyObject, readPatch, written } from './config-writes.js';
 import { errors, json, writeErrors } from './shared.js';
 
@@ -23,33 +23,37 @@ const orphanedBy = (config: Config, id: string) =>
   });
 
 // A PUT, or a PATCH once merged: conditional on If-Match, 201 when it creates the region.
-function putRegion(c: Context<Env>, deps: ApiDeps, id: string, doc: RegionDoc) {
+async function putRegion(c: Context<Env>, deps: ApiDeps, id: string, doc: RegionDoc) {
   const config = () => deps.store.getConfig()!;
+  const ref = { kind: 'region', id } as const;
   const before = config().regions.find((x) => x.id === id);
-  if (before && !matches(c, before)) return problem(c, 412, `region ${id} has changed: its ETag is now ${etag(before)}`);
+  const tag = before && deps.writes.etag(ref, before);
+  if (tag && !matches(c, tag)) return problem(c, 412, `region ${id} has changed: its ETag is now ${tag}`);
   if (!before && c.req.header('if-match') && c.req.header('if-match') !== '*') return problem(c, 412, `region ${id} does not exist`);
-  const { result, after } = writeThrough(
-    c,
-    deps,
-    () => ({ result: deps.store.apply({ regions: [doc] }, { actor: c.get('principal').name }), after: config().regions.find((x) => x.id === id)! }),
-    ({ after }) => ({ subject: `region:${id}`, before: before ?? null, after, status: before ? 200 : 201 }),
+  const result = await writeThrough(c, deps, { subject: `region:${id}`, before: before ?? null, after: doc, status: before ? 200 : 201, ifMatch: condition(c, ref, tag) }, (o) =>
+    deps.writes.apply({ regions: [doc] }, { actor: c.get('principal').name, ...o }),
   );
-  c.header('ETag', etag(after));
+  const after = config().regions.find((x) => x.id === id);
+  if (after) c.header('ETag', deps.writes.etag(ref, after));
   return c.json(result, (before ? 200 : 201) as 200);
 }
 
 // Refused for the last region able to serve a service unless `force`, which also unlinks it from the services.
-function deleteRegion(c: Context<Env>, deps: ApiDeps, id: string, force: boolean) {
+async function deleteRegion(c: Context<Env>, deps: ApiDeps, id: string, force: boolean) {
   const cfg = deps.store.getConfig()!;
+  const ref = { kind: 'region', id } as const;
   const before = cfg.regions.find((x) => x.id === id);
   if (!before) return problem(c, 404, `no region "${id}"`);
-  if (!matches(c, before)) return problem(c, 412, `region ${id} has changed: its ETag is now ${etag(before)}`);
+  const tag = deps.writes.etag(ref, before);
+  if (!matches(c, tag)) return problem(c, 412, `region ${id} has changed: its ETag is now ${tag}`);
   if (!force) {
     const orphaned = orphanedBy(cfg, id);
     if (orphaned.length)
       return problem(c, 409, `region ${id} is the last region serving ${orphaned.map((s) => s.name).join(', ')}; add another region or delete with ?force=true`);
   }
-  const result = writeThrough(c, deps, () => deps.store.deleteRegion(id, { actor: c.get('principal').name, unlinkServices: force }), () => ({ subject: `region:${id}`, before, after: null, status: 200 }));
+  const result = await writeThrough(c, deps, { subject: `region:${id}`, before, after: null, status: 200, ifMatch: condition(c, ref, tag) }, (o) =>
+    deps.writes.deleteRegion(id, { actor: c.get('principal').name, unlinkServices: force, ...o }),
+  );
   return c.json(result, 200);
 }
 
@@ -69,7 +73,7 @@ export function regionRoutes(app: Api, deps: ApiDeps) {
     (c) => {
       const r = config().regions.find((x) => x.id === c.req.valid('param').id);
       if (!r) return problem(c, 404, `no region "${c.req.valid('param').id}"`);
-      c.header('ETag', etag(r));
+      c.header('ETag', deps.writes.etag({ kind: 'region', id: r.id }, r));
       return c.json(r, 200);
     },
   );

@@ -3,10 +3,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { parseZoneDoc } from '../../config/load.js';
-import { serviceSchema, type ServiceDoc } from '../../config/schema.js';
+import { serviceSchema, type ServiceDoc, type ZoneDoc } from '../../config/schema.js';
+import { contentEtag } from '../../db/writes.js';
 import type { Api, ApiDeps } from '../deps.js';
 import { fieldsOf, problem, type Env } from '../env.js';
-import { etag, matches, mergePatch, writeThrough } from '../write.js';
+import { condition, matches, mergePatch, writeThrough } from '../write.js';
 import { anyObject, readPatch, written } from './config-writes.js';
 import { errors, json, writeErrors } from './shared.js';
 
@@ -14,20 +15,24 @@ const serviceBody = serviceSchema;
 const nameParam = z.object({ name: z.string().openapi({ param: { name: 'name', in: 'path' }, example: 'api' }) });
 
 // A PUT, a PATCH once merged, or (no `service`) a DELETE: conditional on If-Match, 201 when it creates the service.
-function putService(c: Context<Env>, deps: ApiDeps, name: string, service: ServiceDoc | undefined) {
+// A service lives in the zone's settings: its ETag is the zone document's, by which a write is made conditional.
+async function putService(c: Context<Env>, deps: ApiDeps, name: string, service: ServiceDoc | undefined) {
   const zone = deps.store.getConfig()!.zone;
   const before = zone.services.find((x) => x.name === name);
-  if (before && !matches(c, before)) return problem(c, 412, `service ${name} has changed: its ETag is now ${etag(before)}`);
+  const tag = before && serviceEtag(deps, zone, before);
+  if (tag && !matches(c, tag)) return problem(c, 412, `service ${name} has changed: its ETag is now ${tag}`);
   const services = service ? (before ? zone.services.map((s) => (s.name === name ? service : s)) : [...zone.services, service]) : zone.services.filter((s) => s.name !== name);
   if (services.length === 0) return problem(c, 409, `${name} is the only service; a zone needs at least one`);
-  const result = writeThrough(
-    c,
-    deps,
-    () => deps.store.apply({ zone: parseZoneDoc({ ...zone, services }, 'zone-settings'), regions: [] }, { actor: c.get('principal').name }),
-    () => ({ subject: `service:${name}`, before: before ?? null, after: service ?? null, status: before || !service ? 200 : 201 }),
+  const ifMatch = condition(c, { kind: 'zone' }, tag && deps.writes.etag({ kind: 'zone' }, zone));
+  const status = before || !service ? 200 : 201;
+  const result = await writeThrough(c, deps, { subject: `service:${name}`, before: before ?? null, after: service ?? null, status, ifMatch }, (o) =>
+    deps.writes.apply({ zone: parseZoneDoc({ ...zone, services }, 'zone-settings'), regions: [] }, { actor: c.get('principal').name, ...o }),
   );
-  return c.json(result, (before || !service ? 200 : 201) as 200);
+  return c.json(result, status as 200);
 }
+
+/** A service's ETag: its own content's in the embedded mode; the zone document's revision when replicated. */
+const serviceEtag = (deps: ApiDeps, zone: ZoneDoc, s: ServiceDoc) => deps.writes.etag({ kind: 'zone' }, zone) === contentEtag(zone) ? contentEtag(s) : deps.writes.etag({ kind: 'zone' }, zone);
 
 export function serviceRoutes(app: Api, deps: ApiDeps) {
   const { store, auth } = deps;
@@ -45,7 +50,7 @@ export function serviceRoutes(app: Api, deps: ApiDeps) {
     (c) => {
       const s = config().zone.services.find((x) => x.name === c.req.valid('param').name);
       if (!s) return problem(c, 404, `no service "${c.req.valid('param').name}"`);
-      c.header('ETag', etag(s));
+      c.header('ETag', serviceEtag(deps, config().zone, s));
       return c.json(s, 200);
     },
   );

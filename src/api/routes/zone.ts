@@ -4,7 +4,7 @@ import { createRoute } from '@hono/zod-openapi';
 import { zoneSchema } from '../../config/schema.js';
 import type { Api, ApiDeps } from '../deps.js';
 import { problem } from '../env.js';
-import { etag, matches, writeThrough } from '../write.js';
+import { condition, matches, writeThrough } from '../write.js';
 import { written } from './config-writes.js';
 import { errors, json, writeErrors } from './shared.js';
 
@@ -20,7 +20,7 @@ export function zoneRoutes(app: Api, deps: ApiDeps) {
     createRoute({ method: 'get', path: '/v1/zone', tags: ['zone'], summary: "The zone's settings", middleware: [read] as const, responses: { 200: json(zoneBody, 'apex, name servers, SOA, services, nets'), ...errors } }),
     (c) => {
       const zone = config().zone;
-      c.header('ETag', etag(zone));
+      c.header('ETag', deps.writes.etag({ kind: 'zone' }, zone));
       return c.json(zone, 200);
     },
   );
@@ -35,14 +35,13 @@ export function zoneRoutes(app: Api, deps: ApiDeps) {
       request: { body: { content: { 'application/json': { schema: zoneBody } }, required: true } },
       responses: { 200: json(written, 'replaced'), ...writeErrors },
     }),
-    (c) => {
+    async (c) => {
       const before = config().zone;
-      if (!matches(c, before)) return problem(c, 412, `the zone's settings have changed: their ETag is now ${etag(before)}`);
-      const result = writeThrough(
-        c,
-        deps,
-        () => store.apply({ zone: c.req.valid('json'), regions: [] }, { actor: c.get('principal').name }),
-        () => ({ subject: 'zone-settings', before, after: config().zone, status: 200 }),
+      const tag = deps.writes.etag({ kind: 'zone' }, before);
+      if (!matches(c, tag)) return problem(c, 412, `the zone's settings have changed: their ETag is now ${tag}`);
+      const zone = c.req.valid('json');
+      const result = await writeThrough(c, deps, { subject: 'zone-settings', before, after: zone, status: 200, ifMatch: condition(c, { kind: 'zone' }, tag) }, (o) =>
+        deps.writes.apply({ zone, regions: [] }, { actor: c.get('principal').name, ...o }),
       );
       return c.json(result, 200);
     },

@@ -1,0 +1,59 @@
+// What a replica serves: the snapshot built from its read model alone — the
+// configuration and the leader's published state, both copied from etcd — so
+// that every replica at the same revision serves the same snapshot (same
+// version, same sha256), whichever of them leads.
+import type { Config } from '../config/schema.js';
+import type { PublishedState } from '../db/etcd/state.js';
+import { createLocator } from '../geo/locator.js';
+import type { Logger } from '../log.js';
+import { buildSnapshot, type EndpointHealthInput } from '../snapshot/snapshot.js';
+import type { ServingState } from '../snapshot/source.js';
+
+export interface ReplicaServed {
+  readonly current: () => ServingState;
+  subscribe(fn: (s: ServingState) => void): () => void;
+  /** Builds again if the read model moved; true when the state changed. */
+  refresh(): boolean;
+}
+
+export function createReplicaServed(deps: {
+  config: { getConfig(): Config | undefined; version(): number };
+  state: () => { doc: PublishedState; revision: number } | undefined;
+  log: Logger;
+}): ReplicaServed {
+  const listeners = new Set<(s: ServingState) => void>();
+  /** The snapshot's version: the newest revision among the configuration and the published state. */
+  const version = () => Math.max(deps.config.version(), deps.state()?.revision ?? 0);
+  let state = build();
+
+  function build(previous?: ServingState): ServingState {
+    const config = deps.config.getConfig();
+    if (!config) throw new Error('the replicated store holds no configuration: apply it with `arus apply --etcd …`');
+    const published = deps.state()?.doc;
+    const health = published ? new Map<string, EndpointHealthInput>(Object.entries(published.health)) : undefined;
+    const snapshot = buildSnapshot(config, version(), { health, latency: published?.latency, capacity: published?.capacity });
+    const sameGeo =
+      previous && JSON.stringify(previous.snapshot.zone.geoip) === JSON.stringify(config.zone.geoip) && JSON.stringify(previous.snapshot.zone.nets) === JSON.stringify(config.zone.nets);
+    const locator = sameGeo ? previous.locator : createLocator({ database: config.zone.geoip.database, nets: config.zone.nets });
+    return { snapshot, locator };
+  }
+
+  return {
+    current: () => state,
+    subscribe(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    refresh() {
+      if (version() === state.snapshot.version) return false;
+      try {
+        state = build(state);
+      } catch (err) {
+        deps.log.error({ err }, 'cannot build the snapshot from the read model; keeping the last one');
+        return false;
+      }
+      for (const fn of listeners) fn(state);
+      return true;
+    },
+  };
+}

@@ -1,0 +1,50 @@
+// Control's storage on a replica of the replicated control plane. Reads come
+// from the replica's SQLite read model (the configuration, the overrides),
+// exactly as in the embedded mode; what control writes goes to etcd, and only
+// while this replica leads: published health (with latency and capacity) as
+// the leader's state, history rows in order, both fenced by its term. A
+// follower runs the same tracker on the same reports and writes nothing, so
+// that it holds the evidence the moment it takes over.
+import type { FencedWriter } from '../db/etcd/fenced.js';
+import type { HealthStore } from '../db/health-store.js';
+import type { Store } from '../db/store.js';
+import type { ControlHealthStore, ControlStore } from './storage.js';
+
+export function createReplicaStorage(deps: { store: Store; healthStore: HealthStore; fenced: FencedWriter; isLeader: () => boolean; now?: () => number }): { store: ControlStore; healthStore: ControlHealthStore } {
+  const { store, healthStore, fenced } = deps;
+  const now = deps.now ?? Date.now;
+  let dropped = 0;
+
+  const controlStore: ControlStore = {
+    getConfig: () => store.getConfig(),
+    version: () => store.version(),
+    deferEvent(e) {
+      if (deps.isLeader()) fenced.event(e);
+      else dropped++;
+    },
+    flushEvents: () => fenced.pending().events === 0,
+    pending: () => ({ events: fenced.pending().events, dropped: dropped + fenced.stats().dropped }),
+    // Control's own local writes (raw probe results) are to the replica's SQLite file.
+    guard: store.guard,
+  };
+
+  const controlHealth: ControlHealthStore = {
+    // Moves when an override changes (the read model bumps it); the leader's own state does not move it.
+    version: () => healthStore.version(),
+    listOverrides: () => healthStore.listOverrides(),
+    saveHealth(health, o) {
+      if (deps.isLeader())
+        fenced.publish({
+          at: now(),
+          health: Object.fromEntries(health),
+          latency: (o.latency ?? {}),
+          capacity: (o.capacity ?? {}),
+        });
+      return healthStore.version();
+    },
+    recordResults: (agent, results, time) => healthStore.recordResults(agent, results, time),
+    pruneResults: (before, maxRows) => healthStore.pruneResults(before, maxRows),
+  };
+
+  return { store: controlStore, healthStore: controlHealth };
+}

@@ -38,7 +38,7 @@ ${tlsHelp.insecure}
 ${etcdHelp}
   --replica-id NAME   this replica's name (default control-<host>-<port>; ARUS_REPLICA_ID)
   --advertise-url URL the URL other roles reach this replica at (default: its listen URL; ARUS_ADVERTISE_URL)
-  --lease-ttl S       the leader's lease in seconds (default 3)`,
+  --lease-ttl S       the leader's lease in seconds (default 2; renewed every third of it)`,
   options: {
     ...opt.db,
     ...opt.regions,

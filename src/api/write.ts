@@ -44,7 +44,8 @@ export async function writeThrough<T>(
 ): Promise<T> {
   const p = c.get('principal');
   const audit = { actor: p.name, role: p.role, action: `${c.req.method} ${c.req.path}`, subject: o.subject, before: o.before, after: o.after, status: o.status };
-  const result = await write({ audit, ifMatch: o.ifMatch });
+  // The route made the documents from this replica's copy: the replicated engine checks that etcd's are no newer.
+  const result = await write({ audit, ifMatch: o.ifMatch, fromCopy: true });
   deps.control.tick();
   return result;
 }

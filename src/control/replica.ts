@@ -81,7 +81,7 @@ export function assembleReplica(deps: {
   const memberClients = new Map<string, Etcd3>();
   const cluster = createClusterView({ client, id: deps.id, url: deps.url, election, readModel, log, memberClient: (url) => memberClientFor(url, deps, memberClients) });
   const quorum = createQuorumMonitor({ client, log });
-  recordGaps(quorum, election, fenced);
+  recordGaps(quorum, election, fenced, (gap) => recordedGap(deps.store, gap));
   observeReplica(deps.metrics, { election, readModel, quorum, fenced });
   return {
     election,
@@ -107,16 +107,31 @@ function memberClientFor(url: string, deps: { etcd: { ca?: string; cert?: string
 }
 
 
+/** The history already holds a no-quorum event for a stretch that overlaps `gap` (each replica times it a little differently). */
+function recordedGap(store: Store, gap: { start: number; end: number }): boolean {
+  return store.listEvents({ kind: 'control.no-quorum', limit: 10 }).some((e) => {
+    const d = e.data as { start?: number; end?: number } | null;
+    return typeof d?.start === 'number' && typeof d.end === 'number' && d.start <= gap.end && d.end >= gap.start;
+  });
+}
+
 /**
  * A stretch without quorum goes into the history once: written by the
  * replica that leads after it (every replica saw it; a gap seen by one that
- * does not come to lead within 30 s is left to the one that does).
+ * does not come to lead within 30 s is left to the one that does). A replica
+ * that comes to lead later, within those 30 s, finds it written by the one
+ * before and does not write it again.
  */
-function recordGaps(quorum: ReturnType<typeof createQuorumMonitor>, election: ReturnType<typeof createElection>, fenced: ReturnType<typeof createFencedWriter>): void {
+function recordGaps(
+  quorum: ReturnType<typeof createQuorumMonitor>,
+  election: ReturnType<typeof createElection>,
+  fenced: ReturnType<typeof createFencedWriter>,
+  recorded: (gap: { start: number; end: number }) => boolean,
+): void {
   let pending: { start: number; end: number; seenAt: number } | undefined;
   const flush = () => {
     if (!pending || !election.isLeader()) return;
-    if (Date.now() - pending.seenAt > 30_000) return void (pending = undefined);
+    if (Date.now() - pending.seenAt > 30_000 || recorded(pending)) return void (pending = undefined);
     const s = ((pending.end - pending.start) / 1000).toFixed(1);
     fenced.event({
       kind: 'control.no-quorum',

@@ -17,6 +17,13 @@ export type WriteOptions = {
   audit?: NewAuditEntry;
   /** Write only if the document still has this ETag (If-Match); else a StaleWrite. */
   ifMatch?: { ref: DocRef; etag: string };
+  /**
+   * The documents were made from this replica's copy as it is now (an API write: a merge, a
+   * service put into the zone's settings). The replicated engine refuses the write, to be retried,
+   * when etcd holds a newer version of one of them than that copy (another replica's write came
+   * first and would be overwritten); the SQLite engine's copy is the store itself.
+   */
+  fromCopy?: boolean;
 };
 
 export type OverrideWrite = { subject: string; mode: 'drain' | 'force-up' | 'none'; reason: string; actor?: string };

@@ -48,7 +48,7 @@ describe('snapshot routes', () => {
     const api = withDnsToken();
     const stream = events(await api.get('/v1/snapshots/stream?node=dns-sg-1', api.dns));
     const hello = JSON.parse((await stream.next('hello')).data) as { keepaliveMs: number; version: number };
-    expect(hello).toEqual({ keepaliveMs: 5000, version: api.control.current().snapshot.version });
+    expect(hello).toEqual({ keepaliveMs: 1000, version: api.control.current().snapshot.version });
     const first = await stream.next('snapshot');
     expect(first.id).toBe(String(hello.version));
     expect(decodeSnapshot(first.data).snapshot.version).toBe(hello.version);

@@ -7,7 +7,7 @@ import { mismatch, refuseIdentity } from '../identity.js';
 import { anyJson, errors } from './shared.js';
 
 /** How often an idle stream carries a `ping`; a node that hears nothing for three of these reconnects. */
-export const KEEPALIVE_MS = 5000;
+export const KEEPALIVE_MS = 1000;
 
 const document = { description: 'a snapshot document: { format, version, sha256, state: { zone, regions, health, latency, capacity } } (src/snapshot/README.md)', content: { 'application/json': { schema: anyJson } } };
 

@@ -123,7 +123,7 @@ export function createEtcdClient(o: EtcdClientOptions, log: Logger): Etcd3 {
     // grpc builds its TLS context here: a key that is no key, or not the certificate's.
     throw new EtcdConfigError(`--etcd-cert ${o.cert} / --etcd-key ${o.key}: ${(err as Error).message}`);
   }
-  elog.info({ endpoints: o.endpoints, tls: scheme === 'http' ? 'none' : o.cert ? 'mutual' : 'server', callTimeoutMs: timeout }, 'etcd client');
+  elog.debug({ endpoints: o.endpoints, tls: scheme === 'http' ? 'none' : o.cert ? 'mutual' : 'server', callTimeoutMs: timeout }, 'etcd client');
   return client;
 }
 

@@ -51,7 +51,12 @@ export function createClusterView(deps: {
     self,
     async replicas() {
       const res = await client.getAll().prefix(KEYS.replicaPrefix).strings();
-      const out = Object.values(res).map((v) => JSON.parse(v) as ReplicaInfo);
+      // The role each registered (every 2 s) may be older than the last election: who leads is the leader key's.
+      const leader = election.leaderId();
+      const out = Object.values(res).map((v): ReplicaInfo => {
+        const r = JSON.parse(v) as ReplicaInfo;
+        return { ...r, role: r.id === leader ? 'leader' : 'follower' };
+      });
       const mine = out.findIndex((r) => r.id === deps.id);
       if (mine >= 0) out[mine] = self();
       else out.push(self());

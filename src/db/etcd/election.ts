@@ -44,6 +44,8 @@ type State = {
   stale: Lease[];
   renewal?: Promise<void>;
   listeners: Set<(l: Leadership) => void>;
+  /** What the listeners were last told (leader, term, who leads), so that they hear each change once. */
+  told?: string;
 };
 
 export function createElection(deps: Deps): Election {
@@ -86,8 +88,17 @@ export function createElection(deps: Deps): Election {
   };
 }
 
+/**
+ * Tells the listeners, once a change: a campaign won and the watch's put of the same leader key
+ * both report it, and a listener that acts on taking over (control publishes at once) must not
+ * act twice.
+ */
 function notify(st: State): void {
-  for (const fn of st.listeners) fn({ leader: st.term !== undefined, term: st.term, leaderId: st.leaderId });
+  const l: Leadership = { leader: st.term !== undefined, term: st.term, leaderId: st.leaderId };
+  const told = JSON.stringify(l);
+  if (told === st.told) return;
+  st.told = told;
+  for (const fn of st.listeners) fn(l);
 }
 
 function stepDown(deps: Deps, st: State, why: string): void {

@@ -3,14 +3,17 @@
 // is there whole or not at all. Configuration writes are optimistic: they read
 // the documents, plan against them, and commit only if `config/version` has
 // not moved since (else they plan again); a write with If-Match also compares
-// its document's revision, which is its ETag. A write is acknowledged once
+// its document's revision, which is its ETag; and a write made from this
+// replica's copy of a document (the API's: a merge, a service put into the
+// zone's settings) is refused, to be retried, when etcd's is newer than that
+// copy, rather than undo the write that came first. A write is acknowledged once
 // this replica's read model holds it, so the writer reads it back at once.
 import { randomBytes } from 'node:crypto';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Config, RegionDoc, ZoneDoc } from '../../config/schema.js';
 import type { NewAuditEntry } from '../audit.js';
 import { planApply, planDelete, type CurrentDocuments, type Plan } from '../config-plan.js';
-import { canonicalJson, regionSubject, ZONE_SUBJECT, type DocumentRules } from '../documents.js';
+import { canonicalJson, regionSubject, ZONE_SUBJECT, type DocumentRules, type Documents } from '../documents.js';
 import type { Override } from '../health-store.js';
 import type { NewEvent } from '../history.js';
 import { StorageError } from '../faults.js';
@@ -29,9 +32,19 @@ type Snapshot = { docs: CurrentDocuments; version: IKeyValue | undefined; mods: 
 const uniqueKey = () => `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
 /** Too many writers at once on the same documents: answered 503 with Retry-After, nothing written. */
 const conflict = (what: string) => new StorageError('busy', 'CONFLICT', `the ${what} kept changing under this write (${ATTEMPTS} attempts): nothing was written, retry shortly`, 1);
+/** The write was made from this replica's copy of a document, and etcd holds a newer one: writing would undo that change. */
+const behind = (key: string) =>
+  new StorageError('busy', 'COPY_BEHIND', `another write changed ${key.slice(PREFIX.length)} after this replica's copy of it, from which this write was made: nothing was written, retry shortly`, 1);
 
 export const keyOf = (ref: DocRef) => (ref.kind === 'zone' ? KEYS.zone : KEYS.region(ref.id));
 export const revisionEtag = (revision: number | undefined) => (revision === undefined ? undefined : `"${revision}"`);
+
+/** The revisions of this replica's copy of the documents `docs` were made from (now: the caller made them in this turn). */
+function baseOf(readModel: ReadModel | undefined, docs: Documents, o: WriteOptions): Map<string, number> | undefined {
+  if (!o.fromCopy || !readModel) return undefined;
+  const keys = [...(docs.zone ? [KEYS.zone] : []), ...docs.regions.map((r) => KEYS.region(r.id))];
+  return new Map(keys.map((k) => [k, readModel.revisionOf(k) ?? 0]));
+}
 
 export function createEtcdWrites(deps: { client: Etcd3; rules: DocumentRules; readModel?: ReadModel; now?: () => number }): Writes & { config(): Promise<Config | undefined> } {
   const { client, rules, readModel } = deps;
@@ -61,8 +74,8 @@ export function createEtcdWrites(deps: { client: Etcd3; rules: DocumentRules; re
     client.put(`${KEYS.eventPrefix}w-${stem}-${String(i).padStart(4, '0')}`).value(JSON.stringify({ ...e, time: e.time ?? now(), region: e.region ?? null }));
   const auditPut = (a: NewAuditEntry) => client.put(KEYS.audit(uniqueKey())).value(JSON.stringify({ ...a, time: a.time ?? now() }));
 
-  /** The transaction's guard: the version has not moved, and the If-Match document still has its revision. */
-  function guarded(s: Snapshot, o: WriteOptions | undefined): Txn {
+  /** The transaction's guard: the version has not moved, the If-Match document and those made from this replica's copy (`base`) still have their revisions. */
+  function guarded(s: Snapshot, o: WriteOptions | undefined, base?: Map<string, number>): Txn {
     let txn = client.if(KEYS.configVersion, 'Mod', '==', s.version ? Number(s.version.mod_revision) : 0);
     if (o?.ifMatch) {
       const key = keyOf(o.ifMatch.ref);
@@ -70,14 +83,16 @@ export function createEtcdWrites(deps: { client: Etcd3; rules: DocumentRules; re
       if (etag !== o.ifMatch.etag) throw new StaleWrite(etag);
       txn = txn.and(key, 'Mod', '==', s.mods.get(key) ?? 0);
     }
+    // Read at one revision with the version the transaction compares: a document cannot move without it.
+    for (const [key, revision] of base ?? []) if ((s.mods.get(key) ?? 0) !== revision) throw behind(key);
     return txn;
   }
 
   /** Plans against the documents as they are, commits if nothing moved meanwhile, and plans again if it did. */
-  async function configWrite(o: WriteOptions | undefined, plan: (s: Snapshot) => Plan | undefined): Promise<{ revision: number; plan: Plan | undefined }> {
+  async function configWrite(o: WriteOptions | undefined, plan: (s: Snapshot) => Plan | undefined, base?: Map<string, number>): Promise<{ revision: number; plan: Plan | undefined }> {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const s = await read();
-      const txn = guarded(s, o);
+      const txn = guarded(s, o, base);
       const p = plan(s);
       const ops: Parameters<Txn['then']> = [];
       if (p && p.changed.length > 0) {
@@ -112,7 +127,7 @@ export function createEtcdWrites(deps: { client: Etcd3; rules: DocumentRules; re
     etag: (ref) => revisionEtag(readModel?.revisionOf(keyOf(ref))) ?? '"0"',
 
     async apply(docs, o = {}) {
-      const { revision, plan } = await configWrite(o, (s) => planApply(s.docs, docs, o, rules, now()));
+      const { revision, plan } = await configWrite(o, (s) => planApply(s.docs, docs, o, rules, now()), baseOf(readModel, docs, o));
       return { version: revision, changed: plan?.changed ?? [] };
     },
 

@@ -16,7 +16,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import { identityOf } from '../src/tls/identity.js';
-import { arus, freePort, readyLine, stopProcess } from './helpers/arus.js';
+import { arus, freePort, readyLine, stopProcess, until } from './helpers/arus.js';
+import { tlsFetch } from './helpers/credentials.js';
+import {
+  checkBudgets,
+  checkEtcdFlags,
+  checkEtcdMember,
+  checkEtcdMembers,
+  checkQuorumShapes,
+  checkReplicas,
+  composeEtcdRuns,
+  etcdEnvFlags,
+  etcdHelpFlags,
+  k8sEtcdRuns,
+  REPLICA_METRICS,
+  replayCompose,
+  type EtcdRun,
+  type Replayed,
+} from './helpers/infra-etcd.js';
 import {
   arusCommand,
   arusEnvNames,
@@ -54,6 +71,7 @@ import {
   checkComposeCerts,
   checkScrapeTls,
   checkTls,
+  composeCertsRuns,
   composeProvides,
   composeRuns,
   covers,
@@ -82,7 +100,7 @@ beforeAll(async () => {
   jobs = new Set([...a.jobs].filter((j) => b.jobs.has(j)));
   const targetLabels = [...a.targetLabels, ...b.targetLabels];
   for (const f of filesUnder(join(INFRA, 'prometheus/targets'), /\.ya?ml$/)) for (const g of parseYamlFile(f).flat()) targetLabels.push(...Object.keys(g.labels ?? {}));
-  [cli, catalog] = await Promise.all([loadCli(), loadCatalog(targetLabels)]);
+  [cli, catalog] = await Promise.all([loadCli(), loadCatalog(targetLabels, REPLICA_METRICS.map((n) => [n, 'gauge', []]))]);
   env = arusEnvNames();
 }, 60_000);
 
@@ -233,8 +251,12 @@ describe('Kubernetes', () => {
   it('has the roles the design asks for', () => {
     const { objects } = load();
     const kinds = (component: string) => objects.filter((o) => o.metadata?.labels?.['app.kubernetes.io/component'] === component).map((o) => o.kind);
-    expect(kinds('control')).toEqual(expect.arrayContaining(['StatefulSet', 'Service', 'ConfigMap']));
-    expect(objects.find((o) => o.kind === 'StatefulSet')!.spec.volumeClaimTemplates[0].metadata.name).toBe('data');
+    expect(kinds('control')).toEqual(expect.arrayContaining(['StatefulSet', 'Service', 'ConfigMap', 'PodDisruptionBudget']));
+    expect(kinds('etcd')).toEqual(expect.arrayContaining(['StatefulSet', 'Service', 'PodDisruptionBudget', 'Certificate']));
+    const sts = (name: string) => objects.find((o) => o.kind === 'StatefulSet' && o.metadata.name === name)!;
+    expect(sts('arus-control').spec.replicas).toBe(3);
+    expect(sts('arus-etcd').spec.replicas).toBe(3);
+    for (const name of ['arus-control', 'arus-etcd']) expect(sts(name).spec.volumeClaimTemplates[0].metadata.name).toBe('data');
     expect(kinds('dns')).toEqual(expect.arrayContaining(['Deployment', 'Service', 'PodDisruptionBudget']));
     const dnsProtocols = objects.filter((o) => o.kind === 'Service' && o.metadata.labels['app.kubernetes.io/component'] === 'dns').flatMap((s) => s.spec.ports.map((p: Obj) => `${p.port}/${p.protocol}`));
     expect(dnsProtocols.sort()).toEqual(['53/TCP', '53/UDP']);
@@ -260,7 +282,7 @@ describe('Kubernetes', () => {
     dns.spec.template.spec.containers[0].securityContext.capabilities = { drop: ['ALL'], add: ['NET_ADMIN'] };
     dns.spec.template.spec.containers[0].readinessProbe = { httpGet: { path: '/healthz', port: 'health' } };
     const probe = find('Deployment', 'arus-probe-mnl').spec.template.spec;
-    probe.containers[0].args = probe.containers[0].args.map((a: string) => a.replace('--region=mnl', '--region=hkg').replace('arus-control', 'control'));
+    probe.containers[0].args = probe.containers[0].args.map((a: string) => a.replace('--region=mnl', '--region=hkg').replace('$(CONTROL_URLS)', 'https://control:8080'));
     probe.securityContext.runAsNonRoot = false;
     find('Deployment', 'arus-balancer-sg').spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem = false;
 
@@ -272,7 +294,7 @@ describe('Kubernetes', () => {
     has(problems, /ARUS_DATABASE is read by nothing/);
     has(problems, /HEALTHCHECK_URI is read by nothing/);
     has(problems, /has no option --listen-api/);
-    has(problems, /--db \/var\/lib\/arus\/arus.db is not on a writable volume/);
+    has(problems, /--db \/var\/lib\/arus\/read-model.db is not on a writable volume/);
     has(problems, /no ConfigMap arus-region/);
     has(problems, /binds port 53 as non-root/);
     has(problems, /adds capability NET_ADMIN/);
@@ -314,10 +336,11 @@ describe('compose', () => {
   it('references only declared services, volumes, networks and listening ports; its regions validate', () => {
     expect(checkCompose(load(), dir, { cli, env })).toEqual([]);
   });
-  it('is a multi-node stack: two DNS nodes, and a probe and balancers per region', () => {
+  it('is a multi-node stack: three etcd members, three control replicas, two DNS nodes, and a probe and balancers per region', () => {
     const cmds = Object.values<Obj>(load().services).map((s) => s.command?.[0]);
     expect(cmds.filter((c) => c === 'dns')).toHaveLength(2);
-    expect(cmds.filter((c) => c === 'control')).toHaveLength(1);
+    expect(cmds.filter((c) => c === 'control')).toHaveLength(3);
+    expect(cmds.filter((c) => c === '/usr/local/bin/etcd')).toHaveLength(3);
     expect(cmds.filter((c) => c === 'probe').length).toBeGreaterThanOrEqual(2);
     expect(cmds.filter((c) => c === 'balancer').length).toBeGreaterThanOrEqual(2);
   });
@@ -326,18 +349,18 @@ describe('compose', () => {
     doc.services['dns-1'].depends_on = { contrl: { condition: 'service_healthy' } };
     doc.services['dns-2'].sysctls = {};
     doc.services['dns-2'].volumes = ['dns-3-data:/var/lib/arus'];
-    doc.services['probe-sg'].command = ['probe', '--region', 'sgp', '--control', 'http://control:8081'];
+    doc.services['probe-sg'].command = ['probe', '--region', 'sgp', '--control', 'https://control-1:8080,http://control-2:8081'];
     doc.services['balancer-sg-a'].networks = { arus: { ipv4_address: '172.28.53.12' } };
-    doc.services['control'].user = '0:0';
+    doc.services['control-1'].user = '0:0';
     doc.services['sim-jkt'].command = ['sim', '--listen', '0.0.0.0:9211'];
     const problems = checkCompose(doc, dir, { cli, env });
     has(problems, /depends_on contrl/);
     has(problems, /dns-2: binds 53 as non-root/);
     has(problems, /volume dns-3-data is not declared/);
     has(problems, /--region sgp is not in the configuration/);
-    has(problems, /--control http:\/\/control:8081: no service control listening on 8081/);
+    has(problems, /--control http:\/\/control-2:8081: no service control-2 listening on 8081/);
     has(problems, /172.28.53.12 is also/);
-    has(problems, /control: must run as a non-root user/);
+    has(problems, /control-1: must run as a non-root user/);
     has(problems, /endpoint 172.28.53.11 is no service's address/);
     has(problems, /instance http:\/\/sim-jkt:9212: no service sim-jkt listening on 9212/);
   });
@@ -369,7 +392,7 @@ describe('compose, by Docker Compose itself', () => {
 describe('systemd units', () => {
   const units = filesUnder(join(INFRA, 'systemd'), /\.service$/);
   it('there is one for each server role', () => {
-    expect(units.map((u) => u.split('/').at(-1)).sort()).toEqual(['arus-balancer@.service', 'arus-control.service', 'arus-dns.service', 'arus-probe@.service']);
+    expect(units.map((u) => u.split('/').at(-1)).sort()).toEqual(['arus-balancer@.service', 'arus-control.service', 'arus-control@.service', 'arus-dns.service', 'arus-probe@.service']);
   });
   it.each(units.map((u) => [u.split('/').at(-1)!, u]))('%s has its sections, runs a real arus command and holds least privilege', (name, file) => {
     expect(checkUnit(name, readFileSync(file, 'utf8'), { cli, env })).toEqual([]);
@@ -494,7 +517,7 @@ describe('TLS and identities: Kubernetes', () => {
   it('control serves mutual TLS; every probe agent, balancer and DNS node dials https with the CA and its own certificate', () => {
     const { objects, generated } = kube();
     const runs = k8sRuns(objects, generated.Secret);
-    expect(runs.map((r) => r.argv[0]).sort()).toEqual(['balancer', 'balancer', 'balancer', 'balancer', 'control', 'dns', 'dns', 'dns', 'probe', 'probe', 'probe', 'probe']);
+    expect(runs.map((r) => r.argv[0]).sort()).toEqual(['balancer', 'balancer', 'balancer', 'balancer', 'control', 'control', 'control', 'dns', 'dns', 'dns', 'probe', 'probe', 'probe', 'probe']);
     expect(checkTls(runs, { requireMutual: true, config: regionsFromConfigMaps(objects) })).toEqual([]);
   });
 
@@ -529,7 +552,7 @@ describe('TLS and identities: Kubernetes', () => {
     const c2 = container(objects, 'arus-control');
     c2.env = c2.env.filter((e: Obj) => e.name !== 'HEALTHCHECK_CERT');
     const jkt = container(objects, 'arus-probe-jkt');
-    jkt.args = jkt.args.map((a: string) => a.replace('https://', 'http://'));
+    jkt.args = jkt.args.map((a: string) => a.replace('$(CONTROL_URLS)', 'http://arus-control-0:8080'));
     const sg = container(objects, 'arus-probe-sg');
     sg.args = sg.args.filter((a: string) => !a.startsWith('--ca='));
     workload(objects, 'arus-probe-mnl').spec.template.spec.volumes.find((v: Obj) => v.name === 'tls').secret.secretName = 'arus-probe-bkk-1-tls';
@@ -543,8 +566,8 @@ describe('TLS and identities: Kubernetes', () => {
     cert('arus-balancer-mnl-serving').spec.ipAddresses = ['203.0.113.41'];
     cert('arus-control').spec.dnsNames = ['arus-control.arus.svc'];
     problems = check();
-    has(problems, /arus-control container control: control requires client certificates: its health check needs HEALTHCHECK_CERT/);
-    has(problems, /arus-probe-jkt container probe: --control http:\/\/arus-control:8080 is not https:\/\//);
+    has(problems, /arus-control container control \(pod arus-control-0\): control requires client certificates: its health check needs HEALTHCHECK_CERT/);
+    has(problems, /arus-probe-jkt container probe: --control http:\/\/arus-control-0:8080 is not https:\/\//);
     has(problems, /arus-probe-sg container probe: no --ca/);
     has(problems, /arus-probe-sg container probe: 2 replicas share probe\/sg-1/);
     has(problems, /arus-probe-sg container probe: the checks are https .*, and the probe trusts no CA but the system's/);
@@ -555,7 +578,7 @@ describe('TLS and identities: Kubernetes', () => {
     has(problems, /arus-balancer-jkt container balancer: --listen 0.0.0.0:8000 is off loopback without --tls-cert\/--tls-key or --insecure-plaintext/);
     has(problems, /arus-balancer-sg container balancer: --client-cert \/etc\/arus\/tls\/cert.pem is not provided/);
     has(problems, /arus-balancer-mnl container balancer: the probes check https:\/\/203.0.113.42:8000\/v1\/models, and its --tls-cert \(Certificate\/arus-balancer-mnl-serving\) does not name 203.0.113.42/);
-    has(problems, /--control https:\/\/arus-control:8080: control's certificate \(Certificate\/arus-control\) does not name arus-control/);
+    has(problems, /--control https:\/\/arus-control-1:8080: control's certificate \(Certificate\/arus-control\) does not name arus-control-1/);
 
     cert('arus-probe-jkt-1').spec.uris = ['spiffe://arus/probe/jkt-1'];
     cert('arus-dns-3').spec.issuerRef.name = 'arus-cа';
@@ -586,19 +609,19 @@ describe('TLS and identities: compose, systemd, and nowhere a shared token', () 
   it('compose: a broken copy is rejected', () => {
     const doc = clone(composeDoc());
     const certs = doc.services.certs;
-    certs.command = [certs.command[0].replace(/^test -f \S+ \|\|\s*/, '').replace(/\s*&& chmod.*$/, '').replace('probe/jkt/jkt-1,', '')];
-    delete doc.services.control.depends_on;
+    certs.command = [certs.command[0].replace('(test -f /etc/arus/tls/ca.crt ||', '(').replace(/&& chmod \S+ \S+ /, '').replace('probe/jkt/jkt-1,', '')];
+    delete doc.services['control-1'].depends_on;
     doc.services['dns-2'].command = doc.services['dns-2'].command.map((a: string) => a.replace('dns-dns-2', 'dns-dns-1'));
     doc.services['balancer-sg-b'].command = doc.services['balancer-sg-b'].command.filter((a: string, i: number, all: string[]) => !/^--tls-(cert|key)$/.test(a) && !/^--tls-(cert|key)$/.test(all[i - 1] ?? ''));
-    doc.services.control.environment.ARUS_DNS_TOKEN = 'shared';
+    doc.services['control-1'].environment = { ...doc.services['control-1'].environment, ARUS_DNS_TOKEN: 'shared' };
     const problems = [...checkComposeCerts(doc, { prometheus: ['viewer-prometheus.key'] }), ...checkTls(composeRuns(doc), { requireMutual: true, config: composeConfig() })];
     has(problems, /runs certs init even when \/etc\/arus\/tls\/ca.crt exists/);
-    has(problems, /compose service control: mounts certs but does not wait for certs/);
+    has(problems, /compose service control-1: mounts certs but does not wait for certs/);
     has(problems, /compose service prometheus: reads viewer-prometheus.key as uid 65534/);
     has(problems, /compose service probe-jkt: --client-cert \/etc\/arus\/tls\/probe-jkt-jkt-1.crt is not provided/);
     has(problems, /compose service dns-2: speaks as dns\/dns-1, as compose service dns-1 does/);
     has(problems, /compose service balancer-sg-b: --listen 0.0.0.0:8000 is off loopback without --tls-cert/);
-    has(problems, /compose service control: control has ARUS_DNS_TOKEN/);
+    has(problems, /compose service control-1: control has ARUS_DNS_TOKEN/);
   });
 
   it('systemd: control serves mutual TLS; the other units dial https with the CA and their certificates', () => {
@@ -621,6 +644,272 @@ describe('TLS and identities: compose, systemd, and nowhere a shared token', () 
     for (const f of filesUnder(INFRA, /./).filter((x) => !x.endsWith('README.md'))) expect(offending(readFileSync(f, 'utf8')), rel(f)).toEqual([]);
     has(offending('ARUS_PROBE_TOKEN=x\n# ARUS_DNS_TOKEN is refused'), /ARUS_PROBE_TOKEN=x/);
   });
+});
+
+// ------------------------------------------------ the replicated control plane
+
+const etcdFlags = etcdHelpFlags();
+// Without etcd here these skip, saying so in the test list; under CI they must run (.ci/deps installs etcd-server).
+const withEtcd = etcdFlags !== undefined || Boolean(process.env.CI);
+const kubectl = spawnSync('kubectl', ['version', '--client']).error === undefined;
+/** argv with `flag`'s value replaced (`--flag=v` or `--flag v`), or the flag removed when `value` is undefined. */
+const setFlag = (argv: string[], flag: string, value: string | undefined): string[] => {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i].startsWith(`${flag}=`)) {
+      if (value !== undefined) out.push(`${flag}=${value}`);
+    } else if (argv[i] === flag) {
+      const bare = argv[i + 1] === undefined || argv[i + 1].startsWith('--');
+      if (value !== undefined) out.push(flag, ...(bare ? [] : [value]));
+      if (!bare) i++;
+    } else out.push(argv[i]);
+  }
+  return out;
+};
+
+describe('the replicated control plane: Kubernetes', () => {
+  const sts = (objects: Obj[], name: string) => objects.find((o) => o.kind === 'StatefulSet' && o.metadata.name === name)!;
+  const byName = (objects: Obj[], kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+
+  it('three etcd members over TLS as etcd\'s security guide has it; three control replicas on every member, with etcd\'s own CA; every role follows every replica; a quorum survives a drain', () => {
+    const { objects, generated } = kube();
+    const members = k8sEtcdRuns(objects, generated.Secret);
+    expect(members.map((m) => m.flags.get('name'))).toEqual(['arus-etcd-0', 'arus-etcd-1', 'arus-etcd-2']);
+    expect(checkEtcdMembers(members)).toEqual([]);
+    const runs = k8sRuns(objects, generated.Secret);
+    expect(checkReplicas(runs, members)).toEqual([]);
+    expect(runs.filter((r) => r.argv[0] === 'control').map((r) => [flagValue(r.argv, '--replica-id'), flagValue(r.argv, '--advertise-url')])).toEqual([
+      ['arus-control-0', 'https://arus-control-0:8080'], ['arus-control-1', 'https://arus-control-1:8080'], ['arus-control-2', 'https://arus-control-2:8080'],
+    ]);
+    expect(checkQuorumShapes(objects)).toEqual([]);
+    expect(checkBudgets(objects)).toEqual([]);
+  });
+
+  it.skipIf(!withEtcd)('etcd runs only flags the real etcd has, the same as compose\'s members (which are replayed for real below)', () => {
+    const members = k8sEtcdRuns(kube().objects);
+    expect(checkEtcdFlags(members, etcdFlags!)).toEqual([]);
+    const flags = (runs: EtcdRun[]) => [...new Set(runs.flatMap((r) => [...r.flags.keys()]))].sort();
+    expect(flags(members)).toEqual(flags(composeEtcdRuns(composeDoc())));
+  });
+
+  it('a broken copy is rejected', () => {
+    const objects = clone(kube().objects);
+    const { generated } = kube();
+    const etcd = sts(objects, 'arus-etcd');
+    const member = etcd.spec.template.spec.containers[0];
+    member.args = member.args.filter((a: string) => a !== '--peer-client-cert-auth').map((a: string) => a.replace(',arus-etcd-2=https://arus-etcd-2.arus-etcd:2380', ''));
+    member.args.push('--peer-cert-flie=/etc/etcd/tls/tls.crt');
+    member.livenessProbe = member.readinessProbe;
+    etcd.spec.podManagementPolicy = 'OrderedReady';
+    byName(objects, 'Service', 'arus-etcd').spec.publishNotReadyAddresses = false;
+    byName(objects, 'PodDisruptionBudget', 'arus-etcd').spec.minAvailable = 3;
+    objects.splice(objects.indexOf(byName(objects, 'PodDisruptionBudget', 'arus-control')), 1);
+    byName(objects, 'Certificate', 'arus-etcd-member').spec.usages = ['digital signature', 'server auth'];
+    byName(objects, 'Certificate', 'arus-control-etcd').spec.issuerRef.name = 'arus-ca';
+    const control = sts(objects, 'arus-control').spec.template.spec.containers[0];
+    control.args = setFlag(setFlag(control.args, '--etcd', 'https://arus-etcd-0.arus-etcd:2379,https://arus-etcd-1.arus-etcd:2379'), '--replica-id', 'control');
+    const dns2 = byName(objects, 'Deployment', 'arus-dns-2').spec.template.spec.containers[0];
+    dns2.args = setFlag(dns2.args, '--control', 'https://arus-control-0:8080,https://arus-control-1:8080');
+    const members = k8sEtcdRuns(objects, generated.Secret);
+    const problems = [...checkEtcdMembers(members), ...checkReplicas(k8sRuns(objects, generated.Secret), members), ...checkQuorumShapes(objects), ...(etcdFlags ? checkEtcdFlags(members, etcdFlags) : [])];
+    has(problems, /\(pod arus-etcd-0\): no --peer-client-cert-auth: peers would need no certificate/);
+    has(problems, /--initial-cluster has 2 member\(s\)/);
+    has(problems, /\(pod arus-etcd-2\): --initial-cluster leaves out arus-etcd-2/);
+    has(problems, /--peer-cert-file \(Certificate\/arus-etcd-member\) needs both the server and the client usage/);
+    if (etcdFlags) has(problems, /etcd has no flag --peer-cert-flie/);
+    has(problems, /StatefulSet\/arus-etcd: podManagementPolicy must be Parallel/);
+    has(problems, /Service\/arus-etcd: publishNotReadyAddresses: true/);
+    has(problems, /StatefulSet\/arus-etcd: the liveness probe needs a quorum/);
+    has(problems, /PodDisruptionBudget\/arus-etcd: minAvailable 3 of 3 lets no pod go/);
+    has(problems, /StatefulSet\/arus-control: no PodDisruptionBudget/);
+    has(problems, /\(pod arus-control-0\): --etcd leaves out https:\/\/arus-etcd-2.arus-etcd:2379/);
+    has(problems, /\(pod arus-control-1\): --replica-id control is also .*arus-control-0.*'s/);
+    has(problems, /--etcd-cert \(Certificate\/arus-control-etcd\) is signed by arus-ca, which the members do not trust \(arus-etcd-ca\)/);
+    has(problems, /arus-dns-2 container dns: --control leaves out https:\/\/arus-control-2:8080/);
+    has(checkBudgets(objects), /PodDisruptionBudget\/arus-etcd: minAvailable 3 of the 3 pod\(s\) it selects lets none go/);
+
+    // A member that is not there, and a Service that is not either.
+    const far = clone(kube().objects);
+    const fc = sts(far, 'arus-control').spec.template.spec.containers[0];
+    fc.args = setFlag(fc.args, '--etcd', 'https://arus-etcd-0.arus-etcd:2379,https://arus-etcd-3.arus-etcd:2379,https://etcd-2:2379');
+    const unresolved = checkK8s(far, { generated, cli, env });
+    has(unresolved, /--etcd https:\/\/arus-etcd-3.arus-etcd:2379: no StatefulSet of Service arus-etcd has a pod arus-etcd-3/);
+    has(unresolved, /--etcd https:\/\/etcd-2:2379: no Service etcd-2/);
+
+    // etcd on the CA of the roles' identities: every probe agent's certificate would open it.
+    const shared = clone(kube().objects);
+    byName(shared, 'Certificate', 'arus-etcd-member').spec.issuerRef.name = 'arus-ca';
+    const sharedMembers = k8sEtcdRuns(shared, generated.Secret);
+    has(checkReplicas(k8sRuns(shared, generated.Secret), sharedMembers), /etcd trusts arus-ca, the CA of the roles' identities \(--tls-client-ca\)/);
+  });
+});
+
+describe('the replicated control plane: compose and systemd', () => {
+  const command = (doc: Obj, service: string) => doc.services[service].command as string[];
+
+  it('compose: three etcd members over TLS, a data folder each; three control replicas on every member, with etcd\'s own CA; every role follows every replica', () => {
+    const doc = composeDoc();
+    const members = composeEtcdRuns(doc);
+    expect(members.map((m) => m.flags.get('name'))).toEqual(['etcd-1', 'etcd-2', 'etcd-3']);
+    expect(checkEtcdMembers(members)).toEqual([]);
+    expect(checkReplicas(composeRuns(doc), members)).toEqual([]);
+    if (etcdFlags) expect(checkEtcdFlags(members, etcdFlags)).toEqual([]);
+  });
+
+  it('compose: a broken copy is rejected', () => {
+    const doc = clone(composeDoc());
+    doc.services.certs.command = [doc.services.certs.command[0].replace(' --peer', '')];
+    doc.services['etcd-2'].command = setFlag(command(doc, 'etcd-2'), '--data-dir', '/var/lib/etcd/etcd-1');
+    doc.services['etcd-3'].command = setFlag(command(doc, 'etcd-3'), '--client-cert-auth', undefined);
+    doc.services['etcd-1'].command = setFlag(command(doc, 'etcd-1'), '--trusted-ca-file', '/etc/arus/tls/ca.crt');
+    doc.services['control-2'].command = setFlag(command(doc, 'control-2'), '--etcd', 'https://etcd-1:2379,https://etcd-2:2379');
+    doc.services['control-3'].command = setFlag(command(doc, 'control-3'), '--replica-id', 'control-1');
+    doc.services['control-1'].command = setFlag(setFlag(command(doc, 'control-1'), '--etcd-cert', '/etc/arus/tls/admin-lab.crt'), '--etcd-key', '/etc/arus/tls/admin-lab.key');
+    doc.services['dns-2'].command = setFlag(command(doc, 'dns-2'), '--control', 'https://control-1:8080,https://control-2:8080');
+    const members = composeEtcdRuns(doc);
+    const problems = [...checkEtcdMembers(members), ...checkReplicas(composeRuns(doc), members)];
+    has(problems, /compose service etcd-2: --peer-cert-file \(server.crt \(certs init --names\)\) needs both the server and the client usage/);
+    has(problems, /compose service etcd-2: --data-dir \/var\/lib\/etcd\/etcd-1 \(etcd-data:etcd-1\) is also compose service etcd-1's: two members on one data directory/);
+    has(problems, /compose service etcd-3: no --client-cert-auth: clients would need no certificate/);
+    has(problems, /compose service etcd-1: --trusted-ca-file \/etc\/arus\/tls\/ca.crt is not provided/);
+    has(problems, /compose service control-2: --etcd leaves out https:\/\/etcd-3:2379/);
+    has(problems, /compose service control-3: --replica-id control-1 is also compose service control-1's/);
+    has(problems, /compose service control-1: --etcd-cert \(admin-lab.crt .*\) is signed by certs init --out \/etc\/arus\/tls, which the members do not trust \(certs init --out \/etc\/arus\/etcd\)/);
+    has(problems, /compose service dns-2: --control leaves out https:\/\/control-3:8080/);
+
+    // etcd on the Arus CA: the members mount the certs volume and trust its ca.crt.
+    const shared = clone(composeDoc());
+    for (const m of ['etcd-1', 'etcd-2', 'etcd-3']) {
+      shared.services[m].volumes = [...shared.services[m].volumes, 'certs:/etc/arus/tls:ro'];
+      shared.services[m].command = setFlag(command(shared, m), '--trusted-ca-file', '/etc/arus/tls/ca.crt');
+    }
+    has(checkReplicas(composeRuns(shared), composeEtcdRuns(shared)), /compose service control-1: etcd trusts certs init --out \/etc\/arus\/tls, the CA of the roles' identities/);
+  });
+
+  const example = () => readFileSync(join(INFRA, 'systemd/etcd.default.example'), 'utf8');
+  /** The example as on host `etcd-N`, as it says: ETCD_NAME and the host in its own URLs changed. */
+  const onHost = (text: string, n: number) => text.replace(/^(ETCD_NAME|ETCD_ADVERTISE_CLIENT_URLS|ETCD_INITIAL_ADVERTISE_PEER_URLS)=(.*)$/gm, (_, k: string, v: string) => `${k}=${v.replaceAll('etcd-1', `etcd-${n}`)}`);
+  const member = (text: string, source: string): EtcdRun => ({ source, flags: etcdEnvFlags(text), provides: (p) => p.startsWith('/etc/etcd/tls/') });
+  const replicaUnits = (patch: (t: string) => string = (t) => t) =>
+    ['control-1', 'control-2', 'control-3'].map((i) => unitRun('arus-control@.service', patch(readFileSync(join(INFRA, 'systemd/arus-control@.service'), 'utf8')), i)!);
+
+  it('systemd: etcd.default.example sets etcd\'s own flags (as Debian\'s etcd.service reads them) with TLS for clients and peers; arus-control@ replicas on every member', () => {
+    const one = member(example(), 'etcd.default.example');
+    expect(checkEtcdMember(one)).toEqual([]);
+    if (etcdFlags) expect(checkEtcdFlags([one], etcdFlags)).toEqual([]);
+    const members = [1, 2, 3].map((n) => member(onHost(example(), n), `etcd-${n}`));
+    expect(checkEtcdMembers(members)).toEqual([]);
+    expect(checkReplicas(replicaUnits(), members)).toEqual([]);
+    expect(replicaUnits().map((r) => flagValue(r.argv, '--replica-id'))).toEqual(['control-1', 'control-2', 'control-3']);
+  });
+
+  it('systemd: a broken copy is rejected', () => {
+    const text = example().replace('ETCD_PEER_CLIENT_CERT_AUTH=true\n', '').replace('ETCD_CLIENT_CERT_AUTH=true', 'ETCD_CLIENT_CERT_AUTH=false').replace('ETCD_PEER_KEY_FILE', 'ETCD_PEER_KEY_FLIE');
+    const problems = [...checkEtcdMember(member(text, 'etcd.default.example')), ...(etcdFlags ? checkEtcdFlags([member(text, 'etcd.default.example')], etcdFlags) : [])];
+    has(problems, /no --client-cert-auth/);
+    has(problems, /no --peer-client-cert-auth/);
+    has(problems, /no --peer-key-file/);
+    if (etcdFlags) has(problems, /etcd has no flag --peer-key-flie/);
+    const members = [1, 2, 3].map((n) => member(onHost(example(), n), `etcd-${n}`));
+    const units = replicaUnits((t) => t.replace(/ \\\n\s*--etcd-cert \S+/, '').replace('https://etcd-3.arus.internal:2379', 'https://etcd-4.arus.internal:2379'));
+    const bad = checkReplicas(units, members);
+    has(bad, /arus-control@.service: no --etcd-cert/);
+    has(bad, /--etcd leaves out https:\/\/etcd-3.arus.internal:2379/);
+    has(bad, /--etcd https:\/\/etcd-4.arus.internal:2379 is no member's --advertise-client-urls/);
+  });
+});
+
+describe('the embedded shape on Kubernetes (infra/k8s-embedded)', () => {
+  /** `kubectl kustomize` of the overlay, on a copy of infra/ with tokens.env filled in; `patch` edits the overlay's kustomization first. */
+  const render = (patch: (k: string) => string = (k) => k): Obj[] => {
+    const copy = mkdtempSync(join(tmpdir(), 'arus-k8s-embedded-'));
+    try {
+      for (const d of ['k8s', 'k8s-embedded']) cpSync(join(INFRA, d), join(copy, d), { recursive: true });
+      copyFileSync(join(INFRA, 'k8s/tokens.env.example'), join(copy, 'k8s/tokens.env'));
+      writeFileSync(join(copy, 'k8s-embedded/kustomization.yaml'), patch(readFileSync(join(copy, 'k8s-embedded/kustomization.yaml'), 'utf8')));
+      const out = execFileSync('kubectl', ['kustomize', join(copy, 'k8s-embedded')], { encoding: 'utf8' });
+      return parseAllDocuments(out).map((d) => d.toJS() as Obj);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  };
+
+  it.skipIf(!kubectl)('renders one control on SQLite alone, no etcd, the roles at the arus-control Service; and passes every check of the replicated layout\'s', () => {
+    const objects = render();
+    expect(objects.filter((o) => o.metadata?.labels?.['app.kubernetes.io/component'] === 'etcd')).toEqual([]);
+    expect(objects.filter((o) => /etcd/.test(o.metadata?.name ?? ''))).toEqual([]);
+    const runs = k8sRuns(objects);
+    const controls = runs.filter((r) => r.argv[0] === 'control');
+    expect(controls).toHaveLength(1);
+    expect(controls[0].argv.filter((a) => a.startsWith('--etcd'))).toEqual([]);
+    expect(new Set(runs.filter((r) => r.argv[0] !== 'control').map((r) => flagValue(r.argv, '--control')))).toEqual(new Set(['https://arus-control:8080']));
+    expect(objects.filter((o) => o.kind === 'PodDisruptionBudget').map((o) => o.metadata.name)).toEqual(['arus-dns']);
+    expect(checkK8s(objects, { generated: { Secret: new Map(), ConfigMap: new Map() }, cli, env })).toEqual([]);
+    expect(checkTls(runs, { requireMutual: true, config: regionsFromConfigMaps(objects) })).toEqual([]);
+    expect(checkCertificates(objects)).toEqual([]);
+    expect(checkBudgets(objects)).toEqual([]);
+  });
+
+  it.skipIf(!kubectl)('a broken copy is rejected: the control budget kept, the roles left on the replicas', () => {
+    const objects = render((k) => k.replace(/^.*name: arus-control \}, patch.*\n/m, '').replace('  - path: single-control.yaml\n', '  - path: single-control.yaml\n  - { target: { kind: ConfigMap, name: arus-control-urls }, patch: "[{\\"op\\": \\"replace\\", \\"path\\": \\"/data/CONTROL_URLS\\", \\"value\\": \\"https://arus-control-0:8080,https://arus-control-1:8080\\"}]" }\n'));
+    has(checkBudgets(objects), /PodDisruptionBudget\/arus-control: minAvailable 2 of the 1 pod\(s\) it selects lets none go/);
+    has(checkK8s(objects, { generated: { Secret: new Map(), ConfigMap: new Map() }, cli, env }), /arus-probe-sg container probe: --control https:\/\/arus-control-1:8080: no Service arus-control-1/);
+  });
+});
+
+describe.skipIf(!withEtcd)('the compose stack\'s etcd, control replicas and roles, replayed as real processes (no Docker)', () => {
+  let replay: Replayed;
+  let client: ReturnType<typeof tlsFetch>;
+  const url = (service: string, port: number) => `https://127.0.0.1:${replay.portOf(service, port)}`;
+
+  beforeAll(async () => {
+    replay = await replayCompose(composeDoc(), join(INFRA, 'compose'), ['control-1', 'control-2', 'control-3', 'dns-1', 'probe-sg']);
+    const tls = (f: string) => replay.hostPath('control-1', `/etc/arus/tls/${f}`);
+    client = tlsFetch(tls('ca.crt'), { cert: tls('admin-lab.crt'), key: tls('admin-lab.key') });
+  }, 180_000);
+  afterAll(async () => {
+    await client?.close();
+    await replay?.stop();
+  });
+
+  it('every replica lists the three replicas at their advertised URLs, one leader, and the three members healthy (GET /v1/cluster)', async () => {
+    for (const service of ['control-1', 'control-2', 'control-3']) {
+      const view = await until(
+        async () => (await client.fetch(`${url(service, 8080)}/v1/cluster`)).json(),
+        (v) => v.replicas?.length === 3 && v.replicas.filter((r: Obj) => r.role === 'leader').length === 1 && v.members?.length === 3 && v.members.every((m: Obj) => m.healthy),
+        30_000,
+        250,
+      );
+      expect(view.mode).toBe('replicated');
+      expect(view.replicas.map((r: Obj) => [r.id, r.url])).toEqual(['control-1', 'control-2', 'control-3'].map((id) => [id, url(id, 8080)]));
+      expect(view.members.map((m: Obj) => m.name).sort()).toEqual(['etcd-1', 'etcd-2', 'etcd-3']);
+    }
+  }, 60_000);
+
+  it('a replica\'s /metrics has the gauges the alerts and the dashboard read', async () => {
+    const text = await (await client.fetch(`${url('control-2', 8080)}/metrics`)).text();
+    for (const m of REPLICA_METRICS) expect(text, m).toMatch(new RegExp(`^# TYPE ${m} gauge$`, 'm'));
+  });
+
+  it('the probe agent reports to every replica; the DNS node holds a snapshot from them', async () => {
+    const health = await until(
+      async () => (await fetch(`http://127.0.0.1:${replay.portOf('probe-sg', 9154)}/healthz`)).json(),
+      (h) => h.controls?.length === 3 && h.controls.every((c: Obj) => c.up && c.lastReportAt),
+      30_000,
+      250,
+    );
+    expect(health.controls.map((c: Obj) => c.url).sort()).toEqual(['control-1', 'control-2', 'control-3'].map((id) => url(id, 8080)).sort());
+    const metrics = await until(async () => (await client.fetch(`${url('dns-1', 9153)}/metrics`)).text(), (t) => /^arus_snapshot_version [1-9]/m.test(t), 30_000, 250);
+    expect(metrics).toMatch(/^arus_control_connected 1$/m);
+  }, 60_000);
+
+  it('etcd takes control\'s certificate and refuses a client without one, and one the Arus CA signed (a probe agent\'s)', async () => {
+    const etcd = (f: string) => replay.hostPath('control-1', `/etc/arus/etcd/${f}`);
+    const tls = (f: string) => replay.hostPath('control-1', `/etc/arus/tls/${f}`);
+    expect((await replay.ctl(['get', '--prefix', '--keys-only', '/'], { cert: etcd('admin-control.crt'), key: etcd('admin-control.key') })).code).toBe(0);
+    expect((await replay.ctl(['get', 'x'])).code).not.toBe(0);
+    expect((await replay.ctl(['get', 'x'], { cert: tls('probe-sg-sg-1.crt'), key: tls('probe-sg-sg-1.key') })).code).not.toBe(0);
+  }, 60_000);
 });
 
 describe('Prometheus scrapes over TLS', () => {
@@ -683,44 +972,60 @@ describe('Prometheus scrapes over TLS', () => {
 
 describe('arus certs init, checked by openssl', () => {
   let dir: string;
-  let argv: string[];
+  let etcdDir: string;
+  let runs: string[][];
   const openssl = (...args: string[]) => spawnSync('openssl', args, { encoding: 'utf8' });
   /** The certificate's SAN as openssl prints it, in node's `subjectaltname` form. */
   const san = (file: string) => openssl('x509', '-in', file, '-noout', '-ext', 'subjectAltName').stdout.split('\n').slice(1).join(' ').trim();
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'arus-certs-'));
-    // Exactly what the compose stack's certs service runs, into a folder of our own.
-    argv = arusCommand(composeDoc().services.certs)!.map((a, i, all) => (all[i - 1] === '--out' ? dir : a));
-    const r = arus(argv);
-    expect(r.code, r.stderr).toBe(0);
+    etcdDir = mkdtempSync(join(tmpdir(), 'arus-certs-etcd-'));
+    // Exactly what the compose stack's certs service runs (the Arus CA's set, then etcd's), into folders of our own.
+    runs = composeCertsRuns(composeDoc()).map((r, n) => r.argv.map((a, i, all) => (all[i - 1] === '--out' ? [dir, etcdDir][n] : a)));
+    expect(runs).toHaveLength(2);
+    for (const argv of runs) {
+      const r = arus(argv);
+      expect(r.code, r.stderr).toBe(0);
+    }
   }, 60_000);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(etcdDir, { recursive: true, force: true });
+  });
 
-  it.skipIf(spawnSync('openssl', ['version']).error !== undefined)('writes the files the setups name, each verifying against ca.crt for its purpose, with the names and identity the checks assume', () => {
-    const expected = certsInitFiles(argv);
-    expect(readdirSync(dir).sort()).toEqual([...expected.keys()].sort());
-    for (const [file, info] of expected) {
-      if (typeof info !== 'object') continue;
-      const path = join(dir, file);
-      const purpose = info.usages.includes('server auth') ? 'sslserver' : 'sslclient';
-      const ok = openssl('verify', '-CAfile', join(dir, 'ca.crt'), '-purpose', purpose, path);
-      expect(`${ok.stdout}${ok.stderr}`.trim(), file).toBe(`${path}: OK`);
-      const wrong = openssl('verify', '-CAfile', join(dir, 'ca.crt'), '-purpose', purpose === 'sslserver' ? 'sslclient' : 'sslserver', path);
-      expect(wrong.status, `${file} must not pass for the other purpose`).not.toBe(0);
-      const names = san(path).split(/,\s*/).sort();
-      expect(names, file).toEqual([...info.dnsNames.map((n) => `DNS:${n}`), ...info.ips.map((n) => `IP Address:${n}`), ...info.uris.map((u) => `URI:${u}`)].sort());
-      if (info.uris.length) {
-        const id = identityOf({ subjectaltname: san(path), subject: {} });
-        expect(id && 'principal' in id ? id.principal.role : id, file).toBe(file.split('-')[0]);
+  it.skipIf(spawnSync('openssl', ['version']).error !== undefined)('writes the files the setups name, each verifying against its ca.crt for its purpose, with the names and identity the checks assume', () => {
+    for (const [n, argv] of runs.entries()) {
+      const out = [dir, etcdDir][n];
+      const expected = certsInitFiles(argv);
+      expect(readdirSync(out).sort()).toEqual([...expected.keys()].sort());
+      for (const [file, info] of expected) {
+        if (typeof info !== 'object') continue;
+        const path = join(out, file);
+        for (const purpose of ['sslserver', 'sslclient']) {
+          const meant = info.usages.includes(purpose === 'sslserver' ? 'server auth' : 'client auth');
+          const r = openssl('verify', '-CAfile', join(out, 'ca.crt'), '-purpose', purpose, path);
+          if (meant) expect(`${r.stdout}${r.stderr}`.trim(), `${file} for ${purpose}`).toBe(`${path}: OK`);
+          else expect(r.status, `${file} must not pass for ${purpose}`).not.toBe(0);
+        }
+        const names = san(path).split(/,\s*/).sort();
+        expect(names, file).toEqual([...info.dnsNames.map((x) => `DNS:${x}`), ...info.ips.map((x) => `IP Address:${x}`), ...info.uris.map((u) => `URI:${u}`)].sort());
+        if (info.uris.length) {
+          const id = identityOf({ subjectaltname: san(path), subject: {} });
+          expect(id && 'principal' in id ? id.principal.role : id, file).toBe(file.split('-')[0]);
+        }
       }
     }
     const probe = identityOf({ subjectaltname: san(join(dir, 'probe-jkt-jkt-1.crt')), subject: {} });
     expect(probe).toEqual({ principal: { role: 'probe', name: 'jkt-1', agent: 'jkt-1', region: 'jkt', via: 'certificate' } });
+    // The members' certificate (--peer) serves and dials: both purposes, as etcd 3.4's peer links need.
+    expect((certsInitFiles(runs[1]).get('server.crt') as CertInfo).usages).toEqual(['server auth', 'client auth']);
+    // Two CAs: nothing the Arus CA signed passes for etcd's.
+    expect(openssl('verify', '-CAfile', join(etcdDir, 'ca.crt'), join(dir, 'probe-jkt-jkt-1.crt')).status).not.toBe(0);
   });
 
   it('writes every key readable by its owner alone (compose opens Prometheus\' to its group itself)', () => {
-    for (const f of readdirSync(dir).filter((x) => x.endsWith('.key'))) expect((statSync(join(dir, f)).mode & 0o777).toString(8), f).toBe('600');
+    for (const out of [dir, etcdDir]) for (const f of readdirSync(out).filter((x) => x.endsWith('.key'))) expect((statSync(join(out, f)).mode & 0o777).toString(8), f).toBe('600');
   });
 
   it('the container health check verifies https, and presents a client certificate to a mutual-TLS listener', async () => {

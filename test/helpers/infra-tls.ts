@@ -15,16 +15,23 @@ import {
   arusCommand,
   CERT_SECRET_KEYS,
   certificateSecrets,
+  containerEnv,
+  expandVars,
   flagValue,
   isArusService,
   parseUnit,
+  podsOf,
   resolveUnit,
   workloads,
   type Obj,
 } from './infra.js';
 
-/** What a setup says about a certificate file: the names in it, and what it is for. */
-export type CertInfo = { uris: string[]; dnsNames: string[]; ips: string[]; usages: string[]; from: string };
+/**
+ * What a setup says about a certificate file: the names in it, what it is for,
+ * and the CA that signed it (`issuer`: an Issuer's name, or the folder
+ * `arus certs init` wrote it to), when the setup says.
+ */
+export type CertInfo = { uris: string[]; dnsNames: string[]; ips: string[]; usages: string[]; from: string; issuer?: string };
 
 /** How a path an Arus process names resolves in its setup: not there, there (contents unknown), or a certificate described. */
 export type Provided = false | true | CertInfo;
@@ -37,9 +44,11 @@ export type RoleRun = {
   provides(path: string): Provided;
   /** How many copies run with this very command line and credential (a Deployment's replicas). */
   replicas?: number;
+  /** The CA a CA-bundle file (`--ca`, `--tls-client-ca`, `--etcd-ca`) is, named as `CertInfo.issuer` names it; undefined when unknown. */
+  caOf?(path: string): string | undefined;
 };
 
-const ROLE_LISTENERS: Record<string, string[]> = { control: ['--api-listen'], up: ['--api-listen'], balancer: ['--listen'], dns: ['--metrics-listen'] };
+const ROLE_LISTENERS: Record<string, string[]> = { control: ['--api-listen'], up: ['--api-listen'], balancer: ['--listen'], dns: ['--metrics-listen'], probe: ['--health-listen'] };
 const CLIENT_ROLES = new Set(['probe', 'balancer', 'dns']);
 /** Shared machine tokens: control refuses to start with either. */
 export const SHARED_TOKENS = ['ARUS_PROBE_TOKEN', 'ARUS_DNS_TOKEN'];
@@ -91,7 +100,8 @@ export function checkTls(runs: RoleRun[], o: { requireMutual?: boolean; config?:
     if (info && !info.usages.includes('server auth')) problems.push(`${run.source}: --tls-cert ${cert} (${info.from}) is not for server auth`);
     for (const t of SHARED_TOKENS) if (run.env[t] !== undefined) problems.push(`${run.source}: control has ${t} in its environment, which it refuses: give each machine its own credential`);
   }
-  const controlCerts = controls.map((r) => described(r.provides(option(r, '--tls-cert', 'ARUS_TLS_CERT') ?? ''))).filter((c): c is CertInfo => c !== undefined);
+  // Replicas share their certificate: each one once.
+  const controlCerts = [...new Map(controls.map((r) => described(r.provides(option(r, '--tls-cert', 'ARUS_TLS_CERT') ?? ''))).filter((c): c is CertInfo => c !== undefined).map((c) => [c.from, c])).values()];
 
   // Listeners off loopback: TLS, or plain text said out loud.
   for (const run of runs) {
@@ -115,21 +125,23 @@ export function checkTls(runs: RoleRun[], o: { requireMutual?: boolean; config?:
   const seen = new Map<string, RoleRun>();
   for (const run of runs.filter((r) => CLIENT_ROLES.has(r.argv[0]))) {
     const role = run.argv[0];
-    const url = flagValue(run.argv, '--control');
-    if (!url) continue;
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      problems.push(`${run.source}: --control ${url} is not a URL`);
-      continue;
+    const value = flagValue(run.argv, '--control');
+    if (!value) continue;
+    for (const url of value.split(',').map((x) => x.trim())) {
+      let u: URL;
+      try {
+        u = new URL(url);
+      } catch {
+        problems.push(`${run.source}: --control ${url} is not a URL`);
+        continue;
+      }
+      if (u.protocol !== 'https:') problems.push(`${run.source}: --control ${url} is not https://: ${isLoopbackHost(u.hostname) ? 'plain text' : `\`arus ${role}\` refuses plain http off loopback`}`);
+      for (const c of controlCerts) if (!covers(c, u.hostname)) problems.push(`${run.source}: --control ${url}: control's certificate (${c.from}) does not name ${u.hostname}`);
     }
-    if (u.protocol !== 'https:') problems.push(`${run.source}: --control ${url} is not https://: ${isLoopbackHost(u.hostname) ? 'plain text' : `\`arus ${role}\` refuses plain http off loopback`}`);
     if (run.argv.includes('--insecure-plaintext')) problems.push(`${run.source}: --insecure-plaintext on a link to control`);
     const ca = option(run, '--ca', 'ARUS_CA');
     if (!ca) problems.push(`${run.source}: no --ca (or ARUS_CA): control's certificate is checked against the system's CAs only`);
     needFile(run, '--ca', ca);
-    for (const c of controlCerts) if (!covers(c, u.hostname)) problems.push(`${run.source}: --control ${url}: control's certificate (${c.from}) does not name ${u.hostname}`);
     const certPath = option(run, '--client-cert', 'ARUS_CLIENT_CERT');
     const keyPath = option(run, '--client-key', 'ARUS_CLIENT_KEY');
     if (mutual && (!certPath || !keyPath)) {
@@ -247,7 +259,14 @@ export function checkScrapeTls(
 
 /** What a Certificate object says about the tls.crt in its Secret. */
 export function certInfoOf(c: Obj): CertInfo {
-  return { uris: c.spec?.uris ?? [], dnsNames: c.spec?.dnsNames ?? [], ips: c.spec?.ipAddresses ?? [], usages: c.spec?.usages ?? ['digital signature', 'key encipherment'], from: `Certificate/${c.metadata?.name}` };
+  return {
+    uris: c.spec?.uris ?? [],
+    dnsNames: c.spec?.dnsNames ?? [],
+    ips: c.spec?.ipAddresses ?? [],
+    usages: c.spec?.usages ?? ['digital signature', 'key encipherment'],
+    from: `Certificate/${c.metadata?.name}`,
+    issuer: c.spec?.issuerRef?.name,
+  };
 }
 
 /** Certificates and their issuers: each issued by an Issuer here, each CA Issuer's Secret made here, every URI an identity Arus knows. */
@@ -282,8 +301,13 @@ export function checkCertificates(objects: Obj[]): string[] {
 
 // ------------------------------------------------------ the setups' processes
 
-/** Every Arus container of the Kubernetes objects, with what its volumes provide (Certificates' Secrets described). */
-export function k8sRuns(objects: Obj[], generated: Map<string, Set<string>> = new Map()): RoleRun[] {
+/**
+ * Every Arus container of the Kubernetes objects (or, with `o.argv`, every
+ * container that function reads a command line from), one run per
+ * StatefulSet pod, `$(VAR)`s expanded, with what its volumes provide
+ * (Certificates' Secrets described).
+ */
+export function k8sRuns(objects: Obj[], generated: Map<string, Set<string>> = new Map(), o: { argv?: (c: Obj) => string[] | undefined } = {}): RoleRun[] {
   const certs = new Map(objects.filter((o) => o.kind === 'Certificate').map((c) => [c.spec?.secretName as string, c]));
   const secretKeys = (name: string): Set<string> | undefined => {
     const o = objects.find((x) => x.kind === 'Secret' && x.metadata?.name === name);
@@ -292,21 +316,32 @@ export function k8sRuns(objects: Obj[], generated: Map<string, Set<string>> = ne
   const runs: RoleRun[] = [];
   for (const w of workloads(objects))
     for (const c of w.pod.containers ?? []) {
-      const argv = arusArgv(c);
-      if (!argv) continue;
+      const raw = (o.argv ?? arusArgv)(c);
+      if (!raw) continue;
       const volumes = new Map<string, Obj>((w.pod.volumes ?? []).map((v: Obj) => [v.name, v]));
-      const env: Record<string, string> = {};
-      for (const e of c.env ?? []) env[e.name] = e.value ?? `<${e.valueFrom ? 'from ' + Object.keys(e.valueFrom)[0] : ''}>`;
-      const provides = (path: string): Provided => {
+      const secretOf = (path: string) => {
         const m = (c.volumeMounts ?? []).find((mt: Obj) => posix.dirname(path) === mt.mountPath);
-        const secret = m && volumes.get(m.name)?.secret?.secretName;
+        return m && (volumes.get(m.name)?.secret?.secretName as string | undefined);
+      };
+      const provides = (path: string): Provided => {
+        const secret = secretOf(path);
         if (!secret) return false;
         const file = posix.basename(path);
         if (!secretKeys(secret)?.has(file)) return false;
         const cert = certs.get(secret);
         return cert && file === 'tls.crt' ? certInfoOf(cert) : true;
       };
-      runs.push({ source: `${w.where} container ${c.name}`, argv: argv.map(String), env, provides, replicas: w.obj.spec?.replicas ?? 1 });
+      // cert-manager's ca.crt is the CA of the Issuer that signed the Secret's certificate.
+      const caOf = (path: string) => (posix.basename(path) === 'ca.crt' ? certs.get(secretOf(path) ?? '')?.spec?.issuerRef?.name : undefined);
+      // A StatefulSet's pods differ by name ($(POD_NAME)): one run each. A Deployment's are alike: one run for all.
+      const pods = w.obj.kind === 'StatefulSet' ? podsOf(w) : podsOf(w).slice(0, 1);
+      for (const pod of pods) {
+        const known = containerEnv(c, pod.name, objects);
+        const env: Record<string, string> = {};
+        for (const e of c.env ?? []) env[e.name] = known[e.name] ?? `<${e.valueFrom ? 'from ' + Object.keys(e.valueFrom)[0] : ''}>`;
+        const source = `${w.where} container ${c.name}${w.obj.kind === 'StatefulSet' ? ` (pod ${pod.name})` : ''}`;
+        runs.push({ source, argv: expandVars(raw.map(String), known), env, provides, caOf, replicas: w.obj.kind === 'StatefulSet' ? 1 : (w.obj.spec?.replicas ?? 1) });
+      }
     }
   return runs;
 }
@@ -317,29 +352,51 @@ export function certsInitFiles(argv: string[]): Map<string, Provided> {
   const list = (flag: string) => (flagValue(argv, flag) ?? '').split(',').map((x) => x.trim()).filter(Boolean);
   const td = flagValue(argv, '--trust-domain') ?? 'arus';
   const names = list('--names');
+  const issuer = certsInitCa(argv);
+  // --peer: server.crt authenticates as a client too (an etcd member's peer links).
+  const serverUsages = argv.includes('--peer') ? ['server auth', 'client auth'] : ['server auth'];
   files.set('ca.crt', true).set('ca.key', true).set('server.key', true);
-  files.set('server.crt', { uris: [], dnsNames: names.filter((n) => !isIP(n)), ips: names.filter((n) => isIP(n)), usages: ['server auth'], from: 'server.crt (certs init --names)' });
+  files.set('server.crt', { uris: [], dnsNames: names.filter((n) => !isIP(n)), ips: names.filter((n) => isIP(n)), usages: serverUsages, from: `server.crt (certs init --names${argv.includes('--peer') ? ' --peer' : ''})`, issuer });
   for (const id of list('--clients')) {
     const file = id.replaceAll('/', '-');
-    files.set(`${file}.crt`, { uris: [`spiffe://${td}/${id}`], dnsNames: [], ips: [], usages: ['client auth'], from: `${file}.crt (certs init --clients ${id})` });
+    files.set(`${file}.crt`, { uris: [`spiffe://${td}/${id}`], dnsNames: [], ips: [], usages: ['client auth'], from: `${file}.crt (certs init --clients ${id})`, issuer });
     files.set(`${file}.key`, true);
   }
   return files;
 }
 
+/** How the CA one `arus certs init` makes is named (its --out): each run makes a CA of its own. */
+export const certsInitCa = (argv: string[]) => `certs init --out ${flagValue(argv, '--out') ?? '?'}`;
+
 const mountsOf = (s: Obj): { source: string; target: string }[] =>
   (s.volumes ?? []).map((v: Obj | string) => (typeof v === 'string' ? { source: v.split(':')[0], target: v.split(':')[1] } : { source: String(v.source), target: String(v.target) }));
 
-/** The compose service that runs `arus certs init`, the volume it writes, and what it writes. */
-export function composeCerts(doc: Obj): { service: string; volume: string; out: string; files: Map<string, Provided> } | undefined {
+export type CertsRun = { service: string; argv: string[]; volume: string; out: string; files: Map<string, Provided> };
+
+/** Every `node …/arus.js certs init …` of a compose service's shell script, in order. */
+function certsInitCommands(s: Obj): string[][] {
+  const entry: string[] = Array.isArray(s.entrypoint) ? s.entrypoint.map(String) : [];
+  const script = [...entry.slice(2), ...[s.command ?? []].flat()].join(' ');
+  return [...script.matchAll(/\bnode\s+\S*bin\/arus\.js\s+(certs\s+init\b[^;&|)]*)/g)].map((m) => m[1].trim().split(/\s+/));
+}
+
+/** Each `arus certs init` of the compose service that makes the certificates: the volume it writes, and what it writes there. */
+export function composeCertsRuns(doc: Obj): CertsRun[] {
   for (const [name, s] of Object.entries<Obj>(doc.services ?? {})) {
-    const argv = isArusService(s) ? arusCommand(s) : undefined;
-    if (argv?.[0] !== 'certs' || argv[1] !== 'init') continue;
-    const out = flagValue(argv, '--out') ?? '';
-    const volume = mountsOf(s).find((m) => m.target === out)?.source ?? '';
-    return { service: name, volume, out, files: certsInitFiles(argv) };
+    if (!isArusService(s)) continue;
+    const runs = certsInitCommands(s).map((argv) => {
+      const out = flagValue(argv, '--out') ?? '';
+      const volume = mountsOf(s).find((m) => m.target === out)?.source ?? '';
+      return { service: name, argv, volume, out, files: certsInitFiles(argv) };
+    });
+    if (runs.length) return runs;
   }
-  return undefined;
+  return [];
+}
+
+/** The first of them (the Arus CA's). */
+export function composeCerts(doc: Obj): CertsRun | undefined {
+  return composeCertsRuns(doc)[0];
 }
 
 /** A compose service's environment as a map (mapping or KEY=VALUE list). */
@@ -349,12 +406,26 @@ export function composeEnv(s: Obj): Record<string, string> {
   return Object.fromEntries(Object.entries<string | number | boolean | null>(e).map(([k, v]) => [k, v === null ? '' : String(v)]));
 }
 
-/** Paths under a compose service's mount of the certs volume: what `arus certs init` wrote there. */
+/** Paths under a compose service's mounts of the certificates' volumes: what `arus certs init` wrote there. */
 export function composeProvides(doc: Obj, s: Obj): (path: string) => Provided {
-  const certs = composeCerts(doc);
+  const runs = composeCertsRuns(doc);
   return (path) => {
-    const m = certs && mountsOf(s).find((x) => x.source === certs.volume && posix.dirname(path) === x.target);
-    return (m && certs.files.get(posix.basename(path))) || false;
+    for (const r of runs) {
+      const m = mountsOf(s).find((x) => x.source === r.volume && posix.dirname(path) === x.target);
+      const f = m && r.files.get(posix.basename(path));
+      if (f) return f;
+    }
+    return false;
+  };
+}
+
+/** The CA a path's ca.crt is: the `certs init` run that wrote it. */
+export function composeCaOf(doc: Obj, s: Obj): (path: string) => string | undefined {
+  const runs = composeCertsRuns(doc);
+  return (path) => {
+    if (posix.basename(path) !== 'ca.crt') return undefined;
+    const r = runs.find((x) => mountsOf(s).some((m) => m.source === x.volume && posix.dirname(path) === m.target));
+    return r && certsInitCa(r.argv);
   };
 }
 
@@ -364,7 +435,7 @@ export function composeRuns(doc: Obj): RoleRun[] {
   for (const [name, s] of Object.entries<Obj>(doc.services ?? {})) {
     const argv = isArusService(s) ? arusCommand(s) : undefined;
     if (!argv?.length || argv[0] === 'certs') continue;
-    runs.push({ source: `compose service ${name}`, argv, env: composeEnv(s), provides: composeProvides(doc, s) });
+    runs.push({ source: `compose service ${name}`, argv, env: composeEnv(s), provides: composeProvides(doc, s), caOf: composeCaOf(doc, s) });
   }
   return runs;
 }
@@ -376,14 +447,18 @@ export function composeRuns(doc: Obj): RoleRun[] {
  * reads as another user) can read them.
  */
 export function checkComposeCerts(doc: Obj, readers: Record<string, string[]> = {}): string[] {
-  const certs = composeCerts(doc);
+  const all = composeCertsRuns(doc);
+  const certs = all[0];
   if (!certs) return ['compose: no service runs `arus certs init`'];
   const problems: string[] = [];
   const services: Obj = doc.services ?? {};
   const c = services[certs.service];
-  if (!certs.volume || !(certs.volume in (doc.volumes ?? {}))) problems.push(`compose service ${certs.service}: --out ${certs.out} is not on a named volume`);
   const script = [...(c.entrypoint ?? []), ...[c.command ?? []].flat()].join(' ');
-  if (!new RegExp(`test -[ef] ${certs.out}/ca\\.crt \\|\\|`).test(script)) problems.push(`compose service ${certs.service}: runs certs init even when ${certs.out}/ca.crt exists, which it refuses: the second \`up\` would fail`);
+  for (const r of all) {
+    if (!r.volume || !(r.volume in (doc.volumes ?? {}))) problems.push(`compose service ${r.service}: --out ${r.out} is not on a named volume`);
+    if (!new RegExp(`test -[ef] ${r.out}/ca\\.crt \\|\\|`).test(script)) problems.push(`compose service ${r.service}: runs certs init even when ${r.out}/ca.crt exists, which it refuses: the second \`up\` would fail`);
+  }
+  if (new Set(all.map((r) => r.out)).size < all.length) problems.push(`compose service ${certs.service}: two certs init runs write to one folder`);
   if (c.restart !== 'no') problems.push(`compose service ${certs.service}: a one-shot service needs restart: "no"`);
   const waitsFor = (name: string, seen = new Set<string>()): boolean => {
     if (seen.has(name)) return false;
@@ -392,23 +467,28 @@ export function checkComposeCerts(doc: Obj, readers: Record<string, string[]> = 
     if (deps[certs.service]?.condition === 'service_completed_successfully') return true;
     return Object.entries<Obj>(deps).some(([d, cond]) => cond?.condition !== undefined && waitsFor(d, seen));
   };
+  // Everything the one-shot service writes (the certificates' volumes, and folders it makes) is read only after it.
+  const written = new Set(mountsOf(c).map((m) => m.source).filter((v) => v in (doc.volumes ?? {})));
   for (const [name, s] of Object.entries<Obj>(services))
-    if (name !== certs.service && mountsOf(s).some((m) => m.source === certs.volume) && !waitsFor(name))
-      problems.push(`compose service ${name}: mounts ${certs.volume} but does not wait for ${certs.service} (depends_on … condition: service_completed_successfully)`);
+    for (const v of written)
+      if (name !== certs.service && mountsOf(s).some((m) => m.source === v) && !waitsFor(name)) {
+        problems.push(`compose service ${name}: mounts ${v} but does not wait for ${certs.service} (depends_on … condition: service_completed_successfully)`);
+        break;
+      }
   const [uid, gid] = String(c.user ?? '0:0').split(':');
   for (const [name, keys] of Object.entries(readers)) {
     const [ruid, rgid] = String(services[name]?.user ?? '0:0').split(':');
     if (ruid === uid) continue;
     for (const k of keys)
-      if (rgid !== gid || !new RegExp(`chmod 0?6[4-7]0 (\\S*/)?${k.replace(/[.]/g, '\\.')}(\\s|$)`).test(script))
+      if (rgid !== gid || !new RegExp(`chmod 0?6[4-7]0 (\\S*/)?${k.replace(/[.]/g, '\\.')}(\\s|\\)|$)`).test(script))
         problems.push(`compose service ${name}: reads ${k} as uid ${ruid}, but certs init writes keys 0600 for uid ${uid}: chmod it 0640 and run ${name} with group ${gid}`);
   }
   return problems;
 }
 
-/** An Arus systemd unit as it runs; files under /etc/arus/tls/ are the host's to provide. */
-export function unitRun(name: string, text: string): RoleRun | undefined {
-  const r = resolveUnit(parseUnit(text), name);
+/** An Arus systemd unit as it runs (a template as `instance`); files under /etc/arus/tls/ and /etc/arus/etcd/ are the host's to provide. */
+export function unitRun(name: string, text: string, instance?: string): RoleRun | undefined {
+  const r = resolveUnit(parseUnit(text), name, instance);
   if (!r) return undefined;
-  return { source: name, argv: r.argv, env: Object.fromEntries(r.envs), provides: (path) => path.startsWith('/etc/arus/tls/') };
+  return { source: name, argv: r.argv, env: Object.fromEntries(r.envs), provides: (path) => path.startsWith('/etc/arus/tls/') || path.startsWith('/etc/arus/etcd/') };
 }

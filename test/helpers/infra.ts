@@ -79,7 +79,7 @@ export type Invocation = { source: string; argv: string[] };
  */
 export const PENDING_FLAGS: Record<string, string[]> = {};
 
-const LISTEN_FLAGS = new Set(['--dns-listen', '--api-listen', '--metrics-listen', '--listen']);
+const LISTEN_FLAGS = new Set(['--dns-listen', '--api-listen', '--metrics-listen', '--listen', '--health-listen']);
 const LISTEN_ITEM = /^(?:\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):(\d{1,5})$/;
 
 export function checkInvocation(inv: Invocation, cli: Cli, pending = PENDING_FLAGS): string[] {
@@ -107,6 +107,16 @@ export function flagValue(argv: string[], flag: string): string | undefined {
     if (argv[i].startsWith(`${flag}=`)) return argv[i].slice(flag.length + 1);
   }
   return undefined;
+}
+
+/** The URLs of a `--control` (or `--etcd`) value: one, or several comma-separated; throws on one that does not parse. */
+export function urlList(value: string): URL[] {
+  return value.split(',').map((s) => s.trim()).filter(Boolean).map((s) => new URL(s));
+}
+
+/** `$(VAR)` references (Kubernetes' expansion in command and args) replaced from `env`; unknown ones kept as they are. */
+export function expandVars(argv: string[], env: Record<string, string | undefined>): string[] {
+  return argv.map((a) => a.replace(/\$\((\w+)\)/g, (all, v: string) => env[v] ?? all));
 }
 
 /** Lowest port a process binds, from its listen flags (53 for a production DNS node). */
@@ -150,9 +160,9 @@ const TARGET_LABELS = ['job', 'instance', '__name__'];
 /**
  * The metrics Arus registers, read from the real registries: control's and the
  * DNS node's (`createMetrics`, the one every role uses) and a real balancer's
- * `/metrics`, started on loopback.
+ * `/metrics`, started on loopback; plus `extraFamilies`.
  */
-export async function loadCatalog(extraTargetLabels: string[] = []): Promise<Catalog> {
+export async function loadCatalog(extraTargetLabels: string[] = [], extraFamilies: [name: string, type: string, labels: string[]][] = []): Promise<Catalog> {
   const cat: Catalog = { names: new Set(), labels: new Map(), values: new Map(), eventKinds: eventKindsInSource() };
   const add = (name: string, labels: Iterable<string>) => {
     cat.names.add(name);
@@ -189,6 +199,8 @@ export async function loadCatalog(extraTargetLabels: string[] = []): Promise<Cat
     addFamily(name, type, labels);
     if (values.size) cat.values.set(name, values);
   }
+  // Families only some processes register (a replica of the replicated control plane), checked against a real one elsewhere.
+  for (const [name, type, labels] of extraFamilies) addFamily(name, type, labels);
   for (const s of PROMETHEUS_SERIES) add(s, s.startsWith('ALERTS') ? ['alertname', 'alertstate', 'severity'] : []);
   return cat;
 }
@@ -325,7 +337,7 @@ export function checkScrapeConfig(config: Obj, dir: string, source: string): str
   return problems;
 }
 
-const REQUIRED_ALERTS = ['ArusRegionDown', 'ArusFleetBlind', 'ArusFailoverStorm'];
+const REQUIRED_ALERTS = ['ArusRegionDown', 'ArusFleetBlind', 'ArusFailoverStorm', 'ArusControlDown', 'ArusControlNoLeader', 'ArusEtcdNoQuorum'];
 
 export function checkAlertRules(doc: Obj, cat: Catalog, jobs: Set<string>, source: string): string[] {
   const problems: string[] = [];
@@ -405,6 +417,50 @@ export function workloads(objects: Obj[]): Workload[] {
   return objects
     .filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(o.kind))
     .map((o) => ({ obj: o, pod: o.spec?.template?.spec ?? {}, labels: o.spec?.template?.metadata?.labels ?? {}, where: `${o.kind}/${o.metadata?.name}` }));
+}
+
+/** A workload's pods: a StatefulSet's are `<name>-<ordinal>`, each labelled with its name by the controller; others have one template. */
+export function podsOf(w: Workload): { name: string; labels: Obj }[] {
+  const name = String(w.obj.metadata?.name);
+  if (w.obj.kind !== 'StatefulSet') return [{ name: `${name}-pod`, labels: w.labels }];
+  return Array.from({ length: Number(w.obj.spec?.replicas ?? 1) }, (_, i) => ({ name: `${name}-${i}`, labels: { ...w.labels, 'statefulset.kubernetes.io/pod-name': `${name}-${i}` } }));
+}
+
+/**
+ * A container's environment as Kubernetes gives it to one pod: literal values,
+ * ConfigMap keys, and the pod's name from `fieldRef: metadata.name`; what this
+ * cannot know (Secrets) stays out.
+ */
+export function containerEnv(c: Obj, pod: string, objects: Obj[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    if (e.value !== undefined) env[e.name] = String(e.value);
+    else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = pod;
+    else if (e.valueFrom?.configMapKeyRef) {
+      const ref = e.valueFrom.configMapKeyRef;
+      const v = objects.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === ref.name)?.data?.[ref.key];
+      if (v !== undefined) env[e.name] = String(v);
+    }
+  }
+  return env;
+}
+
+/**
+ * Where a host in a URL leads inside the cluster: a Service (`name`, `name.ns…`)
+ * or a StatefulSet pod under its headless Service (`pod.service…`), and whether
+ * that has `port`. A problem, or undefined when it resolves.
+ */
+export function resolveInCluster(objects: Obj[], host: string, port: number): string | undefined {
+  const labels = host.split('.');
+  const services = objects.filter((o) => o.kind === 'Service');
+  const svc = services.find((s) => s.metadata?.name === labels[0]);
+  if (svc) return svc.spec?.ports?.some((p: Obj) => Number(p.port) === port) ? undefined : `Service ${svc.metadata.name} has no port ${port}`;
+  const headless = services.find((s) => s.metadata?.name === labels[1] && s.spec?.clusterIP === 'None');
+  if (!headless) return `no Service ${labels[0]}${labels.length > 1 ? ` nor a pod of a headless Service ${labels[1]}` : ''}`;
+  const sts = workloads(objects).find((w) => w.obj.kind === 'StatefulSet' && w.obj.spec?.serviceName === labels[1] && podsOf(w).some((p) => p.name === labels[0]));
+  if (!sts) return `no StatefulSet of Service ${labels[1]} has a pod ${labels[0]}`;
+  const exposes = (sts.pod.containers ?? []).some((c: Obj) => (c.ports ?? []).some((cp: Obj) => cp.containerPort === port));
+  return exposes ? undefined : `pod ${labels[0]} (${sts.where}) has no container port ${port}`;
 }
 
 const selects = (selector: Obj | undefined, labels: Obj) => !!selector && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -525,10 +581,11 @@ export function checkK8s(objects: Obj[], ctx: K8sContext): string[] {
           else if (!keys.has(ref.key)) problems.push(`${where}: env ${e.name}: ${kind} ${ref.name} has no key ${ref.key}`);
         }
       }
-      const argv = arusArgv(c);
-      if (!argv) continue;
-      problems.push(...checkInvocation({ source: where, argv }, ctx.cli));
-      for (const a of argv) for (const v of a.matchAll(/\$\((\w+)\)/g)) if (!envNames.includes(v[1])) problems.push(`${where}: args use $(${v[1]}), which is not in env`);
+      const raw = arusArgv(c);
+      if (!raw) continue;
+      problems.push(...checkInvocation({ source: where, argv: raw }, ctx.cli));
+      const argv = expandVars(raw, containerEnv(c, podsOf(w)[0].name, objects));
+      for (const a of raw) for (const v of a.matchAll(/\$\((\w+)\)/g)) if (!envNames.includes(v[1])) problems.push(`${where}: args use $(${v[1]}), which is not in env`);
       // Files Arus writes must be on a writable volume (the root filesystem is read-only).
       for (const flag of ['--db', '--snapshot']) {
         const path = flagValue(argv, flag);
@@ -538,12 +595,20 @@ export function checkK8s(objects: Obj[], ctx: K8sContext): string[] {
       }
       const regionsDir = flagValue(argv, '--regions');
       if (regionsDir && !mounts.some((mt) => regionsDir === mt.mountPath || regionsDir.startsWith(`${mt.mountPath}/`))) problems.push(`${where}: --regions ${regionsDir} is not mounted`);
-      const control = flagValue(argv, '--control');
-      if (control) {
-        const u = new URL(control);
-        const svc = services.find((s) => s.metadata?.name === u.hostname.split('.')[0]);
-        if (!svc) problems.push(`${where}: --control ${control}: no Service ${u.hostname}`);
-        else if (!svc.spec?.ports?.some((p: Obj) => Number(p.port) === urlPort(u))) problems.push(`${where}: --control ${control}: Service ${svc.metadata.name} has no port ${urlPort(u)}`);
+      for (const flag of ['--control', '--etcd']) {
+        const value = flagValue(argv, flag);
+        if (!value) continue;
+        let urls: URL[];
+        try {
+          urls = urlList(value);
+        } catch {
+          problems.push(`${where}: ${flag} ${value} is not a list of URLs`);
+          continue;
+        }
+        for (const u of urls) {
+          const unresolved = resolveInCluster(objects, u.hostname, urlPort(u));
+          if (unresolved) problems.push(`${where}: ${flag} ${u.origin}: ${unresolved}`);
+        }
       }
       const region = flagValue(argv, '--region');
       if (region && regions) {
@@ -563,7 +628,7 @@ export function checkK8s(objects: Obj[], ctx: K8sContext): string[] {
 
   for (const s of services) {
     const where = `Service/${s.metadata?.name}`;
-    const matched = wls.filter((w) => selects(s.spec?.selector, w.labels));
+    const matched = wls.filter((w) => podsOf(w).some((p) => selects(s.spec?.selector, p.labels)));
     if (!matched.length) {
       problems.push(`${where}: selector ${JSON.stringify(s.spec?.selector)} matches no pod template`);
       continue;
@@ -667,10 +732,8 @@ export function checkCompose(doc: Obj, dir: string, ctx: { cli: Cli; env: Set<st
     const sysctl = s.sysctls?.['net.ipv4.ip_unprivileged_port_start'];
     if (low !== undefined && low < 1024 && !(sysctl !== undefined && Number(sysctl) <= low)) problems.push(`${where}: binds ${low} as non-root without sysctls net.ipv4.ip_unprivileged_port_start <= ${low}`);
     const control = flagValue(argv, '--control');
-    if (control) {
-      const u = new URL(control);
-      if (!listens.get(u.hostname)?.includes(urlPort(u))) problems.push(`${where}: --control ${control}: no service ${u.hostname} listening on ${urlPort(u)}`);
-    }
+    if (control)
+      for (const u of urlList(control)) if (!listens.get(u.hostname)?.includes(urlPort(u))) problems.push(`${where}: --control ${u.origin}: no service ${u.hostname} listening on ${urlPort(u)}`);
     for (const p of s.ports ?? []) {
       const m = /:(\d+)(?:\/(udp|tcp))?$/.exec(String(p));
       if (m && !listenPorts(argv).includes(Number(m[1]))) problems.push(`${where}: publishes container port ${m[1]}, which it does not listen on`);
@@ -762,17 +825,21 @@ export function unitInvocation(unit: Unit, source: string): Invocation | undefin
   return at < 0 ? undefined : { source, argv: words.slice(at + 1) };
 }
 
+/** The instance a template unit is checked as (`%i`): a region, or a replica's name. */
+const UNIT_INSTANCE: Record<string, string> = { 'arus-control@.service': 'control-1' };
+
 /**
  * ExecStart's arus command line as the unit runs it: `${VAR}` from
- * Environment=, `%i` as the instance `sg`, `%H` as `host`; and Environment=.
+ * Environment=, `%i` as the instance (`sg`, or `control-1` for control's
+ * replica), `%H` as `host`; and Environment=.
  */
-export function resolveUnit(unit: Unit, name: string): { argv: string[]; envs: Map<string, string>; problems: string[] } | undefined {
+export function resolveUnit(unit: Unit, name: string, instance = UNIT_INSTANCE[name] ?? 'sg'): { argv: string[]; envs: Map<string, string>; problems: string[] } | undefined {
   const inv = unitInvocation(unit, name);
   if (!inv) return undefined;
   const problems: string[] = [];
   if (inv.argv.join(' ').includes('%i') !== name.includes('@.')) problems.push(`${name}: %i belongs in template units (name@.service) only`);
   const envs = new Map<string, string>();
-  const specifiers = (v: string) => v.replaceAll('%i', 'sg').replaceAll('%H', 'host');
+  const specifiers = (v: string) => v.replaceAll('%i', instance).replaceAll('%H', 'host');
   for (const e of get(unit, 'Service', 'Environment')) for (const kv of e.split(/\s+/)) envs.set(kv.split('=')[0], specifiers(kv.slice(kv.indexOf('=') + 1)));
   const argv = inv.argv.map((a) =>
     specifiers(

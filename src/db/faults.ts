@@ -165,3 +165,19 @@ export function guardOf(db: Db): StorageGuard {
   if (!g) guards.set(db.$client, (g = createStorageGuard()));
   return g;
 }
+
+/**
+ * A write made from a replica's copy of a document (an API merge, a service put into the zone's
+ * settings) while etcd holds a newer one: nothing was written. Made again from the copy once it
+ * holds `revision`, the write goes through; answered 503 (retry) when that keeps happening.
+ */
+export class CopyBehind extends StorageError {
+  constructor(
+    /** The document's revision in etcd, which the copy must reach first. */
+    readonly revision: number,
+    message: string,
+  ) {
+    super('busy', 'COPY_BEHIND', message, 1);
+    this.name = 'CopyBehind';
+  }
+}

@@ -5,7 +5,7 @@ import type { Context } from 'hono';
 import { regionSchema, type Config, type RegionDoc, type ServiceDoc } from '../../config/schema.js';
 import type { Api, ApiDeps } from '../deps.js';
 import { fieldsOf, problem, type Env } from '../env.js';
-import { condition, matches, mergePatch, writeThrough } from '../write.js';
+import { againFromNewerCopy, condition, matches, mergePatch, writeThrough } from '../write.js';
 import { anyObject, readPatch, written } from './config-writes.js';
 import { errors, json, writeErrors } from './shared.js';
 
@@ -23,14 +23,14 @@ const orphanedBy = (config: Config, id: string) =>
   });
 
 // A PUT, or a PATCH once merged: conditional on If-Match, 201 when it creates the region.
-async function putRegion(c: Context<Env>, deps: ApiDeps, id: string, doc: RegionDoc) {
+async function putRegion(c: Context<Env>, deps: ApiDeps, id: string, doc: RegionDoc, fromCopy = false) {
   const config = () => deps.store.getConfig()!;
   const ref = { kind: 'region', id } as const;
   const before = config().regions.find((x) => x.id === id);
   const tag = before && deps.writes.etag(ref, before);
   if (tag && !matches(c, tag)) return problem(c, 412, `region ${id} has changed: its ETag is now ${tag}`);
   if (!before && c.req.header('if-match') && c.req.header('if-match') !== '*') return problem(c, 412, `region ${id} does not exist`);
-  const result = await writeThrough(c, deps, { subject: `region:${id}`, before: before ?? null, after: doc, status: before ? 200 : 201, ifMatch: condition(c, ref, tag) }, (o) =>
+  const result = await writeThrough(c, deps, { subject: `region:${id}`, before: before ?? null, after: doc, status: before ? 200 : 201, ifMatch: condition(c, ref, tag), fromCopy }, (o) =>
     deps.writes.apply({ regions: [doc] }, { actor: c.get('principal').name, ...o }),
   );
   const after = config().regions.find((x) => x.id === id);
@@ -106,7 +106,7 @@ export function regionRoutes(app: Api, deps: ApiDeps) {
       request: { params: idParam, body: { content: { 'application/json': { schema: anyObject }, 'application/merge-patch+json': { schema: anyObject } }, required: true } },
       responses: { 200: json(written, 'changed'), ...writeErrors },
     }),
-    async (c) => {
+    (c) => againFromNewerCopy(async () => {
       const { id } = c.req.valid('param');
       const before = config().regions.find((x) => x.id === id);
       if (!before) return problem(c, 404, `no region "${id}"`);
@@ -116,8 +116,8 @@ export function regionRoutes(app: Api, deps: ApiDeps) {
       if (merged.id !== id) return problem(c, 400, 'invalid body', [{ path: 'body.id', message: 'the id cannot be changed: PUT a new region and DELETE this one' }]);
       const parsed = regionSchema.safeParse(merged);
       if (!parsed.success) return problem(c, 400, 'invalid region after the patch', fieldsOf(parsed.error.issues, 'body'));
-      return putRegion(c, deps, id, parsed.data);
-    },
+      return putRegion(c, deps, id, parsed.data, true);
+    }),
   );
 
   app.openapi(

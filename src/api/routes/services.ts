@@ -7,7 +7,7 @@ import { serviceSchema, type ServiceDoc, type ZoneDoc } from '../../config/schem
 import { contentEtag } from '../../db/writes.js';
 import type { Api, ApiDeps } from '../deps.js';
 import { fieldsOf, problem, type Env } from '../env.js';
-import { condition, matches, mergePatch, writeThrough } from '../write.js';
+import { againFromNewerCopy, condition, matches, mergePatch, writeThrough } from '../write.js';
 import { anyObject, readPatch, written } from './config-writes.js';
 import { errors, json, writeErrors } from './shared.js';
 
@@ -25,7 +25,7 @@ async function putService(c: Context<Env>, deps: ApiDeps, name: string, service:
   if (services.length === 0) return problem(c, 409, `${name} is the only service; a zone needs at least one`);
   const ifMatch = condition(c, { kind: 'zone' }, tag && deps.writes.etag({ kind: 'zone' }, zone));
   const status = before || !service ? 200 : 201;
-  const result = await writeThrough(c, deps, { subject: `service:${name}`, before: before ?? null, after: service ?? null, status, ifMatch }, (o) =>
+  const result = await writeThrough(c, deps, { subject: `service:${name}`, before: before ?? null, after: service ?? null, status, ifMatch, fromCopy: true }, (o) =>
     deps.writes.apply({ zone: parseZoneDoc({ ...zone, services }, 'zone-settings'), regions: [] }, { actor: c.get('principal').name, ...o }),
   );
   return c.json(result, status as 200);
@@ -69,7 +69,7 @@ export function serviceRoutes(app: Api, deps: ApiDeps) {
       const { name } = c.req.valid('param');
       const doc = c.req.valid('json');
       if (doc.name !== name) return problem(c, 400, 'invalid body', [{ path: 'body.name', message: `must be "${name}", the name in the path` }]);
-      return putService(c, deps, name, doc);
+      return againFromNewerCopy(() => putService(c, deps, name, doc));
     },
   );
 
@@ -83,7 +83,7 @@ export function serviceRoutes(app: Api, deps: ApiDeps) {
       request: { params: nameParam, body: { content: { 'application/json': { schema: anyObject } }, required: true } },
       responses: { 200: json(written, 'changed'), ...writeErrors },
     }),
-    async (c) => {
+    (c) => againFromNewerCopy(async () => {
       const { name } = c.req.valid('param');
       const before = config().zone.services.find((x) => x.name === name);
       if (!before) return problem(c, 404, `no service "${name}"`);
@@ -94,15 +94,15 @@ export function serviceRoutes(app: Api, deps: ApiDeps) {
       const parsed = serviceSchema.safeParse(merged);
       if (!parsed.success) return problem(c, 400, 'invalid service after the patch', fieldsOf(parsed.error.issues, 'body'));
       return putService(c, deps, name, parsed.data);
-    },
+    }),
   );
 
   app.openapi(
     createRoute({ method: 'delete', path: '/v1/services/{name}', tags: ['services'], summary: 'Delete a service', middleware: [write] as const, request: { params: nameParam }, responses: { 200: json(written, 'deleted'), ...writeErrors } }),
-    (c) => {
+    (c) => againFromNewerCopy(() => {
       const { name } = c.req.valid('param');
       if (!config().zone.services.some((s) => s.name === name)) return problem(c, 404, `no service "${name}"`);
       return putService(c, deps, name, undefined);
-    },
+    }),
   );
 }

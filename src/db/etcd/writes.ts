@@ -16,7 +16,7 @@ import { planApply, planDelete, type CurrentDocuments, type Plan } from '../conf
 import { canonicalJson, regionSubject, ZONE_SUBJECT, type DocumentRules, type Documents } from '../documents.js';
 import type { Override } from '../health-store.js';
 import type { NewEvent } from '../history.js';
-import { StorageError } from '../faults.js';
+import { CopyBehind, StorageError } from '../faults.js';
 import { overrideChange, StaleWrite, type DocRef, type WriteOptions, type Writes } from '../writes.js';
 import { etcdCall } from './fault.js';
 import { KEYS, PREFIX } from './keys.js';
@@ -33,8 +33,8 @@ const uniqueKey = () => `${Date.now().toString(36)}-${randomBytes(6).toString('h
 /** Too many writers at once on the same documents: answered 503 with Retry-After, nothing written. */
 const conflict = (what: string) => new StorageError('busy', 'CONFLICT', `the ${what} kept changing under this write (${ATTEMPTS} attempts): nothing was written, retry shortly`, 1);
 /** The write was made from this replica's copy of a document, and etcd holds a newer one: writing would undo that change. */
-const behind = (key: string) =>
-  new StorageError('busy', 'COPY_BEHIND', `another write changed ${key.slice(PREFIX.length)} after this replica's copy of it, from which this write was made: nothing was written, retry shortly`, 1);
+const behind = (key: string, revision: number) =>
+  new CopyBehind(revision, `another write changed ${key.slice(PREFIX.length)} after this replica's copy of it, from which this write was made: nothing was written, retry shortly`);
 
 export const keyOf = (ref: DocRef) => (ref.kind === 'zone' ? KEYS.zone : KEYS.region(ref.id));
 export const revisionEtag = (revision: number | undefined) => (revision === undefined ? undefined : `"${revision}"`);
@@ -44,6 +44,21 @@ function baseOf(readModel: ReadModel | undefined, docs: Documents, o: WriteOptio
   if (!o.fromCopy || !readModel) return undefined;
   const keys = [...(docs.zone ? [KEYS.zone] : []), ...docs.regions.map((r) => KEYS.region(r.id))];
   return new Map(keys.map((k) => [k, readModel.revisionOf(k) ?? 0]));
+}
+
+/**
+ * The documents made from this replica's copy (`base`: their revisions there) are as etcd holds
+ * them (read at one revision with the version the transaction compares: a document cannot move
+ * without it), else CopyBehind, once the copy holds etcd's: the caller makes them again from it
+ * (the API does: againFromNewerCopy).
+ */
+async function copyCurrent(readModel: ReadModel | undefined, s: Snapshot, base: Map<string, number> | undefined): Promise<void> {
+  for (const [key, revision] of base ?? []) {
+    const now = s.mods.get(key) ?? 0;
+    if (now === revision) continue;
+    await readModel?.waitFor(now, READ_BACK_MS);
+    throw behind(key, now);
+  }
 }
 
 export function createEtcdWrites(deps: { client: Etcd3; rules: DocumentRules; readModel?: ReadModel; now?: () => number }): Writes & { config(): Promise<Config | undefined> } {
@@ -74,8 +89,8 @@ export function createEtcdWrites(deps: { client: Etcd3; rules: DocumentRules; re
     client.put(`${KEYS.eventPrefix}w-${stem}-${String(i).padStart(4, '0')}`).value(JSON.stringify({ ...e, time: e.time ?? now(), region: e.region ?? null }));
   const auditPut = (a: NewAuditEntry) => client.put(KEYS.audit(uniqueKey())).value(JSON.stringify({ ...a, time: a.time ?? now() }));
 
-  /** The transaction's guard: the version has not moved, the If-Match document and those made from this replica's copy (`base`) still have their revisions. */
-  function guarded(s: Snapshot, o: WriteOptions | undefined, base?: Map<string, number>): Txn {
+  /** The transaction's guard: the version has not moved, and the If-Match document still has its revision. */
+  function guarded(s: Snapshot, o: WriteOptions | undefined): Txn {
     let txn = client.if(KEYS.configVersion, 'Mod', '==', s.version ? Number(s.version.mod_revision) : 0);
     if (o?.ifMatch) {
       const key = keyOf(o.ifMatch.ref);
@@ -83,8 +98,6 @@ export function createEtcdWrites(deps: { client: Etcd3; rules: DocumentRules; re
       if (etag !== o.ifMatch.etag) throw new StaleWrite(etag);
       txn = txn.and(key, 'Mod', '==', s.mods.get(key) ?? 0);
     }
-    // Read at one revision with the version the transaction compares: a document cannot move without it.
-    for (const [key, revision] of base ?? []) if ((s.mods.get(key) ?? 0) !== revision) throw behind(key);
     return txn;
   }
 
@@ -92,7 +105,8 @@ export function createEtcdWrites(deps: { client: Etcd3; rules: DocumentRules; re
   async function configWrite(o: WriteOptions | undefined, plan: (s: Snapshot) => Plan | undefined, base?: Map<string, number>): Promise<{ revision: number; plan: Plan | undefined }> {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const s = await read();
-      const txn = guarded(s, o, base);
+      await copyCurrent(readModel, s, base);
+      const txn = guarded(s, o);
       const p = plan(s);
       const ops: Parameters<Txn['then']> = [];
       if (p && p.changed.length > 0) {

@@ -10,8 +10,7 @@ import { balancerListen, type Config } from './config/schema.js';
 import type { Control } from './control/control.js';
 import type { HealthStore } from './db/health-store.js';
 import type { Store } from './db/store.js';
-import { createResponder } from './dns/responder.js';
-import { createDnsServer, type ListenAddress } from './dns/server.js';
+import type { ListenAddress } from './dns/server.js';
 import type { Logger } from './log.js';
 import { listenHttp } from './http-listener.js';
 import type { ProbeAgent, ProbeAgentOptions } from './probe/agent.js';
@@ -86,10 +85,23 @@ export async function startControl(deps: {
   };
 }
 
-export async function startDns(deps: { getState: () => ServingState; listen: ListenAddress[]; log: Logger; metrics: Metrics }) {
+/**
+ * DNS on `workers` threads of its own (src/dns/workers/): nothing else this process does can
+ * delay an answer. 0: on this thread's event loop, beside everything else.
+ */
+export async function startDns(deps: { getState: () => ServingState; listen: ListenAddress[]; log: Logger; metrics: Metrics; workers: number }) {
+  if (deps.workers > 0) {
+    const [{ createDnsWorkers }, { observeWorkers }] = await Promise.all([import('./dns/workers/pool.js'), import('./dns/workers/metrics.js')]);
+    const pool = createDnsWorkers({ workers: deps.workers, listen: deps.listen, getState: deps.getState, log: deps.log });
+    deps.metrics.observeDnsServer(observeWorkers(deps.metrics, pool).server);
+    const bound = await pool.start();
+    return { bound, stop: () => pool.stop() };
+  }
+  const [{ createResponder }, { createDnsServer }] = await Promise.all([import('./dns/responder.js'), import('./dns/server.js')]);
   const responder = createResponder({ getState: deps.getState, log: deps.log });
   deps.metrics.observeResponder(responder);
   const server = createDnsServer({ listen: deps.listen, responder, log: deps.log });
+  deps.metrics.observeDnsServer(server.stats);
   const bound = await server.start();
   return { bound, stop: () => server.stop() };
 }

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { StateSource } from '../snapshot/source.js';
 import type { Command, Values } from './command.js';
-import { DEFAULTS, help, opt, parseListen } from './options.js';
+import { DEFAULTS, dnsWorkers, help, opt, parseListen } from './options.js';
 import { onSignal } from './signal.js';
 import { openStores } from './stores.js';
 import { controlLinks, insecurePlaintext, serverTls, tlsHelp, tlsOpt } from './tls-options.js';
@@ -64,7 +64,7 @@ ${tlsHelp.insecure}`,
     const { requireSecureListener } = await import('../tls/plaintext.js');
     requireSecureListener("the DNS node's /metrics", metricsListen, { tls: tls !== undefined, insecurePlaintext: insecurePlaintext(values) });
     const { source, origin, close } = controlUrl ? await followControl(controlUrl, values, log, metrics) : await readDatabase(values, log);
-    const dns = await startDns({ getState: source.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
+    const dns = await startDns({ getState: source.current, listen: parseListen(String(values['dns-listen'])), log, metrics, workers: await dnsWorkers(values) });
     const metricsServer = await startMetricsServer({ metrics, listen: metricsListen, tls, insecurePlaintext: insecurePlaintext(values) });
     log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, metrics: metricsServer.url, version: source.current().snapshot.version, ...origin }, 'ready');
     onSignal([{ stop: async () => void (await source.stop()) }, dns, metricsServer, { stop: async () => { tls?.stop(); await close?.(); } }], log);

@@ -16,7 +16,7 @@ export const DEFAULTS = {
 /** The shared options as parseArgs takes them: spread them into a command's options. */
 export const opt = {
   db: { db: { type: 'string', default: DEFAULTS.db } },
-  dns: { 'dns-listen': { type: 'string', default: DEFAULTS.dnsListen } },
+  dns: { 'dns-listen': { type: 'string', default: DEFAULTS.dnsListen }, workers: { type: 'string' } },
   api: { 'api-listen': { type: 'string', default: DEFAULTS.apiListen } },
   regions: { regions: { type: 'string', default: DEFAULTS.regions } },
 } as const;
@@ -25,9 +25,19 @@ export const opt = {
 export const help = {
   db: `  --db FILE           SQLite database (default ${DEFAULTS.db}; ARUS_DB)`,
   regions: `  --regions DIR       YAML documents that seed an empty database (default ${DEFAULTS.regions}; ARUS_REGIONS)`,
-  dns: `  --dns-listen LIST   DNS UDP+TCP listen addresses (default ${DEFAULTS.dnsListen}; ARUS_DNS_LISTEN)`,
+  dns: `  --dns-listen LIST   DNS UDP+TCP listen addresses (default ${DEFAULTS.dnsListen}; ARUS_DNS_LISTEN)
+  --workers N         DNS worker threads, answering on the same sockets (default: one per core; ARUS_DNS_WORKERS);
+                      0 answers on the main thread, beside everything else the process does`,
   api: `  --api-listen ADDR   admin API listen address (default ${DEFAULTS.apiListen}; ARUS_API_LISTEN)`,
 };
+
+/** `--workers`: a whole number (0: DNS on the main thread), else ARUS_DNS_WORKERS, else one per core. */
+export async function dnsWorkers(values: Record<string, unknown>): Promise<number> {
+  const given = intOption((values.workers as string | undefined) ?? process.env.ARUS_DNS_WORKERS, 'workers');
+  if (given !== undefined) return given;
+  const { availableParallelism } = await import('node:os');
+  return Math.max(1, availableParallelism());
+}
 
 /** A whole number of at least 0, or undefined when the option is absent. */
 export function intOption(value: string | boolean | undefined, name: string): number | undefined {

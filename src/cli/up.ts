@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import type { Stoppable } from '../roles.js';
 import type { Command } from './command.js';
 import { controlOptions } from './control.js';
-import { help, intOption, opt, parseListen } from './options.js';
+import { dnsWorkers, help, intOption, opt, parseListen } from './options.js';
 import { onSignal } from './signal.js';
 import { openStores } from './stores.js';
 import { controlLink, insecurePlaintext, serverTls, tlsHelp, tlsOpt } from './tls-options.js';
@@ -79,7 +79,7 @@ ${tlsHelp.insecure}`,
     });
     parts.push(control);
     if (tls) parts.push({ stop: () => tls.stop() });
-    const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log, metrics });
+    const dns = await startDns({ getState: control.control.current, listen: parseListen(String(values['dns-listen'])), log, metrics, workers: await dnsWorkers(values) });
     parts.push(dns);
     const balancers = await startBalancers(store.getConfig()!, { startBalancer, control: control.control, store, log, parts });
     const link = await controlLink(values, control.url, log);

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { mask, parseAddress, parseNetwork } from '../geo/prefix.js';
+import { RRL_DEFAULTS } from './rrl-defaults.js';
 
 /**
  * The configuration's shape. A region's YAML document in `regions/` and the
@@ -244,26 +245,26 @@ export const nameServerSchema = z.strictObject({
  * never limited) and the others are dropped. Absent: enabled with these defaults.
  */
 export const rrlSchema = z.strictObject({
-  enabled: z.boolean().default(true),
+  enabled: z.boolean().default(RRL_DEFAULTS.enabled),
   /**
    * Answers (NOERROR, with data or NODATA) per second per client network. 100:
    * a large resolver forwarding ECS asks once per client subnet, so one of its
    * /24s legitimately sends far more than a plain resolver; at ~200 octets a
    * reply that is still only ~20 kB/s towards a spoofed victim network.
    */
-  responsesPerSecond: z.number().int().min(1).max(1_000_000).default(100),
+  responsesPerSecond: z.number().int().min(1).max(1_000_000).default(RRL_DEFAULTS.responsesPerSecond),
   /** NXDOMAIN replies per second per client network (random-subdomain floods). */
-  nxdomainsPerSecond: z.number().int().min(1).max(1_000_000).default(20),
+  nxdomainsPerSecond: z.number().int().min(1).max(1_000_000).default(RRL_DEFAULTS.nxdomainsPerSecond),
   /** Error replies (REFUSED, FORMERR, NOTIMP, BADVERS, SERVFAIL) per second per client network. */
-  errorsPerSecond: z.number().int().min(1).max(1_000_000).default(20),
+  errorsPerSecond: z.number().int().min(1).max(1_000_000).default(RRL_DEFAULTS.errorsPerSecond),
   /** Over the limit, every slip-th reply is sent truncated (TC=1, no records), the rest dropped; 0: drop all, 1: truncate all. */
-  slip: z.number().int().min(0).max(10).default(2),
-  ipv4PrefixLength: z.number().int().min(8).max(32).default(24),
-  ipv6PrefixLength: z.number().int().min(16).max(64).default(56),
+  slip: z.number().int().min(0).max(10).default(RRL_DEFAULTS.slip),
+  ipv4PrefixLength: z.number().int().min(8).max(32).default(RRL_DEFAULTS.ipv4PrefixLength),
+  ipv6PrefixLength: z.number().int().min(16).max(64).default(RRL_DEFAULTS.ipv6PrefixLength),
   /** Client networks tracked at once; past it, idle ones (full buckets) are forgotten, then the oldest. */
-  maxTableSize: z.number().int().min(100).max(10_000_000).default(100_000),
+  maxTableSize: z.number().int().min(100).max(10_000_000).default(RRL_DEFAULTS.maxTableSize),
   /** Clients never limited. Loopback by default: a spoofed loopback source cannot arrive from outside. */
-  exempt: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
+  exempt: z.array(cidr).default([...RRL_DEFAULTS.exempt]),
 });
 
 export const zoneSchema = z

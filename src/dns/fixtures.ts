@@ -65,6 +65,8 @@ export type OptSpec = {
   size?: number;
   version?: number;
   dnssecOk?: boolean;
+  /** The OPT TTL's low 16 bits (DO and the Z flags), instead of `dnssecOk`. */
+  flags?: number;
   /** Owner name in wire format; the root unless set. */
   owner?: number[];
   options?: { code: number; data: number[] }[];
@@ -101,7 +103,8 @@ function optWire(o: OptSpec): number[] {
   const rdata = (o.options ?? []).flatMap((x) => [x.code >> 8, x.code & 0xff, x.data.length >> 8, x.data.length & 0xff, ...x.data]);
   const size = o.size ?? 1232;
   const rdlength = o.rdlength ?? rdata.length;
-  return [...(o.owner ?? [0]), 0, 41, size >> 8, size & 0xff, 0, o.version ?? 0, o.dnssecOk ? 0x80 : 0, 0, rdlength >> 8, rdlength & 0xff, ...rdata];
+  const flags = o.flags ?? (o.dnssecOk ? 0x8000 : 0);
+  return [...(o.owner ?? [0]), 0, 41, size >> 8, size & 0xff, 0, o.version ?? 0, flags >> 8, flags & 0xff, rdlength >> 8, rdlength & 0xff, ...rdata];
 }
 
 /** ECS option data: family, source prefix, scope, and the address octets given. */
@@ -121,6 +124,11 @@ export function ecsOf(cidr: string): { code: number; data: number[] } {
   const tail = groups(halves[1] ?? '');
   const all = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
   return ecs(2, source, all.flatMap((g) => [g >> 8, g & 0xff]).slice(0, octets));
+}
+
+/** The edns-tcp-keepalive option (RFC 7828): empty, as a client sends it, or with a TIMEOUT (a client must not). */
+export function keepalive(timeout?: number): { code: number; data: number[] } {
+  return { code: 11, data: timeout === undefined ? [] : [timeout >> 8, timeout & 0xff] };
 }
 
 /** A query message built octet by octet, so that tests can break any part of it. */
@@ -148,4 +156,97 @@ export function query(spec: QuerySpec = {}): Buffer {
     ...opts.flatMap(optWire),
     ...(spec.tail ?? []),
   ]);
+}
+
+/** A reply as the protocol tests check it: every header bit, the question, and the OPT record octet for octet. */
+export type DecodedReply = {
+  id: number;
+  qr: boolean;
+  opcode: number;
+  aa: boolean;
+  tc: boolean;
+  rd: boolean;
+  ra: boolean;
+  /** The reserved header bit (0x0040). */
+  z: boolean;
+  ad: boolean;
+  cd: boolean;
+  /** RCODE, with the OPT's extended bits when there is one. */
+  rcode: number;
+  counts: { qd: number; an: number; ns: number; ar: number };
+  question?: { name: string; type: number; qclass: number };
+  /** Types of the answer, authority and additional records (OPT included). */
+  types: { an: number[]; ns: number[]; ar: number[] };
+  opt?: { size: number; version: number; /** The TTL's low 16 bits: DO and the Z flags. */ flags: number; options: { code: number; data: number[] }[] };
+};
+
+/** Decodes a reply strictly (a reply that does not parse throws): tests only. */
+export function decodeReply(buf: Buffer): DecodedReply {
+  const u16 = (p: number) => {
+    if (p + 2 > buf.length) throw new Error(`reply cut short at ${p}`);
+    return buf.readUInt16BE(p);
+  };
+  const skipName = (p: number): number => {
+    for (;;) {
+      const l = buf[p];
+      if (l === undefined) throw new Error('name runs past the end');
+      if (l === 0) return p + 1;
+      if ((l & 0xc0) === 0xc0) return p + 2;
+      p += 1 + l;
+    }
+  };
+  const flags = u16(2);
+  const counts = { qd: u16(4), an: u16(6), ns: u16(8), ar: u16(10) };
+  const out: DecodedReply = {
+    id: u16(0),
+    qr: (flags & 0x8000) !== 0,
+    opcode: (flags >> 11) & 0xf,
+    aa: (flags & 0x0400) !== 0,
+    tc: (flags & 0x0200) !== 0,
+    rd: (flags & 0x0100) !== 0,
+    ra: (flags & 0x0080) !== 0,
+    z: (flags & 0x0040) !== 0,
+    ad: (flags & 0x0020) !== 0,
+    cd: (flags & 0x0010) !== 0,
+    rcode: flags & 0xf,
+    counts,
+    types: { an: [], ns: [], ar: [] },
+  };
+  let p = 12;
+  for (let i = 0; i < counts.qd; i++) {
+    const labels: string[] = [];
+    for (let l = buf[p]; l !== 0; l = buf[p]) {
+      if (l === undefined || l > 63) throw new Error('bad question name');
+      labels.push(buf.toString('latin1', p + 1, p + 1 + l));
+      p += 1 + l;
+    }
+    p += 1;
+    out.question = { name: labels.join('.'), type: u16(p), qclass: u16(p + 2) };
+    p += 4;
+  }
+  for (const section of ['an', 'ns', 'ar'] as const) {
+    for (let i = 0; i < counts[section]; i++) {
+      const owner = p;
+      p = skipName(p);
+      const type = u16(p);
+      const rdlength = u16(p + 8);
+      const rdata = p + 10;
+      if (rdata + rdlength > buf.length) throw new Error('record runs past the end');
+      out.types[section].push(type);
+      if (type === 41) {
+        if (out.opt || section !== 'ar' || buf[owner] !== 0) throw new Error('misplaced OPT');
+        const options: { code: number; data: number[] }[] = [];
+        for (let o = rdata; o < rdata + rdlength; ) {
+          const len = u16(o + 2);
+          options.push({ code: u16(o), data: [...buf.subarray(o + 4, o + 4 + len)] });
+          o += 4 + len;
+        }
+        out.opt = { size: u16(p + 2), version: buf[p + 5], flags: u16(p + 6), options };
+        out.rcode |= buf[p + 4] << 4;
+      }
+      p = rdata + rdlength;
+    }
+  }
+  if (p !== buf.length) throw new Error(`${buf.length - p} octets after the last record`);
+  return out;
 }

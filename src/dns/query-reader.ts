@@ -2,9 +2,16 @@
 // header, one question, and the additional section (its OPT record is read by
 // edns.ts). Bounds-checked, synchronous, and it never throws: every defect
 // comes back as the rcode to answer with, or DROP.
+//
+// Which defect wins, as Knot orders them: a message that does not parse
+// (FORMERR, no OPT back), then an EDNS version above 0 (BADVERS), then a bad
+// ECS option (FORMERR, OPT back), then an opcode other than QUERY (NOTIMP,
+// whatever the question count), then a QUERY without exactly one question or
+// for QTYPE OPT (FORMERR). Header bits a query should not set (AA, TC, RA, Z,
+// AD, an RCODE) are ignored; an answer or authority section is stepped over.
 
 import { readOpt } from './edns.js';
-import { CLASSIC_UDP_SIZE, DROP, FLAG_QR, HEADER_SIZE, RCODE, TYPE, type Query } from './wire.js';
+import { CLASSIC_UDP_SIZE, DROP, FLAG_QR, HEADER_SIZE, KEEPALIVE, OPCODE_QUERY, RCODE, TYPE, type Query } from './wire.js';
 
 const MAX_NAME = 255;
 
@@ -39,20 +46,26 @@ export function readQuery(buf: Buffer): Query {
     ecsLength: 0,
     ecsFamily: 0,
     ecsSourcePrefix: 0,
+    keepalive: KEEPALIVE.NONE,
+    tcpTimeout: -1,
   };
   if (len < HEADER_SIZE) return q;
   const flags = (buf[2] << 8) | buf[3];
   if (flags & FLAG_QR) return q;
   q.id = (buf[0] << 8) | buf[1];
   q.flags = flags;
-  if (((flags >> 11) & 0xf) !== 0) return fail(q, RCODE.NOTIMP);
-  if (((buf[4] << 8) | buf[5]) !== 1) return fail(q, RCODE.FORMERR);
+  const qdcount = (buf[4] << 8) | buf[5];
+  // More than one question cannot be answered, nor echoed (RFC 9619): the message is not read further.
+  if (qdcount > 1) return fail(q, RCODE.FORMERR);
   const ancount = (buf[6] << 8) | buf[7];
   const nscount = (buf[8] << 8) | buf[9];
   const arcount = (buf[10] << 8) | buf[11];
 
-  let p = readQuestion(buf, q);
-  if (p < 0) return fail(q, RCODE.FORMERR);
+  let p = HEADER_SIZE;
+  if (qdcount === 1) {
+    p = readQuestion(buf, q);
+    if (p < 0) return fail(q, RCODE.FORMERR);
+  }
   // Answer and authority sections are not expected in a query, but are legal: step over them.
   for (let i = 0; i < ancount + nscount; i++) {
     p = skipRecord(buf, p);
@@ -60,7 +73,8 @@ export function readQuery(buf: Buffer): Query {
   }
   const rcode = readAdditional(buf, p, arcount, q);
   if (rcode !== RCODE.NOERROR) return fail(q, rcode);
-  if (q.qtype === TYPE.OPT) return fail(q, RCODE.FORMERR);
+  if (((flags >> 11) & 0xf) !== OPCODE_QUERY) return fail(q, RCODE.NOTIMP);
+  if (qdcount === 0 || q.qtype === TYPE.OPT) return fail(q, RCODE.FORMERR);
   q.rcode = RCODE.NOERROR;
   return q;
 }
@@ -99,32 +113,37 @@ function readQuestion(buf: Buffer, q: Query): number {
 /**
  * Reads the additional section from `p` to the end of the message: FORMERR for
  * a record running past the end, a second OPT, an OPT not owned by the root,
- * bad options or trailing octets; then BADVERS for an EDNS version above 0.
+ * options that overrun or trailing octets (`q.edns` cleared: no OPT back);
+ * then BADVERS for an EDNS version above 0; then FORMERR for a bad ECS option.
  */
 function readAdditional(buf: Buffer, p: number, arcount: number, q: Query): number {
   const len = buf.length;
   let opts = 0;
-  let badVersion = false;
+  let optRcode: number = RCODE.NOERROR;
   for (let i = 0; i < arcount; i++) {
     const start = p;
     p = skipName(buf, p);
-    if (p < 0 || p + 10 > len) return RCODE.FORMERR;
+    if (p < 0 || p + 10 > len) return broken(q);
     const type = (buf[p] << 8) | buf[p + 1];
     const rdlength = (buf[p + 8] << 8) | buf[p + 9];
     const end = p + 10 + rdlength;
-    if (end > len) return RCODE.FORMERR;
+    if (end > len) return broken(q);
     if (type === TYPE.OPT) {
       // RFC 6891 §6.1.1: one OPT, owned by the root.
-      if (++opts > 1 || p !== start + 1) return RCODE.FORMERR;
-      const opt = readOpt(buf, p, end, q);
-      if (opt === RCODE.BADVERS) badVersion = true;
-      else if (opt !== RCODE.NOERROR) return RCODE.FORMERR;
+      if (++opts > 1 || p !== start + 1) return broken(q);
+      optRcode = readOpt(buf, p, end, q);
+      if (!q.edns) return RCODE.FORMERR;
     }
     p = end;
   }
-  if (p !== len) return RCODE.FORMERR; // trailing garbage
-  if (badVersion) return RCODE.BADVERS;
-  return RCODE.NOERROR;
+  if (p !== len) return broken(q); // trailing garbage
+  return optRcode;
+}
+
+/** A message that does not parse: FORMERR, and no OPT in the reply whatever the query's OPT said. */
+function broken(q: Query): number {
+  q.edns = false;
+  return RCODE.FORMERR;
 }
 
 /** Offset after a (possibly compressed) name, or -1. */

@@ -20,6 +20,8 @@ export type RepliesOptions = {
   udpPayloadSize: number;
   /** Settings that win over the zone's `rrl` (which win over the defaults). */
   rrl: Partial<RrlSettings>;
+  /** The share of the node's traffic this responder answers: RRL's rates are multiplied by it. Default 1. */
+  rrlShare?: number;
   /** The clock RRL reads, in ms. Default: `performance.now`, read once per event-loop turn. */
   now?: () => number;
 };
@@ -40,7 +42,7 @@ export function createReplies(opts: RepliesOptions): Replies {
   const { stats } = opts;
   const udpSize = opts.udpPayloadSize;
   const rrlOverride = opts.rrl;
-  const rrl = createRateLimiter({ ...RRL_DEFAULTS, ...rrlOverride });
+  const rrl = createRateLimiter({ ...RRL_DEFAULTS, ...rrlOverride }, opts.rrlShare);
   let rrlOn = rrl.settings.enabled;
   const now = opts.now ?? createTurnClock();
 

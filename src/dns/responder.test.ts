@@ -2,7 +2,7 @@ import { Packet, type EcsOption } from 'dns2';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
 import { buildSnapshot } from '../snapshot/snapshot.js';
-import { bigConfig, defaultConfig, ecs, ecsOf, nameWire, query, servingState, type QuerySpec } from './fixtures.js';
+import { bigConfig, decodeReply, defaultConfig, ecs, ecsOf, keepalive, nameWire, query, servingState, type QuerySpec } from './fixtures.js';
 import type { Remote, Transport } from './replies.js';
 import { createResponder } from './responder.js';
 import { DECISION_BUCKETS, QTYPE_LABELS } from './responder-stats.js';
@@ -253,6 +253,22 @@ describe('responder: the wire', () => {
     const msg = Packet.parse(responder(packet, RESOLVER, 'udp')!);
     expect(msg.header.rcode).toBe(rcode);
     expect(msg.header.id).toBe(0x1234);
+  });
+
+  it('EDNS keepalive over TCP: the idle timeout given, in 100 ms units (at most 65535); never over UDP, never unasked', () => {
+    const spec = { name: 'gslb.example.com', type: 6, opt: { options: [keepalive()] } };
+    const timeout = (raw: Buffer | undefined) => {
+      const o = decodeReply(raw!).opt!.options.find((x) => x.code === 11);
+      return o && (o.data[0] << 8) | o.data[1];
+    };
+    expect(timeout(responder(query(spec), RESOLVER, 'tcp', 2550))).toBe(25);
+    expect(timeout(responder(query(spec), RESOLVER, 'tcp', 3_600_000_000))).toBe(65535);
+    expect(timeout(responder(query(spec), RESOLVER, 'udp', 2550))).toBeUndefined();
+    expect(timeout(responder(query({ ...spec, opt: {} }), RESOLVER, 'tcp', 2550))).toBeUndefined();
+    // A TIMEOUT from a client: FORMERR over TCP, ignored over UDP.
+    const bad = { ...spec, opt: { options: [keepalive(10)] } };
+    expect(decodeReply(responder(query(bad), RESOLVER, 'tcp', 2550)!).rcode).toBe(RCODE.FORMERR);
+    expect(decodeReply(responder(query(bad), RESOLVER, 'udp')!).rcode).toBe(RCODE.NOERROR);
   });
 
   it('drops what is not a query', () => {

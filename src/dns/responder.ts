@@ -6,10 +6,14 @@ import { writeError } from './response-writer.js';
 import type { RateLimiter, RrlSettings } from './rrl.js';
 import { createServedState, type SnapshotSource } from './served.js';
 import { createSteeredAnswers } from './steered-answers.js';
-import { CLASS_IN, RCODE, TYPE, type Body } from './wire.js';
+import { CLASS_IN, KEEPALIVE, RCODE, TYPE, type Body } from './wire.js';
 
-/** Answers one DNS message; `undefined` means send nothing. Never throws. */
-export type Responder = ((packet: Buffer, remote: Remote, transport: Transport) => Buffer | undefined) & {
+/**
+ * Answers one DNS message; `undefined` means send nothing. Never throws.
+ * `tcpIdleMs`: over TCP, the connection's idle timeout in force, offered as
+ * the EDNS keepalive TIMEOUT (RFC 7828) to a query that asks for it.
+ */
+export type Responder = ((packet: Buffer, remote: Remote, transport: Transport, tcpIdleMs?: number) => Buffer | undefined) & {
   readonly stats: ResponderStats;
   /** The response rate limiter (its table size and settings, for tests and metrics). */
   readonly rrl: RateLimiter;
@@ -31,6 +35,12 @@ export type ResponderOptions = SnapshotSource & {
    * (which win over the defaults). UDP only; TCP is never limited.
    */
   rrl?: Partial<RrlSettings>;
+  /**
+   * The share of the node's traffic this responder answers (0 < share ≤ 1; a
+   * worker of N: 1/N): every RRL rate is multiplied by it (never below 1/s),
+   * so that N workers together allow what one would. Default 1.
+   */
+  rrlShare?: number;
   /** The clock RRL reads, in ms, at every reply it counts. Default: `performance.now`, read once per event-loop turn. */
   now?: () => number;
 };
@@ -47,7 +57,7 @@ export function createResponder(opts: ResponderOptions): Responder {
   // The same array as in stats, never replaced: one closure load per query instead of a property load.
   const byType = stats.byType;
   const regionSlot = createRegionSlots(stats);
-  const replies = createReplies({ stats, udpPayloadSize: udpSize, rrl: opts.rrl ?? {}, now: opts.now });
+  const replies = createReplies({ stats, udpPayloadSize: udpSize, rrl: opts.rrl ?? {}, rrlShare: opts.rrlShare, now: opts.now });
   const { send, reject } = replies;
   const current = createServedState(opts, {
     log,
@@ -67,9 +77,14 @@ export function createResponder(opts: ResponderOptions): Responder {
     maxAnswerSets: opts.maxAnswerSets ?? 20_000,
   });
 
-  function respond(packet: Buffer, remote: Remote, transport: Transport): Buffer | undefined {
+  function respond(packet: Buffer, remote: Remote, transport: Transport, tcpIdleMs?: number): Buffer | undefined {
     stats.queries++;
     const q = readQuery(packet);
+    // RFC 7828: over UDP the option is ignored and never sent; over TCP a client's TIMEOUT is FORMERR (§3.2.1).
+    if (q.keepalive !== KEEPALIVE.NONE && transport === 'tcp') {
+      if (q.keepalive === KEEPALIVE.WITH_TIMEOUT && q.rcode !== RCODE.BADVERS) q.rcode = RCODE.FORMERR;
+      q.tcpTimeout = keepaliveTimeout(tcpIdleMs);
+    }
     if (q.rcode !== RCODE.NOERROR) return reject(packet, q, q.rcode, remote, transport);
     byType[q.qtype < 256 ? QTYPE_SLOT[q.qtype] : QTYPE_OTHER]++;
     try {
@@ -102,4 +117,10 @@ export function createResponder(opts: ResponderOptions): Responder {
   }
 
   return Object.assign(respond, { stats, rrl: replies.rrl });
+}
+
+/** The keepalive TIMEOUT for an idle timeout in ms: 100 ms units, at most 65535 (about 1.8 hours). */
+function keepaliveTimeout(idleMs = 0): number {
+  const units = Math.floor(idleMs / 100);
+  return units > 0xffff ? 0xffff : units > 0 ? units : 0;
 }

@@ -1,12 +1,19 @@
 // The writers every response shares: one Buffer per reply, the query's ID,
 // flags and question copied, a pre-encoded body (zone.ts) appended, and our
-// OPT record (with the ECS option echoed) written in place.
+// OPT record written in place. What a reply copies from its query is only
+// what it must: the ID, the opcode, RD and CD, the question; and in the OPT
+// the DO bit, the ECS option (with our scope) and, over TCP when asked, our
+// keepalive TIMEOUT. Never AA/TC/Z/AD/RCODE bits the client set, the OPT's
+// other flags or options we do not know.
 
-import { DROP, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_SIZE, OPTION_ECS, RCODE, TYPE, type Body, type Query } from './wire.js';
+import { DROP, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_SIZE, OPTION_ECS, OPTION_KEEPALIVE, RCODE, TYPE, type Body, type Query } from './wire.js';
 
-/** Size of our OPT record for this query: 11 octets, plus the echoed ECS option. */
+/** The keepalive option: code, length 2, TIMEOUT. */
+const KEEPALIVE_SIZE = 6;
+
+/** Size of our OPT record for this query: 11 octets, plus the echoed ECS option and our keepalive. */
 function optSize(q: Query): number {
-  return q.edns ? 11 + (q.ecs >= 0 ? 4 + q.ecsLength : 0) : 0;
+  return q.edns ? 11 + (q.ecs >= 0 ? 4 + q.ecsLength : 0) + (q.tcpTimeout >= 0 ? KEEPALIVE_SIZE : 0) : 0;
 }
 
 /**
@@ -56,31 +63,42 @@ function writeOpt(out: Buffer, p: number, query: Buffer, q: Query, rcode: number
   out[p + 6] = 0; // version
   out[p + 7] = q.dnssecOk ? 0x80 : 0;
   out[p + 8] = 0;
-  const rdlen = q.ecs >= 0 ? 4 + q.ecsLength : 0;
+  const rdlen = (q.ecs >= 0 ? 4 + q.ecsLength : 0) + (q.tcpTimeout >= 0 ? KEEPALIVE_SIZE : 0);
   out[p + 9] = rdlen >> 8;
   out[p + 10] = rdlen & 0xff;
-  if (rdlen) {
-    p += 11;
+  p += 11;
+  if (q.ecs >= 0) {
     out[p] = 0;
     out[p + 1] = OPTION_ECS;
     out[p + 2] = q.ecsLength >> 8;
     out[p + 3] = q.ecsLength & 0xff;
     copy(query, q.ecs, q.ecs + q.ecsLength, out, p + 4);
     out[p + 4 + 3] = scope; // FAMILY, SOURCE PREFIX-LENGTH and ADDRESS as asked; our SCOPE
+    p += 4 + q.ecsLength;
+  }
+  if (q.tcpTimeout >= 0) {
+    out[p] = 0;
+    out[p + 1] = OPTION_KEEPALIVE;
+    out[p + 2] = 0;
+    out[p + 3] = 2;
+    out[p + 4] = q.tcpTimeout >> 8;
+    out[p + 5] = q.tcpTimeout & 0xff;
   }
 }
 
 /**
- * An error response (FORMERR, NOTIMP, BADVERS, SERVFAIL, REFUSED): the header,
- * the question when one was read, an OPT when the query had one (always for
- * BADVERS, whose high bits travel in the OPT). `undefined` for DROP.
+ * An error response (FORMERR, NOTIMP, BADVERS, SERVFAIL, REFUSED): the header
+ * (ID, opcode, RD, CD), the question when one was read (RFC 6895), an OPT
+ * when the query had a readable one (always for BADVERS, whose high bits
+ * travel in the OPT), without options for FORMERR and BADVERS (the query's
+ * options were not understood). `undefined` for DROP.
  */
 export function writeError(query: Buffer, q: Query, rcode: number, udpSize: number): Buffer | undefined {
   if (rcode === DROP || query.length < HEADER_SIZE) return undefined;
   const qEnd = q.questionEnd || HEADER_SIZE;
   const withOpt = q.edns || rcode > 0xf;
-  const ecs = rcode === RCODE.FORMERR || rcode === RCODE.BADVERS ? -1 : q.ecs;
-  const optq = withOpt ? { ...q, edns: true, ecs } : q;
+  const bare = rcode === RCODE.FORMERR || rcode === RCODE.BADVERS;
+  const optq = withOpt ? { ...q, edns: true, ecs: bare ? -1 : q.ecs, tcpTimeout: bare ? -1 : q.tcpTimeout } : q;
   const opt = withOpt ? optSize(optq) : 0;
   const out = Buffer.allocUnsafe(qEnd + opt);
   out[0] = query[0];

@@ -180,3 +180,46 @@ describe('rrl in the responder', () => {
     expect(r.stats.noerror).toBe(40);
   });
 });
+
+describe('rrl shared by workers (rrlShare)', () => {
+  it('each rate is multiplied by the share: a worker of 4 allows a quarter of each', () => {
+    const rrl = createRateLimiter(settings({ responsesPerSecond: 100, nxdomainsPerSecond: 20, errorsPerSecond: 8 }), 1 / 4);
+    expect(burst(rrl.check, '192.0.2.1', 100, 0, KIND.ANSWER).sent).toBe(25);
+    expect(burst(rrl.check, '192.0.2.1', 100, 0, KIND.NXDOMAIN).sent).toBe(5);
+    expect(burst(rrl.check, '192.0.2.1', 100, 0, KIND.ERROR).sent).toBe(2);
+    // It refills at the shared rate too: half a second later, half of 25.
+    expect(burst(rrl.check, '192.0.2.1', 100, 500, KIND.ANSWER).sent).toBe(12);
+    // The settings say what was configured, not the share.
+    expect(rrl.settings.responsesPerSecond).toBe(100);
+  });
+
+  it('N workers together allow what one does', () => {
+    const one = createRateLimiter(settings({ responsesPerSecond: 90 }));
+    const three = Array.from({ length: 3 }, () => createRateLimiter(settings({ responsesPerSecond: 90 }), 1 / 3));
+    const alone = burst(one.check, '192.0.2.1', 300).sent;
+    // A client's queries spread over the workers (the kernel picks one per datagram): 100 to each.
+    const together = three.reduce((n, w) => n + burst(w.check, '192.0.2.1', 100).sent, 0);
+    expect(alone).toBe(90);
+    expect(together).toBe(90);
+  });
+
+  it('never below 1/s, and a new configuration keeps the share', () => {
+    const rrl = createRateLimiter(settings({ responsesPerSecond: 2 }), 1 / 16);
+    expect(burst(rrl.check, '192.0.2.1', 10).sent).toBe(1);
+    rrl.configure(settings({ responsesPerSecond: 160 }));
+    expect(burst(rrl.check, '198.51.100.1', 100).sent).toBe(10);
+  });
+
+  it('a share outside (0, 1] is refused', () => {
+    for (const share of [0, -1, 1.5, Number.NaN]) expect(() => createRateLimiter(settings(), share)).toThrow(/share/);
+  });
+
+  it('in the responder (rrlShare), zone settings included', () => {
+    const state = servingState(bigConfig(), 1);
+    const r = createResponder({ getState: () => state, log: silentLogger(), now: () => 0, rrl: { exempt: [], responsesPerSecond: 40 }, rrlShare: 1 / 2 });
+    for (let i = 0; i < 100; i++) r(query({ name: 'api.gslb.example.com' }), { address: '192.0.2.1' }, 'udp');
+    expect(r.stats.noerror).toBe(20);
+    for (let i = 0; i < 100; i++) r(query({ name: 'nope.gslb.example.com' }), { address: '192.0.2.1' }, 'udp');
+    expect(r.stats.nxdomain).toBe(10); // the zone's (default) 20/s, halved
+  });
+});

@@ -8,12 +8,13 @@
 // IPv6 addresses map to a network key through a small bounded cache
 // (rrl-networks.ts). The table of buckets is bounded (rrl-table.ts).
 
-import { rrlSchema, type RrlDoc } from '../config/schema.js';
+import { RRL_DEFAULTS as DEFAULTS } from '../config/rrl-defaults.js';
+import type { RrlDoc } from '../config/schema.js';
 import { createV6Networks, ipv4, isExempt4, parseExempt, type Exempt4 } from './rrl-networks.js';
 import { createBucketTable, type Bucket } from './rrl-table.js';
 
 export type RrlSettings = RrlDoc;
-export const RRL_DEFAULTS: RrlSettings = rrlSchema.parse({});
+export const RRL_DEFAULTS: RrlSettings = { ...DEFAULTS, exempt: [...DEFAULTS.exempt] };
 
 /** Kinds of reply, each with its own bucket (BIND's responses, nxdomains, errors). */
 export const KIND = { ANSWER: 0, NXDOMAIN: 1, ERROR: 2 } as const;
@@ -42,8 +43,16 @@ export interface RateLimiter {
   size(): number;
 }
 
-export function createRateLimiter(initial: RrlSettings = RRL_DEFAULTS): RateLimiter {
+/**
+ * `share`: the part of the node's traffic this limiter sees (0 < share ≤ 1; one
+ * of N workers: 1/N). Every rate is multiplied by it, never below 1/s, so that
+ * N limiters together allow what one would (a client's queries spread over the
+ * workers; the limit is per worker, divided).
+ */
+export function createRateLimiter(initial: RrlSettings = RRL_DEFAULTS, share = 1): RateLimiter {
+  if (!(share > 0 && share <= 1)) throw new Error(`RRL share must be in (0, 1], not ${share}`);
   let settings = initial;
+  const shared = (rate: number) => (share === 1 ? rate : Math.max(1, rate * share));
   const rates = new Float64Array(KINDS);
   let slip = 0;
   let shift4 = 8;
@@ -59,9 +68,9 @@ export function createRateLimiter(initial: RrlSettings = RRL_DEFAULTS): RateLimi
     const prefixesChanged = next.ipv4PrefixLength !== settings.ipv4PrefixLength || next.ipv6PrefixLength !== settings.ipv6PrefixLength;
     const exemptChanged = next.exempt.join() !== settings.exempt.join();
     settings = next;
-    rates[KIND.ANSWER] = next.responsesPerSecond;
-    rates[KIND.NXDOMAIN] = next.nxdomainsPerSecond ?? next.responsesPerSecond;
-    rates[KIND.ERROR] = next.errorsPerSecond ?? next.responsesPerSecond;
+    rates[KIND.ANSWER] = shared(next.responsesPerSecond);
+    rates[KIND.NXDOMAIN] = shared(next.nxdomainsPerSecond ?? next.responsesPerSecond);
+    rates[KIND.ERROR] = shared(next.errorsPerSecond ?? next.responsesPerSecond);
     slip = next.slip;
     shift4 = 32 - next.ipv4PrefixLength;
     max = next.maxTableSize;

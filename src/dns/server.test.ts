@@ -282,18 +282,29 @@ describe('dns server: hand-made packets', () => {
 });
 
 describe('dns server: limits', () => {
-  it('closes connections over the cap at once', async () => {
+  it('at the cap, an idle connection is closed for a new one; a busy one is not, and the new one is refused', async () => {
     const responder = createResponder({ getState: () => state, log: silentLogger() });
-    const small = createDnsServer({ listen: [{ address: '127.0.0.1', port: 0 }], responder, log: silentLogger(), maxTcpConnections: 1 });
+    const small = createDnsServer({ listen: [{ address: '127.0.0.1', port: 0 }], responder, log: silentLogger(), maxTcpConnections: 1, tcpIdleFloorMs: 10_000 });
     const { tcp } = await small.start();
     try {
-      const connect = () => new Promise<net.Socket>((resolve) => { const s = net.connect(tcp[0].port, '127.0.0.1', () => resolve(s)); s.on('error', () => {}); });
-      const first = await connect();
-      const second = await connect();
-      await new Promise<void>((resolve) => second.on('close', () => resolve()));
-      expect(small.stats.tcpRejected).toBe(1);
-      expect(first.destroyed).toBe(false);
-      first.destroy();
+      const connect = () =>
+        new Promise<net.Socket>((resolve) => {
+          const s = net.connect(tcp[0].port, '127.0.0.1', () => resolve(s));
+          s.on('error', () => {});
+        });
+      const closed = (s: net.Socket) => new Promise<void>((resolve) => (s.destroyed ? resolve() : s.on('close', () => resolve())));
+      const idle = await connect();
+      const busy = await connect();
+      await closed(idle);
+      expect(small.stats).toMatchObject({ tcpEvicted: 1, tcpRejected: 0, tcpOpen: 1 });
+      // The first octet of a length prefix: a query in progress.
+      busy.write(Buffer.from([0]));
+      await new Promise((r) => setTimeout(r, 100));
+      const third = await connect();
+      await closed(third);
+      expect(small.stats).toMatchObject({ tcpEvicted: 1, tcpRejected: 1, tcpOpen: 1 });
+      expect(busy.destroyed).toBe(false);
+      busy.destroy();
     } finally {
       await small.stop();
     }

@@ -6,8 +6,8 @@ import type { Socket } from 'node:dgram';
 import type { AddressInfo, Server } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Responder } from './responder.js';
-import { createTcpAcceptor, openTcp } from './tcp-listener.js';
-import { openUdp } from './udp-listener.js';
+import { createTcpAcceptor, openTcp, tcpFd } from './tcp-listener.js';
+import { openUdp, udpFd } from './udp-listener.js';
 
 export type ListenAddress = { readonly address: string; readonly port: number };
 
@@ -16,29 +16,51 @@ export type DnsServerOptions = {
   listen: readonly ListenAddress[];
   responder: Responder;
   log: Logger;
-  /** Close a TCP connection after this long with nothing read or written (RFC 7766 §6.2.3). Default 10 s. */
+  /**
+   * Close a TCP connection after this long with nothing read or written (RFC 7766 §6.2.3), while at
+   * most half of maxTcpConnections are open; above that it falls linearly to tcpIdleFloorMs at the cap. Default 10 s.
+   */
   tcpIdleMs?: number;
+  /** The TCP idle timeout when maxTcpConnections are open (at most tcpIdleMs). Default 1 s. */
+  tcpIdleFloorMs?: number;
   /** A message begun must arrive whole within this long, or the connection is closed (slow senders). Default 5 s. */
   tcpMessageMs?: number;
-  /** Concurrent TCP connections, all listeners together; more are closed at once. Default 1,000. */
+  /** Concurrent TCP connections, all listeners together; at the cap the longest-idle one is closed for a new one. Default 1,000. */
   maxTcpConnections?: number;
-  /** Concurrent TCP connections from one client address; more are closed at once. Default 32. */
+  /** Concurrent TCP connections from one client address; at the cap its longest-idle one is closed for a new one. Default 32. */
   maxTcpPerClient?: number;
   /** Replies queued for a client that does not read them before we stop reading its queries. Default 64 KiB. */
   tcpMaxQueued?: number;
   /** Requested UDP socket buffer size in bytes (the kernel may cap it). Default 4 MiB. */
   udpBufferSize?: number;
+  /**
+   * The sockets another thread bound for `listen` (its `descriptors()`, entry for entry): this
+   * server answers on them too, instead of binding its own (src/dns/workers/).
+   */
+  inherit?: readonly SocketDescriptors[];
+  /** The node's open TCP connections, counted by every server that shares its sockets (slot 0): the cap is the node's. */
+  tcpOpenConnections?: Int32Array;
 };
+
+/** A listen address's UDP socket and TCP listener, as file descriptors. */
+export type SocketDescriptors = { readonly udp: number; readonly tcp: number };
 
 export type DnsServerStats = {
   udpMessages: number;
   tcpMessages: number;
+  /** TCP connections accepted. */
   tcpConnections: number;
-  /** Connections closed at once because of maxTcpConnections or maxTcpPerClient. */
+  /** TCP connections open now (a gauge). */
+  tcpOpen: number;
+  /** Connections refused (closed at once) at maxTcpConnections or maxTcpPerClient, none being idle to make room. */
   tcpRejected: number;
+  /** Idle connections closed to admit a new one at maxTcpConnections or maxTcpPerClient (RFC 7766 §6.2.3). */
+  tcpEvicted: number;
+  /** TCP queries that arrived before the one ahead of them on their connection was answered (completed in the same read). */
+  tcpPipelined: number;
   /** Connections closed for a bad frame (too short, or no reply possible). */
   tcpBadFrames: number;
-  /** Connections closed after tcpIdleMs idle. */
+  /** Connections closed after the idle timeout in force (tcpIdleMs, shorter as connections fill). */
   tcpIdleClosed: number;
   /** Connections closed because a message took longer than tcpMessageMs to arrive. */
   tcpSlowClosed: number;
@@ -51,6 +73,8 @@ export interface DnsServer {
   start(): Promise<{ udp: AddressInfo[]; tcp: AddressInfo[] }>;
   /** Closes every listener and connection. */
   stop(): Promise<void>;
+  /** The bound sockets' file descriptors, in `listen` order, for servers in other threads (`inherit`). */
+  descriptors(): SocketDescriptors[];
   readonly stats: DnsServerStats;
 }
 
@@ -64,7 +88,10 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
     udpMessages: 0,
     tcpMessages: 0,
     tcpConnections: 0,
+    tcpOpen: 0,
     tcpRejected: 0,
+    tcpEvicted: 0,
+    tcpPipelined: 0,
     tcpBadFrames: 0,
     tcpIdleClosed: 0,
     tcpSlowClosed: 0,
@@ -82,13 +109,21 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
   const acceptor = createTcpAcceptor({
     stats,
     idleMs: opts.tcpIdleMs ?? 10_000,
+    idleFloorMs: opts.tcpIdleFloorMs ?? 1000,
     maxConnections: opts.maxTcpConnections ?? 1000,
     maxPerClient: opts.maxTcpPerClient ?? 32,
+    openConnections: opts.tcpOpenConnections,
     caught,
     stream: { responder, stats, maxQueued: opts.tcpMaxQueued ?? 64 * 1024, messageMs: opts.tcpMessageMs ?? 5000, caught },
   });
 
-  async function listenPair(address: string, port: number): Promise<void> {
+  async function listenPair(address: string, port: number, inherited?: SocketDescriptors): Promise<void> {
+    if (inherited) {
+      const socket = await openUdp(address, port, udpDeps, inherited.udp);
+      udpSockets.push(socket);
+      tcpServers.push(await openTcp(address, port, acceptor.onConnection, caught, inherited.tcp));
+      return;
+    }
     for (let attempt = 1; ; attempt++) {
       const socket = await openUdp(address, port, udpDeps);
       const bound = socket.address().port;
@@ -109,16 +144,17 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
     stats,
     async start() {
       try {
-        for (const { address, port } of opts.listen) await listenPair(address, port);
+        for (const [i, { address, port }] of opts.listen.entries()) await listenPair(address, port, opts.inherit?.[i]);
       } catch (err) {
         await this.stop();
         throw err;
       }
       const udp = udpSockets.map((s) => s.address());
       const tcp = tcpServers.map((s) => s.address() as AddressInfo);
-      log.info({ udp: udp.map(fmt), tcp: tcp.map(fmt) }, 'dns listening');
+      if (!opts.inherit) log.info({ udp: udp.map(fmt), tcp: tcp.map(fmt) }, 'dns listening');
       return { udp, tcp };
     },
+    descriptors: () => udpSockets.map((s, i) => ({ udp: udpFd(s), tcp: tcpFd(tcpServers[i]) })),
     async stop() {
       acceptor.closeAll();
       await Promise.all([

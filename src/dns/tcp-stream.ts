@@ -4,7 +4,9 @@
 // A client that does not read its replies stops being read once `maxQueued`
 // octets wait for it; a message begun must arrive whole within `messageMs`
 // (the idle timer restarts with every octet, so slow senders need their own
-// deadline); anything that gets no reply ends the stream.
+// deadline); anything that gets no reply ends the stream. Queries completed
+// in one read after the first are counted as pipelined (each arrived before
+// the one ahead of it was answered).
 
 import type net from 'node:net';
 import type { Remote } from './replies.js';
@@ -12,7 +14,7 @@ import type { Responder } from './responder.js';
 
 export type TcpStreamDeps = {
   readonly responder: Responder;
-  readonly stats: { tcpMessages: number; tcpBadFrames: number; tcpSlowClosed: number };
+  readonly stats: { tcpMessages: number; tcpBadFrames: number; tcpSlowClosed: number; tcpPipelined: number };
   /** Replies queued for a client that does not read them before we stop reading its queries. */
   readonly maxQueued: number;
   /** A message begun must arrive whole within this long, or the connection is closed. */
@@ -20,11 +22,26 @@ export type TcpStreamDeps = {
   readonly caught: (err: unknown, what: string) => void;
 };
 
+/** What the connection's keeper (tcp-listener.ts) is told, and asked. */
+export interface TcpConnectionKeeper {
+  /** Something was read, or written replies have drained: the connection is not idle. */
+  active(): void;
+  /** The idle timeout in force now, in ms (offered to queries that ask, as the EDNS keepalive TIMEOUT). */
+  idleMs(): number;
+}
+
+/** A stream being served, as its keeper sees it. */
+export interface TcpStream {
+  /** A query is in progress (part of a message read, or messages waiting for the client to read) or replies are queued. */
+  busy(): boolean;
+}
+
 /** One connection's state between reads. */
 type Stream = {
   readonly socket: net.Socket;
   readonly remote: Remote;
   readonly deps: TcpStreamDeps;
+  readonly keeper: TcpConnectionKeeper;
   // Framing state: the length prefix read so far, then the message being filled.
   lengthOctets: number;
   length: number;
@@ -37,16 +54,19 @@ type Stream = {
 };
 
 /** Answers the DNS messages read from `socket` until it closes. */
-export function serveTcpStream(socket: net.Socket, remote: Remote, deps: TcpStreamDeps): void {
-  const s: Stream = { socket, remote, deps, lengthOctets: 0, length: 0, message: undefined, filled: 0, backlog: undefined, deadline: undefined, closing: false };
+export function serveTcpStream(socket: net.Socket, remote: Remote, deps: TcpStreamDeps, keeper: TcpConnectionKeeper): TcpStream {
+  const s: Stream = { socket, remote, deps, keeper, lengthOctets: 0, length: 0, message: undefined, filled: 0, backlog: undefined, deadline: undefined, closing: false };
   socket.on('close', () => {
     if (s.deadline) clearTimeout(s.deadline);
   });
   socket.on('data', (chunk: Buffer) => read(s, chunk));
+  socket.on('drain', () => keeper.active());
+  return { busy: () => s.message !== undefined || s.lengthOctets > 0 || s.backlog !== undefined || socket.writableLength > 0 };
 }
 
 function read(s: Stream, chunk: Buffer): void {
   if (s.closing) return;
+  s.keeper.active();
   try {
     if (s.backlog) s.backlog = Buffer.concat([s.backlog, chunk]);
     else consume(s, chunk);
@@ -62,7 +82,7 @@ function consume(s: Stream, chunk: Buffer): void {
   const { socket, deps } = s;
   const replies: Buffer[] = [];
   let queued = 0;
-  let completed = false;
+  let completed = 0;
   let p = 0;
   while (p < chunk.length) {
     if (s.message === undefined && s.lengthOctets === 0 && socket.writableLength + queued >= deps.maxQueued) {
@@ -98,9 +118,9 @@ function consume(s: Stream, chunk: Buffer): void {
       }
     }
     if (whole === undefined) continue;
-    completed = true;
+    if (++completed > 1) deps.stats.tcpPipelined++;
     deps.stats.tcpMessages++;
-    const reply = deps.responder(whole, s.remote, 'tcp');
+    const reply = deps.responder(whole, s.remote, 'tcp', s.keeper.idleMs());
     // Nothing to say (not a query) means the stream is not DNS: stop reading it.
     if (reply === undefined) {
       deps.stats.tcpBadFrames++;
@@ -117,7 +137,7 @@ function consume(s: Stream, chunk: Buffer): void {
     queued += framed.length;
   }
   flush(socket, replies);
-  setDeadline(s, completed);
+  setDeadline(s, completed > 0);
   if (s.backlog) waitForReader(s);
 }
 

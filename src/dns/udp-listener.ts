@@ -17,14 +17,26 @@ export type UdpListenerDeps = {
   readonly caught: (err: unknown, what: string) => void;
 };
 
-/** Binds a UDP socket on `address:port` (IPv6-only for an IPv6 address) and answers on it. */
-export function openUdp(address: string, port: number, deps: UdpListenerDeps): Promise<dgram.Socket> {
+/** The socket's file descriptor (Linux, macOS): what another thread's listener answers on too (`fd`). */
+export function udpFd(socket: dgram.Socket): number {
+  // dgram keeps its handle under a symbol; `_handle` is deprecated (DEP0112).
+  const state = Object.getOwnPropertySymbols(socket).find((k) => k.description === 'state symbol');
+  const fd = (state && (socket as unknown as Record<symbol, { handle?: { fd?: number } }>)[state]?.handle?.fd) ?? -1;
+  if (fd < 0) throw new Error('this platform does not expose UDP socket descriptors: run with --workers 0');
+  return fd;
+}
+
+/**
+ * Binds a UDP socket on `address:port` (IPv6-only for an IPv6 address), or, given `fd`, opens the
+ * socket another thread bound (every thread's reads take turns on it), and answers on it.
+ */
+export function openUdp(address: string, port: number, deps: UdpListenerDeps, fd?: number): Promise<dgram.Socket> {
   const { responder, stats, bufferSize, log, caught } = deps;
   const v6 = net.isIPv6(address);
   const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, reuseAddr: false });
   return new Promise((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind({ address, port, exclusive: true }, () => {
+    socket.bind(fd === undefined ? { address, port, exclusive: true } : { fd, exclusive: true }, () => {
       socket.off('error', reject);
       socket.on('error', (err) => caught(err, 'udp socket error'));
       try {

@@ -1,11 +1,11 @@
 import { Packet } from 'dns2';
 import { describe, expect, it } from 'vitest';
-import { ecs, ecsOf, nameWire, query } from './fixtures.js';
+import { decodeReply, ecs, ecsOf, keepalive, nameWire, query } from './fixtures.js';
 import { formatAddress, maskAddress, parseAddress } from './address.js';
 import { udpLimit } from './edns.js';
 import { readQuery } from './query-reader.js';
 import { writeError, writeResponse } from './response-writer.js';
-import { DROP, RCODE, type Query } from './wire.js';
+import { DROP, KEEPALIVE, RCODE, type Query } from './wire.js';
 
 const FORMERR = RCODE.FORMERR;
 
@@ -31,6 +31,11 @@ describe('readQuery: good queries', () => {
     { name: 'ECS /32', packet: query({ opt: { options: [ecs(1, 32, [1, 2, 3, 4])] } }), expect: { rcode: 0, ecsSourcePrefix: 32, ecsLength: 8 } },
     { name: 'unknown options (cookie) are skipped', packet: query({ opt: { options: [{ code: 10, data: [1, 2, 3, 4, 5, 6, 7, 8] }, ecsOf('1.2.3.0/24')] } }), expect: { rcode: 0, ecsSourcePrefix: 24 } },
     { name: 'CD is kept in flags', packet: query({ flags: 0x0110 }), expect: { rcode: 0, flags: 0x0110 } },
+    { name: 'the reserved Z bit, AA, TC, RA, AD and an RCODE in a query are not errors', packet: query({ flags: 0x07f5 }), expect: { rcode: 0 } },
+    { name: 'keepalive asked (no data)', packet: query({ opt: { options: [keepalive()] } }), expect: { rcode: 0, edns: true, keepalive: KEEPALIVE.ASKED, tcpTimeout: -1 } },
+    // Whether a client's TIMEOUT is an error depends on the transport (RFC 7828): the responder decides.
+    { name: 'keepalive with a TIMEOUT', packet: query({ opt: { options: [keepalive(20)] } }), expect: { rcode: 0, keepalive: KEEPALIVE.WITH_TIMEOUT } },
+    { name: 'no keepalive', packet: query({ opt: {} }), expect: { keepalive: KEEPALIVE.NONE } },
     {
       name: 'an answer record (compressed owner) is stepped over',
       packet: query({ ancount: 1, tail: [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4] }),
@@ -56,6 +61,11 @@ describe('readQuery: malformed and unsupported', () => {
     { name: 'a header only', packet: query().subarray(0, 12), rcode: FORMERR },
     { name: 'opcode STATUS', packet: query({ flags: 2 << 11 }), rcode: RCODE.NOTIMP },
     { name: 'opcode UPDATE', packet: query({ flags: 5 << 11 }), rcode: RCODE.NOTIMP },
+    { name: 'an unknown opcode, header only', packet: query({ flags: 15 << 11, qdcount: 0 }).subarray(0, 12), rcode: RCODE.NOTIMP },
+    { name: 'an unknown opcode with a message that does not parse', packet: query({ flags: 15 << 11, tail: [1] }), rcode: FORMERR },
+    { name: 'an unknown opcode with EDNS version 1', packet: query({ flags: 15 << 11, opt: { version: 1 } }), rcode: RCODE.BADVERS },
+    { name: 'an unknown opcode with a bad ECS option', packet: query({ flags: 15 << 11, opt: { options: [ecs(3, 0, [])] } }), rcode: FORMERR },
+    { name: 'qdcount 0, header only', packet: Buffer.from([0x12, 0x34, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]), rcode: FORMERR },
     { name: 'qdcount 0', packet: query({ qdcount: 0 }), rcode: FORMERR },
     { name: 'qdcount 2', packet: query({ qdcount: 2 }), rcode: FORMERR },
     { name: 'compression pointer in the question', packet: query({ rawName: [3, 97, 112, 105, 0xc0, 12] }), rcode: FORMERR },
@@ -91,6 +101,21 @@ describe('readQuery: malformed and unsupported', () => {
   it.each(cases)('$name → rcode $rcode', ({ packet, rcode }) => {
     expect(readQuery(packet).rcode).toBe(rcode);
   });
+
+  // A message that does not parse gets no OPT back (as Knot); a readable OPT with a bad option, or a defect elsewhere, does.
+  it.each([
+    ['two OPT records', query({ opt: [{}, {}] }), false],
+    ['options overrunning', query({ opt: { rdlength: 6 }, tail: [0, 10, 0, 8, 1, 2] }), false],
+    ['trailing octets', query({ opt: {}, tail: [0] }), false],
+    ['a bad ECS option', query({ opt: { options: [ecs(3, 0, [])] } }), true],
+    ['a bad ECS option, then octets past the end', query({ opt: { options: [ecs(3, 0, [])] }, tail: [0] }), false],
+    ['qdcount 0 with an OPT', Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]), query({ opt: {} }).subarray(12 + 22 + 4)]), true],
+    ['EDNS version 1', query({ opt: { version: 1 } }), true],
+  ])('%s: FORMERR or BADVERS, the OPT echoed: %s', (_, packet, edns) => {
+    const q = readQuery(packet);
+    expect(q.rcode).not.toBe(0);
+    expect(q.edns).toBe(edns);
+  });
 });
 
 describe('writeError', () => {
@@ -115,6 +140,16 @@ describe('writeError', () => {
     const parsed = Packet.parse(out);
     expect(parsed.header.rcode).toBe(RCODE.BADVERS);
     expect(parsed.additionals[0]).toMatchObject({ type: 41, class: 1232, version: 0, extendedRcode: 1 });
+  });
+
+  it('FORMERR and BADVERS carry no option back (ECS, keepalive); NOTIMP and REFUSED do', () => {
+    const packet = query({ opt: { options: [ecsOf('36.66.0.0/24'), keepalive()] } });
+    const q = { ...readQuery(packet), tcpTimeout: 42 };
+    const opts = (rcode: number) => decodeReply(writeError(packet, q, rcode, 1232)!).opt!.options.map((o) => o.code);
+    expect(opts(FORMERR)).toEqual([]);
+    expect(opts(RCODE.BADVERS)).toEqual([]);
+    expect(opts(RCODE.NOTIMP)).toEqual([8, 11]);
+    expect(opts(RCODE.REFUSED)).toEqual([8, 11]);
   });
 
   it('drops what gets no reply', () => {

@@ -12,6 +12,10 @@ export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP:
 /** `rcode` of a message that gets no reply at all. */
 export const DROP = -1;
 export const OPTION_ECS = 8;
+/** edns-tcp-keepalive (RFC 7828). */
+export const OPTION_KEEPALIVE = 11;
+/** What a query's OPT said about TCP keepalive: nothing, asked (no data, as RFC 7828 §3.2.1 says), or a TIMEOUT a client must not send. */
+export const KEEPALIVE = { NONE: 0, ASKED: 1, WITH_TIMEOUT: 2 } as const;
 
 export const HEADER_SIZE = 12;
 /** RFC 1035 §4.2.1: the UDP limit without EDNS, and the least an EDNS client may ask for. */
@@ -22,6 +26,8 @@ export const FLAG_AA = 0x0400;
 export const FLAG_TC = 0x0200;
 export const FLAG_RD = 0x0100;
 export const FLAG_CD = 0x0010;
+
+export const OPCODE_QUERY = 0;
 
 /** What the reader found in a query; `rcode` says whether to answer it, refuse it or drop it. */
 export type Query = {
@@ -38,7 +44,7 @@ export type Query = {
   key: string;
   qtype: number;
   qclass: number;
-  /** The query carried a usable OPT record: the reply carries one too. */
+  /** The query carried a usable OPT record (a broken one is FORMERR without OPT): the reply carries one too. */
   edns: boolean;
   /** Requestor's UDP payload size (OPT CLASS), at least 512. */
   udpSize: number;
@@ -51,6 +57,10 @@ export type Query = {
   /** 1 = IPv4, 2 = IPv6. */
   ecsFamily: number;
   ecsSourcePrefix: number;
+  /** The edns-tcp-keepalive option in the query (`KEEPALIVE`). */
+  keepalive: number;
+  /** The TIMEOUT (100 ms units) our OPT offers, set by the responder over TCP when the query asked; -1 for none. */
+  tcpTimeout: number;
 };
 
 /** A pre-encoded response body: the records after the question, and their counts. */

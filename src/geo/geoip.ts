@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Reader } from 'maxmind';
@@ -38,11 +38,36 @@ const NOT_FOUND = 'not in GeoIP database';
 const NO_COUNTRY = 'GeoIP record names no country';
 const NO_IPV6 = 'IPv6 address, IPv4-only GeoIP database';
 
+/** A database file as read, in memory every thread of the process can read (DNS worker threads). */
+export type GeoIpFile = { readonly path: string; readonly size: number; readonly mtimeMs: number; readonly bytes: SharedArrayBuffer };
+
+// One copy of each database per process, whichever thread opened it first; a file that changed is read again.
+const files = new Map<string, GeoIpFile>();
+
+function bytesOf(path: string): Buffer {
+  const st = statSync(path);
+  const held = files.get(path);
+  if (held && held.size === st.size && held.mtimeMs === st.mtimeMs) return Buffer.from(held.bytes);
+  const data = readFileSync(path);
+  const bytes = new SharedArrayBuffer(data.length);
+  data.copy(Buffer.from(bytes));
+  files.set(path, { path, size: st.size, mtimeMs: st.mtimeMs, bytes });
+  return Buffer.from(bytes);
+}
+
+/** The databases this thread read, to hand to other threads (`adoptGeoIpFiles`). */
+export const geoIpFiles = (): GeoIpFile[] => [...files.values()];
+
+/** Databases another thread read: opened from its memory, not read again (unless the file changed since). */
+export function adoptGeoIpFiles(list: readonly GeoIpFile[]): void {
+  for (const f of list) files.set(f.path, f);
+}
+
 /** Opens an .mmdb file; throws an Error naming the file when it cannot be read or parsed. */
 export function openGeoIp(path: string): GeoIp {
   let buffer: Buffer;
   try {
-    buffer = readFileSync(path);
+    buffer = bytesOf(path);
   } catch (err) {
     throw new Error(`GeoIP database ${path}: cannot read it: ${(err as Error).message}`, { cause: err });
   }

@@ -1,8 +1,9 @@
-// The DNS metrics: read from the responders' plain counters at scrape time,
-// summed over every responder observed, so a query never touches prom-client.
-import { Counter, type Metric, type Registry } from 'prom-client';
+// The DNS metrics: read from the responders' and servers' plain counters at
+// scrape time, summed over every one observed, so a query never touches prom-client.
+import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
 import type { Responder } from '../dns/responder.js';
 import { DECISION_BUCKETS, QTYPE_LABELS, type ResponderStats } from '../dns/responder-stats.js';
+import type { DnsServerStats } from '../dns/server.js';
 
 /** `ResponderStats` fields by rcode label. */
 const RCODES = [
@@ -69,6 +70,64 @@ export function registerDnsMetrics(prefix: string, registry: Registry): (respond
   );
 
   return (responder) => void responders.add(responder);
+}
+
+/** Counters of the server's `DnsServerStats` fields, by metric name (after the prefix). */
+const SERVER_COUNTERS = [
+  ['dns_udp_messages_total', 'udpMessages', 'DNS messages received over UDP.'],
+  ['dns_tcp_messages_total', 'tcpMessages', 'DNS messages received over TCP.'],
+  ['dns_tcp_connections_total', 'tcpConnections', 'TCP connections accepted.'],
+  ['dns_tcp_refused_total', 'tcpRejected', 'TCP connections refused at a connection cap (all, or per client address) with none idle to close for them.'],
+  ['dns_tcp_evicted_total', 'tcpEvicted', 'Idle TCP connections closed to admit a new one at a connection cap (RFC 7766 6.2.3).'],
+  ['dns_tcp_pipelined_total', 'tcpPipelined', 'TCP queries that arrived before the one ahead of them on their connection was answered.'],
+  ['dns_server_errors_total', 'errors', 'Socket errors and exceptions caught in the DNS listeners.'],
+] as const satisfies readonly (readonly [string, keyof DnsServerStats, string])[];
+
+/** Why the server closed TCP connections, by `reason` label. */
+const CLOSED = [
+  ['idle', 'tcpIdleClosed'],
+  ['slow', 'tcpSlowClosed'],
+  ['bad_frame', 'tcpBadFrames'],
+] as const satisfies readonly (readonly [string, keyof DnsServerStats])[];
+
+/**
+ * Registers the DNS servers' metrics (`dns_udp_*`, `dns_tcp_*`) on `registry`;
+ * returns how a server's `stats` is added to what they read at every scrape.
+ */
+export function registerDnsServerMetrics(prefix: string, registry: Registry): (stats: DnsServerStats) => void {
+  const registers = [registry];
+  const observed = new Set<DnsServerStats>();
+  const total = (field: keyof DnsServerStats) => [...observed].reduce((n, s) => n + (s[field] ?? 0), 0);
+  for (const [name, field, help] of SERVER_COUNTERS) {
+    const counter: Counter = new Counter({
+      name: prefix + name,
+      help,
+      registers,
+      collect: () => {
+        counter.reset();
+        counter.inc(total(field));
+      },
+    });
+  }
+  const closed: Counter<'reason'> = new Counter({
+    name: prefix + 'dns_tcp_closed_total',
+    help: 'TCP connections closed by the server, by reason: idle (the idle timeout in force), slow (a message not whole within its deadline), bad_frame (not DNS).',
+    labelNames: ['reason'],
+    registers,
+    collect: () => {
+      closed.reset();
+      for (const [reason, field] of CLOSED) closed.inc({ reason }, total(field));
+    },
+  });
+  new Gauge({
+    name: prefix + 'dns_tcp_connections_open',
+    help: 'TCP connections open now.',
+    registers,
+    collect() {
+      this.set(total('tcpOpen'));
+    },
+  });
+  return (stats) => void observed.add(stats);
 }
 
 /** A histogram whose buckets (non-cumulative counts, one more than `bounds`) and sum are read at scrape time. */

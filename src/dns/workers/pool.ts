@@ -1,0 +1,182 @@
+// DNS on worker threads of its own (`--workers N`): worker 0 binds every
+// listen address, the others answer on the same sockets (shared by file
+// descriptor: Node 20 has no SO_REUSEPORT), each with its own responder and
+// its own copy of the snapshot. The main thread keeps the state source
+// (control, a control stream, a database) and hands each new snapshot to every
+// worker once, as it changes; it never answers a query.
+import { Worker } from 'node:worker_threads';
+import { geoIpFiles } from '../../geo/geoip.js';
+import type { Logger } from '../../log.js';
+import type { ServingState } from '../../snapshot/source.js';
+import type { ResponderStats } from '../responder-stats.js';
+import type { DnsServerStats, ListenAddress, SocketDescriptors } from '../server.js';
+import { sumStats, type Summed } from './sum.js';
+import type { AddressInfoLike, FromWorker, ToWorker, WorkerHeap, WorkerSetup } from './protocol.js';
+
+export type DnsWorkersOptions = {
+  /** Worker threads (at least 1). */
+  workers: number;
+  listen: readonly ListenAddress[];
+  /** The main thread's current state, checked every `pollMs` for a new snapshot. */
+  getState: () => ServingState;
+  log: Logger;
+  /** createDnsServer's knobs; the total TCP connection cap is the node's (the workers count together), the cap per client each worker's. */
+  server?: Readonly<Record<string, number>>;
+  /** createResponder's knobs (plain data); each worker's RRL allows its share of the rates. */
+  responder?: Readonly<Record<string, unknown>>;
+  /** How often the state is checked for a new snapshot. Default 5 ms. */
+  pollMs?: number;
+  /** A worker died: by default the process exits (its sockets are shared: a supervisor restarts the node whole). */
+  onWorkerDeath?: (index: number, why: string) => void;
+};
+
+export interface DnsWorkers {
+  start(): Promise<{ udp: AddressInfoLike[]; tcp: AddressInfoLike[] }>;
+  stop(): Promise<void>;
+  /** Every worker's counters, summed (each worker asked now), and each worker's queries and snapshot version. */
+  stats(): Promise<PoolStats>;
+  /** The snapshot version each worker answers from, as each last said. */
+  versions(): number[];
+  readonly size: number;
+}
+
+/** `--workers`' default: one per core. */
+export type PoolStats = Summed & { workers: { index: number; queries: number; version: number; heap: WorkerHeap }[] };
+
+type Part = { index: number; responder: ResponderStats; server: DnsServerStats; heap: WorkerHeap };
+
+// The compiled worker next to this file; under tsx (tests, `npm run arus` without a build) the source through tsx's loader.
+const workerUrl = import.meta.url.endsWith('.ts') ? new URL('./worker.ts', import.meta.url) : new URL('./worker.js', import.meta.url);
+const execArgv = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
+
+export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
+  const n = Math.max(1, Math.floor(opts.workers));
+  const log = opts.log.child({ component: 'dns' });
+  const threads: Worker[] = [];
+  const versions: number[] = [];
+  const pending = new Map<number, { left: number; parts: Part[]; resolve: (s: PoolStats) => void }>();
+  let nextId = 1;
+  let stopping = false;
+  let timer: NodeJS.Timeout | undefined;
+  let sent: ServingState['snapshot'] | undefined;
+
+  const server = { ...opts.server };
+  const tcpOpen = new SharedArrayBuffer(4);
+  const responder = { ...opts.responder, rrlShare: 1 / n };
+  const onDeath =
+    opts.onWorkerDeath ??
+    ((index: number, why: string) => {
+      log.fatal({ worker: index, why }, 'a DNS worker thread died: exiting, so that the node restarts whole (its sockets are shared by every worker)');
+      process.exit(70);
+    });
+
+  function spawn(index: number, inherit?: readonly SocketDescriptors[]): Promise<FromWorker> {
+    const snapshot = opts.getState().snapshot;
+    const setup: WorkerSetup = { index, workers: n, listen: opts.listen, inherit, snapshot, geoip: geoIpFiles(), server, responder, tcpOpen, logLevel: log.level };
+    const w = new Worker(workerUrl, { workerData: setup, execArgv, name: `dns-${index}` });
+    threads[index] = w;
+    versions[index] = snapshot.version;
+    return new Promise((resolve, reject) => {
+      w.on('message', (m: FromWorker) => {
+        if (m.type === 'listening' || m.type === 'ready') resolve(m);
+        else if (m.type === 'failed') reject(new Error(m.error));
+        else if (m.type === 'applied') versions[index] = m.version;
+        else if (m.type === 'log') log[m.level](m.obj, m.msg);
+        else if (m.type === 'stats') collect(index, m);
+      });
+      w.on('error', (err) => {
+        reject(err);
+        if (!stopping) onDeath(index, err.message);
+      });
+      w.on('exit', (code) => {
+        reject(new Error(`DNS worker ${index} exited (${code}) before it listened`));
+        if (!stopping) onDeath(index, `exit code ${code}`);
+      });
+    });
+  }
+
+  function collect(index: number, m: FromWorker & { type: 'stats' }): void {
+    const p = pending.get(m.id);
+    if (!p) return;
+    p.parts.push({ index, responder: m.responder, server: m.server, heap: m.heap });
+    if (--p.left === 0) {
+      pending.delete(m.id);
+      p.resolve(summed(p.parts));
+    }
+  }
+
+  const summed = (parts: Part[]): PoolStats => ({
+    ...sumStats(parts),
+    workers: parts.map((x) => ({ index: x.index, queries: x.responder.queries, version: versions[x.index], heap: x.heap })).sort((a, b) => a.index - b.index),
+  });
+
+  /** Hands a new snapshot to every worker (structured clone: one copy each, once per change). */
+  function follow(): void {
+    const snapshot = opts.getState().snapshot;
+    if (snapshot === sent) return;
+    sent = snapshot;
+    const m: ToWorker = { type: 'snapshot', snapshot };
+    for (const w of threads) w.postMessage(m);
+  }
+
+  return {
+    size: n,
+    versions: () => [...versions],
+    async start() {
+      sent = opts.getState().snapshot;
+      const first = await spawn(0);
+      if (first.type !== 'listening') throw new Error('DNS worker 0 did not listen');
+      await Promise.all(Array.from({ length: n - 1 }, (_, k) => spawn(k + 1, first.descriptors)));
+      // A snapshot that changed while they started: handed over now.
+      follow();
+      timer = setInterval(follow, opts.pollMs ?? 5);
+      timer.unref();
+      log.info({ workers: n, udp: first.udp.map(fmt), tcp: first.tcp.map(fmt) }, 'dns listening');
+      return { udp: first.udp, tcp: first.tcp };
+    },
+    async stop() {
+      stopping = true;
+      clearInterval(timer);
+      await stopAll(threads);
+      threads.length = 0;
+      log.info('dns stopped');
+    },
+    stats() {
+      const id = nextId++;
+      return new Promise<PoolStats>((resolve) => {
+        pending.set(id, { left: threads.length, parts: [], resolve });
+        for (const w of threads) w.postMessage({ type: 'stats', id } satisfies ToWorker);
+        // A worker that does not answer within a second is left out of this reading.
+        setTimeout(() => {
+          const p = pending.get(id);
+          if (!p) return;
+          pending.delete(id);
+          resolve(summed(p.parts));
+        }, 1000).unref();
+      });
+    },
+  };
+}
+
+/**
+ * Every worker stops at once: their sockets are one per address, shared by all of them, so the
+ * first to close one closes it for all (a node's sockets close when it stops, never one worker's).
+ */
+function stopAll(threads: Worker[]): Promise<void> {
+  return Promise.all(
+    threads.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          const done = setTimeout(() => void w.terminate().then(() => resolve()), 2000);
+          w.once('exit', () => {
+            clearTimeout(done);
+            resolve();
+          });
+          w.on('message', (m: FromWorker) => m.type === 'stopped' && void w.terminate());
+          w.postMessage({ type: 'stop' } satisfies ToWorker);
+        }),
+    ),
+  ).then(() => undefined);
+}
+
+const fmt = (a: AddressInfoLike) => (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);

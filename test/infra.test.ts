@@ -457,6 +457,8 @@ describe('Dockerfile', () => {
     has(checkDockerfile(readFileSync(file, 'utf8').replace('RUN npm run build', 'RUN npx tsc'), ignore(), { cli, env }), /stage build, which does not run npm run build/);
     has(checkDockerfile(readFileSync(file, 'utf8').replace('npm ci --omit=dev', 'npm ci'), ignore(), { cli, env }), /node_modules comes from stage deps, which does not run npm ci --omit=dev/);
     has(checkDockerfile(readFileSync(file, 'utf8').replace(/^[^]*?(?=FROM node:\$\{NODE_VERSION\}-bookworm-slim AS runtime)/, ''), ignore(), { cli, env }), /multi-stage/);
+    // package.json's prepare (the build) would run in the production install, where tsc is missing.
+    has(checkDockerfile(readFileSync(file, 'utf8').replace('npm ci --omit=dev --ignore-scripts', 'npm ci --omit=dev'), ignore(), { cli, env }), /its prepare script runs during stage deps/);
   });
 });
 

@@ -1012,7 +1012,12 @@ function checkCompiledRuntime(ins: Instruction[], stages: string[], source: stri
   for (const from of modules) if (from && !runs(from, /\bnpm ci\b.*--omit=dev/)) problems.push(`${source}: node_modules comes from stage ${from}, which does not run npm ci --omit=dev`);
   for (const x of final) if (x.op === 'COPY' && !/--from=/.test(x.args) && /(^|\s)\.?\/?src\/?(\s|$)/.test(x.args)) problems.push(`${source}:${x.line}: the runtime stage copies src/: it runs dist/`);
   const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts ?? {};
-  for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) if (scripts[hook]) problems.push(`package.json: a ${hook} script runs during npm ci --omit=dev, where dev tools are missing`);
+  // package.json's own lifecycle scripts (prepare builds dist/ with the dev tools) must not run where those are missing:
+  // the production install skips scripts, and rebuilds the native modules that need theirs.
+  for (const from of modules)
+    for (const hook of ['preinstall', 'install', 'postinstall', 'prepare'])
+      if (scripts[hook] && from && !(runs(from, /\bnpm ci\b.*--omit=dev.*--ignore-scripts|\bnpm ci\b.*--ignore-scripts.*--omit=dev/) && runs(from, /\bnpm rebuild better-sqlite3\b/)))
+        problems.push(`package.json: its ${hook} script runs during stage ${from}'s npm ci --omit=dev, where dev tools are missing (add --ignore-scripts, then npm rebuild better-sqlite3)`);
   return problems;
 }
 

@@ -1,6 +1,6 @@
 // What the DNS benchmarks share: the client networks, the query mix, dnsperf, free ports, medians.
 import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ecs, query } from '../src/dns/fixtures.js';
 import { seededRandom } from '../src/steer/steer.js';
@@ -79,15 +79,17 @@ export function writeQueryFile(path: string, count = 20_000): string {
   );
 }
 
-export type DnsperfResult = { qps: number; completed: number; lost: number; p99ms: number; avgms: number; rcodes: string };
+export type DnsperfResult = { qps: number; completed: number; lost: number; p99ms: number; avgms: number; rcodes: string; p50ms: number; maxms: number };
 
 /**
  * One dnsperf run against 127.0.0.1:`port` with `file` (-B), pinned to `cpu`
- * when given. dnsperf -v prints one line per answered query with its latency:
+ * when given, at a fixed `rate` (dnsperf -Q) when given. dnsperf -v prints one
+ * line per answered query with its latency (p50, p99 and max are read from them):
  * written to a file and read after the run, so that the bench takes no CPU meanwhile.
  */
-export async function runDnsperf(opts: { port: number; file: string; seconds: number; outstanding: number; clients?: number; cpu?: number }): Promise<DnsperfResult> {
+export async function runDnsperf(opts: { port: number; file: string; seconds: number; outstanding: number; clients?: number; cpu?: number | string; rate?: number }): Promise<DnsperfResult> {
   const args = ['-B', '-d', opts.file, '-s', '127.0.0.1', '-p', String(opts.port), '-l', String(opts.seconds), '-q', String(opts.outstanding), '-c', String(opts.clients ?? 1), '-t', '2', '-v'];
+  if (opts.rate) args.push('-Q', String(opts.rate));
   const [cmd, ...rest] = opts.cpu === undefined ? ['dnsperf', ...args] : ['taskset', '-c', String(opts.cpu), 'dnsperf', ...args];
   const outPath = `${opts.file}.out`;
   const out = openSync(outPath, 'w');
@@ -111,12 +113,24 @@ export async function runDnsperf(opts: { port: number; file: string; seconds: nu
   const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
   if (code !== 0 || Number.isNaN(num(/Queries per second:\s+([\d.]+)/))) throw new Error(`dnsperf failed (${code}):\n${text.slice(-1500)}`);
   latencies.sort((a, b) => a - b);
+  const at = (q: number) => (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? NaN) * 1000;
   return {
     qps: num(/Queries per second:\s+([\d.]+)/),
     completed: num(/Queries completed:\s+(\d+)/),
     lost: num(/Queries lost:\s+(\d+)/),
-    p99ms: (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? NaN) * 1000,
+    p99ms: at(0.99),
+    p50ms: at(0.5),
+    maxms: (latencies.at(-1) ?? NaN) * 1000,
     avgms: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
     rcodes: /Response codes:\s+(.*)/.exec(text)?.[1] ?? '',
   };
+}
+
+/** A process's resident set (MiB), from /proc; NaN once it is gone. */
+export function rssMiB(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+  } catch {
+    return NaN;
+  }
 }

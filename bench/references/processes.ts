@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { BIN, CLIENT_CPU, ROOT, SERVER_CPU } from './settings.js';
 
 export type Server = {
-  name: 'arus' | 'gdnsd' | 'pdns' | 'knot';
+  name: 'arus' | 'arus-w2' | 'arus-w0' | 'gdnsd' | 'pdns' | 'knot';
   label: string;
   port: number;
   proc?: ChildProcess;
@@ -29,10 +29,10 @@ export function version(cmd: string, args: string[], re: RegExp): string {
   return re.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1] ?? '';
 }
 
-/** Runs `cmd` for server `s` on SERVER_CPU, keeping the tail of its output for the failure message. */
-export function spawnServer(s: Server, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): void {
-  const pin = ['taskset', '-c', String(SERVER_CPU)];
-  const proc = spawn(pin[0], [...pin.slice(1), cmd, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs `cmd` for server `s` on SERVER_CPU (unless `pin` is false), keeping the tail of its output for the failure message. */
+export function spawnServer(s: Server, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; pin?: boolean } = {}): void {
+  const pin = opts.pin === false ? [cmd] : ['taskset', '-c', String(SERVER_CPU), cmd];
+  const proc = spawn(pin[0], [...pin.slice(1), ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(proc);
   s.proc = proc;
   s.pid = proc.pid; // taskset execs the server: the same process

@@ -1,6 +1,8 @@
-// The four servers under test, each started from the shared configuration in
-// its own way: Arus (`arus up`), gdnsd, PowerDNS and Knot. A server that is
-// missing or does not start is marked failed: a row of the table says so.
+// The servers under test, each started from the shared configuration in its
+// own way: Arus (`arus up`: with one DNS worker thread, pinned like the
+// others; with two, not pinned; with --workers 0, the responder on the shared
+// loop as before), gdnsd, PowerDNS and Knot. A server that is missing or does
+// not start is marked failed: a row of the table says so.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -8,19 +10,23 @@ import { countryLocation } from '../../src/geo/countries.js';
 import { regionsWithChecks } from '../../test/helpers/regions.js';
 import { SUBNETS, freePort } from '../common.js';
 import { has, spawnServer, version, type Server } from './processes.js';
-import { BIN, ONLY, ZONE } from './settings.js';
+import { takesWorkers } from '../dns-arus.js';
+import { BIN, ONLY, SERVER_CPU, ZONE } from './settings.js';
 import { km, type Region, type Zone } from './shared-config.js';
 import { template, zoneFile } from './zone-files.js';
 
 /** What the servers are started from: the temporary folder, the configuration, each check's URL by address, the location database. */
 export type ServerConfig = { dir: string; regions: Region[]; zone: Zone; urls: Map<string, string>; db: string; simPort: (zone: string) => number };
 
-/** Arus first (the others are measured against it), then the references BENCH_ONLY names. */
+/** Arus with one worker first (the others are measured against it), then the other Arus rows and the references BENCH_ONLY names. */
 export function planServers(): Server[] {
   const servers: Server[] = [];
   const make = (name: Server['name'], label: string, health: boolean): Server => ({ name, label, port: 0, health, notes: [], stderr: '' });
   const want = (n: string) => !ONLY || ONLY.includes(n) || n === 'arus';
-  servers.push(make('arus', 'Arus', true));
+  const workers = takesWorkers('up');
+  servers.push(make('arus', workers ? 'Arus (`arus up --workers 1`)' : 'Arus (`arus up`)', true));
+  if (workers && want('arus-w2')) servers.push(make('arus-w2', 'Arus (`arus up --workers 2`, not pinned)', true));
+  if (workers && want('arus-w0')) servers.push(make('arus-w0', 'Arus (`arus up --workers 0`: before)', true));
   if (want('gdnsd')) servers.push(make('gdnsd', `gdnsd ${version('gdnsd', ['-V'], /gdnsd version ([\d.]+)/)}`, true));
   if (want('pdns')) servers.push(make('pdns', `PowerDNS ${version('pdns_server', ['--version'], /Authoritative Server ([\d.]+)/)}`, true));
   if (want('knot')) servers.push(make('knot', `Knot ${version('knotd', ['-V'], /version ([\d.]+)/)}`, false));
@@ -32,7 +38,7 @@ export async function startServers(servers: Server[], c: ServerConfig): Promise<
   for (const s of servers) {
     s.port = await freePort();
     try {
-      if (s.name === 'arus') await startArus(s, c.dir, c.simPort, await freePort());
+      if (s.name.startsWith('arus')) await startArus(s, c.dir, c.simPort, await freePort());
       else if (s.name === 'gdnsd') {
         if (has('gdnsd', ['-V'])) startGdnsd(s, c);
         else s.failed = 'gdnsd not installed (apt-get install gdnsd)';
@@ -47,11 +53,13 @@ export async function startServers(servers: Server[], c: ServerConfig): Promise<
   }
 }
 
+/** `arus up` for row `s`: --workers 1 pinned to the server's core, 2 unpinned, 0 pinned (the engine before the workers). */
 async function startArus(s: Server, dir: string, simPort: (zone: string) => number, apiPort: number): Promise<void> {
   const regions = regionsWithChecks(dir, simPort);
-  spawnServer(s, process.execPath, [BIN, 'up', '--db', join(dir, 'arus.db'), '--regions', regions, '--dns-listen', `127.0.0.1:${s.port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--sim', 'off'], {
-    env: { ARUS_LOG_LEVEL: 'info' },
-  });
+  const workers = { arus: '1', 'arus-w2': '2', 'arus-w0': '0' }[s.name as 'arus' | 'arus-w2' | 'arus-w0'];
+  const args = ['up', '--db', join(dir, `${s.name}.db`), '--regions', regions, '--dns-listen', `127.0.0.1:${s.port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--sim', 'off'];
+  if (takesWorkers('up')) args.push('--workers', workers);
+  spawnServer(s, process.execPath, [BIN, ...args], { env: { ARUS_LOG_LEVEL: 'info' }, pin: s.name !== 'arus-w2' });
   // On a busy machine loading the TypeScript sources can take a while: wait for its "ready" line.
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('arus up not ready in 180 s')), 180_000);
@@ -63,7 +71,8 @@ async function startArus(s: Server, dir: string, simPort: (zone: string) => numb
     });
     s.proc!.once('exit', () => (clearTimeout(timer), reject(new Error(`arus up exited: ${s.stderr.slice(-500)}`))));
   });
-  s.notes.push('arus up: every role in one process (control, API, SQLite, 4 probe agents every 500 ms, fall 2, rise 4)');
+  const how = s.name === 'arus-w2' ? 'not pinned: its two DNS workers share both cores with dnsperf and the sims' : `pinned to CPU ${SERVER_CPU} like the references (main thread and workers alike)`;
+  s.notes.push(`${s.label}: every role in one process (control, API, SQLite, 4 probe agents every 500 ms, fall 2, rise 4); --workers ${takesWorkers('up') ? workers : 'not taken by this tree'}; ${how}`);
 }
 
 function startGdnsd(s: Server, { dir, regions, zone, urls, db }: ServerConfig): void {

@@ -12,7 +12,8 @@ export const CLIENT_CPU = env('BENCH_CLIENT_CPU', 0);
 export const OUTSTANDING = env('BENCH_OUTSTANDING', 100);
 export const ONLY = process.env.BENCH_ONLY?.split(',');
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const BIN = join(ROOT, 'bin', 'arus.js');
+/** The `arus` that runs: this tree's, or BENCH_ARUS_ROOT's (another checkout). */
+export const BIN = join(process.env.BENCH_ARUS_ROOT ?? ROOT, 'bin', 'arus.js');
 export const TEMPLATES = join(ROOT, 'bench', 'references');
 export const ZONE = 'gslb.example.com';
 export const TTL = 30;

@@ -31,6 +31,10 @@ export function printTable({ servers, arus }: Bench, { results, rss, failovers }
     const foText = s.health ? n(fo, 2) : 'n/a: no health checks';
     console.log(`| ${s.label} | ${n(qps)} | ${ratio(qps, a.qps)} | ${n(p99, 2)} | ${ratio(p99, a.p99)} | ${n(mem, 1)} | ${ratio(mem, a.rss)} | ${foText} | ${s.health ? ratio(fo, a.fo) : '–'} |`);
   }
+  for (const s of servers.filter((x) => x.name.startsWith('arus') && x.name !== 'arus-w0' && !x.failed)) {
+    const p99 = median(results.get(s)?.map((r) => r.p99ms) ?? []);
+    console.log(`\ntarget: ${s.label}: p99 at saturation ≤ 1 ms beside gdnsd and Knot: ${n(p99, 2)} ms — ${p99 <= 1 ? 'met' : 'MISSED'}`);
+  }
   console.log('\nhow each ran:');
   for (const s of servers) for (const note of s.notes) console.log(`- ${note}`);
   console.log(`- fail over, every run: ${servers.filter((s) => failovers.has(s) && s.health).map((s) => `${s.name} ${failovers.get(s)!.map((x) => x.toFixed(2)).join('/')}`).join('; ')}`);

@@ -26,6 +26,12 @@ export type DnsWorkersOptions = {
   responder?: Readonly<Record<string, unknown>>;
   /** How often the state is checked for a new snapshot. Default 5 ms. */
   pollMs?: number;
+  /**
+   * At most one snapshot handed over per this long (default 50 ms): under a burst of changes
+   * (every API write makes one or two) the workers take the newest, not each in between, and so
+   * rebuild their caches at most 20 times a second. The first change after a quiet spell goes at once.
+   */
+  coalesceMs?: number;
   /** A worker died: by default the process exits (its sockets are shared: a supervisor restarts the node whole). */
   onWorkerDeath?: (index: number, why: string) => void;
 };
@@ -111,10 +117,13 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
   });
 
   /** Hands a new snapshot to every worker (structured clone: one copy each, once per change). */
+  let sentAt = 0;
+  const coalesceMs = opts.coalesceMs ?? 50;
   function follow(): void {
     const snapshot = opts.getState().snapshot;
-    if (snapshot === sent) return;
+    if (snapshot === sent || performance.now() - sentAt < coalesceMs) return;
     sent = snapshot;
+    sentAt = performance.now();
     const m: ToWorker = { type: 'snapshot', snapshot };
     for (const w of threads) w.postMessage(m);
   }

@@ -87,23 +87,39 @@ export async function startControl(deps: {
 
 /**
  * DNS on `workers` threads of its own (src/dns/workers/): nothing else this process does can
- * delay an answer. 0: on this thread's event loop, beside everything else.
+ * delay an answer. 0: on this thread's event loop, beside everything else. Prepared before the
+ * first snapshot is at hand (the workers' modules load meanwhile), started with it.
  */
-export async function startDns(deps: { getState: () => ServingState; listen: ListenAddress[]; log: Logger; metrics: Metrics; workers: number }) {
+export async function prepareDns(deps: { listen: ListenAddress[]; log: Logger; metrics: Metrics; workers: number }) {
   if (deps.workers > 0) {
     const [{ createDnsWorkers }, { observeWorkers }] = await Promise.all([import('./dns/workers/pool.js'), import('./dns/workers/metrics.js')]);
-    const pool = createDnsWorkers({ workers: deps.workers, listen: deps.listen, getState: deps.getState, log: deps.log });
+    const pool = createDnsWorkers({ workers: deps.workers, listen: deps.listen, log: deps.log });
+    pool.warm();
     deps.metrics.observeDnsServer(observeWorkers(deps.metrics, pool).server);
-    const bound = await pool.start();
-    return { bound, stop: () => pool.stop() };
+    return {
+      async start(getState: () => ServingState) {
+        const bound = await pool.start(getState);
+        return { bound, stop: () => pool.stop() };
+      },
+      stop: () => pool.stop(),
+    };
   }
   const [{ createResponder }, { createDnsServer }] = await Promise.all([import('./dns/responder.js'), import('./dns/server.js')]);
-  const responder = createResponder({ getState: deps.getState, log: deps.log });
-  deps.metrics.observeResponder(responder);
-  const server = createDnsServer({ listen: deps.listen, responder, log: deps.log });
-  deps.metrics.observeDnsServer(server.stats);
-  const bound = await server.start();
-  return { bound, stop: () => server.stop() };
+  return {
+    async start(getState: () => ServingState) {
+      const responder = createResponder({ getState, log: deps.log });
+      deps.metrics.observeResponder(responder);
+      const server = createDnsServer({ listen: deps.listen, responder, log: deps.log });
+      deps.metrics.observeDnsServer(server.stats);
+      const bound = await server.start();
+      return { bound, stop: () => server.stop() };
+    },
+    stop: () => undefined,
+  };
+}
+
+export async function startDns(deps: { getState: () => ServingState; listen: ListenAddress[]; log: Logger; metrics: Metrics; workers: number }) {
+  return (await prepareDns(deps)).start(deps.getState);
 }
 
 /** `/metrics` alone, for a role without the admin API (`arus dns`). */

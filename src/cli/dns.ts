@@ -55,7 +55,7 @@ ${tlsHelp.insecure}`,
     ...tlsOpt.insecure,
   },
   async run({ values }, log) {
-    const [{ createMetrics }, { startDns, startMetricsServer }] = await Promise.all([import('../metrics/metrics.js'), import('../roles.js')]);
+    const [{ createMetrics }, { prepareDns, startMetricsServer }] = await Promise.all([import('../metrics/metrics.js'), import('../roles.js')]);
     const metrics = createMetrics();
     const controlUrl = values.control as string | undefined;
     const metricsListen = parseListen(String(values['metrics-listen']))[0];
@@ -63,8 +63,13 @@ ${tlsHelp.insecure}`,
     // Refused before anything starts: a plain-text /metrics off loopback.
     const { requireSecureListener } = await import('../tls/plaintext.js');
     requireSecureListener("the DNS node's /metrics", metricsListen, { tls: tls !== undefined, insecurePlaintext: insecurePlaintext(values) });
-    const { source, origin, close } = controlUrl ? await followControl(controlUrl, values, log, metrics) : await readDatabase(values, log);
-    const dns = await startDns({ getState: source.current, listen: parseListen(String(values['dns-listen'])), log, metrics, workers: await dnsWorkers(values) });
+    // The DNS workers start loading while the first snapshot is read (from the file, control or the database).
+    const prepared = await prepareDns({ listen: parseListen(String(values['dns-listen'])), log, metrics, workers: await dnsWorkers(values) });
+    const { source, origin, close } = await (controlUrl ? followControl(controlUrl, values, log, metrics) : readDatabase(values, log)).catch(async (err: unknown) => {
+      await prepared.stop();
+      throw err;
+    });
+    const dns = await prepared.start(source.current);
     const metricsServer = await startMetricsServer({ metrics, listen: metricsListen, tls, insecurePlaintext: insecurePlaintext(values) });
     log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, metrics: metricsServer.url, version: source.current().snapshot.version, ...origin }, 'ready');
     onSignal([{ stop: async () => void (await source.stop()) }, dns, metricsServer, { stop: async () => { tls?.stop(); await close?.(); } }], log);

@@ -7,7 +7,7 @@ import type { AddressInfo, Server } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Responder } from './responder.js';
 import { createTcpAcceptor, openTcp, tcpFd } from './tcp-listener.js';
-import { openUdp, udpFd } from './udp-listener.js';
+import { openUdp, stopReceiving, udpFd } from './udp-listener.js';
 
 export type ListenAddress = { readonly address: string; readonly port: number };
 
@@ -73,6 +73,8 @@ export interface DnsServer {
   start(): Promise<{ udp: AddressInfo[]; tcp: AddressInfo[] }>;
   /** Closes every listener and connection. */
   stop(): Promise<void>;
+  /** Stops answering over UDP, sockets left open: what every thread sharing them does before any closes them. */
+  quiesce(): void;
   /** The bound sockets' file descriptors, in `listen` order, for servers in other threads (`inherit`). */
   descriptors(): SocketDescriptors[];
   readonly stats: DnsServerStats;
@@ -155,6 +157,7 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
       return { udp, tcp };
     },
     descriptors: () => udpSockets.map((s, i) => ({ udp: udpFd(s), tcp: tcpFd(tcpServers[i]) })),
+    quiesce: () => udpSockets.forEach(stopReceiving),
     async stop() {
       acceptor.closeAll();
       await Promise.all([

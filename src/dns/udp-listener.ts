@@ -17,11 +17,26 @@ export type UdpListenerDeps = {
   readonly caught: (err: unknown, what: string) => void;
 };
 
+type UdpHandle = { fd?: number; recvStop?: () => number };
+
+// dgram keeps its handle under a symbol; `_handle` is deprecated (DEP0112).
+function handleOf(socket: dgram.Socket): UdpHandle | undefined {
+  const state = Object.getOwnPropertySymbols(socket).find((k) => k.description === 'state symbol');
+  return state && (socket as unknown as Record<symbol, { handle?: UdpHandle }>)[state]?.handle;
+}
+
+/**
+ * Stops reading the socket, and so answering on it, without closing it: with its descriptor shared
+ * by several threads, every thread stops before the first one closes it (a thread still sending
+ * on a descriptor another closed would make libuv abort).
+ */
+export function stopReceiving(socket: dgram.Socket): void {
+  handleOf(socket)?.recvStop?.();
+}
+
 /** The socket's file descriptor (Linux, macOS): what another thread's listener answers on too (`fd`). */
 export function udpFd(socket: dgram.Socket): number {
-  // dgram keeps its handle under a symbol; `_handle` is deprecated (DEP0112).
-  const state = Object.getOwnPropertySymbols(socket).find((k) => k.description === 'state symbol');
-  const fd = (state && (socket as unknown as Record<symbol, { handle?: { fd?: number } }>)[state]?.handle?.fd) ?? -1;
+  const fd = handleOf(socket)?.fd ?? -1;
   if (fd < 0) throw new Error('this platform does not expose UDP socket descriptors: run with --workers 0');
   return fd;
 }

@@ -17,8 +17,8 @@ export type DnsWorkersOptions = {
   /** Worker threads (at least 1). */
   workers: number;
   listen: readonly ListenAddress[];
-  /** The main thread's current state, checked every `pollMs` for a new snapshot. */
-  getState: () => ServingState;
+  /** The main thread's current state, checked every `pollMs` for a new snapshot (or given to `start`). */
+  getState?: () => ServingState;
   log: Logger;
   /** createDnsServer's knobs; the total TCP connection cap is the node's (the workers count together), the cap per client each worker's. */
   server?: Readonly<Record<string, number>>;
@@ -37,7 +37,12 @@ export type DnsWorkersOptions = {
 };
 
 export interface DnsWorkers {
-  start(): Promise<{ udp: AddressInfoLike[]; tcp: AddressInfoLike[] }>;
+  /**
+   * Spawns worker 0 now, before there is a snapshot to answer from: its modules load while the
+   * main thread gets the first snapshot (a node restarted from its snapshot file answers sooner).
+   */
+  warm(): void;
+  start(getState?: () => ServingState): Promise<{ udp: AddressInfoLike[]; tcp: AddressInfoLike[] }>;
   stop(): Promise<void>;
   /** Every worker's counters, summed (each worker asked now), and each worker's queries and snapshot version. */
   stats(): Promise<PoolStats>;
@@ -60,8 +65,7 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
   const log = opts.log.child({ component: 'dns' });
   const threads: Worker[] = [];
   const versions: number[] = [];
-  const pending = new Map<number, { left: number; parts: Part[]; resolve: (s: PoolStats) => void }>();
-  let nextId = 1;
+  const counters = statsCollector(threads, versions);
   let stopping = false;
   let timer: NodeJS.Timeout | undefined;
   let sent: ServingState['snapshot'] | undefined;
@@ -76,19 +80,21 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
       process.exit(70);
     });
 
-  function spawn(index: number, inherit?: readonly SocketDescriptors[]): Promise<FromWorker> {
-    const snapshot = opts.getState().snapshot;
-    const setup: WorkerSetup = { index, workers: n, listen: opts.listen, inherit, snapshot, geoip: geoIpFiles(), server, responder, tcpOpen, logLevel: log.level };
+  let getState = opts.getState;
+  const spawned: Promise<FromWorker>[] = [];
+
+  /** A worker's thread, and what it says once told to start (`run`). */
+  function spawn(index: number): Promise<FromWorker> {
+    const setup: WorkerSetup = { index, workers: n, listen: opts.listen, server, responder, tcpOpen, logLevel: log.level };
     const w = new Worker(workerUrl, { workerData: setup, execArgv, name: `dns-${index}` });
     threads[index] = w;
-    versions[index] = snapshot.version;
-    return new Promise((resolve, reject) => {
+    return (spawned[index] = new Promise((resolve, reject) => {
       w.on('message', (m: FromWorker) => {
         if (m.type === 'listening' || m.type === 'ready') resolve(m);
         else if (m.type === 'failed') reject(new Error(m.error));
         else if (m.type === 'applied') versions[index] = m.version;
         else if (m.type === 'log') log[m.level](m.obj, m.msg);
-        else if (m.type === 'stats') collect(index, m);
+        else if (m.type === 'stats') counters.collect(index, m);
       });
       w.on('error', (err) => {
         reject(err);
@@ -98,29 +104,29 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
         reject(new Error(`DNS worker ${index} exited (${code}) before it listened`));
         if (!stopping) onDeath(index, `exit code ${code}`);
       });
-    });
+    }));
   }
 
-  function collect(index: number, m: FromWorker & { type: 'stats' }): void {
-    const p = pending.get(m.id);
-    if (!p) return;
-    p.parts.push({ index, responder: m.responder, server: m.server, heap: m.heap });
-    if (--p.left === 0) {
-      pending.delete(m.id);
-      p.resolve(summed(p.parts));
-    }
-  }
+  // Awaited by run(); a worker that dies before (a warm one never started) must not be an unhandled rejection.
+  const spawnQuietly = (index: number) => {
+    const p = spawn(index);
+    p.catch(() => undefined);
+    return p;
+  };
 
-  const summed = (parts: Part[]): PoolStats => ({
-    ...sumStats(parts),
-    workers: parts.map((x) => ({ index: x.index, queries: x.responder.queries, version: versions[x.index], heap: x.heap })).sort((a, b) => a.index - b.index),
-  });
+  function run(index: number, inherit?: readonly SocketDescriptors[]): Promise<FromWorker> {
+    const started = spawned[index] ?? spawnQuietly(index);
+    const snapshot = getState!().snapshot;
+    versions[index] = snapshot.version;
+    threads[index].postMessage({ type: 'start', snapshot, inherit, geoip: geoIpFiles() } satisfies ToWorker);
+    return started;
+  }
 
   /** Hands a new snapshot to every worker (structured clone: one copy each, once per change). */
   let sentAt = 0;
   const coalesceMs = opts.coalesceMs ?? 50;
   function follow(): void {
-    const snapshot = opts.getState().snapshot;
+    const snapshot = getState!().snapshot;
     if (snapshot === sent || performance.now() - sentAt < coalesceMs) return;
     sent = snapshot;
     sentAt = performance.now();
@@ -131,11 +137,16 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
   return {
     size: n,
     versions: () => [...versions],
-    async start() {
-      sent = opts.getState().snapshot;
-      const first = await spawn(0);
+    warm() {
+      if (spawned[0] === undefined) void spawnQuietly(0);
+    },
+    async start(state) {
+      getState = state ?? getState;
+      if (!getState) throw new Error('createDnsWorkers: start() needs the state to answer from');
+      sent = getState().snapshot;
+      const first = await run(0);
       if (first.type !== 'listening') throw new Error('DNS worker 0 did not listen');
-      await Promise.all(Array.from({ length: n - 1 }, (_, k) => spawn(k + 1, first.descriptors)));
+      await Promise.all(Array.from({ length: n - 1 }, (_, k) => run(k + 1, first.descriptors)));
       // A snapshot that changed while they started: handed over now.
       follow();
       timer = setInterval(follow, opts.pollMs ?? 5);
@@ -150,12 +161,33 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
       threads.length = 0;
       log.info('dns stopped');
     },
-    stats() {
+    stats: counters.ask,
+  };
+}
+
+/** Asks every worker for its counters, and adds up the answers (a worker silent for a second is left out of that reading). */
+function statsCollector(threads: Worker[], versions: number[]) {
+  const pending = new Map<number, { left: number; parts: Part[]; resolve: (s: PoolStats) => void }>();
+  let nextId = 1;
+  const summed = (parts: Part[]): PoolStats => ({
+    ...sumStats(parts),
+    workers: parts.map((x) => ({ index: x.index, queries: x.responder.queries, version: versions[x.index], heap: x.heap })).sort((a, b) => a.index - b.index),
+  });
+  return {
+    collect(this: void, index: number, m: FromWorker & { type: 'stats' }): void {
+      const p = pending.get(m.id);
+      if (!p) return;
+      p.parts.push({ index, responder: m.responder, server: m.server, heap: m.heap });
+      if (--p.left === 0) {
+        pending.delete(m.id);
+        p.resolve(summed(p.parts));
+      }
+    },
+    ask(this: void): Promise<PoolStats> {
       const id = nextId++;
       return new Promise<PoolStats>((resolve) => {
         pending.set(id, { left: threads.length, parts: [], resolve });
         for (const w of threads) w.postMessage({ type: 'stats', id } satisfies ToWorker);
-        // A worker that does not answer within a second is left out of this reading.
         setTimeout(() => {
           const p = pending.get(id);
           if (!p) return;
@@ -169,23 +201,26 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
 
 /**
  * Every worker stops at once: their sockets are one per address, shared by all of them, so the
- * first to close one closes it for all (a node's sockets close when it stops, never one worker's).
+ * first to close one closes it for all. So first every worker stops answering (its sockets left
+ * open), and only when all have, all close: a worker still sending on a descriptor another has
+ * closed would make libuv abort the process.
  */
-function stopAll(threads: Worker[]): Promise<void> {
-  return Promise.all(
-    threads.map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          const done = setTimeout(() => void w.terminate().then(() => resolve()), 2000);
-          w.once('exit', () => {
-            clearTimeout(done);
-            resolve();
-          });
-          w.on('message', (m: FromWorker) => m.type === 'stopped' && void w.terminate());
-          w.postMessage({ type: 'stop' } satisfies ToWorker);
-        }),
-    ),
-  ).then(() => undefined);
+async function stopAll(threads: Worker[]): Promise<void> {
+  const said = (w: Worker, type: 'quiet' | 'stopped', ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = setTimeout(resolve, ms);
+      const on = (m: FromWorker) => {
+        if (m.type !== type) return;
+        clearTimeout(done);
+        w.off('message', on);
+        resolve();
+      };
+      w.on('message', on);
+      w.once('exit', () => resolve());
+    });
+  await Promise.all(threads.map((w) => (w.postMessage({ type: 'quiesce' } satisfies ToWorker), said(w, 'quiet', 1000))));
+  await Promise.all(threads.map((w) => (w.postMessage({ type: 'stop' } satisfies ToWorker), said(w, 'stopped', 2000))));
+  await Promise.all(threads.map((w) => w.terminate()));
 }
 
 const fmt = (a: AddressInfoLike) => (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);

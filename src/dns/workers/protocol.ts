@@ -12,12 +12,6 @@ export type WorkerSetup = {
   readonly index: number;
   readonly workers: number;
   readonly listen: readonly ListenAddress[];
-  /** The sockets worker 0 bound, for workers 1…N-1. */
-  readonly inherit?: readonly SocketDescriptors[];
-  /** The first snapshot to answer from. */
-  readonly snapshot: Snapshot;
-  /** GeoIP databases the main thread holds in shared memory: read once for every thread. */
-  readonly geoip: readonly GeoIpFile[];
   /** Server and responder knobs (plain data: createDnsServer's and createResponder's options). */
   readonly server: Readonly<Record<string, number>>;
   readonly responder: Readonly<Record<string, unknown>>;
@@ -27,9 +21,25 @@ export type WorkerSetup = {
   readonly logLevel: string;
 };
 
+/**
+ * A worker is spawned before the node has its first snapshot (its modules load meanwhile, on
+ * another core), and told to start with it.
+ */
+export type StartWorker = {
+  readonly type: 'start';
+  /** The first snapshot to answer from. */
+  readonly snapshot: Snapshot;
+  /** The sockets worker 0 bound, for workers 1…N-1. */
+  readonly inherit?: readonly SocketDescriptors[];
+  /** GeoIP databases the main thread holds in shared memory: read once for every thread. */
+  readonly geoip: readonly GeoIpFile[];
+};
+
 export type ToWorker =
+  | StartWorker
   | { readonly type: 'snapshot'; readonly snapshot: Snapshot }
   | { readonly type: 'stats'; readonly id: number }
+  | { readonly type: 'quiesce' }
   | { readonly type: 'stop' };
 
 export type FromWorker =
@@ -39,6 +49,7 @@ export type FromWorker =
   | { readonly type: 'stats'; readonly id: number; readonly responder: ResponderStats; readonly server: DnsServerStats; readonly heap: WorkerHeap }
   | { readonly type: 'log'; readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly obj: Record<string, unknown>; readonly msg: string }
   | { readonly type: 'failed'; readonly error: string }
+  | { readonly type: 'quiet' }
   | { readonly type: 'stopped' };
 
 export type AddressInfoLike = { readonly address: string; readonly family: string; readonly port: number };

@@ -11,9 +11,9 @@ import { createLocator, type Locator } from '../../geo/locator.js';
 import { adoptGeoIpFiles } from '../../geo/geoip.js';
 import type { Snapshot } from '../../snapshot/snapshot.js';
 import type { ServingState } from '../../snapshot/source.js';
-import { createResponder } from '../responder.js';
-import { createDnsServer } from '../server.js';
-import type { FromWorker, ToWorker, WorkerSetup } from './protocol.js';
+import { createResponder, type Responder } from '../responder.js';
+import { createDnsServer, type DnsServer } from '../server.js';
+import type { FromWorker, StartWorker, ToWorker, WorkerSetup } from './protocol.js';
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
@@ -31,22 +31,26 @@ const log = pino(
   },
 );
 
-adoptGeoIpFiles(setup.geoip);
-
-/** The state answered from; the locator is kept while the GeoIP settings stay the same. */
-let state: ServingState = withLocator(setup.snapshot);
-
 function withLocator(snapshot: Snapshot, previous?: ServingState): ServingState {
   const geo = (s: Snapshot) => JSON.stringify([s.zone.geoip, s.zone.nets]);
   const locator: Locator = previous && geo(previous.snapshot) === geo(snapshot) ? previous.locator : createLocator({ database: snapshot.zone.geoip.database, nets: snapshot.zone.nets });
   return { snapshot, locator };
 }
 
-const responder = createResponder({ ...setup.responder, getState: () => state, log });
-const server = createDnsServer({ ...setup.server, listen: setup.listen, inherit: setup.inherit, tcpOpenConnections: new Int32Array(setup.tcpOpen), responder, log });
+/** The state answered from (the locator kept while the GeoIP settings stay the same), and what answers. */
+let state: ServingState | undefined;
+let node: { responder: Responder; server: DnsServer } | undefined;
 
 port.on('message', (m: ToWorker) => {
-  if (m.type === 'snapshot') {
+  if (m.type === 'start') void start(m);
+  else if (m.type === 'stop' && !node) send({ type: 'stopped' });
+  else if (m.type === 'quiesce') {
+    node?.server.quiesce();
+    // Replies sent in this turn have left when the next one runs.
+    setImmediate(() => send({ type: 'quiet' }));
+  }
+  else if (!node || !state) return;
+  else if (m.type === 'snapshot') {
     try {
       state = withLocator(m.snapshot, state);
       send({ type: 'applied', version: m.snapshot.version });
@@ -56,16 +60,33 @@ port.on('message', (m: ToWorker) => {
     }
   } else if (m.type === 'stats') {
     const h = getHeapStatistics();
-    send({ type: 'stats', id: m.id, responder: responder.stats, server: server.stats, heap: { used: h.used_heap_size, total: h.total_heap_size, external: h.external_memory } });
+    send({ type: 'stats', id: m.id, responder: node.responder.stats, server: node.server.stats, heap: { used: h.used_heap_size, total: h.total_heap_size, external: h.external_memory } });
   } else if (m.type === 'stop') {
-    void server.stop().then(() => send({ type: 'stopped' }));
+    void node.server.stop().then(() => send({ type: 'stopped' }));
   }
 });
 
+async function start(m: StartWorker): Promise<void> {
+  try {
+    adoptGeoIpFiles(m.geoip);
+    state = withLocator(m.snapshot);
+    const responder = createResponder({ ...setup.responder, getState: () => state!, log });
+    const tcpOpenConnections = new Int32Array(setup.tcpOpen);
+    const server = createDnsServer({ ...setup.server, listen: setup.listen, inherit: m.inherit, tcpOpenConnections, responder, log });
+    node = { responder, server };
+    const bound = await server.start();
+    if (m.inherit) send({ type: 'ready' });
+    else send({ type: 'listening', descriptors: server.descriptors(), udp: bound.udp, tcp: bound.tcp });
+    // Once the first answers are out (a node restarted under load answers at once).
+    setTimeout(collectGarbage, 2000).unref();
+  } catch (err) {
+    send({ type: 'failed', error: (err as Error).message });
+  }
+}
+
 /**
- * A full collection, here where no query waits: what starting up left behind (module sources,
- * the first state's garbage) goes before the worker answers, instead of sitting in its heap at
- * rest. V8 hands out `gc` to code that asks for it with --expose-gc, this thread only.
+ * A full collection, once, soon after start: what starting up left behind (module sources, the
+ * first state's garbage) goes, instead of sitting in the worker's heap at rest. V8 hands out `gc` to code that asks for it with --expose-gc, this thread only.
  */
 function collectGarbage(): void {
   try {
@@ -74,13 +95,4 @@ function collectGarbage(): void {
   } catch {
     // Not offered on this platform: the heap is collected as V8 sees fit.
   }
-}
-
-try {
-  const bound = await server.start();
-  collectGarbage();
-  if (setup.inherit) send({ type: 'ready' });
-  else send({ type: 'listening', descriptors: server.descriptors(), udp: bound.udp, tcp: bound.tcp });
-} catch (err) {
-  send({ type: 'failed', error: (err as Error).message });
 }

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { mask, parseAddress, parseNetwork } from '../geo/prefix.js';
+import { checkRecords, pinnedCollisions, recordSchema } from './records.js';
 import { RRL_DEFAULTS } from './rrl-defaults.js';
 
 /**
@@ -298,6 +299,8 @@ export const zoneSchema = z
       .default({}),
     /** Response rate limiting of UDP replies; see `rrlSchema`. Enabled with its defaults when absent. */
     rrl: rrlSchema.optional(),
+    /** Static records served as written beside the steered names, one entry per RRset (see config/records.ts). */
+    records: z.array(recordSchema).max(10_000).optional(),
   })
   .superRefine((zone, ctx) => {
     zone.nameservers.forEach((ns, i) => {
@@ -316,6 +319,7 @@ export const zoneSchema = z
       if (names.has(s.name)) ctx.addIssue({ code: 'custom', path: ['services', i, 'name'], message: `duplicate service "${s.name}"` });
       names.add(s.name);
     });
+    checkRecords(zone, ctx);
   });
 
 export type Check = z.infer<typeof checkSchema>;
@@ -328,6 +332,7 @@ export type ServiceDoc = z.infer<typeof serviceSchema>;
 export type ZoneDoc = z.infer<typeof zoneSchema>;
 export type ZoneInput = z.input<typeof zoneSchema>;
 export type RrlDoc = z.infer<typeof rrlSchema>;
+export type { RecordDoc, RecordInput } from './records.js';
 
 /** The whole configuration: one zone and its regions. */
 export type Config = { zone: ZoneDoc; regions: RegionDoc[] };
@@ -347,6 +352,7 @@ export function crossCheck(config: Config): string[] {
     for (const r of s.regions ?? []) if (!ids.has(r)) errors.push(`zone.services[${i}].regions: no region "${r}"`);
     for (const r of Object.keys(s.weights ?? {})) if (!ids.has(r)) errors.push(`zone.services[${i}].weights: no region "${r}"`);
   });
+  errors.push(...pinnedCollisions(config.zone, [...ids]));
   return errors;
 }
 

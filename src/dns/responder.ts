@@ -91,7 +91,9 @@ export function createResponder(opts: ResponderOptions): Responder {
       const s = current();
       if (q.qclass !== CLASS_IN || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) return reject(packet, q, RCODE.REFUSED, remote, transport);
       if (q.qtype === TYPE.MAILA || q.qtype === TYPE.MAILB) return reject(packet, q, RCODE.NOTIMP, remote, transport);
-      const node = s.zone.nodes.get(q.key);
+      let node = s.zone.nodes.get(q.key);
+      // RFC 4592: a name that does not exist may be a wildcard's (only zones that have one look).
+      if (node === undefined && s.zone.wildcards) node = s.zone.wildcard(q.key);
       let body: Body;
       let scope = 0;
       if (node === undefined) {
@@ -105,7 +107,7 @@ export function createResponder(opts: ResponderOptions): Responder {
         // Source prefix 0: located by the resolver, and the answer is for everyone behind it.
         scope = q.ecsSourcePrefix > 0 ? variant.scope : 0;
       } else {
-        body = node.bodies.get(q.qtype) ?? node.nodata;
+        body = node.bodies.get(q.qtype) ?? node.other;
       }
       return send(packet, q, body, scope, remote, transport);
     } catch (err) {

@@ -10,8 +10,7 @@
 import { Packet, type Question, type Resource } from 'dns2';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { CLASS_IN, HEADER_SIZE, RCODE, TYPE, type Body } from './wire.js';
-
-type Rr = Partial<Resource> & { name: string; type: number; ttl: number };
+import { compileRecords, createWildcardLookup, type CompiledRecords, type Rr } from './zone-records.js';
 
 /** A name that steer() answers for: `<service>.<apex>` or `<region>.<service>.<apex>`. */
 export type DynamicName = { readonly index: number; readonly service: string; readonly pinnedRegion?: string };
@@ -22,6 +21,8 @@ export type ZoneNode = {
   readonly bodies: ReadonlyMap<number, Body>;
   /** NOERROR, no answer, the SOA in authority. */
   readonly nodata: Body;
+  /** The answer to a QTYPE without a body: `nodata`, or at a CNAME the CNAME (and the chain after it). */
+  readonly other: Body;
   readonly dynamic?: DynamicName;
 };
 
@@ -33,6 +34,10 @@ export type Zone = {
   readonly dynamic: readonly ZoneNode[];
   /** The NXDOMAIN body for a name under the apex, or undefined when the name is outside the zone. */
   nxdomain(key: string): Body | undefined;
+  /** The zone has wildcard records: a name not in `nodes` may be answered by `wildcard`. */
+  readonly wildcards: boolean;
+  /** For a name not in `nodes`: the wildcard node that answers it (RFC 4592), or undefined (NXDOMAIN, or outside the zone). */
+  wildcard(key: string): ZoneNode | undefined;
   /** An answer section of A or AAAA records owned by the question's name. */
   addressAnswers(addresses: readonly string[], type: number, ttl: number): Body;
 };
@@ -95,11 +100,14 @@ export function compileZone(snapshot: Snapshot): Zone {
   const apex = snapshot.zone.apex;
   const { records, glue, negative } = staticRecords(snapshot);
   const { dynamic, dynamicAt } = dynamicNames(snapshot, records);
-  const nodes = compileNodes(snapshot, records, glue, negative, dynamicAt);
+  const statics = compileRecords({ apex, records: snapshot.zone.records ?? [], zoneRecords: records, dynamic: new Set(dynamicAt.keys()), negative: negative[0], anyTtl: snapshot.zone.soa.ttl });
+  const nodes = compileNodes(snapshot, records, glue, negative, dynamicAt, statics);
   const nxdomain = createNxdomain(apex, negative);
   const addressAnswers = createAddressAnswers();
   const dynamicNodes = dynamic.map((d) => [...nodes.values()].find((n) => n.dynamic === d)!);
-  return { apex, nodes, dynamic: dynamicNodes, nxdomain, addressAnswers };
+  const wildcardNodes = new Map([...statics.wildcards].map(([parent, owner]) => [wireKey(parent), nodes.get(wireKey(owner))!]));
+  const wildcard = createWildcardLookup(nodes, wildcardNodes, wireKey(apex));
+  return { apex, nodes, dynamic: dynamicNodes, nxdomain, wildcards: wildcardNodes.size > 0, wildcard, addressAnswers };
 }
 
 /** The records that do not depend on the client, by owner name: SOA, NS and in-zone glue; and the SOA of negative answers. */
@@ -172,11 +180,12 @@ function compileNodes(
   glue: Rr[],
   negative: Rr[],
   dynamicAt: ReadonlyMap<string, DynamicName>,
+  statics: CompiledRecords,
 ): Map<string, ZoneNode> {
   const apex = snapshot.zone.apex;
   // Every owner name and each name between it and the apex (empty non-terminals) exists.
   const names = new Set<string>();
-  for (const name of [...records.keys(), ...dynamicAt.keys()]) {
+  for (const name of [...records.keys(), ...dynamicAt.keys(), ...statics.at.keys()]) {
     for (let n = name; within(n, apex); n = n.slice(n.indexOf('.') + 1)) {
       names.add(n);
       if (n === apex) break;
@@ -185,6 +194,11 @@ function compileNodes(
 
   const nodes = new Map<string, ZoneNode>();
   for (const name of names) {
+    const fixed = statics.at.get(name);
+    if (fixed && statics.recordOnly.has(name)) {
+      nodes.set(wireKey(name), { name, bodies: fixed.bodies, nodata: fixed.nodata, other: fixed.other ?? fixed.nodata, dynamic: undefined });
+      continue;
+    }
     const own = records.get(name) ?? [];
     const bodies = new Map<number, Body>();
     for (const type of new Set(own.map((r) => r.type))) {
@@ -195,8 +209,10 @@ function compileNodes(
     // RFC 8482: ANY gets one synthesized HINFO record, not the node's records.
     const hinfo: Rr = { name, type: TYPE.HINFO, ttl: snapshot.zone.soa.ttl, data: Buffer.from('\x07RFC8482\x00', 'latin1') };
     bodies.set(TYPE.ANY, encodeBody(name, TYPE.ANY, { answers: [hinfo] }, RCODE.NOERROR));
+    // Static records beside the zone's own, at the apex say (no type is both: config/records.ts); a CNAME's ANY is its CNAME.
+    for (const [type, b] of fixed?.bodies ?? []) if (!bodies.has(type) || (type === TYPE.ANY && fixed?.other)) bodies.set(type, b);
     const nodata = encodeBody(name, TYPE.TXT, { authorities: negative }, RCODE.NOERROR);
-    nodes.set(wireKey(name), { name, bodies, nodata, dynamic: dynamicAt.get(name) });
+    nodes.set(wireKey(name), { name, bodies, nodata, other: fixed?.other ?? nodata, dynamic: dynamicAt.get(name) });
   }
   return nodes;
 }

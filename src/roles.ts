@@ -2,6 +2,8 @@
 // The composition root (cli.ts) calls these; everything below them receives its dependencies.
 // Heavy parts are imported by the role that runs them (a DNS node loads no API, probe or sim).
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import type { Metrics } from './metrics/metrics.js';
 import { metricsApp } from './metrics/routes.js';
 import type { StaticToken } from './api/auth.js';
@@ -99,6 +101,7 @@ export async function prepareDns(deps: { listen: ListenAddress[]; log: Logger; m
     return {
       async start(getState: () => ServingState) {
         const bound = await pool.start(getState);
+        yieldToWorkers(pool.threadIds(), deps.log);
         return { bound, stop: () => pool.stop() };
       },
       stop: () => pool.stop(),
@@ -117,6 +120,26 @@ export async function prepareDns(deps: { listen: ListenAddress[]; log: Logger; m
     stop: () => undefined,
   };
 }
+
+/**
+ * Every thread of the process but the DNS workers — the main thread (control, the API, probe
+ * intake, snapshot streaming), V8's helpers (the main heap's garbage collection), libuv's pool —
+ * lowers its scheduling priority (nice 10; on Linux a thread's own) once the workers run at the
+ * normal one: when the cores are busy, the kernel runs a worker with a query waiting first, so
+ * control cannot delay an answer by more than a scheduling slice. Control still gets every idle
+ * cycle. Threads made later by the main thread inherit its priority.
+ */
+function yieldToWorkers(workers: readonly number[], log: Logger): void {
+  try {
+    setPriority(Math.max(getPriority(), MAIN_THREAD_NICE));
+    const keep = new Set(workers);
+    for (const tid of readdirSync('/proc/self/task').map(Number)) if (!keep.has(tid)) setPriority(tid, Math.max(getPriority(tid), MAIN_THREAD_NICE));
+  } catch (err) {
+    log.debug({ err }, 'cannot lower the priority of the threads that are not DNS workers');
+  }
+}
+
+const MAIN_THREAD_NICE = 10;
 
 export async function startDns(deps: { getState: () => ServingState; listen: ListenAddress[]; log: Logger; metrics: Metrics; workers: number }) {
   return (await prepareDns(deps)).start(deps.getState);

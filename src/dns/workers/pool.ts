@@ -27,9 +27,10 @@ export type DnsWorkersOptions = {
   /** How often the state is checked for a new snapshot. Default 5 ms. */
   pollMs?: number;
   /**
-   * At most one snapshot handed over per this long (default 50 ms): under a burst of changes
+   * At most one snapshot handed over per this long (default 200 ms): under a burst of changes
    * (every API write makes one or two) the workers take the newest, not each in between, and so
-   * rebuild their caches at most 20 times a second. The first change after a quiet spell goes at once.
+   * rebuild their caches (steer() for every client network asked again) at most 5 times a second.
+   * The first change after a quiet spell (a failover, as a rule) goes at once.
    */
   coalesceMs?: number;
   /** A worker died: by default the process exits (its sockets are shared: a supervisor restarts the node whole). */
@@ -48,6 +49,8 @@ export interface DnsWorkers {
   stats(): Promise<PoolStats>;
   /** The snapshot version each worker answers from, as each last said. */
   versions(): number[];
+  /** The workers' kernel thread ids (Linux), once they listen. */
+  threadIds(): number[];
   readonly size: number;
 }
 
@@ -65,6 +68,7 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
   const log = opts.log.child({ component: 'dns' });
   const threads: Worker[] = [];
   const versions: number[] = [];
+  const tids: number[] = [];
   const counters = statsCollector(threads, versions);
   let stopping = false;
   let timer: NodeJS.Timeout | undefined;
@@ -90,7 +94,10 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
     threads[index] = w;
     return (spawned[index] = new Promise((resolve, reject) => {
       w.on('message', (m: FromWorker) => {
-        if (m.type === 'listening' || m.type === 'ready') resolve(m);
+        if (m.type === 'listening' || m.type === 'ready') {
+          if (m.tid !== undefined) tids[index] = m.tid;
+          resolve(m);
+        }
         else if (m.type === 'failed') reject(new Error(m.error));
         else if (m.type === 'applied') versions[index] = m.version;
         else if (m.type === 'log') log[m.level](m.obj, m.msg);
@@ -124,7 +131,7 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
 
   /** Hands a new snapshot to every worker (structured clone: one copy each, once per change). */
   let sentAt = 0;
-  const coalesceMs = opts.coalesceMs ?? 50;
+  const coalesceMs = opts.coalesceMs ?? 200;
   function follow(): void {
     const snapshot = getState!().snapshot;
     if (snapshot === sent || performance.now() - sentAt < coalesceMs) return;
@@ -137,6 +144,7 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
   return {
     size: n,
     versions: () => [...versions],
+    threadIds: () => tids.filter((t) => t !== undefined),
     warm() {
       if (spawned[0] === undefined) void spawnQuietly(0);
     },

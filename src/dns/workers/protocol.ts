@@ -43,8 +43,8 @@ export type ToWorker =
   | { readonly type: 'stop' };
 
 export type FromWorker =
-  | { readonly type: 'listening'; readonly descriptors: SocketDescriptors[]; readonly udp: AddressInfoLike[]; readonly tcp: AddressInfoLike[] }
-  | { readonly type: 'ready' }
+  | { readonly type: 'listening'; readonly descriptors: SocketDescriptors[]; readonly udp: AddressInfoLike[]; readonly tcp: AddressInfoLike[]; readonly tid?: number }
+  | { readonly type: 'ready'; readonly tid?: number }
   | { readonly type: 'applied'; readonly version: number }
   | { readonly type: 'stats'; readonly id: number; readonly responder: ResponderStats; readonly server: DnsServerStats; readonly heap: WorkerHeap }
   | { readonly type: 'log'; readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly obj: Record<string, unknown>; readonly msg: string }

@@ -3,6 +3,8 @@
 // from its own copy of the snapshot. Nothing else runs on its event loop:
 // control, the API, probe intake and snapshot streaming stay on the main
 // thread, so none of them can delay an answer.
+import { readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -75,12 +77,22 @@ async function start(m: StartWorker): Promise<void> {
     const server = createDnsServer({ ...setup.server, listen: setup.listen, inherit: m.inherit, tcpOpenConnections, responder, log });
     node = { responder, server };
     const bound = await server.start();
-    if (m.inherit) send({ type: 'ready' });
-    else send({ type: 'listening', descriptors: server.descriptors(), udp: bound.udp, tcp: bound.tcp });
+    const tid = threadId();
+    if (m.inherit) send({ type: 'ready', tid });
+    else send({ type: 'listening', descriptors: server.descriptors(), udp: bound.udp, tcp: bound.tcp, tid });
     // Once the first answers are out (a node restarted under load answers at once).
     setTimeout(collectGarbage, 2000).unref();
   } catch (err) {
     send({ type: 'failed', error: (err as Error).message });
+  }
+}
+
+/** This thread's id in the kernel (Linux: /proc/thread-self), so that the main thread can leave its priority alone. */
+function threadId(): number | undefined {
+  try {
+    return Number(basename(readlinkSync('/proc/thread-self')));
+  } catch {
+    return undefined;
   }
 }
 

@@ -48,7 +48,7 @@ export type ResponderStats = {
 };
 
 /** Labels of `ResponderStats.byType`, in index order. */
-export const QTYPE_LABELS = ['A', 'AAAA', 'NS', 'SOA', 'ANY', 'other'] as const;
+export const QTYPE_LABELS = ['A', 'AAAA', 'NS', 'SOA', 'ANY', 'CNAME', 'MX', 'TXT', 'SRV', 'CAA', 'other'] as const;
 export const QTYPE_OTHER = QTYPE_LABELS.length - 1;
 /** QTYPE (below 256) → index in `byType`: one load per query, no string and no map. */
 export const QTYPE_SLOT = new Uint8Array(256).fill(QTYPE_OTHER);
@@ -57,6 +57,12 @@ QTYPE_SLOT[TYPE.AAAA] = 1;
 QTYPE_SLOT[TYPE.NS] = 2;
 QTYPE_SLOT[TYPE.SOA] = 3;
 QTYPE_SLOT[TYPE.ANY] = 4;
+// The static records' types (CAA is 257, past the table: QTYPE_CAA).
+QTYPE_SLOT[TYPE.CNAME] = 5;
+QTYPE_SLOT[TYPE.MX] = 6;
+QTYPE_SLOT[TYPE.TXT] = 7;
+QTYPE_SLOT[TYPE.SRV] = 8;
+export const QTYPE_CAA = 9;
 
 /** Upper bounds (seconds) of `ResponderStats.decisionBuckets`; one more slot counts the rest. */
 export const DECISION_BUCKETS: readonly number[] = [

@@ -344,16 +344,16 @@ describe('responder: counters for metrics', () => {
   const byType = (r: ReturnType<typeof fresh>) => Object.fromEntries(QTYPE_LABELS.map((l, i) => [l, r.stats.byType[i]]));
   const byRegion = (r: ReturnType<typeof fresh>) => Object.fromEntries(r.stats.answerRegions.map((id, i) => [id, r.stats.answersByRegion[i]]));
 
-  it('counts queries by QTYPE: A, AAAA, NS, SOA, ANY and the rest as other; unreadable questions not at all', () => {
+  it('counts queries by QTYPE: A, AAAA, NS, SOA, ANY, the static records\' types and the rest as other; unreadable questions not at all', () => {
     const r = fresh();
-    for (const [type, times] of [[1, 3], [28, 2], [2, 1], [6, 4], [255, 1], [16, 2], [15, 1], [65, 1], [0x8001, 1], [252, 1]])
+    for (const [type, times] of [[1, 3], [28, 2], [2, 1], [6, 4], [255, 1], [16, 2], [15, 1], [257, 2], [5, 1], [33, 1], [65, 1], [0x8001, 1], [252, 1]])
       for (let i = 0; i < times; i++) ask({ name: 'gslb.example.com', type }, { r });
     ask({ name: 'example.org', type: 1 }, { r }); // REFUSED, but its question was read
     r(query({ tail: [0] }), RESOLVER, 'udp'); // FORMERR
     r(query({ opt: { version: 3 } }), RESOLVER, 'udp'); // BADVERS
     r(Buffer.from([1, 2, 3]), RESOLVER, 'udp'); // dropped
-    expect(byType(r)).toEqual({ A: 4, AAAA: 2, NS: 1, SOA: 4, ANY: 1, other: 6 });
-    expect(r.stats.queries).toBe(21);
+    expect(byType(r)).toEqual({ A: 4, AAAA: 2, NS: 1, SOA: 4, ANY: 1, CNAME: 1, MX: 1, TXT: 2, SRV: 1, CAA: 2, other: 3 });
+    expect(r.stats.queries).toBe(25);
     expect(r.stats).toMatchObject({ refused: 2, formerr: 1, badvers: 1, dropped: 1 });
   });
 

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { readQuery } from './query-reader.js';
 import { createReplies, type Remote, type Transport } from './replies.js';
-import { createRegionSlots, createResponderStats, QTYPE_OTHER, QTYPE_SLOT, type ResponderStats } from './responder-stats.js';
+import { createRegionSlots, createResponderStats, QTYPE_CAA, QTYPE_OTHER, QTYPE_SLOT, type ResponderStats } from './responder-stats.js';
 import { writeError } from './response-writer.js';
 import type { RateLimiter, RrlSettings } from './rrl.js';
 import { createServedState, type SnapshotSource } from './served.js';
@@ -86,7 +86,7 @@ export function createResponder(opts: ResponderOptions): Responder {
       q.tcpTimeout = keepaliveTimeout(tcpIdleMs);
     }
     if (q.rcode !== RCODE.NOERROR) return reject(packet, q, q.rcode, remote, transport);
-    byType[q.qtype < 256 ? QTYPE_SLOT[q.qtype] : QTYPE_OTHER]++;
+    byType[q.qtype < 256 ? QTYPE_SLOT[q.qtype] : q.qtype === TYPE.CAA ? QTYPE_CAA : QTYPE_OTHER]++;
     try {
       const s = current();
       if (q.qclass !== CLASS_IN || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) return reject(packet, q, RCODE.REFUSED, remote, transport);

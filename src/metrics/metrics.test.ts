@@ -74,7 +74,7 @@ describe('metrics: the DNS responder', () => {
     ask(r, { name: 'gslb.example.com', type: 2 });
     ask(r, { name: 'gslb.example.com', type: 6 }, 2);
     ask(r, { name: 'api.gslb.example.com', type: 255 });
-    ask(r, { name: 'api.gslb.example.com', type: 16 }); // NODATA, other
+    ask(r, { name: 'api.gslb.example.com', type: 16 }); // NODATA, TXT
     ask(r, { name: 'nope.gslb.example.com', type: 1 }); // NXDOMAIN
     ask(r, { name: 'example.org', type: 1 }); // REFUSED
     r(query({ tail: [0] }), RESOLVER, 'udp'); // FORMERR
@@ -85,7 +85,7 @@ describe('metrics: the DNS responder', () => {
     const m = await scrape(metrics);
     expect(m.types.get('arus_dns_queries_total')).toBe('counter');
     expect(m.by('arus_dns_queries_total', 'rcode')).toEqual({ NOERROR: 12, NXDOMAIN: 1, REFUSED: 1, FORMERR: 1, NOTIMP: 1, BADVERS: 1, SERVFAIL: 0 });
-    expect(m.by('arus_dns_queries_by_type_total', 'qtype')).toEqual({ A: 7, AAAA: 2, NS: 1, SOA: 2, ANY: 1, other: 1 });
+    expect(m.by('arus_dns_queries_by_type_total', 'qtype')).toEqual({ A: 7, AAAA: 2, NS: 1, SOA: 2, ANY: 1, CNAME: 0, MX: 0, TXT: 1, SRV: 0, CAA: 0, other: 0 });
     expect(m.by('arus_dns_answers_total', 'region')).toEqual({ jkt: 3, bkk: 2, sg: 1, mnl: 1 });
     expect(m.value('arus_dns_dropped_total')).toBe(1);
     expect(m.value('arus_dns_truncated_total')).toBe(0);

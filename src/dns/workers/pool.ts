@@ -100,7 +100,7 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
         }
         else if (m.type === 'failed') reject(new Error(m.error));
         else if (m.type === 'applied') versions[index] = m.version;
-        else if (m.type === 'log') log[m.level](m.obj, m.msg);
+        else if (m.type === 'log') opts.log[m.level](m.obj, m.msg); // its lines name their component already
         else if (m.type === 'stats') counters.collect(index, m);
       });
       w.on('error', (err) => {

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import type { ServingState } from '../snapshot/source.js';
 import { readQuery } from './query-reader.js';
 import { createReplies, type Remote, type Transport } from './replies.js';
 import { createRegionSlots, createResponderStats, QTYPE_CAA, QTYPE_OTHER, QTYPE_SLOT, type ResponderStats } from './responder-stats.js';
@@ -17,6 +18,12 @@ export type Responder = ((packet: Buffer, remote: Remote, transport: Transport, 
   readonly stats: ResponderStats;
   /** The response rate limiter (its table size and settings, for tests and metrics). */
   readonly rrl: RateLimiter;
+  /**
+   * Makes `state`'s answers ahead, before it is current: its zone compiled, and the answer sets of
+   * these earlier queries (a sample of recent traffic) filled in, a slice per event-loop turn, so
+   * that the swap costs the queries after it nothing. Resolves when the state may be made current.
+   */
+  prepare(this: void, state: ServingState, sample: readonly { packet: Buffer; address: string }[]): Promise<void>;
 };
 
 /** Where answers come from; when the snapshot or the locator changes, every cache is dropped. */
@@ -118,8 +125,30 @@ export function createResponder(opts: ResponderOptions): Responder {
     }
   }
 
-  return Object.assign(respond, { stats, rrl: replies.rrl });
+  async function prepare(state: ServingState, sample: readonly { packet: Buffer; address: string }[]): Promise<void> {
+    const s = current.prepare(state);
+    for (let i = 0; i < sample.length; i++) {
+      // A slice at a time: queries arriving meanwhile are answered from the current state in between.
+      if (i % PREPARE_SLICE === PREPARE_SLICE - 1) await new Promise((r) => setImmediate(r));
+      const { packet, address } = sample[i];
+      const q = readQuery(packet);
+      if (q.rcode !== RCODE.NOERROR || (q.qtype !== TYPE.A && q.qtype !== TYPE.AAAA)) continue;
+      const node = s.zone.nodes.get(q.key);
+      if (node?.dynamic === undefined) continue;
+      try {
+        steered.warm(s, packet, q, address, node.dynamic);
+      } catch (err) {
+        log.debug({ err }, 'preparing an answer failed; it is made when asked');
+      }
+    }
+    current.adopt(s);
+  }
+
+  return Object.assign(respond, { stats, rrl: replies.rrl, prepare });
 }
+
+/** Queries replayed per event-loop turn when a state is prepared ahead. */
+const PREPARE_SLICE = 16;
 
 /** The keepalive TIMEOUT for an idle timeout in ms: 100 ms units, at most 65535 (about 1.8 hours). */
 function keepaliveTimeout(idleMs = 0): number {

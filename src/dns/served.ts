@@ -41,32 +41,51 @@ export type ServedDeps = {
   onCompiled: (snapshot: Snapshot) => void;
 };
 
+/** What answers come from now (`current`), and one made ahead for a state not yet current (`prepare`, then `adopt`). */
+export type ServedState = (() => Served) & {
+  /** The zone of `state` compiled and empty caches, not yet answered from (throws when it cannot be compiled). */
+  prepare(state: ServingState): Served;
+  /** Answers from `s` once the source returns its snapshot and locator (caches filled ahead are kept). */
+  adopt(s: Served): void;
+};
+
 /**
  * Returns `current()`: what to answer from now. It reads the source on every
  * call (a snapshot is swapped whole) and compiles only when the snapshot or the
  * locator changed. Throws only when the first snapshot cannot be compiled.
  */
-export function createServedState(source: SnapshotSource, deps: ServedDeps): () => Served {
+export function createServedState(source: SnapshotSource, deps: ServedDeps): ServedState {
   const { log, stats, onCompiled } = deps;
   const getState = 'getState' in source ? () => source.getState() : undefined;
   const getSnapshot = 'getSnapshot' in source ? () => source.getSnapshot() : undefined;
   const fixedLocator = 'locator' in source ? source.locator : undefined;
   let served: Served | undefined;
+  let ahead: Served | undefined;
   let failed: Snapshot | undefined;
 
-  return function current(): Served {
+  function prepare({ snapshot, locator }: ServingState): Served {
+    const zone = zoneOf(snapshot);
+    const shedding = Object.values(snapshot.capacity ?? {}).some((c) => c.shed > 0);
+    const s: Served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map(), shedding };
+    stats.compiles++;
+    onCompiled(snapshot);
+    log.debug({ version: snapshot.version, names: zone.nodes.size }, 'zone compiled');
+    return s;
+  }
+
+  function current(): Served {
     const state = getState?.();
     const snapshot = state ? state.snapshot : getSnapshot!();
     const locator = state ? state.locator : fixedLocator!;
     if (served && served.snapshot === snapshot && served.locator === locator) return served;
     if (served && failed === snapshot) return served;
+    if (ahead && ahead.snapshot === snapshot && ahead.locator === locator) {
+      served = ahead;
+      ahead = undefined;
+      return served;
+    }
     try {
-      const zone = zoneOf(snapshot);
-      const shedding = Object.values(snapshot.capacity ?? {}).some((c) => c.shed > 0);
-      served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map(), shedding };
-      stats.compiles++;
-      onCompiled(snapshot);
-      log.debug({ version: snapshot.version, names: zone.nodes.size }, 'zone compiled');
+      served = prepare({ snapshot, locator });
     } catch (err) {
       if (!served) throw err;
       // Keep answering from the last good zone rather than failing every query.
@@ -74,7 +93,9 @@ export function createServedState(source: SnapshotSource, deps: ServedDeps): () 
       log.error({ err, version: snapshot.version }, 'cannot compile zone; answering from the previous snapshot');
     }
     return served;
-  };
+  }
+
+  return Object.assign(current, { prepare, adopt: (s: Served) => void (ahead = s) });
 }
 
 /** Adds to one of the snapshot's caches. Bounded by dropping the oldest entry: a flood of distinct clients cannot grow memory. */

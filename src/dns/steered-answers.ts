@@ -27,7 +27,10 @@ export type SteeredAnswerOptions = {
  * of the client's answer set. `resolver` is the address the query came from,
  * which locates the client when the query has no ECS option.
  */
-export type SteeredAnswers = (s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName) => Variant;
+export type SteeredAnswers = ((s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName) => Variant) & {
+  /** Finds the answer set a query would take, counting no answer (a state prepared ahead: Responder.prepare). */
+  warm(s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName): void;
+};
 
 export function createSteeredAnswers(opts: SteeredAnswerOptions): SteeredAnswers {
   const { stats, regionSlot } = opts;
@@ -71,14 +74,20 @@ export function createSteeredAnswers(opts: SteeredAnswerOptions): SteeredAnswers
     return set;
   }
 
-  return function steered(s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName): Variant {
+  function setOf(s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName): AnswerSet {
     const client = locate(s, packet, q, resolver);
     const slot = name.index * 2 + (q.qtype === TYPE.A ? 0 : 1);
-    const set = client.sets[slot] ?? (client.sets[slot] = answerSet(s, client, name, q.qtype));
+    return client.sets[slot] ?? (client.sets[slot] = answerSet(s, client, name, q.qtype));
+  }
+
+  function steered(s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName): Variant {
+    const set = setOf(s, packet, q, resolver, name);
     const variant = set.variants[set.next];
     set.next = set.next + 1 === set.variants.length ? 0 : set.next + 1;
     if (variant.region >= 0) byRegion[variant.region]++;
     else stats.emptyAnswers++;
     return variant;
-  };
+  }
+
+  return Object.assign(steered, { warm: (s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName) => void setOf(s, packet, q, resolver, name) });
 }

@@ -19,7 +19,7 @@ describe('sumStats: the counters of several workers, added up', () => {
     expect(s.responder.queries).toBe(17);
     expect(s.responder.noerror).toBe(16);
     expect(s.responder.nxdomain).toBe(1);
-    expect(s.responder.byType).toEqual([12, 3, 1, 1, 0, 0]);
+    expect(s.responder.byType.slice(0, 6)).toEqual([12, 3, 1, 1, 0, 0]);
     expect(s.responder.decisionBuckets[3]).toBe(3);
     expect(s.responder.decisionSeconds).toBeCloseTo(0.75);
     const byRegion = Object.fromEntries(s.responder.answerRegions.map((r, i) => [r, s.responder.answersByRegion[i]]));

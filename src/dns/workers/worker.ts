@@ -13,6 +13,7 @@ import { createLocator, type Locator } from '../../geo/locator.js';
 import { adoptGeoIpFiles } from '../../geo/geoip.js';
 import type { Snapshot } from '../../snapshot/snapshot.js';
 import type { ServingState } from '../../snapshot/source.js';
+import type { Remote, Transport } from '../replies.js';
 import { createResponder, type Responder } from '../responder.js';
 import { createDnsServer, type DnsServer } from '../server.js';
 import type { FromWorker, StartWorker, ToWorker, WorkerSetup } from './protocol.js';
@@ -50,17 +51,9 @@ port.on('message', (m: ToWorker) => {
     node?.server.quiesce();
     // Replies sent in this turn have left when the next one runs.
     setImmediate(() => send({ type: 'quiet' }));
-  }
-  else if (!node || !state) return;
-  else if (m.type === 'snapshot') {
-    try {
-      state = withLocator(m.snapshot, state);
-      send({ type: 'applied', version: m.snapshot.version });
-    } catch (err) {
-      // A locator that cannot be built (the main thread built it first, so rarely): keep answering from the last state.
-      log.error({ err, version: m.snapshot.version, keeping: state.snapshot.version }, 'snapshot not applied in this worker');
-    }
-  } else if (m.type === 'stats') {
+  } else if (!node || !state) return;
+  else if (m.type === 'snapshot') void follow(m.snapshot);
+  else if (m.type === 'stats') {
     const h = getHeapStatistics();
     send({ type: 'stats', id: m.id, responder: node.responder.stats, server: node.server.stats, heap: { used: h.used_heap_size, total: h.total_heap_size, external: h.external_memory } });
   } else if (m.type === 'stop') {
@@ -68,11 +61,61 @@ port.on('message', (m: ToWorker) => {
   }
 });
 
+// Recent queries, one in SAMPLE_EVERY, for making a new snapshot's answers before it is swapped in.
+const SAMPLE_EVERY = 16;
+const SAMPLE_SIZE = 256;
+const sample: { packet: Buffer; address: string }[] = [];
+let seen = 0;
+
+/** The responder, sampling the queries it answers (a copy of one in SAMPLE_EVERY: they outlive the read buffer). */
+function sampled(r: Responder): Responder {
+  const answer = (packet: Buffer, remote: Remote, transport: Transport, idleMs?: number) => {
+    if (++seen % SAMPLE_EVERY === 0) {
+      const entry = { packet: Buffer.from(packet), address: remote.address };
+      if (sample.length < SAMPLE_SIZE) sample.push(entry);
+      else sample[(seen / SAMPLE_EVERY) % SAMPLE_SIZE] = entry;
+    }
+    return r(packet, remote, transport, idleMs);
+  };
+  return Object.assign(answer, { stats: r.stats, rrl: r.rrl, prepare: r.prepare });
+}
+
+let following: Snapshot | undefined;
+let busy = false;
+
+/**
+ * A new snapshot: its answers for the sampled recent queries made first, a slice per turn while
+ * the current state answers, then swapped in (the queries after the swap find their answers
+ * made). Snapshots that arrive meanwhile wait; only the newest is taken.
+ */
+async function follow(snapshot: Snapshot): Promise<void> {
+  following = snapshot;
+  if (busy) return;
+  busy = true;
+  try {
+    while (following && node && state) {
+      const next = following;
+      following = undefined;
+      try {
+        const ready = withLocator(next, state);
+        await node.responder.prepare(ready, sample);
+        state = ready;
+        send({ type: 'applied', version: next.version });
+      } catch (err) {
+        // A zone or locator that cannot be built (the main thread built them first, so rarely): keep answering from the last state.
+        log.error({ err, version: next.version, keeping: state.snapshot.version }, 'snapshot not applied in this worker');
+      }
+    }
+  } finally {
+    busy = false;
+  }
+}
+
 async function start(m: StartWorker): Promise<void> {
   try {
     adoptGeoIpFiles(m.geoip);
     state = withLocator(m.snapshot);
-    const responder = createResponder({ ...setup.responder, getState: () => state!, log });
+    const responder = sampled(createResponder({ ...setup.responder, getState: () => state!, log }));
     const tcpOpenConnections = new Int32Array(setup.tcpOpen);
     const server = createDnsServer({ ...setup.server, listen: setup.listen, inherit: m.inherit, tcpOpenConnections, responder, log });
     node = { responder, server };

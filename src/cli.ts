@@ -50,6 +50,10 @@ const commands: Record<string, Entry> = {
     summary: 'create, list and revoke API tokens (stored hashed)',
     load: async () => (await import('./cli/token.js')).tokenCommand,
   },
+  tsig: {
+    summary: 'create, list and revoke TSIG keys for RFC 2136 dynamic updates (stored encrypted)',
+    load: async () => (await import('./cli/tsig.js')).tsigCommand,
+  },
   certs: {
     summary: 'make a small CA with server and client certificates for a lab (TLS and mutual TLS)',
     load: async () => (await import('./cli/certs.js')).certsCommand,

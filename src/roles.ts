@@ -61,27 +61,34 @@ export async function startControl(deps: {
   /** The SPIFFE trust domain client certificates name identities in (default `arus`). */
   trustDomain?: string;
   insecurePlaintext?: boolean;
-}): Promise<{ control: Control; healthStore: HealthStore; url: string; stop(): Promise<void> }> {
+  /** RFC 2136 dynamic updates (src/update/): where they are taken, and the key TSIG secrets are encrypted with. */
+  update?: { listen: ListenAddress; kek: Buffer };
+}): Promise<{ control: Control; healthStore: HealthStore; url: string; update?: { port: number }; stop(): Promise<void> }> {
   const { healthStore, store, log } = deps;
   const [{ createControl }, { assembleApi }] = await Promise.all([import('./control/control.js'), import('./api/assemble.js')]);
   const control = createControl({ store, healthStore, log: log.child({ component: 'control' }) });
   control.start();
   // Under mutual TLS the client certificate is the credential (src/tls/identity.ts).
   const peer = deps.tls?.mutual ? (c: { env: unknown }) => peerIdentity((c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket, deps.trustDomain) : undefined;
-  const { app } = assembleApi({ ...deps, control, peer, log: log.child({ component: 'api' }) });
+  const { app, writes } = assembleApi({ ...deps, control, peer, log: log.child({ component: 'api' }) });
   let http;
+  let updates: { udp: number; stop(): Promise<void> } | undefined;
   try {
     http = await listenHttp(app.fetch, deps.listen, { what: 'control', tls: deps.tls, insecurePlaintext: deps.insecurePlaintext });
+    if (deps.update) updates = await (await import('./update/start.js')).startUpdates({ ...deps, ...deps.update, writes, control });
   } catch (err) {
     control.stop();
+    await http?.stop();
     throw err;
   }
   return {
     control,
     healthStore,
     url: http.url,
+    update: updates && { port: updates.udp },
     async stop() {
       control.stop();
+      await updates?.stop();
       await http.stop();
     },
   };

@@ -6,6 +6,7 @@ import { onSignal } from './signal.js';
 import { etcdHelp, etcdOpt, etcdSettings } from './etcd-options.js';
 import { openStores } from './stores.js';
 import { insecurePlaintext, serverTls, tlsHelp, tlsOpt, trustDomain } from './tls-options.js';
+import { updateHelp, updateOpt, updateSettings } from './tsig.js';
 
 const env = process.env;
 
@@ -32,6 +33,7 @@ export const controlCommand: Command = {
 ${help.db}
 ${help.regions}
 ${help.api}
+${updateHelp}
 ${tlsHelp.server}
 ${tlsHelp.clientCa}
 ${tlsHelp.insecure}
@@ -43,6 +45,7 @@ ${etcdHelp}
     ...opt.db,
     ...opt.regions,
     ...opt.api,
+    ...updateOpt,
     ...tlsOpt.server,
     ...tlsOpt.clientCa,
     ...tlsOpt.insecure,
@@ -53,6 +56,7 @@ ${etcdHelp}
   },
   async run({ values }, log) {
     const etcd = etcdSettings(values);
+    const update = await updateSettings(values, { etcd: etcd !== undefined });
     if (etcd) return runReplica(values, etcd, log);
     const [{ createMetrics }, { seedIfEmpty }, { startControl, staticTokensFrom }] = await Promise.all([
       import('../metrics/metrics.js'),
@@ -76,8 +80,9 @@ ${etcdHelp}
       tls,
       trustDomain: trustDomain(values),
       insecurePlaintext: insecurePlaintext(values),
+      update,
     });
-    log.info({ api: control.url, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');
+    log.info({ api: control.url, update: control.update?.port ?? null, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');
     onSignal([control, { stop: () => tls?.stop() }], log);
   },
 };

@@ -9,6 +9,7 @@ import { dnsWorkers, help, intOption, opt, parseListen } from './options.js';
 import { onSignal } from './signal.js';
 import { openStores } from './stores.js';
 import { controlLink, insecurePlaintext, serverTls, tlsHelp, tlsOpt } from './tls-options.js';
+import { updateHelp, updateOpt, updateSettings } from './tsig.js';
 import { UsageError } from './usage-error.js';
 
 const env = process.env;
@@ -26,6 +27,7 @@ ${help.db}
 ${help.regions}
 ${help.dns}
 ${help.api}
+${updateHelp}
   --sim auto|off      start simulated model servers for loopback instances and check targets (default auto)
   --probe-interval MS probe interval (default 500)
 ${tlsHelp.server}
@@ -37,6 +39,7 @@ ${tlsHelp.insecure}`,
     ...opt.regions,
     ...opt.dns,
     ...opt.api,
+    ...updateOpt,
     sim: { type: 'string', default: 'auto' },
     'probe-interval': { type: 'string' },
     ...tlsOpt.server,
@@ -51,6 +54,7 @@ ${tlsHelp.insecure}`,
       import('../roles.js'),
     ]);
     const { internalToken, simTargets, startControl, startDns, startProbes, startSims, staticTokensFrom } = roles;
+    const update = await updateSettings(values);
     const tls = await serverTls(values, log);
     const metrics = createMetrics();
     const { db, store, healthStore } = await openStores(String(values.db), metrics);
@@ -76,6 +80,7 @@ ${tlsHelp.insecure}`,
       metrics,
       tls,
       insecurePlaintext: insecurePlaintext(values),
+      update,
     });
     parts.push(control);
     if (tls) parts.push({ stop: () => tls.stop() });
@@ -85,7 +90,7 @@ ${tlsHelp.insecure}`,
     const link = await controlLink(values, control.url, log);
     parts.push({ stop: () => link.http.close() });
     parts.push(await startProbes({ agents: probeTokens, controlUrl: link.url, fetchImpl: link.http.fetch, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
-    log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, balancers, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
+    log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, update: control.update?.port ?? null, balancers, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
     onSignal(parts, log);
   },
 };

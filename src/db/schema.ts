@@ -130,3 +130,21 @@ export const audit = sqliteTable(
   },
   (t) => [index('audit_time_idx').on(t.time), index('audit_actor_idx').on(t.actor), index('audit_subject_idx').on(t.subject)],
 );
+
+/**
+ * TSIG keys for RFC 2136 dynamic updates (src/update/). TSIG needs the secret
+ * itself to verify a MAC, so it cannot be hashed: it is stored encrypted
+ * (AES-256-GCM, the key from ARUS_TSIG_KEY), bound to the key's name.
+ */
+export const tsigKeys = sqliteTable('tsig_keys', {
+  /** The key's name as nsupdate sends it (lowercase, no final dot). */
+  name: text('name').primaryKey(),
+  algorithm: text('algorithm').notNull(),
+  /** base64 of IV (12) | GCM tag (16) | ciphertext. */
+  secret: text('secret').notNull(),
+  /** JSON array of `TYPE:NAME` patterns the key may change. */
+  allow: text('allow').notNull(),
+  createdAt: integer('created_at').notNull(),
+  lastUsedAt: integer('last_used_at'),
+  revokedAt: integer('revoked_at'),
+});

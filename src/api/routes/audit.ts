@@ -38,7 +38,7 @@ const entry = z
     id: z.number().int(),
     time: z.number().int().openapi({ description: 'ms since the epoch' }),
     actor: z.string(),
-    role: z.enum(ROLES),
+    role: z.enum([...ROLES, 'tsig']).openapi({ description: "the token's role; tsig for a dynamic update signed with a TSIG key" }),
     action: z.string().openapi({ example: 'PUT /v1/regions/sg' }),
     subject: z.string().openapi({ example: 'region:sg' }),
     before: z.unknown().openapi({ description: 'the subject before the write; null when it did not exist' }),

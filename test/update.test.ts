@@ -1,0 +1,154 @@
+// RFC 2136 dynamic updates with TSIG, black-box: `arus up --update-listen`
+// driven by Debian's nsupdate (UDP and TCP) and by messages signed here, the
+// answers read with dig on the DNS listener; every refusal leaves the zone's
+// records and its SOA serial as they were.
+import { execFile, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLASS, encodeUpdate, parseMessage, T, txtRdata } from '../src/update/message.js';
+import { signRequest, tsigOf } from '../src/update/tsig.js';
+import { arus, freePort, ROOT, startArus, tempDir, until, type Running } from './helpers/arus.js';
+import { dig, hasDig } from './helpers/dig.js';
+
+const hasNsupdate = spawnSync('nsupdate', ['-V'], { encoding: 'utf8' }).status === 0;
+const APEX = 'gslb.example.com';
+const ACME = `_acme-challenge.${APEX}`;
+const ADMIN = 'update-admin-token';
+const KEK = 'update-test-key-encryption-key';
+
+function nsupdate(port: number, key: string, lines: string[], tcp = false): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = execFile('nsupdate', [...(tcp ? ['-v'] : []), '-t', '5', '-y', key], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+    );
+    p.stdin!.end([`server 127.0.0.1 ${port}`, `zone ${APEX}`, ...lines, 'send', ''].join('\n'));
+  });
+}
+
+function sendUdp(port: number, msg: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    const t = setTimeout(() => (s.close(), reject(new Error('no answer'))), 5000);
+    s.on('message', (m) => (clearTimeout(t), s.close(), resolve(m)));
+    s.send(msg, port, '127.0.0.1');
+  });
+}
+
+describe.skipIf(!hasDig || !hasNsupdate)('RFC 2136 updates with TSIG, on real sockets', () => {
+  let up: Running;
+  let db: string;
+  let updatePort: number;
+  let secret: string;
+  const q = (name: string, type: string) => dig('127.0.0.1', up.dnsPort, ['+norec', name, type]);
+  const txts = () => q(ACME, 'TXT').answers.filter((a) => a.type === 'TXT').map((a) => a.data);
+  const serial = () => Number(q(APEX, 'SOA').answers[0].data.split(' ')[2]);
+  const records = async () => (await (await fetch(`${up.api}/v1/records`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { records: unknown[] };
+  const key = () => `hmac-sha256:certbot:${secret}`;
+  const unchanged = async (act: () => Promise<void>) => {
+    const [before, s] = [await records(), serial()];
+    await act();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await records()).toEqual(before);
+    expect(serial()).toBe(s);
+  };
+  const signed = (text: string, timeSigned = Math.floor(Date.now() / 1000)) =>
+    signRequest(encodeUpdate({ id: 77, zone: APEX, updates: [{ name: ACME, type: T.TXT, class: CLASS.IN, ttl: 60, rdata: txtRdata(text) }] }), {
+      keyName: 'certbot',
+      secret: Buffer.from(secret, 'base64'),
+      timeSigned,
+    });
+  const rcode = (m: Buffer) => m[3] & 0xf;
+
+  beforeAll(async () => {
+    const dir = tempDir();
+    db = join(dir, 'arus.db');
+    cpSync(join(ROOT, 'regions'), join(dir, 'regions'), { recursive: true });
+    for (const r of ['sg', 'jkt', 'bkk', 'mnl']) {
+      const f = join(dir, 'regions', `${r}.yaml`);
+      writeFileSync(f, readFileSync(f, 'utf8').replace(/\n\s+check: \{[^}]*\}/g, '').replace(/^balancer:\n(?:[ #].*\n)*/m, ''));
+    }
+    const created = arus(['tsig', 'create', '--name', 'certbot', '--allow', 'TXT:_acme-challenge.*', '--db', db], { env: { ARUS_TSIG_KEY: KEK } });
+    expect(created.code, created.stderr).toBe(0);
+    secret = /-y hmac-sha256:certbot:(\S+)/.exec(created.stdout)![1];
+    updatePort = await freePort();
+    up = await startArus(['up', '--db', db, '--regions', join(dir, 'regions'), '--workers', '1', '--dns-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--sim', 'off', '--update-listen', `127.0.0.1:${updatePort}`], {
+      env: { ARUS_ADMIN_TOKEN: ADMIN, ARUS_TSIG_KEY: KEK },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await up?.stop();
+  });
+
+  it.each([['UDP', false], ['TCP', true]] as const)('nsupdate adds and deletes a TXT over %s, seen by dig within a second, audited, serial up', async (_t, tcp) => {
+    const s0 = serial();
+    const add = await nsupdate(updatePort, key(), [`update add ${ACME} 60 TXT "token-${_t}"`], tcp);
+    expect(add.code, add.out).toBe(0);
+    // The promise is a second; waited for with 3× margin.
+    await until(txts, (v) => v.includes(`"token-${_t}"`), 3000, 50);
+    expect(serial()).toBeGreaterThan(s0);
+    const audit = (await (await fetch(`${up.api}/v1/audit?actor=certbot`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { entries: { actor: string; role: string; subject: string }[] };
+    expect(audit.entries[0]).toMatchObject({ actor: 'certbot', role: 'tsig', subject: `records:${ACME} TXT` });
+    const events = (await (await fetch(`${up.api}/v1/events?limit=5`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { events: { kind: string; reason: string }[] };
+    expect(events.events.some((e) => e.reason.includes('TSIG key certbot'))).toBe(true);
+    const s1 = serial();
+    const del = await nsupdate(updatePort, key(), [`update delete ${ACME} TXT`], tcp);
+    expect(del.code, del.out).toBe(0);
+    await until(() => q(ACME, 'TXT').answers.length, (n) => n === 0, 3000, 50);
+    expect(serial()).toBeGreaterThan(s1);
+  });
+
+  it('refuses a bad key, a wrong secret, a name outside the key: nothing changes', async () => {
+    await unchanged(async () => {
+      const bad = await nsupdate(updatePort, `hmac-sha256:nobody:${secret}`, [`update add ${ACME} 60 TXT "x"`]);
+      expect(bad.out).toContain('BADKEY');
+      const wrong = await nsupdate(updatePort, `hmac-sha256:certbot:${Buffer.alloc(32, 7).toString('base64')}`, [`update add ${ACME} 60 TXT "x"`]);
+      expect(wrong.out).toContain('BADSIG');
+      const outside = await nsupdate(updatePort, key(), [`update add www.${APEX} 60 TXT "x"`]);
+      expect(outside.out).toContain('REFUSED');
+      const mixed = await nsupdate(updatePort, key(), [`update add ${ACME} 60 TXT "fine"`, `update add www.${APEX} 60 TXT "x"`]);
+      expect(mixed.out).toContain('REFUSED');
+    });
+  });
+
+  it('refuses a replayed update and a stale time: nothing changes', async () => {
+    const first = signed('replay-me');
+    expect(rcode(await sendUdp(updatePort, first))).toBe(0);
+    await until(txts, (v) => v.includes('"replay-me"'), 3000, 50);
+    const del = await nsupdate(updatePort, key(), [`update delete ${ACME} TXT`]);
+    expect(del.code, del.out).toBe(0);
+    await until(() => q(ACME, 'TXT').answers.length, (n) => n === 0, 3000, 50);
+    await unchanged(async () => {
+      expect(rcode(await sendUdp(updatePort, first))).toBe(5); // REFUSED: its MAC was seen
+      const stale = await sendUdp(updatePort, signed('stale', Math.floor(Date.now() / 1000) - 1000));
+      expect(rcode(stale)).toBe(9); // NOTAUTH
+      expect(tsigOf(stale, parseMessage(stale))?.error).toBe(18); // BADTIME
+    });
+  });
+
+  it('a prerequisite that fails applies nothing', async () => {
+    await unchanged(async () => {
+      const r = await nsupdate(updatePort, key(), [`prereq yxrrset ${ACME} TXT`, `update add ${ACME} 60 TXT "never"`]);
+      expect(r.out).toContain('NXRRSET');
+    });
+    expect(txts()).toEqual([]);
+  });
+
+  it('counts every outcome in /metrics', async () => {
+    const text = await (await fetch(`${up.api}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
+    const n = (o: string) => Number(new RegExp(`arus_dns_updates_total\\{outcome="${o}"\\} (\\d+)`).exec(text)?.[1]);
+    expect(n('applied')).toBeGreaterThanOrEqual(5);
+    for (const o of ['badkey', 'badsig', 'badtime']) expect(n(o)).toBeGreaterThanOrEqual(1);
+    expect(n('refused')).toBeGreaterThanOrEqual(4);
+  });
+
+  it('refuses to start updates without ARUS_TSIG_KEY, and with --etcd', () => {
+    const noKey = arus(['up', '--db', db, '--update-listen', '127.0.0.1:1'], { env: { ARUS_TSIG_KEY: '' } });
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain('ARUS_TSIG_KEY');
+    const etcd = arus(['control', '--db', db, '--etcd', 'http://127.0.0.1:1', '--update-listen', '127.0.0.1:1'], { env: { ARUS_TSIG_KEY: KEK } });
+    expect(etcd.code).toBe(2);
+    expect(etcd.stderr).toContain('not supported with --etcd');
+  });
+});

@@ -30,9 +30,12 @@
 // whose checks point at simulated model servers it starts itself (--sim auto),
 // without the demo balancers (they take fixed ports).
 
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { regionsWithChecks } from '../test/helpers/regions.js';
 import { freePort, rssMiB, runDnsperf, sleep, writeQueryFile, type DnsperfResult } from './common.js';
 import { startArus, takesWorkers, workersNote } from './dns-arus.js';
@@ -53,7 +56,7 @@ const TARGET_P99_MS = 2;
 
 type Mode = 'workers' | 'shared';
 type Phase = { dns: DnsperfResult; writesPerS?: number; reportsPerS?: number; rss: number };
-type Result = { alone: Phase; loaded: Phase; exit: number | string; errors: number };
+type Result = { alone: Phase; loaded: Phase; floor?: DnsperfResult; exit: number | string; errors: number };
 
 /** `arus up` on free ports in `dir`, its checks on simulated servers; returns it with its API's base URL. */
 async function startUp(dir: string, mode: Mode) {
@@ -142,7 +145,20 @@ async function measure(mode: Mode, dir: string, file: string): Promise<Result> {
     const busy = ((machine.busy - machine0.busy) / (machine.total - machine0.total)) * 100;
     const loadCpu = (processTicks(load.pid) - load0) / seconds;
     const v3 = await snapshotVersion(base);
-    const after = await load.stop();
+    const during = await load.counts();
+    // (c) The floor under this load: the same dnsperf against a bare socket in a process of its own
+    // (one fixed reply, no steering), the load still on arus up. What is left above it is Arus's.
+    let floor: DnsperfResult | undefined;
+    if (mode === 'workers') {
+      const bare = await startBare();
+      try {
+        floor = await runDnsperf({ port: bare.port, file, seconds: SECONDS, outstanding: Math.min(65_000, RATE * 2), rate: RATE });
+      } finally {
+        await bare.stop();
+      }
+      console.log(`  (c) bare socket beside the same load: ${Math.round(floor.qps)} q/s, lost ${floor.lost}, p50 ${floor.p50ms.toFixed(2)} ms, p99 ${floor.p99ms.toFixed(2)} ms, max ${floor.maxms.toFixed(1)} ms`);
+    }
+    const after = { ...(await load.stop()), writes: during.writes, reports: during.reports };
     const rss = rssMiB(arus.pid);
     const delta = (x: Record<number, number>, y: Record<number, number>) => Object.fromEntries(Object.keys(x).map((k) => [Number(k), x[Number(k)] - (y[Number(k)] ?? 0)]));
     const writes = delta(after.writes, before.writes);
@@ -151,7 +167,7 @@ async function measure(mode: Mode, dir: string, file: string): Promise<Result> {
     console.log(`  (b) beside load: ${line(loaded)}; ${v3 - v2} new snapshots (${((v3 - v2) / seconds).toFixed(0)}/s)`);
     console.log(`      HTTP statuses: writes ${fmt(writes)}; reports ${fmt(reports)}; request errors ${after.errors - before.errors}`);
     console.log(`      CPU during (b), % of one core: arus up's threads ${cpu}; the load's process ${loadCpu.toFixed(0)}%; the machine ${busy.toFixed(0)} % busy (all ${cpus().length} cores)`);
-    result = { alone, loaded, errors: arus.errors.length };
+    result = { alone, loaded, floor, errors: arus.errors.length };
   } finally {
     code = await arus.stop();
     console.log(`  arus up exit ${code}${arus.errors.length ? `; ${arus.errors.length} error log lines, first: ${JSON.stringify(arus.errors[0])}` : ''}`);
@@ -163,6 +179,19 @@ function line(p: Phase): string {
   const d = p.dns;
   const load = p.writesPerS !== undefined ? `; ${p.writesPerS.toFixed(0)} writes/s, ${p.reportsPerS!.toFixed(0)} reports/s taken` : '';
   return `${Math.round(d.qps)} q/s, lost ${d.lost}, p50 ${d.p50ms.toFixed(2)} ms, p99 ${d.p99ms.toFixed(2)} ms, max ${d.maxms.toFixed(1)} ms${load}; RSS ${p.rss.toFixed(0)} MiB`;
+}
+
+/** bench:dns's bare socket (bench/dns-bare.ts), a process of its own. */
+function startBare(): Promise<{ port: number; stop(): Promise<unknown> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('dns-bare.ts', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise((r) => child.once('exit', r));
+  return new Promise((resolve, reject) => {
+    void exited.then((code) => reject(new Error(`the bare socket exited (${String(code)}) before listening`)));
+    createInterface({ input: child.stdout }).once('line', (line) => {
+      const { port } = JSON.parse(line) as { port: number };
+      resolve({ port, stop: () => (child.kill('SIGTERM'), exited) });
+    });
+  });
 }
 
 async function main(): Promise<void> {
@@ -193,9 +222,14 @@ async function main(): Promise<void> {
         `| ${label[m]} | ${what} | ${Math.round(p.dns.qps).toLocaleString('en-US')} | ${p.dns.lost} | ${p.dns.p50ms.toFixed(2)} | ${p.dns.p99ms.toFixed(2)} | ${p.dns.maxms.toFixed(1)} | ${p.writesPerS?.toFixed(0) ?? '–'} | ${p.reportsPerS?.toFixed(0) ?? '–'} |`,
       );
   const w = out.get('workers');
+  if (w?.floor) {
+    const f = w.floor;
+    console.log(`| bare node:dgram socket (the floor) | writes + reports on arus up | ${Math.round(f.qps).toLocaleString('en-US')} | ${f.lost} | ${f.p50ms.toFixed(2)} | ${f.p99ms.toFixed(2)} | ${f.maxms.toFixed(1)} | – | – |`);
+  }
   if (w) console.log(`\ntarget: DNS p99 ≤ ${TARGET_P99_MS} ms beside the load, with workers: ${w.loaded.dns.p99ms.toFixed(2)} ms — ${w.loaded.dns.p99ms <= TARGET_P99_MS ? 'met' : 'MISSED'}`);
   const s = out.get('shared');
   if (w && s) console.log(`p99 beside the load, --workers 0 / workers: ${(s.loaded.dns.p99ms / w.loaded.dns.p99ms).toFixed(1)}×`);
+  if (w?.floor) console.log(`p99 beside the load, workers / the bare socket's: ${(w.loaded.dns.p99ms / w.floor.p99ms).toFixed(2)}×`);
 }
 
 main().catch((err) => {

@@ -184,7 +184,10 @@ describe.skipIf(!enabled)('replicated control plane: 3 replicas on a 3-member et
       const fencedWrites = metric(m!, 'arus_control_fenced_writes');
       const said = lines.filter((l) => /fenced|no longer the leader|dropped writes/.test(String(l.msg))).map((l) => `${String(l.msg)}${typeof l.why === 'string' ? ` (${l.why})` : ''}`);
       console.log(`${old.id} resumed: arus_control_fenced_writes ${fencedWrites}; it said: ${said.join('; ')}`);
-      expect(fencedWrites >= 1 || lines.some((l) => /fenced/.test(String(l.msg)))).toBe(true);
+      // Either it wrote before it saw the lapse and etcd refused it (fenced), or its own clock told it first: no write
+      // as leader either way (below: nothing of its term in etcd after the new one began). etcd's refusal of a stale
+      // holder's write is shown deterministically in src/db/etcd/client.test.ts.
+      expect(said.some((l) => l.startsWith('no longer the leader')) || fencedWrites >= 1).toBe(true);
       expect(said.some((l) => l.startsWith('no longer the leader'))).toBe(true);
       expect(await leaders(lab.replicas)).toEqual([next.id]);
 
@@ -278,7 +281,7 @@ describe.skipIf(!enabled)('replicated control plane: 3 replicas on a 3-member et
     const gapOn = async (r: Replica) => until(() => events(r, 'control.no-quorum'), (e) => e.length > 0, 10_000);
     for (const r of lab.replicas) {
       const gaps = await gapOn(r);
-      expect(gaps).toHaveLength(1);
+      expect(gaps, JSON.stringify(gaps.map((g) => [g.id, g.data]))).toHaveLength(1);
       const { start, end } = gaps[0].data as { start: number; end: number };
       expect(start).toBeGreaterThanOrEqual(stoppingAt - 1000);
       expect(start).toBeLessThanOrEqual(stoppedAt + 1000);

@@ -12,7 +12,7 @@ import type { Db } from '../db/database.js';
 import { createEtcdClient } from '../db/etcd/client.js';
 import { createClusterView } from '../db/etcd/cluster.js';
 import { createElection } from '../db/etcd/election.js';
-import { createFencedWriter } from '../db/etcd/fenced.js';
+import { createFencedWriter, GAP_MERGE_MS } from '../db/etcd/fenced.js';
 import { createQuorumMonitor } from '../db/etcd/quorum.js';
 import { createReadModel, type ReadModel } from '../db/etcd/read-model.js';
 import { createEtcdWrites } from '../db/etcd/writes.js';
@@ -111,7 +111,7 @@ function memberClientFor(url: string, deps: { etcd: { ca?: string; cert?: string
 function recordedGap(store: Store, gap: { start: number; end: number }): boolean {
   return store.listEvents({ kind: 'control.no-quorum', limit: 10 }).some((e) => {
     const d = e.data as { start?: number; end?: number } | null;
-    return typeof d?.start === 'number' && typeof d.end === 'number' && d.start <= gap.end && d.end >= gap.start;
+    return typeof d?.start === 'number' && typeof d.end === 'number' && d.start <= gap.end && d.end + GAP_MERGE_MS >= gap.start;
   });
 }
 
@@ -129,19 +129,31 @@ function recordGaps(
   recorded: (gap: { start: number; end: number }) => boolean,
 ): void {
   let pending: { start: number; end: number; seenAt: number } | undefined;
+  let writing = false;
   const flush = () => {
-    if (!pending || !election.isLeader()) return;
+    if (!pending || writing || !election.isLeader()) return;
     if (Date.now() - pending.seenAt > 30_000 || recorded(pending)) return void (pending = undefined);
-    const s = ((pending.end - pending.start) / 1000).toFixed(1);
-    fenced.event({
-      kind: 'control.no-quorum',
-      subject: 'etcd',
-      oldState: 'no-quorum',
-      newState: 'quorum',
-      reason: `etcd had no quorum for ${s} s, from ${new Date(pending.start).toISOString()} to ${new Date(pending.end).toISOString()}: writes were refused, nobody led, nothing failed over; DNS answered from its last snapshot`,
-      data: { start: pending.start, end: pending.end, seconds: Number(s) },
-    });
-    pending = undefined;
+    const gap = pending;
+    const s = ((gap.end - gap.start) / 1000).toFixed(1);
+    writing = true;
+    // Once across replicas: etcd checks, in the same transaction, that no overlapping stretch was recorded.
+    void fenced
+      .gapOnce(
+        { start: gap.start, end: gap.end },
+        {
+          kind: 'control.no-quorum',
+          subject: 'etcd',
+          oldState: 'no-quorum',
+          newState: 'quorum',
+          reason: `etcd had no quorum for ${s} s, from ${new Date(gap.start).toISOString()} to ${new Date(gap.end).toISOString()}: writes were refused, nobody led, nothing failed over; DNS answered from its last snapshot`,
+          data: { start: gap.start, end: gap.end, seconds: Number(s) },
+        },
+      )
+      .then((outcome) => {
+        // Not leading any more, or etcd away: left for this replica's next term, or the next leader's.
+        if ((outcome === 'written' || outcome === 'recorded') && pending === gap) pending = undefined;
+      })
+      .finally(() => (writing = false));
   };
   quorum.onGap((g) => {
     pending = { ...g, seenAt: Date.now() };

@@ -158,6 +158,13 @@ async function campaign(deps: Deps, st: State): Promise<void> {
   } else {
     const kv = res.responses[0]?.response_range?.kvs?.[0];
     st.leaderId = kv ? (JSON.parse(kv.value.toString()) as { id: string }).id : undefined;
+    if (kv && st.leaderId === deps.id) {
+      // A key in this replica's name that it does not hold: a campaign that timed out (no quorum) and was applied
+      // after all, on a lease etcd now keeps alive. Nobody else can lead while it stands: take it away, and campaign again.
+      deps.log.warn({ createRevision: String(kv.create_revision) }, 'a leader key in this replica\'s name from a campaign it lost track of: removed');
+      st.leaderId = undefined;
+      await client.if(KEYS.leader, 'Create', '==', String(kv.create_revision)).then(client.delete().key(KEYS.leader)).commit();
+    }
   }
   notify(st);
 }

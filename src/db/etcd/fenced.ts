@@ -21,6 +21,12 @@ export interface FencedWriter {
   publish(state: Omit<PublishedState, 'term'>): void;
   /** One history row, in order. */
   event(e: NewEvent): void;
+  /**
+   * The event of a stretch without quorum, written only if no stretch that overlaps it was
+   * recorded already (by this replica or another that led before it): the check and the write are
+   * one transaction, on a marker key, conditional on the term too.
+   */
+  gapOnce(gap: { start: number; end: number }, e: NewEvent): Promise<'written' | 'recorded' | 'not-leader' | 'failed'>;
   /** Events waiting, and whether a state is waiting. */
   pending(): { events: number; state: boolean };
   /** Writes refused because another replica leads (fenced), and events dropped with them. */
@@ -106,7 +112,45 @@ export function createFencedWriter(deps: { client: Etcd3; election: Election; lo
       queue.push({ key: KEYS.event(election.term()!, ++seq), doc: JSON.stringify({ ...e, time: e.time ?? now(), region: e.region ?? null }) });
       kick();
     },
+    gapOnce: (gap, e) => writeGapOnce({ client, election, log, now, key: (term) => KEYS.event(term, ++seq), written: () => counts.written++ }, gap, e),
     pending: () => ({ events: queue.length, state: state !== undefined }),
     stats: () => ({ ...counts }),
   };
+}
+
+/** Stretches without quorum closer than this are one outage in the history. */
+export const GAP_MERGE_MS = 10_000;
+
+/** FencedWriter.gapOnce: the marker read, then the marker and the event written in one transaction if nothing overlapping was. */
+async function writeGapOnce(
+  d: { client: Etcd3; election: Election; log: Logger; now: () => number; key: (term: string) => string; written: () => void },
+  gap: { start: number; end: number },
+  e: NewEvent,
+): Promise<'written' | 'recorded' | 'not-leader' | 'failed'> {
+  const { client, election } = d;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    if (!election.isLeader()) return 'not-leader';
+    const term = election.term()!;
+    try {
+      const kv = (await client.get(KEYS.gap).exec()).kvs[0];
+      const prev = kv && (JSON.parse(kv.value.toString()) as { start: number; end: number });
+      // A stretch that began within GAP_MERGE_MS of the recorded one's end is the same outage (etcd re-electing as its members come back).
+      if (prev && prev.start <= gap.end && prev.end + GAP_MERGE_MS >= gap.start) return 'recorded';
+      const doc = JSON.stringify({ ...e, time: e.time ?? d.now(), region: e.region ?? null });
+      const res = await client
+        .if(KEYS.leader, 'Create', '==', term)
+        .and(KEYS.gap, 'Mod', '==', kv ? Number(kv.mod_revision) : 0)
+        .then(client.put(KEYS.gap).value(JSON.stringify(gap)), client.put(d.key(term)).value(doc))
+        .commit();
+      if (res.succeeded) {
+        d.written();
+        return 'written';
+      }
+      // Fenced (the next turn sees it) or the marker moved under us (checked again).
+    } catch (err) {
+      if (!etcdFault(err, 'write')) d.log.error({ err }, 'recording a stretch without quorum failed');
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+    }
+  }
+  return 'failed';
 }

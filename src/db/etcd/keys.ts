@@ -13,6 +13,7 @@
 //   state                   the leader's published health, latency and capacity
 //   leader                  the leader's id, on its lease
 //   replicas/<id>           each replica's URL and applied revision, on its lease
+//   gaps/no-quorum          the last stretch without quorum recorded in the history (so that it is recorded once)
 
 export const PREFIX = '/arus/';
 
@@ -34,6 +35,7 @@ export const KEYS = {
   leader: `${PREFIX}leader`,
   replicaPrefix: `${PREFIX}replicas/`,
   replica: (id: string) => `${PREFIX}replicas/${id}`,
+  gap: `${PREFIX}gaps/no-quorum`,
 } as const;
 
 /** What a key is, for the read model: its kind and, where it names one, the thing's id. */

@@ -158,12 +158,18 @@ async function campaign(deps: Deps, st: State): Promise<void> {
   } else {
     const kv = res.responses[0]?.response_range?.kvs?.[0];
     st.leaderId = kv ? (JSON.parse(kv.value.toString()) as { id: string }).id : undefined;
-    if (kv && st.leaderId === deps.id) {
-      // A key in this replica's name that it does not hold: a campaign that timed out (no quorum) and was applied
-      // after all, on a lease etcd now keeps alive. Nobody else can lead while it stands: take it away, and campaign again.
-      deps.log.warn({ createRevision: String(kv.create_revision) }, 'a leader key in this replica\'s name from a campaign it lost track of: removed');
-      st.leaderId = undefined;
-      await client.if(KEYS.leader, 'Create', '==', String(kv.create_revision)).then(client.delete().key(KEYS.leader)).commit();
+    if (kv && st.leaderId === deps.id && st.term === undefined) {
+      if (String(kv.lease) === String(leaseId)) {
+        // On this replica's own lease: its own campaign won (another one, run at the same time, is telling it now).
+        st.term = String(kv.create_revision);
+        deps.log.info({ term: st.term }, 'elected leader');
+      } else {
+        // On a lease this replica no longer holds: a campaign that timed out (no quorum) and was applied after all,
+        // on a lease etcd now keeps alive. Nobody else can lead while it stands: take it away, and campaign again.
+        deps.log.warn({ createRevision: String(kv.create_revision) }, "a leader key in this replica's name from a campaign it lost track of: removed");
+        st.leaderId = undefined;
+        await client.if(KEYS.leader, 'Create', '==', String(kv.create_revision)).then(client.delete().key(KEYS.leader)).commit();
+      }
     }
   }
   notify(st);

@@ -5,15 +5,11 @@
 // fenced by its term; every replica serves the same snapshot for the same
 // revision, takes probe reports (agents send them to all) and the API.
 import { hostname } from 'node:os';
-import type { StaticToken } from './api/auth.js';
-import type { ListenAddress } from './dns/server.js';
+import type { ControlListener } from './roles.js';
 import { listenHttp } from './http-listener.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics/metrics.js';
 import { peerIdentity } from './tls/identity.js';
-import type { ServerCredentials } from './tls/server.js';
 
-export type ReplicaOptions = {
+export type ReplicaOptions = ControlListener & {
   etcd: { endpoints: string[]; ca?: string; cert?: string; key?: string };
   /** This replica's name (default control-<host>-<port>). */
   id?: string;
@@ -25,15 +21,6 @@ export type ReplicaOptions = {
   seed?: string;
   /** The leader's lease (s). Default 2. */
   leaseTtlS?: number;
-  listen: ListenAddress;
-  staticTokens: StaticToken[];
-  open?: { metrics?: boolean };
-  status?: { open?: boolean };
-  metrics: Metrics;
-  tls?: ServerCredentials;
-  trustDomain?: string;
-  insecurePlaintext?: boolean;
-  log: Logger;
 };
 
 export async function startReplicatedControl(o: ReplicaOptions) {

@@ -44,10 +44,8 @@ export function staticTokensFrom(env: NodeJS.ProcessEnv, extra: StaticToken[] = 
   return tokens;
 }
 
-export async function startControl(deps: {
-  db: Db;
-  store: Store;
-  healthStore: HealthStore;
+/** How control's API listens, and who it lets in: the same for an embedded control and a replica. */
+export type ControlListener = {
   log: Logger;
   listen: ListenAddress;
   staticTokens: StaticToken[];
@@ -61,9 +59,17 @@ export async function startControl(deps: {
   /** The SPIFFE trust domain client certificates name identities in (default `arus`). */
   trustDomain?: string;
   insecurePlaintext?: boolean;
-  /** RFC 2136 dynamic updates (src/update/): where they are taken, and the key TSIG secrets are encrypted with. */
-  update?: { listen: ListenAddress; kek: Buffer };
-}): Promise<{ control: Control; healthStore: HealthStore; url: string; update?: { port: number }; stop(): Promise<void> }> {
+};
+
+export async function startControl(
+  deps: ControlListener & {
+    db: Db;
+    store: Store;
+    healthStore: HealthStore;
+    /** RFC 2136 dynamic updates (src/update/): where they are taken, and the key TSIG secrets are encrypted with. */
+    update?: { listen: ListenAddress; kek: Buffer };
+  },
+): Promise<{ control: Control; healthStore: HealthStore; url: string; update?: { port: number }; stop(): Promise<void> }> {
   const { healthStore, store, log } = deps;
   const [{ createControl }, { assembleApi }] = await Promise.all([import('./control/control.js'), import('./api/assemble.js')]);
   const control = createControl({ store, healthStore, log: log.child({ component: 'control' }) });

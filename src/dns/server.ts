@@ -82,11 +82,9 @@ export interface DnsServer {
 
 const BIND_ATTEMPTS = 20;
 
-/** DNS over UDP and TCP (2-octet length framing, pipelining answered in order) on each listen address. */
-export function createDnsServer(opts: DnsServerOptions): DnsServer {
-  const log = opts.log.child({ component: 'dns' });
-  const { responder } = opts;
-  const stats: DnsServerStats = {
+/** Every counter at 0: what a server starts with. */
+export function createDnsServerStats(): DnsServerStats {
+  return {
     udpMessages: 0,
     tcpMessages: 0,
     tcpConnections: 0,
@@ -99,6 +97,13 @@ export function createDnsServer(opts: DnsServerOptions): DnsServer {
     tcpSlowClosed: 0,
     errors: 0,
   };
+}
+
+/** DNS over UDP and TCP (2-octet length framing, pipelining answered in order) on each listen address. */
+export function createDnsServer(opts: DnsServerOptions): DnsServer {
+  const log = opts.log.child({ component: 'dns' });
+  const { responder } = opts;
+  const stats = createDnsServerStats();
   const udpSockets: Socket[] = [];
   const tcpServers: Server[] = [];
 

@@ -1,22 +1,9 @@
 // The DNS servers' counters in /metrics: read at scrape time from every server observed, summed.
 import { describe, expect, it } from 'vitest';
-import type { DnsServerStats } from '../dns/server.js';
+import { createDnsServerStats, type DnsServerStats } from '../dns/server.js';
 import { createMetrics } from './metrics.js';
 
-const stats = (s: Partial<DnsServerStats> = {}): DnsServerStats => ({
-  udpMessages: 0,
-  tcpMessages: 0,
-  tcpConnections: 0,
-  tcpOpen: 0,
-  tcpRejected: 0,
-  tcpEvicted: 0,
-  tcpPipelined: 0,
-  tcpBadFrames: 0,
-  tcpIdleClosed: 0,
-  tcpSlowClosed: 0,
-  errors: 0,
-  ...s,
-});
+const stats = (s: Partial<DnsServerStats> = {}): DnsServerStats => ({ ...createDnsServerStats(), ...s });
 
 describe('observeDnsServer', () => {
   it('exposes every server counter, summed over the servers observed (one per worker), read at each scrape', async () => {

@@ -5,13 +5,13 @@ import { Gauge } from 'prom-client';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { Responder } from '../responder.js';
 import { createResponderStats } from '../responder-stats.js';
-import type { DnsServerStats } from '../server.js';
+import { createDnsServerStats, type DnsServerStats } from '../server.js';
 import type { DnsWorkers, PoolStats } from './pool.js';
 import { copyStats } from './sum.js';
 
 export function observeWorkers(metrics: Metrics, pool: DnsWorkers, prefix = 'arus_'): { server: DnsServerStats } {
   const mirror = createResponderStats();
-  const server = {} as DnsServerStats;
+  const server = createDnsServerStats();
   let last: PoolStats['workers'] = [];
   metrics.observeResponder({ stats: mirror } as unknown as Responder);
   metrics.beforeScrape(async () => {

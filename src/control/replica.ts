@@ -156,7 +156,9 @@ function recordGaps(
       .finally(() => (writing = false));
   };
   quorum.onGap((g) => {
-    pending = { ...g, seenAt: Date.now() };
+    // A stretch right after one not yet written (etcd settling as its members come back) is the same outage: one event for both.
+    const start = pending && g.start - pending.end <= GAP_MERGE_MS ? pending.start : g.start;
+    pending = { start, end: g.end, seenAt: Date.now() };
     flush();
   });
   election.subscribe((l) => l.leader && flush());

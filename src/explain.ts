@@ -1,5 +1,7 @@
 import { isIP } from 'node:net';
 import { validateConfig } from './config/load.js';
+import { ownerName } from './config/record-values.js';
+import type { RecordDoc, ZoneDoc } from './config/schema.js';
 import type { Documents } from './db/documents.js';
 import type { HealthStore } from './db/health-store.js';
 import type { Store } from './db/store.js';
@@ -14,8 +16,10 @@ import type { ClientFacts, Decision, Random } from './steer/types.js';
 export type Explanation = {
   name: string;
   type: 'A' | 'AAAA';
-  /** What DNS answers: addresses, NODATA, NXDOMAIN, or REFUSED for names outside the zone. */
+  /** What DNS answers: addresses (or a CNAME), NODATA, NXDOMAIN, or REFUSED for names outside the zone. */
   outcome: 'answer' | 'nodata' | 'nxdomain' | 'refused';
+  /** At a static name: the records of the type (or the name's CNAME) that answer, as configured. */
+  records?: RecordDoc[];
   service?: string;
   pinnedRegion?: string;
   client?: ClientFacts;
@@ -41,9 +45,13 @@ export function explainQuery(
   const base = { name: q.name, type: q.type, snapshotVersion: snapshot.version };
   if (isIP(q.client) === 0) throw new ExplainError(`client "${q.client}" is not an IP address`);
   const zone = zoneOf(snapshot);
-  const node = zone.nodes.get(wireKey(q.name));
-  if (!node) return { ...base, outcome: zone.nxdomain(wireKey(q.name)) ? 'nxdomain' : 'refused' };
-  if (!node.dynamic) return { ...base, outcome: 'nodata' };
+  const key = wireKey(q.name);
+  const node = zone.nodes.get(key) ?? (zone.wildcards ? zone.wildcard(key) : undefined);
+  if (!node) return { ...base, outcome: zone.nxdomain(key) ? 'nxdomain' : 'refused' };
+  if (!node.dynamic) {
+    const records = staticAnswer(snapshot.zone, node.name, q.type);
+    return { ...base, outcome: records.length ? 'answer' : 'nodata', records };
+  }
 
   let client: ClientFacts;
   let ecs: Explanation['ecs'];
@@ -77,21 +85,35 @@ export function explainQuery(
   };
 }
 
+/** The static records at `owner` that answer `type`: its RRset of the type, or the name's CNAME. */
+function staticAnswer(zone: ZoneDoc, owner: string, type: 'A' | 'AAAA'): RecordDoc[] {
+  const at = (zone.records ?? []).filter((r) => {
+    const o = ownerName(r.name, zone.apex);
+    return 'name' in o && o.name === owner.replace(/\.$/, '').toLowerCase();
+  });
+  const cname = at.filter((r) => r.type === 'CNAME');
+  return cname.length ? cname : at.filter((r) => r.type === type);
+}
+
 /** Serving state from the database or from YAML documents, for one-shot use (CLI). */
 export function loadState(source: { store?: Store; healthStore?: HealthStore; docs?: Documents }): ServingState {
   const config = source.docs ? validateConfig(source.docs) : source.store?.getConfig();
   if (!config) throw new ExplainError('no configuration: run `arus apply regions/` first');
   const health = source.docs ? undefined : source.healthStore?.loadHealth();
-  const snapshot = buildSnapshot(config, (source.store?.version() ?? 1) + (source.healthStore?.version() ?? 0), { health });
+  const resolved = source.docs ? undefined : source.healthStore?.loadResolved();
+  const snapshot = buildSnapshot(config, (source.store?.version() ?? 1) + (source.healthStore?.version() ?? 0), { health, resolved });
   return { snapshot, locator: createLocator({ database: config.zone.geoip.database, nets: config.zone.nets }) };
 }
 
 /** The explanation as an operator reads it. */
 export function formatExplanation(e: Explanation): string {
   const lines = [`${e.name} ${e.type}: ${e.outcome.toUpperCase()}  (snapshot v${e.snapshotVersion})`];
+  for (const r of e.records ?? []) lines.push(`  record   ${r.name} ${r.ttl} ${r.type} ${r.values.join(' ')}  (static)`);
   if (e.decision) {
     const d = e.decision;
-    if (d.answers.length) lines.push(`  answer   ${d.answers.map((a) => a.address).join(' ')}  (region ${d.region}, ttl ${d.ttl})`);
+    const cname = d.answers[0]?.cname;
+    const shown = cname !== undefined ? `CNAME ${cname}` : [...new Set(d.answers.flatMap((a) => a.addresses))].join(' ');
+    if (d.answers.length) lines.push(`  answer   ${shown}  (region ${d.region}, ttl ${d.ttl})`);
     if (e.ecs) lines.push(`  ecs      ${e.ecs.subnet} scope /${e.ecs.scope}`);
     if (d.failedOpen) lines.push('  FAILED OPEN: no candidate was healthy');
     lines.push('  trace');

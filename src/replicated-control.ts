@@ -45,7 +45,7 @@ export async function startReplicatedControl(o: ReplicaOptions) {
   const id = o.id ?? `control-${hostname()}-${o.listen.port}`;
   const host = o.listen.address.includes(':') ? `[${o.listen.address}]` : o.listen.address;
   const url = o.advertiseUrl ?? `${o.tls ? 'https' : 'http'}://${host}:${o.listen.port}`;
-  const parts = etcd.assembleReplica({ client, id, url, readModel, store, healthStore, leaseTtlS: o.leaseTtlS ?? 2, metrics: o.metrics, log, etcd: o.etcd });
+  const parts = etcd.assembleReplica({ client, id, url, readModel, store, healthStore, leaseTtlS: o.leaseTtlS ?? 2, metrics: o.metrics, log, etcd: o.etcd, resolvers: o.resolvers });
   await parts.election.start();
 
   const peer = o.tls?.mutual ? (c: { env: unknown }) => peerIdentity((c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket, o.trustDomain) : undefined;

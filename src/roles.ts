@@ -59,6 +59,8 @@ export type ControlListener = {
   /** The SPIFFE trust domain client certificates name identities in (default `arus`). */
   trustDomain?: string;
   insecurePlaintext?: boolean;
+  /** Where hostname endpoints' names are resolved; the system's resolvers unless set. */
+  resolvers?: string[];
 };
 
 export async function startControl(
@@ -72,7 +74,7 @@ export async function startControl(
 ): Promise<{ control: Control; healthStore: HealthStore; url: string; update?: { port: number }; stop(): Promise<void> }> {
   const { healthStore, store, log } = deps;
   const [{ createControl }, { assembleApi }] = await Promise.all([import('./control/control.js'), import('./api/assemble.js')]);
-  const control = createControl({ store, healthStore, log: log.child({ component: 'control' }) });
+  const control = createControl({ store, healthStore, log: log.child({ component: 'control' }), resolvers: deps.resolvers });
   control.start();
   // Under mutual TLS the client certificate is the credential (src/tls/identity.ts).
   const peer = deps.tls?.mutual ? (c: { env: unknown }) => peerIdentity((c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket, deps.trustDomain) : undefined;

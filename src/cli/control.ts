@@ -1,4 +1,5 @@
 // `arus control`: the control plane alone — admin API, health tracker, history.
+import { isIP } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Command, Values } from './command.js';
 import { help, intOption, opt, parseListen } from './options.js';
@@ -7,12 +8,34 @@ import { etcdHelp, etcdOpt, etcdSettings } from './etcd-options.js';
 import { openStores } from './stores.js';
 import { insecurePlaintext, serverTls, tlsHelp, tlsOpt, trustDomain } from './tls-options.js';
 import { updateHelp, updateOpt, updateSettings } from './tsig.js';
+import { UsageError } from './usage-error.js';
 
 const env = process.env;
 
-/** What `arus up` and `arus control` give control alike: where the API listens, and whether /metrics needs a token. */
+/** `--resolver`: where control resolves hostname endpoints' names. */
+export const resolverOpt = { resolver: { type: 'string', default: env.ARUS_RESOLVER } } as const;
+export const resolverHelp = `  --resolver ADDR[,…]  the resolver(s) hostname endpoints' names are resolved through, IP or IP:PORT
+                      or [V6]:PORT (default: the system's, /etc/resolv.conf; ARUS_RESOLVER)`;
+
+/** The `--resolver` list, checked: each an IP address with an optional port. */
+export function resolverList(value: string | undefined): string[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item) => {
+      const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(item) ?? /^()([0-9a-fA-F:]+)()$/.exec(item);
+      const host = m?.[1] || m?.[2];
+      if (!m || !host || isIP(host) === 0 || (m[3] && Number(m[3]) > 65535))
+        throw new UsageError(`--resolver "${item}": use an IP address, IP:PORT or [V6]:PORT (a resolver is reached by address)`);
+      return item;
+    });
+}
+
+/** What `arus up` and `arus control` give control alike: where the API listens, whether /metrics needs a token, the resolver. */
 export function controlOptions(values: Values, env: NodeJS.ProcessEnv) {
-  return { listen: parseListen(String(values['api-listen']))[0], open: { metrics: env.ARUS_METRICS_OPEN !== 'false' } };
+  return { listen: parseListen(String(values['api-listen']))[0], open: { metrics: env.ARUS_METRICS_OPEN !== 'false' }, resolvers: resolverList(values.resolver as string | undefined) };
 }
 
 export const controlCommand: Command = {
@@ -34,6 +57,7 @@ ${help.db}
 ${help.regions}
 ${help.api}
 ${updateHelp}
+${resolverHelp}
 ${tlsHelp.server}
 ${tlsHelp.clientCa}
 ${tlsHelp.insecure}
@@ -46,6 +70,7 @@ ${etcdHelp}
     ...opt.regions,
     ...opt.api,
     ...updateOpt,
+    ...resolverOpt,
     ...tlsOpt.server,
     ...tlsOpt.clientCa,
     ...tlsOpt.insecure,

@@ -4,7 +4,7 @@ import type { Control } from '../control/control.js';
 import type { Logger } from '../log.js';
 import type { Stoppable } from '../roles.js';
 import type { Command } from './command.js';
-import { controlOptions } from './control.js';
+import { controlOptions, resolverHelp, resolverOpt } from './control.js';
 import { dnsWorkers, help, intOption, opt, parseListen } from './options.js';
 import { onSignal } from './signal.js';
 import { openStores } from './stores.js';
@@ -28,6 +28,7 @@ ${help.regions}
 ${help.dns}
 ${help.api}
 ${updateHelp}
+${resolverHelp}
   --sim auto|off      start simulated model servers for loopback instances and check targets (default auto)
   --probe-interval MS probe interval (default 500)
 ${tlsHelp.server}
@@ -40,6 +41,7 @@ ${tlsHelp.insecure}`,
     ...opt.dns,
     ...opt.api,
     ...updateOpt,
+    ...resolverOpt,
     sim: { type: 'string', default: 'auto' },
     'probe-interval': { type: 'string' },
     ...tlsOpt.server,

@@ -68,14 +68,33 @@ const tcpCheck = z.strictObject({
 
 export const checkSchema = z.discriminatedUnion('type', [httpCheck, tcpCheck]);
 
-export const endpointSchema = z.strictObject({
-  /** The address DNS hands out. */
-  address: ipAddress,
-  weight: z.number().int().min(0).max(65535).default(100),
-  /** Administratively marked down in configuration. */
-  down: z.boolean().default(false),
-  check: checkSchema.optional(),
-});
+export const endpointSchema = z
+  .strictObject({
+    /** The address DNS hands out. */
+    address: ipAddress.optional(),
+    /**
+     * Or a name: a managed load balancer's (an AWS ALB, a Google or Azure load
+     * balancer). Answered as a CNAME to it, or with `flatten` as its addresses,
+     * resolved by control through its resolver (`--resolver`).
+     */
+    hostname: hostname.refine((s) => isIP(s) === 0, 'is an IP address: write it as address').optional(),
+    /** Answer the hostname's A/AAAA records instead of a CNAME (as Cloudflare's CNAME flattening does). */
+    flatten: z.boolean().optional(),
+    weight: z.number().int().min(0).max(65535).default(100),
+    /** Administratively marked down in configuration. */
+    down: z.boolean().default(false),
+    check: checkSchema.optional(),
+  })
+  .superRefine((e, ctx) => {
+    if ((e.address === undefined) === (e.hostname === undefined))
+      ctx.addIssue({ code: 'custom', path: e.address === undefined ? [] : ['hostname'], message: 'an endpoint has an address or a hostname, exactly one of them' });
+    if (e.flatten !== undefined && e.hostname === undefined) ctx.addIssue({ code: 'custom', path: ['flatten'], message: 'only for a hostname endpoint' });
+  });
+
+/** An endpoint's name in keys, traces, overrides and the API: its address, or its hostname. */
+export function endpointName(e: Pick<EndpointDoc, 'address' | 'hostname'>): string {
+  return e.address ?? e.hostname ?? '';
+}
 
 export const availabilityZoneSchema = z.strictObject({
   id: slug,
@@ -160,9 +179,10 @@ export const regionSchema = z
     const addrs = new Set<string>();
     r.zones.forEach((zone, i) =>
       zone.endpoints.forEach((ep, j) => {
-        if (addrs.has(ep.address))
-          ctx.addIssue({ code: 'custom', path: ['zones', i, 'endpoints', j, 'address'], message: `duplicate endpoint address ${ep.address}` });
-        addrs.add(ep.address);
+        const name = endpointName(ep);
+        const field = ep.address !== undefined ? 'address' : 'hostname';
+        if (addrs.has(name)) ctx.addIssue({ code: 'custom', path: ['zones', i, 'endpoints', j, field], message: `duplicate endpoint ${field} ${name}` });
+        addrs.add(name);
       }),
     );
   });

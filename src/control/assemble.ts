@@ -7,6 +7,7 @@ import { createHealthTracker, type HealthTracker, type HealthTrackerOptions } fr
 import type { Logger } from '../log.js';
 import { createCapacityTracker, type CapacityTracker } from './capacity.js';
 import type { ServingState } from '../snapshot/source.js';
+import type { Lookup } from './hostnames.js';
 import type { ControlHealthStore, ControlStore } from './storage.js';
 
 export type ControlOptions = {
@@ -37,6 +38,10 @@ export type ControlOptions = {
   tickMs?: number;
   /** Latency changes reach the snapshot at most this often (ms). Default 10 s. */
   latencyEveryMs?: number;
+  /** Where hostname endpoints' names are resolved (HOST or HOST:PORT); the system's resolvers unless set. */
+  resolvers?: string[];
+  /** How a name is looked up (tests); a lookup at `resolvers` unless set. */
+  lookup?: Lookup;
   /**
    * A replica of the replicated control plane (`arus control --etcd`): it
    * serves its read model's snapshot, and publishes (through its storage) only

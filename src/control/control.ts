@@ -1,3 +1,4 @@
+import type { Config } from '../config/schema.js';
 import type { StorageStats } from '../db/faults.js';
 import type { HealthTracker } from '../health/tracker.js';
 import type { AgentInfo, HealthEvent, ProbeResult } from '../health/types.js';
@@ -6,6 +7,7 @@ import type { ServingState } from '../snapshot/source.js';
 import { assembleControl, type ControlOptions } from './assemble.js';
 import type { CapacityReport } from './capacity.js';
 import { createCapacityLoop } from './capacity-loop.js';
+import { createHostnameFollower, createLookup } from './hostnames.js';
 import { createProbeIntake } from './probe-intake.js';
 import { createProbeResults } from './probe-results.js';
 import { createPublisher } from './publish.js';
@@ -73,7 +75,15 @@ export function createControl(opts: ControlOptions): Control {
   const served = createServedConfig(store);
   tracker.setEndpoints(served.endpoints(), now());
   const transitions = createTransitions({ events: store, log, now });
-  const publisher = createPublisher({ tracker, capacity: () => capacity.current(), served, healthStore, events: store, guard: store.guard, transitions, now, serving: opts.replica?.served });
+  const hostnames = createHostnameFollower({
+    lookup: opts.lookup ?? createLookup(opts.resolvers),
+    mono,
+    onChange: (why) => publisher.publish(why),
+    log: log.child({ component: 'hostnames' }),
+  });
+  const resolved = () => hostnames.resolved();
+  const publisher = createPublisher({ tracker, capacity: () => capacity.current(), resolved, served, healthStore, events: store, guard: store.guard, transitions, now, serving: opts.replica?.served });
+  hostnames.follow(hostnamesOf(served.config()));
   // A replica that starts to lead publishes at once, its transitions taken from what was published before.
   opts.replica?.leadership.subscribe((l) => {
     if (!l.leader) return;
@@ -94,6 +104,7 @@ export function createControl(opts: ControlOptions): Control {
   const ticker = createTicker({
     tracker, latency, mono, log, trackerEvents, served, publisher, capacity: capacityLoop, results, storageLog,
     tickMs: settings.tickMs, latencyEveryMs: settings.latencyEveryMs,
+    configApplied: () => hostnames.follow(hostnamesOf(served.config())),
   });
 
   return {
@@ -110,7 +121,12 @@ export function createControl(opts: ControlOptions): Control {
       storage: { ...store.guard.stats(), pendingEvents: store.pending().events, droppedEvents: store.pending().dropped, healthUnsaved: publisher.unsaved() },
       probes: { refused: intake.refused(), ...results.stats() },
     }),
-    start: () => ticker.start(),
-    stop: () => ticker.stop(),
+    start: () => (ticker.start(), hostnames.start()),
+    stop: () => (ticker.stop(), hostnames.stop()),
   };
+}
+
+/** The names of the configuration's hostname endpoints. */
+function hostnamesOf(config: Config): string[] {
+  return [...new Set(config.regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints.flatMap((e) => (e.hostname !== undefined ? [e.hostname] : [])))))];
 }

@@ -7,7 +7,7 @@ import type { StoredHealth } from '../db/health-store.js';
 import { applyOverrides, type Override } from '../health/overrides.js';
 import type { HealthTracker } from '../health/tracker.js';
 import type { EndpointHealth } from '../health/types.js';
-import { buildSnapshot, type EndpointHealthInput, type LatencyMatrix, type RegionCapacity, type Snapshot } from '../snapshot/snapshot.js';
+import { buildSnapshot, type EndpointHealthInput, type LatencyMatrix, type RegionCapacity, type ResolvedMap, type Snapshot } from '../snapshot/snapshot.js';
 import type { ServingState } from '../snapshot/source.js';
 import type { ServedConfig } from './served-config.js';
 import type { EventLog, HealthRecord, WriteGuard } from './storage.js';
@@ -42,6 +42,8 @@ export interface Publisher {
 export function createPublisher(deps: {
   tracker: HealthTracker;
   capacity: () => Readonly<Record<string, RegionCapacity>>;
+  /** Hostname endpoints' resolutions. */
+  resolved: () => ResolvedMap;
   served: ServedConfig;
   healthStore: HealthRecord;
   events: EventLog;
@@ -71,7 +73,7 @@ export function createPublisher(deps: {
 
   /** The SOA serial: both counters only grow, so their sum does too, across restarts. */
   function build(health = effectiveHealth()): Snapshot {
-    return buildSnapshot(served.config(), served.version() + healthVersion, { health, latency: publishedLatency, capacity: deps.capacity() });
+    return buildSnapshot(served.config(), served.version() + healthVersion, { health, latency: publishedLatency, capacity: deps.capacity(), resolved: deps.resolved() });
   }
 
   function effectiveHealth(): PublishedHealth {
@@ -99,7 +101,12 @@ export function createPublisher(deps: {
     if (!guard.retryDue()) return;
     try {
       if (unsaved) {
-        seenHealthVersion = healthStore.saveHealth(storedOf(unsaved), { atLeast: healthVersion, latency: publishedLatency, capacity: deps.capacity() });
+        seenHealthVersion = healthStore.saveHealth(storedOf(unsaved), {
+          atLeast: healthVersion,
+          latency: publishedLatency,
+          capacity: deps.capacity(),
+          resolved: state.snapshot.resolved,
+        });
         unsaved = undefined;
       }
       events.flushEvents();

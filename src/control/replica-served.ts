@@ -31,7 +31,7 @@ export function createReplicaServed(deps: {
     if (!config) throw new Error('the replicated store holds no configuration: apply it with `arus apply --etcd …`');
     const published = deps.state()?.doc;
     const health = published ? new Map<string, EndpointHealthInput>(Object.entries(published.health)) : undefined;
-    const snapshot = buildSnapshot(config, version(), { health, latency: published?.latency, capacity: published?.capacity });
+    const snapshot = buildSnapshot(config, version(), { health, latency: published?.latency, capacity: published?.capacity, resolved: published?.resolved });
     const sameGeo =
       previous && JSON.stringify(previous.snapshot.zone.geoip) === JSON.stringify(config.zone.geoip) && JSON.stringify(previous.snapshot.zone.nets) === JSON.stringify(config.zone.nets);
     const locator = sameGeo ? previous.locator : createLocator({ database: config.zone.geoip.database, nets: config.zone.nets });

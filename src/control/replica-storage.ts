@@ -39,6 +39,7 @@ export function createReplicaStorage(deps: { store: Store; healthStore: HealthSt
           health: Object.fromEntries(health),
           latency: (o.latency ?? {}),
           capacity: (o.capacity ?? {}),
+          ...(o.resolved && Object.keys(o.resolved).length ? { resolved: o.resolved } : {}),
         });
       return healthStore.version();
     },

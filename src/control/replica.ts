@@ -69,6 +69,8 @@ export function assembleReplica(deps: {
   metrics: Metrics;
   log: Logger;
   etcd: { endpoints: string[]; ca?: string; cert?: string; key?: string };
+  /** Where hostname endpoints' names are resolved. */
+  resolvers?: string[];
 }) {
   const { client, readModel, log } = deps;
   const election = createElection({ client, id: deps.id, url: deps.url, ttlS: deps.leaseTtlS, log });
@@ -76,7 +78,7 @@ export function assembleReplica(deps: {
   const served = createReplicaServed({ config: deps.store, state: () => readModel.state(), log });
   readModel.subscribe(() => served.refresh());
   const storage = createReplicaStorage({ store: deps.store, healthStore: deps.healthStore, fenced, isLeader: () => election.isLeader() });
-  const control = createControl({ store: storage.store, healthStore: storage.healthStore, log: log.child({ component: 'control' }), replica: { served, leadership: election } });
+  const control = createControl({ store: storage.store, healthStore: storage.healthStore, log: log.child({ component: 'control' }), resolvers: deps.resolvers, replica: { served, leadership: election } });
   control.start();
   const memberClients = new Map<string, Etcd3>();
   const cluster = createClusterView({ client, id: deps.id, url: deps.url, election, readModel, log, memberClient: (url) => memberClientFor(url, deps, memberClients) });

@@ -1,7 +1,7 @@
 // The configuration control serves from: the document and its version, the
 // locator built from its networks, and what probes check. Re-read when the
 // store's version moves; the locator is rebuilt only when its inputs change.
-import type { Check, Config } from '../config/schema.js';
+import { endpointName, type Check, type Config } from '../config/schema.js';
 import { createLocator, type Locator } from '../geo/locator.js';
 import { endpointKey } from '../snapshot/snapshot.js';
 import type { ConfigReader } from './storage.js';
@@ -57,11 +57,11 @@ export function createServedConfig(store: ConfigReader): ServedConfig {
 /** What probes check: every endpoint with a health check. */
 function targetsOf(config: Config): Target[] {
   return config.regions.flatMap((r) =>
-    r.zones.flatMap((z) => z.endpoints.filter((e) => e.check).map((e) => ({ endpoint: endpointKey(r.id, z.id, e.address), check: e.check! }))),
+    r.zones.flatMap((z) => z.endpoints.filter((e) => e.check).map((e) => ({ endpoint: endpointKey(r.id, z.id, endpointName(e)), check: e.check! }))),
   );
 }
 
 /** Endpoints without a check: tracked (so overrides apply) but never probed, so they keep the initial state. */
 function untargeted(config: Config): string[] {
-  return config.regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints.filter((e) => !e.check).map((e) => endpointKey(r.id, z.id, e.address))));
+  return config.regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints.filter((e) => !e.check).map((e) => endpointKey(r.id, z.id, endpointName(e)))));
 }

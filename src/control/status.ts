@@ -1,4 +1,4 @@
-import type { Snapshot } from '../snapshot/snapshot.js';
+import { endpointKey, type EndpointState, type Snapshot } from '../snapshot/snapshot.js';
 
 export type ZoneStatus = 'up' | 'down';
 export type RegionStatus = 'up' | 'degraded' | 'down';
@@ -64,5 +64,24 @@ export function statusChanges(before: Status, after: Status): StatusChange[] {
       });
     }
   }
+  return out;
+}
+
+/** Why a hostname endpoint is down for its name: the snapshot's reason (snapshot.ts). */
+const byName = (e: EndpointState | undefined) => e !== undefined && e.kind !== 'address' && e.health === 'down' && e.reason.startsWith(`hostname ${e.address} `);
+
+/** Hostname endpoints that went down because their name stopped resolving, or came back up when it resolved again. */
+export function hostnameChanges(before: Snapshot, after: Snapshot): { kind: 'endpoint.down' | 'endpoint.up'; subject: string; region: string; oldState: string; newState: string; reason: string }[] {
+  const was = new Map(before.regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints.map((e) => [endpointKey(r.id, z.id, e.address), e] as const))));
+  const out = [];
+  for (const r of after.regions)
+    for (const z of r.zones)
+      for (const e of z.endpoints) {
+        const key = endpointKey(r.id, z.id, e.address);
+        const old = was.get(key);
+        if (!old || old.health === e.health) continue;
+        if (byName(e)) out.push({ kind: 'endpoint.down' as const, subject: key, region: r.id, oldState: 'up', newState: 'down', reason: e.reason });
+        else if (byName(old) && e.health === 'up') out.push({ kind: 'endpoint.up' as const, subject: key, region: r.id, oldState: 'down', newState: 'up', reason: `hostname ${e.address} resolves again` });
+      }
   return out;
 }

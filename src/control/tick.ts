@@ -35,6 +35,8 @@ export function createTicker(deps: {
   capacity: Pick<CapacityLoop, 'tick'>;
   results: Pick<ProbeResults, 'prune'>;
   storageLog: Pick<StorageLog, 'check'>;
+  /** A new configuration was applied. */
+  configApplied?: () => void;
 }): Ticker {
   const { tracker, latency, mono, served, publisher } = deps;
   let latencyAt = 0;
@@ -57,6 +59,7 @@ export function createTicker(deps: {
     deps.capacity.tick(t);
     if (served.reload()) {
       tracker.setEndpoints(served.endpoints(), t);
+      deps.configApplied?.();
       publisher.publishTrackerReset('configuration applied');
     } else publisher.publishIfOverridden('admin override');
     if (t - latencyAt >= deps.latencyEveryMs) {

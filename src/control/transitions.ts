@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { CapacityChange } from './capacity.js';
 import { countryMoves } from './moves.js';
-import { statusChanges, statusOf, type Status } from './status.js';
+import { hostnameChanges, statusChanges, statusOf, type Status } from './status.js';
 import type { EventLog } from './storage.js';
 
 export interface Transitions {
@@ -35,6 +35,8 @@ export function createTransitions(deps: { events: EventLog; log: Logger; now: ()
       const at = now();
       const was = statusOf(before);
       const status = statusOf(after);
+      for (const c of hostnameChanges(before, after))
+        events.deferEvent({ time: at, kind: c.kind, subject: c.subject, oldState: c.oldState, newState: c.newState, reason: c.reason, region: c.region });
       for (const c of statusChanges(was, status))
         events.deferEvent({ time: at, kind: c.kind, subject: c.subject, oldState: c.oldState, newState: c.newState, reason: c.reason, region: c.region });
       for (const m of countryMoves(before, after)) {

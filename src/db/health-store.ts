@@ -9,6 +9,10 @@ export type StoredHealth = { state: 'up' | 'down'; reason: string; transition: b
 export type Override = { subject: string; mode: 'drain' | 'force-up'; reason: string; actor: string | null; time: number };
 
 const HEALTH_VERSION = 'health_version';
+const RESOLVED = 'hostnames_resolved';
+
+/** A hostname endpoint's name as control resolved it (snapshot.ts's HostnameResolution). */
+export type StoredResolution = { addresses: readonly string[]; ttl: number } | { error: string };
 
 /**
  * Health as control publishes it, admin overrides, and (from probe-results.ts)
@@ -18,7 +22,7 @@ const HEALTH_VERSION = 'health_version';
  */
 export function createHealthStore(db: Db, opts: { now?: () => number } = {}) {
   const now = opts.now ?? Date.now;
-  const { healthState, overrides } = schema;
+  const { healthState, overrides, meta } = schema;
   const guard = guardOf(db);
 
   const { get: version, bump } = metaCounter(db, HEALTH_VERSION);
@@ -27,9 +31,11 @@ export function createHealthStore(db: Db, opts: { now?: () => number } = {}) {
     version,
 
     /** Replaces the published health of every endpoint; the version becomes one more, or `atLeast` (what control already published). */
-    saveHealth(health: ReadonlyMap<string, StoredHealth>, o: { atLeast?: number } = {}): number {
+    saveHealth(health: ReadonlyMap<string, StoredHealth>, o: { atLeast?: number; resolved?: Readonly<Record<string, StoredResolution>> } = {}): number {
       return guard.write(() =>
         db.transaction(() => {
+          const value = JSON.stringify(o.resolved ?? {});
+          db.insert(meta).values({ key: RESOLVED, value }).onConflictDoUpdate({ target: meta.key, set: { value } }).run();
           db.delete(healthState).run();
           for (const [endpoint, h] of health)
             db.insert(healthState).values({ endpoint, state: h.state, reason: h.reason, transition: h.transition, since: h.since }).run();
@@ -46,6 +52,16 @@ export function createHealthStore(db: Db, opts: { now?: () => number } = {}) {
           .all()
           .map((r) => [r.endpoint, { state: r.state, reason: r.reason, transition: r.transition, since: r.since }]),
       );
+    },
+
+    /** Hostname endpoints' resolutions as last published (flattened answers of DNS nodes reading this file). */
+    loadResolved(): Record<string, StoredResolution> {
+      const row = db.select().from(meta).where(eq(meta.key, RESOLVED)).get();
+      try {
+        return row ? (JSON.parse(row.value) as Record<string, StoredResolution>) : {};
+      } catch {
+        return {};
+      }
     },
 
     listOverrides(): Override[] {

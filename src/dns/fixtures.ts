@@ -16,8 +16,8 @@ export function defaultConfig(): Config {
   const config = loadConfig([REGIONS_DIR]);
   for (const r of config.regions)
     for (const z of r.zones) {
-      const v4 = z.endpoints.find((e) => !e.address.includes(':'));
-      if (v4) z.endpoints.push({ ...v4, check: undefined, address: `2001:db8:113::${v4.address.split('.')[3]}` });
+      const v4 = z.endpoints.find((e) => e.address !== undefined && !e.address.includes(':'));
+      if (v4) z.endpoints.push({ ...v4, check: undefined, address: `2001:db8:113::${v4.address!.split('.')[3]}` });
     }
   return config;
 }

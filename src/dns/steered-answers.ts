@@ -5,6 +5,7 @@
 // out in turn, so that the order across queries follows the weighted shuffle.
 
 import { seededRandom, steer } from '../steer/steer.js';
+import type { Decision } from '../steer/types.js';
 import { createClientLocator } from './located-clients.js';
 import { timeDecision, type RegionSlots, type ResponderStats } from './responder-stats.js';
 import { remember, type AnswerSet, type Client, type Served, type Variant } from './served.js';
@@ -32,6 +33,17 @@ export type SteeredAnswers = ((s: Served, packet: Buffer, q: Query, resolver: st
   warm(s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName): void;
 };
 
+/**
+ * The A or AAAA records of a decision's endpoints, in order: each address
+ * endpoint's, each flattened hostname's (CNAME endpoints have none to give),
+ * once each and at most `max`.
+ */
+function addressesOf(answers: Decision['answers'], family: 4 | 6, max: number): string[] {
+  const out = new Set<string>();
+  for (const a of answers) for (const address of a.addresses) if (address.includes(':') === (family === 6) && out.size < max) out.add(address);
+  return [...out];
+}
+
 export function createSteeredAnswers(opts: SteeredAnswerOptions): SteeredAnswers {
   const { stats, regionSlot } = opts;
   const variantCount = opts.variants;
@@ -55,19 +67,20 @@ export function createSteeredAnswers(opts: SteeredAnswerOptions): SteeredAnswers
       const decision = steer(query, s.snapshot, random);
       timeDecision(stats, performance.now() - started);
       stats.steerCalls++;
-      const addresses = decision.answers.map((a) => a.address).filter((a) => a.includes(':') === (family === 6));
-      const order = `${decision.ttl}|${decision.scope}|${decision.region}|${addresses.join(',')}`;
+      const cname = decision.answers[0]?.cname;
+      const addresses = cname === undefined ? addressesOf(decision.answers, family, s.snapshot.services.get(name.service)?.maxAnswers ?? 8) : [];
+      const order = `${decision.ttl}|${decision.scope}|${decision.region}|${cname ?? addresses.join(',')}`;
       let variant = seen.get(order);
       if (!variant) {
-        const hasAddress = addresses.length > 0;
-        const body = hasAddress ? s.zone.addressAnswers(addresses, type, decision.ttl) : node.nodata;
-        const region = hasAddress && decision.region !== undefined ? regionSlot(decision.region) : -1;
+        const hasAnswer = addresses.length > 0 || cname !== undefined;
+        const body = cname !== undefined ? s.zone.cnameAnswer(cname, decision.ttl) : hasAnswer ? s.zone.addressAnswers(addresses, type, decision.ttl) : node.nodata;
+        const region = hasAnswer && decision.region !== undefined ? regionSlot(decision.region) : -1;
         variant = { body, scope: decision.scope, region };
         seen.set(order, variant);
       }
       variants.push(variant);
-      // One address (or none) has one order: no point asking again.
-      if (i === 0 && addresses.length <= 1) break;
+      // One endpoint (or none) has one order: no point asking again.
+      if (i === 0 && decision.answers.length <= 1) break;
     }
     set = { variants, next: 0 };
     remember(s.sets, key, set, maxSets);

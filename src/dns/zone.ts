@@ -40,6 +40,8 @@ export type Zone = {
   wildcard(key: string): ZoneNode | undefined;
   /** An answer section of A or AAAA records owned by the question's name. */
   addressAnswers(addresses: readonly string[], type: number, ttl: number): Body;
+  /** An answer section of one CNAME owned by the question's name (a hostname endpoint's). */
+  cnameAnswer(target: string, ttl: number): Body;
 };
 
 /** `Gslb.Example.com.` → `\x04gslb\x07example\x03com\x00` (latin1), the form Query.key has. */
@@ -104,10 +106,11 @@ export function compileZone(snapshot: Snapshot): Zone {
   const nodes = compileNodes(snapshot, records, glue, negative, dynamicAt, statics);
   const nxdomain = createNxdomain(apex, negative);
   const addressAnswers = createAddressAnswers();
+  const cnameAnswer = (target: string, ttl: number) => addressAnswers([target], TYPE.CNAME, ttl);
   const dynamicNodes = dynamic.map((d) => [...nodes.values()].find((n) => n.dynamic === d)!);
   const wildcardNodes = new Map([...statics.wildcards].map(([parent, owner]) => [wireKey(parent), nodes.get(wireKey(owner))!]));
   const wildcard = createWildcardLookup(nodes, wildcardNodes, wireKey(apex));
-  return { apex, nodes, dynamic: dynamicNodes, nxdomain, wildcards: wildcardNodes.size > 0, wildcard, addressAnswers };
+  return { apex, nodes, dynamic: dynamicNodes, nxdomain, wildcards: wildcardNodes.size > 0, wildcard, addressAnswers, cnameAnswer };
 }
 
 /** The records that do not depend on the client, by owner name: SOA, NS and in-zone glue; and the SOA of negative answers. */
@@ -237,17 +240,22 @@ function createNxdomain(apex: string, negative: Rr[]): (key: string) => Body | u
   };
 }
 
-/** `Zone.addressAnswers`: one record encoded per address, owner and TTL left to fill in per answer set. */
+/**
+ * `Zone.addressAnswers` (and a CNAME's, whose one "address" is its target):
+ * one record encoded per address, owner and TTL left to fill in per answer set.
+ */
 function createAddressAnswers(): (addresses: readonly string[], type: number, ttl: number) => Body {
   const rdata = new Map<string, Buffer>();
   return (addresses: readonly string[], type: number, ttl: number): Body => {
     const parts: Buffer[] = [];
     for (const address of addresses) {
-      let rr = rdata.get(address);
+      const key = `${type}|${address}`;
+      let rr = rdata.get(key);
       if (!rr) {
         // Owner '' encodes as the root (one octet), swapped below for a pointer to the question.
-        rr = Packet.Resource.encode({ name: '', type, class: CLASS_IN, ttl: 0, address } as Resource);
-        rdata.set(address, rr);
+        const data = type === TYPE.CNAME ? { domain: address } : { address };
+        rr = Packet.Resource.encode({ name: '', type, class: CLASS_IN, ttl: 0, ...data } as Resource);
+        rdata.set(key, rr);
       }
       const out = Buffer.allocUnsafe(rr.length + 1);
       out[0] = 0xc0;

@@ -10,8 +10,8 @@ function liveSnapshot() {
   config.regions.find((r) => r.id === 'sg')!.zones[1].endpoints[0].down = true;
   const jkt = config.regions.find((r) => r.id === 'jkt')!;
   const health = new Map([
-    [endpointKey('jkt', jkt.zones[0].id, jkt.zones[0].endpoints[0].address), { state: 'down' as const, reason: '3 of 4 agents: timeout', transition: false }],
-    [endpointKey('jkt', jkt.zones[1].id, jkt.zones[1].endpoints[0].address), { state: 'up' as const, reason: '4 of 4 agents', transition: true }],
+    [endpointKey('jkt', jkt.zones[0].id, jkt.zones[0].endpoints[0].address!), { state: 'down' as const, reason: '3 of 4 agents: timeout', transition: false }],
+    [endpointKey('jkt', jkt.zones[1].id, jkt.zones[1].endpoints[0].address!), { state: 'up' as const, reason: '4 of 4 agents', transition: true }],
   ]);
   return buildSnapshot(config, 42, { health, latency: { sg: { jkt: 21.5, sg: 0.4 } }, capacity: { jkt: { shed: 0.25, saturation: 0.97, reason: '4/4 GPUs busy' } } });
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, parseRegionDoc, parseZoneDoc, validateConfig } from '../config/load.js';
-import type { ZoneDoc } from '../config/schema.js';
-import { buildSnapshot, endpointKey, type CapacityMap, type EndpointHealthInput, type LatencyMatrix, type Snapshot } from './snapshot.js';
+import { endpointName, ipAddress, type ZoneDoc } from '../config/schema.js';
+import { buildSnapshot, endpointKey, type CapacityMap, type EndpointHealthInput, type EndpointState, type LatencyMatrix, type ResolvedMap, type Snapshot } from './snapshot.js';
 
 /** Bumped when the document's shape changes in a way an older node cannot read. */
 export const DOCUMENT_FORMAT = 1;
@@ -24,6 +24,8 @@ export type SnapshotDocument = {
     health: Record<string, EndpointHealthInput>;
     latency: LatencyMatrix;
     capacity: CapacityMap;
+    /** Hostname endpoints' resolutions (flattened answers, unresolvable names); absent when there are none. */
+    resolved?: ResolvedMap;
   };
 };
 
@@ -32,7 +34,7 @@ type WireRegion = {
   name: string;
   location: { lat: number; lon: number };
   countries: string[];
-  zones: { id: string; endpoints: { address: string; weight: number }[] }[];
+  zones: { id: string; endpoints: { address?: string; hostname?: string; flatten?: boolean; weight: number }[] }[];
 };
 
 /** Why a document was refused: the message names the field. */
@@ -49,16 +51,23 @@ export function encodeSnapshot(snapshot: Snapshot): string {
       name: r.name,
       location: { lat: r.lat, lon: r.lon },
       countries: [...r.countries],
-      zones: r.zones.map((z) => ({ id: z.id, endpoints: z.endpoints.map((e) => ({ address: e.address, weight: e.weight })) })),
+      zones: r.zones.map((z) => ({ id: z.id, endpoints: z.endpoints.map(wireEndpoint) })),
     })),
     health: Object.fromEntries(
-      snapshot.regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints.map((e) => [endpointKey(r.id, z.id, e.address), { state: e.health, reason: e.reason, transition: e.transition }]))),
+      snapshot.regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints.map((e) => [endpointKey(r.id, z.id, endpointName(e)), { state: e.health, reason: e.reason, transition: e.transition }]))),
     ),
     latency: snapshot.latency,
     capacity: snapshot.capacity,
+    ...(Object.keys(snapshot.resolved).length ? { resolved: snapshot.resolved } : {}),
   };
   const body = { format: DOCUMENT_FORMAT, version: snapshot.version, state };
   return JSON.stringify({ ...body, sha256: digest(body) });
+}
+
+/** What an endpoint's answers need: its address, or its hostname and whether it is flattened. */
+function wireEndpoint(e: EndpointState): WireRegion['zones'][number]['endpoints'][number] {
+  if (e.kind === 'address') return { address: e.address, weight: e.weight };
+  return e.kind === 'cname' ? { hostname: e.address, weight: e.weight } : { hostname: e.address, flatten: true, weight: e.weight };
 }
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
@@ -72,6 +81,12 @@ const envelope = z.strictObject({
     health: z.record(z.string(), z.strictObject({ state: z.enum(['up', 'down']), reason: z.string().max(1000), transition: z.boolean() })),
     latency: z.record(z.string(), z.record(z.string(), finite.min(0))),
     capacity: z.record(z.string(), z.strictObject({ shed: finite.min(0).max(1), saturation: finite.min(0).optional(), reason: z.string().max(1000) })),
+    resolved: z
+      .record(
+        z.string(),
+        z.union([z.strictObject({ addresses: z.array(ipAddress).max(64), ttl: z.number().int().min(0) }), z.strictObject({ error: z.string().max(1000) })]),
+      )
+      .optional(),
   }),
 });
 
@@ -106,10 +121,15 @@ export function decodeSnapshot(text: string): { snapshot: Snapshot; sha256: stri
     if (err instanceof ConfigError) throw new SnapshotError(`invalid configuration: ${err.message.replaceAll('\n', '; ')}`);
     throw err;
   }
-  const keys = new Set(config.regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints.map((e) => endpointKey(r.id, z.id, e.address)))));
+  const keys = new Set(config.regions.flatMap((r) => r.zones.flatMap((z) => z.endpoints.map((e) => endpointKey(r.id, z.id, endpointName(e))))));
   for (const key of keys) if (!Object.hasOwn(doc.state.health, key)) throw new SnapshotError(`health: no entry for endpoint ${key}`);
   for (const key of Object.keys(doc.state.health)) if (!keys.has(key)) throw new SnapshotError(`health: "${key}" is not a configured endpoint`);
-  const snapshot = buildSnapshot(config, doc.version, { health: new Map(Object.entries(doc.state.health)), latency: doc.state.latency, capacity: doc.state.capacity });
+  const snapshot = buildSnapshot(config, doc.version, {
+    health: new Map(Object.entries(doc.state.health)),
+    latency: doc.state.latency,
+    capacity: doc.state.capacity,
+    resolved: doc.state.resolved,
+  });
   return { snapshot, sha256: doc.sha256 };
 }
 

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { Config, ServiceDoc, ZoneDoc } from '../config/schema.js';
+import { endpointName, type Config, type EndpointDoc, type ServiceDoc, type ZoneDoc } from '../config/schema.js';
 
 /**
  * The immutable state every answer is computed from: configuration plus
@@ -20,7 +20,17 @@ export type Snapshot = {
    * judged them. A region without an entry is unknown: neither empty nor full.
    */
   readonly capacity: CapacityMap;
+  /** What control's resolver found for each hostname endpoint's name; empty without hostname endpoints. */
+  readonly resolved: ResolvedMap;
 };
+
+/**
+ * A hostname endpoint's name as control's resolver last found it: its
+ * addresses (A and AAAA) with the lowest of their TTLs, or why it does not
+ * resolve (NXDOMAIN, no address, the resolver failing past the stale window).
+ */
+export type HostnameResolution = { readonly addresses: readonly string[]; readonly ttl: number } | { readonly error: string };
+export type ResolvedMap = Readonly<Record<string, HostnameResolution>>;
 
 export type LatencyMatrix = Readonly<Record<string, Readonly<Record<string, number>>>>;
 
@@ -67,8 +77,18 @@ export type ZoneState = {
 export type Health = 'up' | 'down';
 
 export type EndpointState = {
+  /** Its address, or a hostname endpoint's hostname: the endpoint's name in keys, traces and overrides. */
   readonly address: string;
-  readonly family: 4 | 6;
+  /** An address, a hostname answered as a CNAME, or a hostname flattened into its addresses. */
+  readonly kind: 'address' | 'cname' | 'flatten';
+  /** The address families it can answer: its address's; a CNAME's both; a flattened name's those it resolved to. */
+  readonly families: readonly (4 | 6)[];
+  /** A hostname endpoint without `flatten`: answered as a CNAME to this name. */
+  readonly cname?: string;
+  /** The A/AAAA records it answers: its address, or a flattened hostname's resolved addresses (none for a CNAME). */
+  readonly addresses: readonly string[];
+  /** A flattened hostname's records' TTL: answers with its addresses never outlive it. */
+  readonly addressTtl?: number;
   readonly weight: number;
   readonly region: string;
   readonly zone: string;
@@ -90,7 +110,7 @@ export type EndpointState = {
 export function buildSnapshot(
   config: Config,
   version: number,
-  live: { health?: ReadonlyMap<string, EndpointHealthInput>; latency?: LatencyMatrix; capacity?: CapacityMap } = {},
+  live: { health?: ReadonlyMap<string, EndpointHealthInput>; latency?: LatencyMatrix; capacity?: CapacityMap; resolved?: ResolvedMap } = {},
 ): Snapshot {
   const regions: RegionState[] = config.regions.map((r) => ({
     id: r.id,
@@ -102,16 +122,17 @@ export function buildSnapshot(
       id: z.id,
       endpoints: z.endpoints.map((e): EndpointState => {
         const marked = r.down ? 'region' : z.down ? 'zone' : e.down ? 'endpoint' : undefined;
-        const h = live.health?.get(endpointKey(r.id, z.id, e.address));
+        const h = live.health?.get(endpointKey(r.id, z.id, endpointName(e)));
+        const named = e.hostname !== undefined ? hostnameState(e, live.resolved?.[e.hostname]) : undefined;
+        const down = marked ? `${marked} marked down in config` : named?.down;
         return {
-          address: e.address,
-          family: isIP(e.address) === 6 ? 6 : 4,
+          ...(named?.answers ?? { address: e.address!, kind: 'address', families: [isIP(e.address!) === 6 ? 6 : 4], addresses: [e.address!] }),
           weight: e.weight,
           region: r.id,
           zone: z.id,
-          health: marked ? 'down' : (h?.state ?? 'up'),
-          reason: marked ? `${marked} marked down in config` : (h?.reason ?? 'no health data: assumed up'),
-          transition: !marked && (h?.transition ?? false),
+          health: down ? 'down' : (h?.state ?? 'up'),
+          reason: down ?? h?.reason ?? 'no health data: assumed up',
+          transition: !down && (h?.transition ?? false),
         };
       }),
     })),
@@ -124,7 +145,34 @@ export function buildSnapshot(
     services: new Map(config.zone.services.map((s) => [s.name, s])),
     latency: live.latency ?? {},
     capacity: capacityOf(live.capacity ?? {}, regions),
+    resolved: resolvedOf(config, live.resolved ?? {}),
   });
+}
+
+type Named = { answers: Pick<EndpointState, 'address' | 'kind' | 'families' | 'cname' | 'addresses' | 'addressTtl'>; down?: string };
+
+/**
+ * A hostname endpoint from its resolution: down when its name does not
+ * resolve (either kind), or, flattened, before it first resolved (a CNAME
+ * needs no addresses of its own, so it waits for the probes).
+ */
+function hostnameState(e: EndpointDoc, res: HostnameResolution | undefined): Named {
+  const name = e.hostname!;
+  const base = { address: name, kind: e.flatten ? ('flatten' as const) : ('cname' as const) };
+  if (res && 'error' in res) return { answers: { ...base, families: e.flatten ? [] : [4, 6], addresses: [] }, down: `hostname ${name} does not resolve: ${res.error}` };
+  if (!e.flatten) return { answers: { ...base, families: [4, 6], cname: name, addresses: [] } };
+  if (!res) return { answers: { ...base, families: [], addresses: [] }, down: `hostname ${name} not resolved yet` };
+  const families = ([4, 6] as const).filter((f) => res.addresses.some((a) => isIP(a) === f));
+  return { answers: { ...base, families, addresses: res.addresses, addressTtl: res.ttl } };
+}
+
+/** The resolutions of the configured hostnames only. */
+function resolvedOf(config: Config, input: ResolvedMap): ResolvedMap {
+  const out: Record<string, HostnameResolution> = {};
+  for (const r of config.regions)
+    for (const z of r.zones)
+      for (const e of z.endpoints) if (e.hostname !== undefined && Object.hasOwn(input, e.hostname)) out[e.hostname] = input[e.hostname];
+  return Object.freeze(out);
 }
 
 function capacityOf(input: CapacityMap, regions: readonly RegionState[]): CapacityMap {

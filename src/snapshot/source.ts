@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { createLocator, type Locator } from '../geo/locator.js';
 import type { Logger } from '../log.js';
-import { buildSnapshot, type EndpointHealthInput, type Snapshot } from './snapshot.js';
+import { buildSnapshot, type EndpointHealthInput, type ResolvedMap, type Snapshot } from './snapshot.js';
 
 /** What a DNS node answers from: a snapshot and the locator built from the same zone settings. */
 export type ServingState = { readonly snapshot: Snapshot; readonly locator: Locator };
@@ -14,7 +14,7 @@ export interface StateSource {
 }
 
 type ConfigReader = { version(): number; getConfig(): Config | undefined };
-type HealthReader = { version(): number; loadHealth(): ReadonlyMap<string, EndpointHealthInput> };
+type HealthReader = { version(): number; loadHealth(): ReadonlyMap<string, EndpointHealthInput>; loadResolved?(): ResolvedMap };
 
 /**
  * Serves snapshots built from the database, re-reading it when its version
@@ -42,7 +42,7 @@ export function createDbStateSource(deps: { store: ConfigReader; healthStore?: H
   function build(previous?: ServingState): ServingState {
     const config = store.getConfig();
     if (!config) throw new Error('the database holds no configuration: run `arus apply regions/` first');
-    const snapshot = buildSnapshot(config, version(), { health: healthStore?.loadHealth() });
+    const snapshot = buildSnapshot(config, version(), { health: healthStore?.loadHealth(), resolved: healthStore?.loadResolved?.() });
     const sameGeo =
       previous && JSON.stringify(previous.snapshot.zone.geoip) === JSON.stringify(config.zone.geoip) &&
       JSON.stringify(previous.snapshot.zone.nets) === JSON.stringify(config.zone.nets);

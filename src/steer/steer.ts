@@ -69,7 +69,8 @@ export function steer(query: SteerQuery, snapshot: Snapshot, random: Random): De
   const moving = chosen?.endpoints.some((e) => e.transition) ?? false;
   const shedding = ctx.shedding;
   const short = moving || shedding !== undefined;
-  const ttl = ctx.failedOpen ? Math.min(baseTtl, FAILED_OPEN_TTL) : short ? Math.min(baseTtl, TRANSITION_TTL) : baseTtl;
+  const steeredTtl = ctx.failedOpen ? Math.min(baseTtl, FAILED_OPEN_TTL) : short ? Math.min(baseTtl, TRANSITION_TTL) : baseTtl;
+  const ttl = flattenedTtl(chosen, steeredTtl, ctx.trace);
   // The client's location only matters when ranking had a choice to make and
   // used it: a pinned name, a lone candidate or a location-independent policy
   // gives everyone the same answer. A capacity split answers per client
@@ -83,13 +84,22 @@ export function steer(query: SteerQuery, snapshot: Snapshot, random: Random): De
   }
   if (scope > located) ctx.trace.push(`scope /${scope} (capacity splits clients by /${scope} network; location alone: /${located})`);
   return {
-    answers: chosen ? chosen.endpoints.map((e) => ({ address: e.address, region: e.region, zone: e.zone })) : [],
+    answers: chosen ? chosen.endpoints.map((e) => ({ address: e.address, region: e.region, zone: e.zone, addresses: e.addresses, ...(e.cname !== undefined ? { cname: e.cname } : {}) })) : [],
     region: chosen?.region.id,
     ttl,
     scope,
     failedOpen: ctx.failedOpen,
     trace: ctx.trace,
   };
+}
+
+/** The TTL, no longer than the records of a flattened hostname the answer carries. */
+function flattenedTtl(chosen: Candidate | undefined, ttl: number, trace: string[]): number {
+  if (!chosen || chosen.endpoints[0]?.cname !== undefined) return ttl;
+  let out = ttl;
+  for (const e of chosen.endpoints) if (e.addressTtl !== undefined && e.addressTtl < out) out = e.addressTtl;
+  if (out < ttl) trace.push(`ttl ${out} (a flattened hostname's records expire sooner)`);
+  return out;
 }
 
 /** A small seeded PRNG (mulberry32), for reproducible weighted order. */

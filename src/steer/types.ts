@@ -39,10 +39,15 @@ export type Candidate = {
   readonly distanceKm?: number;
 };
 
-export type Answer = { readonly address: string; readonly region: string; readonly zone: string };
+/**
+ * One chosen endpoint: `address` its name (its address or hostname),
+ * `addresses` the A/AAAA records it answers, `cname` the name a hostname
+ * endpoint without flatten is answered with instead.
+ */
+export type Answer = { readonly address: string; readonly region: string; readonly zone: string; readonly addresses: readonly string[]; readonly cname?: string };
 
 export type Decision = {
-  /** Addresses to answer, in order; empty means NODATA. */
+  /** Endpoints to answer, in order; empty means NODATA. The first a CNAME: the answer is that CNAME alone. */
   readonly answers: readonly Answer[];
   /** Region that serves the answer, if any. */
   readonly region?: string;

@@ -758,7 +758,7 @@ export function checkCompose(doc: Obj, dir: string, ctx: { cli: Cli; env: Set<st
   for (const r of config.regions) {
     for (const z of r.zones)
       for (const e of z.endpoints) {
-        if (!addresses.has(e.address)) problems.push(`compose regions: ${r.id}/${z.id} endpoint ${e.address} is no service's address`);
+        if (!addresses.has(e.address ?? '')) problems.push(`compose regions: ${r.id}/${z.id} endpoint ${e.address} is no service's address`);
         if (e.check?.type === 'http') {
           const u = new URL(e.check.url);
           if (!listens.get(u.hostname)?.includes(urlPort(u))) problems.push(`compose regions: ${r.id}/${z.id} check ${e.check.url}: no service ${u.hostname} listening on ${urlPort(u)}`);

@@ -15,4 +15,6 @@ export type PublishedState = {
   latency: Record<string, Record<string, number>>;
   /** Region → the share of clients it sheds, and why. */
   capacity: Record<string, { shed: number; saturation?: number; reason: string }>;
+  /** Hostname endpoints' names as the leader resolved them (absent when none). */
+  resolved?: Record<string, { addresses: readonly string[]; ttl: number } | { error: string }>;
 };

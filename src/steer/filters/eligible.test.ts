@@ -24,7 +24,7 @@ describe('eligible', () => {
     expect(out.map((c) => c.region.id)).toEqual(regions);
     for (const c of out) {
       expect(c.endpoints.length).toBe(2);
-      for (const e of c.endpoints) expect(e.family).toBe(family);
+      for (const e of c.endpoints) expect(e.families).toEqual([family]);
     }
   });
 

@@ -18,7 +18,7 @@ export const eligible: Filter = (candidates, ctx) => {
   for (const c of candidates) {
     if (allowed && !allowed.has(c.region.id)) continue;
     if (query.pinnedRegion !== undefined && c.region.id !== query.pinnedRegion) continue;
-    const endpoints = c.endpoints.filter((e) => e.family === query.family);
+    const endpoints = c.endpoints.filter((e) => e.families.includes(query.family));
     if (endpoints.length > 0) out.push({ ...c, endpoints });
   }
   const scope = query.pinnedRegion !== undefined ? `pinned to ${query.pinnedRegion}` : allowed ? `service regions` : 'all regions';

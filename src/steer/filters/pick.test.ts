@@ -9,7 +9,7 @@ function setUp(opts: Parameters<typeof snapshotOf>[0] = {}) {
   const snap = snapshotOf(opts);
   const all: Candidate[] = snap.regions.map((region) => ({
     region,
-    endpoints: region.zones.flatMap((z) => z.endpoints).filter((e) => e.family === 4),
+    endpoints: region.zones.flatMap((z) => z.endpoints).filter((e) => e.families.includes(4)),
   }));
   const ctx = (seed: number): SteerContext => ({ query: query(), snapshot: snap, random: seededRandom(seed), trace: [], failedOpen: false });
   return { all, ctx };

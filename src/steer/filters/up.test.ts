@@ -8,7 +8,7 @@ function run(snap: ReturnType<typeof snapshotOf>) {
   const ctx: SteerContext = { query: query(), snapshot: snap, random: Math.random, trace: [], failedOpen: false };
   const all: Candidate[] = snap.regions.map((region) => ({
     region,
-    endpoints: region.zones.flatMap((z) => z.endpoints).filter((e) => e.family === 4),
+    endpoints: region.zones.flatMap((z) => z.endpoints).filter((e) => e.families.includes(4)),
   }));
   return { out: up(all, ctx), ctx };
 }

@@ -110,3 +110,19 @@ describe('hostname endpoints', () => {
     expect(ask(down, 4).region).not.toBe('jkt');
   });
 });
+
+describe('hostname events', () => {
+  it('an endpoint.down naming the host when its name stops resolving, an endpoint.up when it resolves again, nothing for a probe-driven change', async () => {
+    const { hostnameChanges } = await import('./status.js');
+    const config = defaultConfig();
+    const z = config.regions.find((r) => r.id === 'jkt')!.zones[0];
+    z.endpoints = [{ hostname: 'alb.elb.test', flatten: true, weight: 100, down: false }];
+    const ok = buildSnapshot(config, 1, { resolved: { 'alb.elb.test': { addresses: ['192.0.2.9'], ttl: 60 } } });
+    const gone = buildSnapshot(config, 2, { resolved: { 'alb.elb.test': { error: 'NXDOMAIN from 127.0.0.1' } } });
+    const key = `jkt/${z.id}/alb.elb.test`;
+    expect(hostnameChanges(ok, gone)).toEqual([expect.objectContaining({ kind: 'endpoint.down', subject: key, reason: expect.stringContaining('NXDOMAIN') })]);
+    expect(hostnameChanges(gone, ok)).toEqual([expect.objectContaining({ kind: 'endpoint.up', subject: key })]);
+    const probedDown = buildSnapshot(config, 3, { resolved: { 'alb.elb.test': { addresses: ['192.0.2.9'], ttl: 60 } }, health: new Map([[key, { state: 'down' as const, reason: '3 of 3 agents: timeout' }]]) });
+    expect(hostnameChanges(ok, probedDown)).toEqual([]);
+  });
+});

@@ -67,8 +67,9 @@ export function statusChanges(before: Status, after: Status): StatusChange[] {
   return out;
 }
 
-/** Why a hostname endpoint is down for its name: the snapshot's reason (snapshot.ts). */
-const byName = (e: EndpointState | undefined) => e !== undefined && e.kind !== 'address' && e.health === 'down' && e.reason.startsWith(`hostname ${e.address} `);
+/** A hostname endpoint its name leaves down: the name does not resolve (or, flattened, has not yet), as the snapshot's resolutions say. */
+const downByName = (s: Snapshot, e: EndpointState | undefined) =>
+  e !== undefined && e.kind !== 'address' && e.health === 'down' && (Object.hasOwn(s.resolved, e.address) ? 'error' in s.resolved[e.address] : e.kind === 'flatten');
 
 /** Hostname endpoints that went down because their name stopped resolving, or came back up when it resolved again. */
 export function hostnameChanges(before: Snapshot, after: Snapshot): { kind: 'endpoint.down' | 'endpoint.up'; subject: string; region: string; oldState: string; newState: string; reason: string }[] {
@@ -80,8 +81,8 @@ export function hostnameChanges(before: Snapshot, after: Snapshot): { kind: 'end
         const key = endpointKey(r.id, z.id, e.address);
         const old = was.get(key);
         if (!old || old.health === e.health) continue;
-        if (byName(e)) out.push({ kind: 'endpoint.down' as const, subject: key, region: r.id, oldState: 'up', newState: 'down', reason: e.reason });
-        else if (byName(old) && e.health === 'up') out.push({ kind: 'endpoint.up' as const, subject: key, region: r.id, oldState: 'down', newState: 'up', reason: `hostname ${e.address} resolves again` });
+        if (downByName(after, e)) out.push({ kind: 'endpoint.down' as const, subject: key, region: r.id, oldState: 'up', newState: 'down', reason: e.reason });
+        else if (downByName(before, old) && e.health === 'up') out.push({ kind: 'endpoint.up' as const, subject: key, region: r.id, oldState: 'down', newState: 'up', reason: `hostname ${e.address} resolves again` });
       }
   return out;
 }

@@ -135,6 +135,29 @@ describe.skipIf(!hasDig || !hasNsupdate)('RFC 2136 updates with TSIG, on real so
     expect(txts()).toEqual([]);
   });
 
+  it('answers a TSIG-signed SOA query and AXFR on the update listener (certbot, external-dns), signed; unsigned ones REFUSED', () => {
+    // dig checks the answer's TSIG with the key: a wrong or missing signature prints "Couldn't verify" / "tsig verify failure".
+    const at = (args: string[]) => spawnSync('dig', ['@127.0.0.1', '-p', String(updatePort), '+time=3', '+tries=1', '+norec', ...args], { encoding: 'utf8', timeout: 10_000 }).stdout;
+    for (const tcp of [[], ['+tcp']]) {
+      const soa = at([...tcp, '-y', key(), APEX, 'SOA']);
+      expect(soa).toMatch(/status: NOERROR/);
+      expect(soa).toMatch(/flags: qr aa/);
+      expect(soa).toMatch(new RegExp(`${APEX}\\.\\s+\\d+\\s+IN\\s+SOA`));
+      expect(soa).not.toMatch(/verify|failure/i);
+      expect(Number(/IN\s+SOA\s+\S+\s+\S+\s+(\d+)/.exec(soa)?.[1])).toBe(serial());
+      expect(soa).toMatch(/certbot\.\s+0\s+ANY\s+TSIG\s+hmac-sha256\./);
+    }
+    const axfr = at(['-y', key(), APEX, 'AXFR']);
+    expect(axfr).not.toMatch(/verify|failure|Transfer failed/i);
+    const rrs = axfr.split('\n').filter((l) => l && !l.startsWith(';') && !/\sTSIG\s/.test(l));
+    expect(rrs[0]).toMatch(/\sSOA\s/);
+    expect(rrs.at(-1)).toMatch(/\sSOA\s/);
+    expect(rrs.some((l) => new RegExp(`^${APEX}\\.\\s+\\d+\\s+IN\\s+NS\\s`).test(l))).toBe(true);
+    expect(at([APEX, 'SOA'])).toMatch(/status: REFUSED/);
+    expect(at([APEX, 'AXFR'])).toMatch(/Transfer failed|REFUSED/);
+    expect(at(['-y', `hmac-sha256:certbot:${Buffer.alloc(32, 7).toString('base64')}`, APEX, 'SOA'])).toMatch(/NOTAUTH|BADSIG|verify/i);
+  });
+
   it('counts every outcome in /metrics', async () => {
     const text = await (await fetch(`${up.api}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
     const n = (o: string) => Number(new RegExp(`arus_dns_updates_total\\{outcome="${o}"\\} (\\d+)`).exec(text)?.[1]);

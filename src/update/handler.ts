@@ -11,8 +11,10 @@ import type { AuditEntry } from '../db/audit.js';
 import type { TsigKeyStore } from '../db/tsig-keys.js';
 import type { Writes } from '../db/writes.js';
 import type { Logger } from '../log.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 import { applyUpdate, RCODE } from './apply.js';
 import { FormatError, OPCODE_UPDATE, parseMessage, T, type UpdateMessage } from './message.js';
+import { createQueryAnswerer } from './query.js';
 import { FUDGE_S, signResponse, TSIG_ERROR, tsigOf, verifyRequest, type TsigRecord } from './tsig.js';
 
 export const OUTCOMES = ['applied', 'refused', 'badkey', 'badsig', 'badtime', 'notauth', 'formerr', 'notimp', 'failed'] as const;
@@ -28,6 +30,8 @@ export type UpdateDeps = {
   log: Logger;
   /** Seconds since the epoch. */
   nowS?: () => number;
+  /** The snapshot DNS answers from: signed standard queries and AXFR are answered from it (query.ts); without it, NOTIMP. */
+  snapshot?: () => Snapshot;
 };
 
 /** MACs seen within the fudge window: a request whose MAC was seen is a replay. */
@@ -96,6 +100,7 @@ export function createUpdateHandler(deps: UpdateDeps): (msg: Buffer) => Promise<
   const replay = createReplayGuard();
   const log = deps.log;
   let queue: Promise<unknown> = Promise.resolve();
+  const queries = deps.snapshot && createQueryAnswerer({ snapshot: deps.snapshot, keys: deps.keys, log, nowS });
 
   const handle = async (msg: Buffer): Promise<Buffer | undefined> => {
     let m: UpdateMessage;
@@ -109,8 +114,11 @@ export function createUpdateHandler(deps: UpdateDeps): (msg: Buffer) => Promise<
     if (msg[2] & 0x80) return undefined; // a response: never answered
     const zoneEcho = m.zone.length === 1 ? m.zoneBytes : undefined;
     if (m.opcode !== OPCODE_UPDATE) {
+      if (m.opcode === 0 && queries) return queries(msg, m); // QUERY: SOA for certbot, AXFR for external-dns
       deps.count('notimp');
-      return header(m.id, RCODE.NOTIMP);
+      const h = header(m.id, RCODE.NOTIMP);
+      h[2] = 0x80 | (m.opcode << 3); // the request's opcode echoed
+      return h;
     }
     let t: TsigRecord | undefined;
     try {

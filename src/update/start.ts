@@ -14,7 +14,7 @@ import { startUpdateServer, updateCounter, type UpdateServer } from './server.js
 export async function startUpdates(deps: { db: Db; store: Store; writes: Writes; control: Control; metrics?: Metrics; listen: ListenAddress; kek: Buffer; log: Logger }): Promise<UpdateServer> {
   const log = deps.log.child({ component: 'update' });
   const count = deps.metrics ? updateCounter(deps.metrics.registry) : () => undefined;
-  const handle = createUpdateHandler({ store: deps.store, writes: deps.writes, keys: createTsigKeyStore(deps.db, deps.kek), tick: () => deps.control.tick(), count, log });
+  const handle = createUpdateHandler({ store: deps.store, writes: deps.writes, keys: createTsigKeyStore(deps.db, deps.kek), tick: () => deps.control.tick(), count, log, snapshot: () => deps.control.current().snapshot });
   const server = await startUpdateServer(deps.listen, handle, log);
   log.info({ address: deps.listen.address, port: server.udp }, 'RFC 2136 updates: listening on UDP and TCP');
   return server;

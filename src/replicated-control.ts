@@ -5,7 +5,9 @@
 // fenced by its term; every replica serves the same snapshot for the same
 // revision, takes probe reports (agents send them to all) and the API.
 import { hostname } from 'node:os';
+import type { ListenAddress } from './dns/server.js';
 import type { ControlListener } from './roles.js';
+import type { UpdateServer } from './update/server.js';
 import { listenHttp } from './http-listener.js';
 import { peerIdentity } from './tls/identity.js';
 
@@ -21,6 +23,8 @@ export type ReplicaOptions = ControlListener & {
   seed?: string;
   /** The leader's lease (s). Default 2. */
   leaseTtlS?: number;
+  /** RFC 2136 dynamic updates on this replica: the keys are the replicated ones (etcd, mirrored into the read model), the MACs taken shared by every replica. */
+  update?: { listen: ListenAddress; kek: Buffer };
 };
 
 export async function startReplicatedControl(o: ReplicaOptions) {
@@ -52,15 +56,30 @@ export async function startReplicatedControl(o: ReplicaOptions) {
   const { assembleApi } = await import('./api/assemble.js');
   const { app } = assembleApi({ db, store, healthStore, control: parts.control, staticTokens: o.staticTokens, open: o.open, status: o.status, metrics: o.metrics, peer, writes, cluster: parts.cluster, log: o.log.child({ component: 'api' }) });
   const http = await listenHttp(app.fetch, o.listen, { what: 'control', tls: o.tls, insecurePlaintext: o.insecurePlaintext });
-  log.info({ id, url: http.url, endpoints: o.etcd.endpoints, revision: readModel.applied() }, 'replica of the replicated control plane');
+  let updates: UpdateServer | undefined;
+  if (o.update) {
+    const [{ startUpdates }, { createEtcdReplayGuard }, { FUDGE_S }] = await Promise.all([import('./update/start.js'), import('./db/etcd/replay-guard.js'), import('./update/tsig.js')]);
+    const replay = createEtcdReplayGuard({ client, windowS: FUDGE_S, readModel });
+    try {
+      updates = await startUpdates({ db, store, writes, control: parts.control, metrics: o.metrics, ...o.update, replay, log: o.log });
+    } catch (err) {
+      parts.control.stop();
+      await http.stop();
+      await parts.stop();
+      throw err;
+    }
+  }
+  log.info({ id, url: http.url, update: updates?.udp ?? null, endpoints: o.etcd.endpoints, revision: readModel.applied() }, 'replica of the replicated control plane');
   return {
     id,
     control: parts.control,
     election: parts.election,
     readModel,
     url: http.url,
+    update: updates && { port: updates.udp },
     async stop() {
       parts.control.stop();
+      await updates?.stop();
       await http.stop();
       await parts.stop();
       await readModel.stop();

@@ -2,8 +2,7 @@
 // driven by Debian's nsupdate (UDP and TCP) and by messages signed here, the
 // answers read with dig on the DNS listener; every refusal leaves the zone's
 // records and its SOA serial as they were.
-import { execFile, spawnSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
+import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,36 +10,20 @@ import { CLASS, encodeUpdate, parseMessage, T, txtRdata } from '../src/update/me
 import { signRequest, tsigOf } from '../src/update/tsig.js';
 import { arus, freePort, ROOT, startArus, tempDir, until, type Running } from './helpers/arus.js';
 import { dig, hasDig } from './helpers/dig.js';
+import { hasNsupdate, nsupdate as nsupdateTo, sendUdp } from './helpers/nsupdate.js';
 
-const hasNsupdate = spawnSync('nsupdate', ['-V'], { encoding: 'utf8' }).status === 0;
 const APEX = 'gslb.example.com';
 const ACME = `_acme-challenge.${APEX}`;
 const ADMIN = 'update-admin-token';
 const KEK = 'update-test-key-encryption-key';
-
-function nsupdate(port: number, key: string, lines: string[], tcp = false): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const p = execFile('nsupdate', [...(tcp ? ['-v'] : []), '-t', '5', '-y', key], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
-    );
-    p.stdin!.end([`server 127.0.0.1 ${port}`, `zone ${APEX}`, ...lines, 'send', ''].join('\n'));
-  });
-}
-
-function sendUdp(port: number, msg: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    const t = setTimeout(() => (s.close(), reject(new Error('no answer'))), 5000);
-    s.on('message', (m) => (clearTimeout(t), s.close(), resolve(m)));
-    s.send(msg, port, '127.0.0.1');
-  });
-}
+const nsupdate = (port: number, key: string, lines: string[], tcp = false) => nsupdateTo(port, APEX, key, lines, tcp);
 
 describe.skipIf(!hasDig || !hasNsupdate)('RFC 2136 updates with TSIG, on real sockets', () => {
   let up: Running;
   let db: string;
   let updatePort: number;
   let secret: string;
+  let start: () => Promise<Running>;
   const q = (name: string, type: string) => dig('127.0.0.1', up.dnsPort, ['+norec', name, type]);
   const txts = () => q(ACME, 'TXT').answers.filter((a) => a.type === 'TXT').map((a) => a.data);
   const serial = () => Number(q(APEX, 'SOA').answers[0].data.split(' ')[2]);
@@ -73,9 +56,11 @@ describe.skipIf(!hasDig || !hasNsupdate)('RFC 2136 updates with TSIG, on real so
     expect(created.code, created.stderr).toBe(0);
     secret = /-y hmac-sha256:certbot:(\S+)/.exec(created.stdout)![1];
     updatePort = await freePort();
-    up = await startArus(['up', '--db', db, '--regions', join(dir, 'regions'), '--workers', '1', '--dns-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--sim', 'off', '--update-listen', `127.0.0.1:${updatePort}`], {
-      env: { ARUS_ADMIN_TOKEN: ADMIN, ARUS_TSIG_KEY: KEK },
-    });
+    start = () =>
+      startArus(['up', '--db', db, '--regions', join(dir, 'regions'), '--workers', '1', '--dns-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--sim', 'off', '--update-listen', `127.0.0.1:${updatePort}`], {
+        env: { ARUS_ADMIN_TOKEN: ADMIN, ARUS_TSIG_KEY: KEK },
+      });
+    up = await start();
   }, 60_000);
   afterAll(async () => {
     await up?.stop();
@@ -166,12 +151,49 @@ describe.skipIf(!hasDig || !hasNsupdate)('RFC 2136 updates with TSIG, on real so
     expect(n('refused')).toBeGreaterThanOrEqual(4);
   });
 
-  it('refuses to start updates without ARUS_TSIG_KEY, and with --etcd', () => {
+  it('refuses to start updates without ARUS_TSIG_KEY, naming it', () => {
     const noKey = arus(['up', '--db', db, '--update-listen', '127.0.0.1:1'], { env: { ARUS_TSIG_KEY: '' } });
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toContain('ARUS_TSIG_KEY');
-    const etcd = arus(['control', '--db', db, '--etcd', 'http://127.0.0.1:1', '--update-listen', '127.0.0.1:1'], { env: { ARUS_TSIG_KEY: KEK } });
-    expect(etcd.code).toBe(2);
-    expect(etcd.stderr).toContain('not supported with --etcd');
+  });
+
+  it('keeps the zone consistent, as Zonemaster checks it: SOA serial monotonic (across a restart too), NS and glue untouched by updates, CAA answered at the apex', async () => {
+    const wide = arus(['tsig', 'create', '--name', 'wide', '--allow', '*:*', '--db', db], { env: { ARUS_TSIG_KEY: KEK } });
+    expect(wide.code, wide.stderr).toBe(0);
+    const wideKey = `hmac-sha256:wide:${/-y hmac-sha256:wide:(\S+)/.exec(wide.stdout)![1]}`;
+    const delegation = () => ({
+      ns: q(APEX, 'NS').answers.map((a) => a.data).sort(),
+      glue: ['ns1', 'ns2'].flatMap((n) => [...q(`${n}.${APEX}`, 'A').answers, ...q(`${n}.${APEX}`, 'AAAA').answers].map((a) => `${a.name} ${a.type} ${a.data}`)).sort(),
+      soa: q(APEX, 'SOA').answers[0].data.split(' ').filter((_, i) => i !== 2),
+    });
+    const before = delegation();
+    expect(before.ns).toEqual([`ns1.${APEX}.`, `ns2.${APEX}.`]);
+    expect(before.glue.length).toBe(4);
+    // A key that may change any static record still may not touch the zone's own: its SOA, its NS set, its name servers' addresses.
+    await unchanged(async () => {
+      for (const line of [`update add ${APEX} 300 NS ns9.example.net.`, `update delete ${APEX} NS`, `update delete ${APEX} SOA`, `update add ns1.${APEX} 300 A 203.0.113.9`, `update delete ns2.${APEX} AAAA`]) {
+        const r = await nsupdate(updatePort, wideKey, [line]);
+        expect(r.out, line).toContain('REFUSED');
+      }
+    });
+    // Serials over a run of applied updates only grow.
+    const serials = [serial()];
+    for (let i = 0; i < 3; i++) {
+      const r = await nsupdate(updatePort, wideKey, [`update add note${i}.${APEX} 60 TXT "n${i}"`]);
+      expect(r.code, r.out).toBe(0);
+      await until(serial, (s) => s > serials.at(-1)!, 3000, 50);
+      serials.push(serial());
+    }
+    expect(delegation()).toEqual(before);
+    // The apex's CAA answers as written (regions/zone.yaml), beside the SOA and NS.
+    const caa = q(APEX, 'CAA');
+    expect(caa.flags).toContain('aa');
+    expect(caa.answers.map((a) => a.data).sort()).toEqual(['0 issue "letsencrypt.org"', '0 issuewild "letsencrypt.org"']);
+    // A restart serves a serial no lower than the last one served.
+    const last = serial();
+    await up.stop();
+    up = await start();
+    expect(serial()).toBeGreaterThanOrEqual(last);
+    expect(delegation()).toEqual(before);
   });
 });

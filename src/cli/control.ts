@@ -81,8 +81,8 @@ ${etcdHelp}
   },
   async run({ values }, log) {
     const etcd = etcdSettings(values);
-    const update = await updateSettings(values, { etcd: etcd !== undefined });
-    if (etcd) return runReplica(values, etcd, log);
+    const update = await updateSettings(values);
+    if (etcd) return runReplica(values, etcd, update, log);
     const [{ createMetrics }, { seedIfEmpty }, { startControl, staticTokensFrom }] = await Promise.all([
       import('../metrics/metrics.js'),
       import('../config/seed.js'),
@@ -113,7 +113,7 @@ ${etcdHelp}
 };
 
 /** `arus control --etcd`: one replica of the replicated control plane. */
-async function runReplica(values: Values, etcd: NonNullable<ReturnType<typeof etcdSettings>>, log: Logger): Promise<void> {
+async function runReplica(values: Values, etcd: NonNullable<ReturnType<typeof etcdSettings>>, update: Awaited<ReturnType<typeof updateSettings>>, log: Logger): Promise<void> {
   const [{ createMetrics }, { staticTokensFrom }, { startReplicatedControl }] = await Promise.all([import('../metrics/metrics.js'), import('../roles.js'), import('../replicated-control.js')]);
   const staticTokens = staticTokensFrom(env);
   const tls = await serverTls(values, log);
@@ -132,8 +132,9 @@ async function runReplica(values: Values, etcd: NonNullable<ReturnType<typeof et
     tls,
     trustDomain: trustDomain(values),
     insecurePlaintext: insecurePlaintext(values),
+    update,
     log,
   });
-  log.info({ api: replica.url, replica: replica.id, leader: replica.election.leaderId() ?? null, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');
+  log.info({ api: replica.url, update: replica.update?.port ?? null, replica: replica.id, leader: replica.election.leaderId() ?? null, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');
   onSignal([replica, { stop: () => tls?.stop() }], log);
 }

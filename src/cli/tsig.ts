@@ -3,8 +3,12 @@
 // `--tsig-key-file` options control and `arus up` take.
 import { readFileSync } from 'node:fs';
 import type { ListenAddress } from '../dns/server.js';
+import type { AllowPattern, TsigKey, TsigKeyInfo } from '../db/tsig-keys.js';
 import type { Command, Values } from './command.js';
+import { etcdHelp, etcdOpt } from './etcd-options.js';
+import { openEtcdStore } from './etcd-store.js';
 import { opt, parseListen } from './options.js';
+import { tlsOpt } from './tls-options.js';
 import { UsageError } from './usage-error.js';
 
 const env = process.env;
@@ -31,11 +35,10 @@ function kekText(values: Values): string | undefined {
   return env.ARUS_TSIG_KEY;
 }
 
-/** `--update-listen` and the key-encryption key, or undefined when updates are off. Refused with --etcd (not supported yet). */
-export async function updateSettings(values: Values, o: { etcd?: boolean } = {}): Promise<{ listen: ListenAddress; kek: Buffer } | undefined> {
+/** `--update-listen` and the key-encryption key, or undefined when updates are off. */
+export async function updateSettings(values: Values): Promise<{ listen: ListenAddress; kek: Buffer } | undefined> {
   const at = values['update-listen'] as string | undefined;
   if (!at) return undefined;
-  if (o.etcd) throw new UsageError('--update-listen is not supported with --etcd yet: TSIG keys live in the embedded SQLite database only');
   const listen = parseListen(at);
   if (listen.length !== 1) throw new UsageError('--update-listen takes one HOST:PORT');
   const { keyEncryptionKey, TsigKeyError } = await import('../db/tsig-keys.js');
@@ -47,10 +50,18 @@ export async function updateSettings(values: Values, o: { etcd?: boolean } = {})
   }
 }
 
+/** The key store a `tsig` command works on: control's SQLite file, or with --etcd the replicated store. */
+type Keys = {
+  create(input: { name: string; allow: AllowPattern[] }): TsigKey | Promise<TsigKey>;
+  list(): TsigKeyInfo[] | Promise<TsigKeyInfo[]>;
+  revoke(name: string): boolean | Promise<boolean>;
+  close(): void;
+};
+
 export const tsigCommand: Command = {
-  usage: `arus tsig create --name NAME --allow TYPE:NAME [--allow TYPE:NAME …] [--db FILE]
-       arus tsig list [--db FILE]
-       arus tsig revoke NAME [--db FILE]
+  usage: `arus tsig create --name NAME --allow TYPE:NAME [--allow TYPE:NAME …] [--db FILE | --etcd URL,…]
+       arus tsig list [--db FILE | --etcd URL,…]
+       arus tsig revoke NAME [--db FILE | --etcd URL,…]
 
   Keys for RFC 2136 dynamic updates (certbot, cert-manager, external-dns),
   HMAC-SHA256. Each may change only the RRsets its --allow patterns name:
@@ -58,12 +69,14 @@ export const tsigCommand: Command = {
   (www), @, or absolute with a final dot; * matches any characters
   (TXT:_acme-challenge.* covers _acme-challenge.gslb.example.com and below).
   The secret is printed once; it is stored encrypted with ARUS_TSIG_KEY (or
-  --tsig-key-file FILE), which control needs too.
+  --tsig-key-file FILE), which control needs too. With --etcd the keys are the
+  replicated store's: every replica takes updates signed with them.
 
   --db FILE           SQLite database
-  --tsig-key-file FILE the key-encryption key (else ARUS_TSIG_KEY)`,
-  options: { ...opt.db, name: { type: 'string' }, allow: { type: 'string', multiple: true }, 'tsig-key-file': updateOpt['tsig-key-file'] },
-  async run({ values, positionals }) {
+  --tsig-key-file FILE the key-encryption key (else ARUS_TSIG_KEY)
+${etcdHelp}`,
+  options: { ...opt.db, name: { type: 'string' }, allow: { type: 'string', multiple: true }, 'tsig-key-file': updateOpt['tsig-key-file'], ...etcdOpt, ...tlsOpt.insecure },
+  async run({ values, positionals }, log) {
     const [verb, name] = positionals;
     if (verb !== 'create' && verb !== 'list' && !(verb === 'revoke' && name)) throw new UsageError('tsig needs create, list or revoke NAME');
     const [{ createTsigKeyStore, keyEncryptionKey, TsigKeyError }, { openDatabase }, { formatAllow, parseAllow }] = await Promise.all([import('../db/tsig-keys.js'), import('../db/database.js'), import('../update/allow.js')]);
@@ -74,20 +87,25 @@ export const tsigCommand: Command = {
       if (err instanceof TsigKeyError) throw new UsageError(err.message);
       throw err;
     }
-    const db = openDatabase(String(values.db));
+    const etcd = await openEtcdStore(values, log);
+    let keys: Keys;
+    if (etcd) keys = { create: (input) => etcd.tsigKeys.create(kek, input), list: () => etcd.tsigKeys.list(), revoke: (n) => etcd.tsigKeys.revoke(n), close: () => etcd.close() };
+    else {
+      const db = openDatabase(String(values.db));
+      keys = { ...createTsigKeyStore(db, kek), close: () => db.$client.close() };
+    }
     try {
-      const keys = createTsigKeyStore(db, kek);
       if (verb === 'list') {
-        const all = keys.list();
+        const all = await keys.list();
         if (!all.length) return void console.log('no TSIG keys (create one with: arus tsig create --name certbot --allow TXT:_acme-challenge.*)');
         const when = (t: number | null) => (t === null ? '-' : new Date(t).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ''));
         for (const k of all) console.log(`${k.name}  ${k.algorithm}  allow ${k.allow.map(formatAllow).join(' ')}  created ${when(k.createdAt)}  last used ${when(k.lastUsedAt)}${k.revokedAt ? `  REVOKED ${when(k.revokedAt)}` : ''}`);
         return;
       }
-      if (verb === 'revoke') return void console.log(keys.revoke(name) ? `revoked TSIG key ${name}: updates signed with it are refused from now on` : `no live TSIG key ${name} (see arus tsig list)`);
+      if (verb === 'revoke') return void console.log((await keys.revoke(name)) ? `revoked TSIG key ${name}: updates signed with it are refused from now on` : `no live TSIG key ${name} (see arus tsig list)`);
       let k;
       try {
-        k = keys.create({ name: String(values.name ?? ''), allow: ((values.allow as unknown as string[] | undefined) ?? []).map(parseAllow) });
+        k = await keys.create({ name: String(values.name ?? ''), allow: ((values.allow as unknown as string[] | undefined) ?? []).map(parseAllow) });
       } catch (err) {
         if (err instanceof TsigKeyError) throw new UsageError(err.message);
         throw err;
@@ -109,7 +127,7 @@ export const tsigCommand: Command = {
         ].join('\n'),
       );
     } finally {
-      db.$client.close();
+      keys.close();
     }
   },
 };

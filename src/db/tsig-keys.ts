@@ -1,6 +1,8 @@
 // TSIG keys (RFC 8945) for dynamic updates: their secrets stored encrypted
 // (AES-256-GCM under ARUS_TSIG_KEY; a MAC cannot be checked against a hash),
-// and the `TYPE:NAME` patterns each key may change.
+// and the `TYPE:NAME` patterns each key may change. Kept in SQLite; in the
+// replicated mode made in etcd (db/etcd/tsig-keys.ts), sealed the same way,
+// and read here from each replica's read model.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { guardOf } from './faults.js';
@@ -48,6 +50,29 @@ export function openSecret(kek: Buffer, name: string, sealed: string): Buffer {
   }
 }
 
+/** A key as it is stored (the SQLite row's fields; the replicated store's JSON document): its secret sealed. */
+export type TsigKeyDoc = { name: string; algorithm: string; secret: string; allow: AllowPattern[]; createdAt: number; revokedAt: number | null };
+
+const canonicalName = (text: string) => text.trim().toLowerCase().replace(/\.$/, '');
+
+/** A new key's name as it is stored (lowercase, no final dot); throws naming --name when it is no DNS name. */
+export function keyName(text: string): string {
+  const name = canonicalName(text);
+  if (!KEY_NAME.test(name) || name.length > 253) throw new TsigKeyError(`--name "${text}" must be a DNS name (letters, digits, - and _ in dot-separated labels)`);
+  return name;
+}
+
+export const exists = (name: string) => new TsigKeyError(`a TSIG key named ${name} exists (revoked keys keep their name): choose another name`);
+
+/** A new key with a random secret (32 octets): the document to store (sealed under `kek`) and the key, whose secret is shown once. */
+export function newTsigKey(kek: Buffer, input: { name: string; allow: AllowPattern[] }, createdAt: number): { doc: TsigKeyDoc; key: TsigKey } {
+  const name = keyName(input.name);
+  if (input.allow.length === 0) throw new TsigKeyError('a key needs at least one --allow TYPE:NAME (such as TXT:_acme-challenge.*)');
+  const secret = randomBytes(32);
+  const doc: TsigKeyDoc = { name, algorithm: TSIG_ALGORITHM, secret: sealSecret(kek, name, secret), allow: input.allow, createdAt, revokedAt: null };
+  return { doc, key: { name, algorithm: TSIG_ALGORITHM, allow: input.allow, createdAt, lastUsedAt: null, revokedAt: null, secret } };
+}
+
 export interface TsigKeyStore {
   /** Makes a key with a new random secret (32 octets), returned this once; `allow` parsed by update/allow.ts. */
   create(input: { name: string; allow: AllowPattern[] }): TsigKey;
@@ -75,20 +100,15 @@ export function createTsigKeyStore(db: Db, kek: Buffer, opts: { now?: () => numb
   const lastWritten = new Map<string, number>();
   return {
     create(input) {
-      const name = input.name.trim().toLowerCase().replace(/\.$/, '');
-      if (!KEY_NAME.test(name) || name.length > 253) throw new TsigKeyError(`--name "${input.name}" must be a DNS name (letters, digits, - and _ in dot-separated labels)`);
-      if (input.allow.length === 0) throw new TsigKeyError('a key needs at least one --allow TYPE:NAME (such as TXT:_acme-challenge.*)');
-      const allow = input.allow;
-      if (db.select({ name: tsigKeys.name }).from(tsigKeys).where(eq(tsigKeys.name, name)).get())
-        throw new TsigKeyError(`a TSIG key named ${name} exists (revoked keys keep their name): choose another name`);
-      const secret = randomBytes(32);
-      const createdAt = now();
-      guard.write(() => db.insert(tsigKeys).values({ name, algorithm: TSIG_ALGORITHM, secret: sealSecret(kek, name, secret), allow: JSON.stringify(allow), createdAt }).run());
-      return { name, algorithm: TSIG_ALGORITHM, allow, createdAt, lastUsedAt: null, revokedAt: null, secret };
+      const name = keyName(input.name);
+      if (db.select({ name: tsigKeys.name }).from(tsigKeys).where(eq(tsigKeys.name, name)).get()) throw exists(name);
+      const { doc, key } = newTsigKey(kek, input, now());
+      guard.write(() => db.insert(tsigKeys).values({ ...doc, allow: JSON.stringify(doc.allow) }).run());
+      return key;
     },
     list: () => db.select().from(tsigKeys).orderBy(tsigKeys.name).all().map(info),
     revoke(name) {
-      const row = db.select().from(tsigKeys).where(eq(tsigKeys.name, name.toLowerCase().replace(/\.$/, ''))).get();
+      const row = db.select().from(tsigKeys).where(eq(tsigKeys.name, canonicalName(name))).get();
       if (!row || row.revokedAt !== null) return false;
       guard.write(() => db.update(tsigKeys).set({ revokedAt: now() }).where(eq(tsigKeys.name, row.name)).run());
       return true;

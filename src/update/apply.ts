@@ -88,6 +88,9 @@ function prescan(u: Rr, zone: ZoneDoc, sets: Rrset[], allow: readonly AllowPatte
   } else return { rcode: RCODE.FORMERR, reason: `an update of class ${u.class}` };
   const names = zoneNames(zone, regionIds);
   if (names.steered(u.name)) return { rcode: RCODE.REFUSED, reason: `${u.name} is a service's name: steer() answers it, not records` };
+  // A name server's addresses are the delegation's glue (the zone's nameservers:), the same at the parent: not an update's to change.
+  if (names.servers.has(u.name) && (u.type === T.A || u.type === T.AAAA || u.type === T.ANY || u.type === T.CNAME))
+    return { rcode: RCODE.REFUSED, reason: `${u.name} is a name server of the zone: its addresses are the glue in nameservers:, changed there and at the parent` };
   if (u.type === T.ANY) {
     const at = sets.filter((s) => s.owner === u.name);
     const ok = at.length ? at.every((s) => allows(allow, s.type, u.name, apex)) : RECORD_TYPES.some((t) => allows(allow, t, u.name, apex));

@@ -32,10 +32,15 @@ export type UpdateDeps = {
   nowS?: () => number;
   /** The snapshot DNS answers from: signed standard queries and AXFR are answered from it (query.ts); without it, NOTIMP. */
   snapshot?: () => Snapshot;
+  /** The MACs taken already; this process's own unless given (replicas share one in etcd: db/etcd/replay-guard.ts). */
+  replay?: ReplayGuard;
 };
 
-/** MACs seen within the fudge window: a request whose MAC was seen is a replay. */
-function createReplayGuard() {
+/** A request whose MAC was taken already is a replay. `fresh` records it; it throws when it cannot say (the update is SERVFAIL, never taken). */
+export type ReplayGuard = { fresh(mac: Buffer, timeSigned: number, nowS: number): boolean | Promise<boolean> };
+
+/** MACs seen within the fudge window, in this process: a request whose MAC was seen is a replay. */
+export function createReplayGuard(): ReplayGuard {
   const seen = new Map<string, number>();
   return {
     /** False when the MAC was seen before; records it otherwise. */
@@ -97,7 +102,7 @@ async function commit(deps: UpdateDeps, config: Config, out: { records: RecordDo
 
 export function createUpdateHandler(deps: UpdateDeps): (msg: Buffer) => Promise<Buffer | undefined> {
   const nowS = deps.nowS ?? (() => Math.floor(Date.now() / 1000));
-  const replay = createReplayGuard();
+  const replay = deps.replay ?? createReplayGuard();
   const log = deps.log;
   let queue: Promise<unknown> = Promise.resolve();
   const queries = deps.snapshot && createQueryAnswerer({ snapshot: deps.snapshot, keys: deps.keys, log, nowS });
@@ -143,7 +148,15 @@ export function createUpdateHandler(deps: UpdateDeps): (msg: Buffer) => Promise<
       return signResponse(header(m.id, RCODE.NOTAUTH, zoneEcho), { request: t, secret: signed, error: verdict.error, nowS: now });
     }
     const answer = (rcode: number) => signResponse(header(m.id, rcode, zoneEcho), { request: t, secret: key!.secret, error: 0, nowS: now });
-    if (!replay.fresh(t.mac, t.timeSigned, now)) {
+    let fresh: boolean;
+    try {
+      fresh = await replay.fresh(t.mac, t.timeSigned, now);
+    } catch (err) {
+      deps.count('failed');
+      log.warn({ key: t.keyName, err: (err as Error).message }, 'update not taken: its replay check failed');
+      return answer(RCODE.SERVFAIL);
+    }
+    if (!fresh) {
       deps.count('refused');
       log.warn({ key: t.keyName }, 'update refused: a replay (its MAC was seen already)');
       return answer(RCODE.REFUSED);

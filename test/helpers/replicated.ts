@@ -25,6 +25,8 @@ export type Replica = {
   url: string;
   /** Its read model's SQLite file. */
   db: string;
+  /** Its RFC 2136 listener's port (UDP and TCP) when the lab takes updates. */
+  updatePort?: number;
   /** The running process (undefined while killed). */
   run: Running | undefined;
   /** Every log line it printed, across restarts. */
@@ -59,6 +61,8 @@ type LabOptions = {
   /** One probe agent per region and sims behind every zone's check (default false: no checks). */
   probes?: boolean;
   leaseTtlS?: number;
+  /** Every replica takes RFC 2136 updates (`--update-listen`), TSIG secrets sealed under this ARUS_TSIG_KEY. */
+  updates?: { kek: string };
 };
 
 /** A call to one replica's API as the admin; `body` is sent as JSON. */
@@ -156,7 +160,7 @@ async function tokenFor(etcdArgs: string[], flags: string[]): Promise<string> {
   return token;
 }
 
-function replicaOf(dir: string, i: number, port: number, etcdArgs: string[], regions: string, leaseTtlS: number | undefined): Replica {
+function replicaOf(dir: string, i: number, port: number, etcdArgs: string[], regions: string, leaseTtlS: number | undefined, update?: { port: number; kek: string }): Replica {
   const id = `control-${i}`;
   /** What the processes before this one printed. */
   const past: Record<string, unknown>[] = [];
@@ -164,11 +168,13 @@ function replicaOf(dir: string, i: number, port: number, etcdArgs: string[], reg
     id,
     url: `http://127.0.0.1:${port}`,
     db: join(dir, `${id}.db`),
+    updatePort: update?.port,
     run: undefined,
     logs: () => [...past, ...(r.run?.logs ?? [])],
     async start() {
       const args = ['control', ...etcdArgs, '--db', r.db, '--replica-id', id, '--api-listen', `127.0.0.1:${port}`, '--regions', regions, ...(leaseTtlS ? ['--lease-ttl', String(leaseTtlS)] : [])];
-      r.run = await startArus(args, { env: { ARUS_ADMIN_TOKEN: ADMIN }, timeoutMs: 30_000 });
+      if (update) args.push('--update-listen', `127.0.0.1:${update.port}`);
+      r.run = await startArus(args, { env: { ARUS_ADMIN_TOKEN: ADMIN, ...(update && { ARUS_TSIG_KEY: update.kek }) }, timeoutMs: 30_000 });
     },
     async kill9() {
       const p = r.run?.proc;
@@ -197,7 +203,8 @@ export async function startLab(o: LabOptions = {}): Promise<Lab> {
     if (o.probes) lab.sims = await startZoneSims();
     const regions = regionsWithChecks(dir, (zone) => (o.probes ? lab.sims.get(zone)!.port : undefined));
     const ports = await Promise.all([0, 1, 2].map(() => freePort()));
-    lab.replicas = ports.map((p, i) => replicaOf(dir, i, p, lab.etcdArgs, regions, o.leaseTtlS));
+    const updatePorts = o.updates ? await Promise.all([0, 1, 2].map(() => freePort())) : [];
+    lab.replicas = ports.map((p, i) => replicaOf(dir, i, p, lab.etcdArgs, regions, o.leaseTtlS, o.updates && { port: updatePorts[i], kek: o.updates.kek }));
     lab.controlUrls = lab.replicas.map((r) => r.url).join(',');
     // The first seeds the empty cluster; the others find it seeded.
     await lab.replicas[0].start();

@@ -8,6 +8,8 @@
 //   overrides/<subject>     an admin drain or force-up
 //   tokens/seq              the last token id handed out
 //   tokens/<id>             one API token: its SHA-256, role and binding, never the token
+//   tsig/keys/<name>        one TSIG key: its secret sealed under ARUS_TSIG_KEY (AES-256-GCM), never in plain text
+//   tsig/seen/<mac>         a MAC an update was signed with, on a lease past the fudge window (the replay guard)
 //   events/<term>-<seq>     one row of the history (written once: the key is chosen before the write)
 //   audit/<time>-<random>   one write through the API: who, what, before and after
 //   state                   the leader's published health, latency and capacity
@@ -27,6 +29,10 @@ export const KEYS = {
   tokenSeq: `${PREFIX}tokens/seq`,
   tokenPrefix: `${PREFIX}tokens/`,
   token: (id: number) => `${PREFIX}tokens/${String(id).padStart(10, '0')}`,
+  tsigKeyPrefix: `${PREFIX}tsig/keys/`,
+  tsigKey: (name: string) => `${PREFIX}tsig/keys/${name}`,
+  tsigSeenPrefix: `${PREFIX}tsig/seen/`,
+  tsigSeen: (mac: Buffer) => `${PREFIX}tsig/seen/${mac.toString('hex')}`,
   eventPrefix: `${PREFIX}events/`,
   event: (term: string, seq: number) => `${PREFIX}events/${term}-${String(seq).padStart(10, '0')}`,
   auditPrefix: `${PREFIX}audit/`,
@@ -46,6 +52,8 @@ export type KeyKind =
   | { kind: 'override'; subject: string }
   | { kind: 'token-seq' }
   | { kind: 'token'; id: number }
+  | { kind: 'tsig-key'; name: string }
+  | { kind: 'tsig-seen' }
   | { kind: 'event' }
   | { kind: 'audit' }
   | { kind: 'state' }
@@ -62,6 +70,8 @@ export function kindOf(key: string): KeyKind {
   if (rest.startsWith('overrides/')) return { kind: 'override', subject: rest.slice('overrides/'.length) };
   if (rest === 'tokens/seq') return { kind: 'token-seq' };
   if (rest.startsWith('tokens/')) return { kind: 'token', id: Number(rest.slice('tokens/'.length)) };
+  if (rest.startsWith('tsig/keys/')) return { kind: 'tsig-key', name: rest.slice('tsig/keys/'.length) };
+  if (rest.startsWith('tsig/seen/')) return { kind: 'tsig-seen' };
   if (rest.startsWith('events/')) return { kind: 'event' };
   if (rest.startsWith('audit/')) return { kind: 'audit' };
   if (rest === 'state') return { kind: 'state' };

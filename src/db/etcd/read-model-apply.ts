@@ -4,6 +4,7 @@
 import { eq } from 'drizzle-orm';
 import type { IKeyValue } from 'etcd3';
 import type { Db } from '../database.js';
+import type { TsigKeyDoc } from '../tsig-keys.js';
 import * as schema from '../schema.js';
 import { kindOf } from './keys.js';
 import type { PublishedState } from './state.js';
@@ -15,7 +16,7 @@ const STATE = 'published_state';
 const STATE_REVISION = 'published_state_revision';
 
 export function createApplier(db: Db) {
-  const { zoneSettings, regions, overrides, tokens, events, audit, meta } = schema;
+  const { zoneSettings, regions, overrides, tokens, tsigKeys, events, audit, meta } = schema;
   const setMeta = (key: string, value: string) => db.insert(meta).values({ key, value }).onConflictDoUpdate({ target: meta.key, set: { value } }).run();
   const bumpMeta = (key: string, atLeast: number) => {
     const now = Number(db.select().from(meta).where(eq(meta.key, key)).get()?.value ?? 0);
@@ -68,6 +69,17 @@ export function createApplier(db: Db) {
         const row = { id: d.id, name: d.name, role: d.role, hash: d.hash, agent: d.agent, region: d.region, node: d.node, createdAt: d.createdAt, revokedAt: d.revokedAt };
         // last_used_at is this replica's own bookkeeping: kept as it is.
         db.insert(tokens).values(row).onConflictDoUpdate({ target: tokens.id, set: row }).run();
+        return;
+      }
+      case 'tsig-key': {
+        if (text === undefined) {
+          db.delete(tsigKeys).where(eq(tsigKeys.name, k.name)).run();
+          return;
+        }
+        const d = JSON.parse(text) as TsigKeyDoc;
+        // The secret stays sealed (under ARUS_TSIG_KEY) in the copy too; last_used_at is this replica's own.
+        const row = { name: d.name, algorithm: d.algorithm, secret: d.secret, allow: JSON.stringify(d.allow), createdAt: d.createdAt, revokedAt: d.revokedAt };
+        db.insert(tsigKeys).values(row).onConflictDoUpdate({ target: tsigKeys.name, set: row }).run();
         return;
       }
       case 'event': {

@@ -35,7 +35,7 @@ export interface ReadModel {
 
 export function createReadModel(deps: { client: Etcd3; db: Db; log: Logger }): ReadModel {
   const { client, db, log } = deps;
-  const { zoneSettings, regions, overrides, tokens } = schema;
+  const { zoneSettings, regions, overrides, tokens, tsigKeys } = schema;
   const listeners = new Set<(r: number) => void>();
   const revisions = new Map<string, number>();
   let applied = 0;
@@ -72,6 +72,7 @@ export function createReadModel(deps: { client: Etcd3; db: Db; log: Logger }): R
       db.delete(regions).run();
       db.delete(overrides).run();
       db.delete(tokens).run();
+      db.delete(tsigKeys).run();
       revisions.clear();
       published = undefined;
     });

@@ -316,6 +316,26 @@ describe('Kubernetes', () => {
     expect(k.secretGenerator[0].envs).toEqual(['tokens.env']);
     expect(readFileSync(join(dir, '.gitignore'), 'utf8')).toMatch(/^tokens\.env$/m);
   });
+  it("cert-manager's rfc2136 Issuer (infra/cert-manager) reaches control's update listener, with the one algorithm Arus takes, for names of the zone", () => {
+    const { objects } = load();
+    const [issuer, cert] = parseYamlFile(join(INFRA, 'cert-manager/issuer.yaml'));
+    const rfc = issuer.spec.acme.solvers[0].dns01.rfc2136;
+    expect(rfc.tsigAlgorithm).toBe('HMACSHA256');
+    const [host, port] = rfc.nameserver.split(':');
+    const service = objects.find((o) => o.kind === 'Service' && `${o.metadata.name}.arus.svc.cluster.local` === host)!;
+    expect(service, rfc.nameserver).toBeDefined();
+    const ports = service.spec.ports.filter((p: { port: number }) => p.port === Number(port));
+    expect(ports.map((p: { protocol: string }) => p.protocol).sort()).toEqual(['TCP', 'UDP']);
+    const control = objects.find((o) => o.kind === 'StatefulSet' && o.metadata.name === 'arus-control')!.spec.template.spec.containers[0];
+    const listen = (control.args as string[]).find((a) => a.startsWith('--update-listen='))!;
+    for (const p of ports) expect(control.ports.find((c: { name: string }) => c.name === p.targetPort), p.targetPort).toMatchObject({ containerPort: Number(listen.split(':').at(-1)), protocol: p.protocol });
+    expect(control.env.find((e: { name: string }) => e.name === 'ARUS_TSIG_KEY').valueFrom.secretKeyRef).toEqual({ name: 'arus-tokens', key: 'ARUS_TSIG_KEY' });
+    expect(readFileSync(join(dir, 'tokens.env.example'), 'utf8')).toMatch(/^ARUS_TSIG_KEY=/m);
+    const apex = (parseAllDocuments(objects.find((o) => o.kind === 'ConfigMap' && o.data?.['zone.yaml'])!.data['zone.yaml'])[0].toJS() as { apex: string }).apex;
+    expect(issuer.spec.acme.solvers[0].selector.dnsZones).toEqual([apex]);
+    expect(cert.spec.issuerRef).toEqual({ name: issuer.metadata.name, kind: 'Issuer' });
+    for (const n of cert.spec.dnsNames as string[]) expect(n === apex || n.endsWith(`.${apex}`), n).toBe(true);
+  });
   it.skipIf(spawnSync('kubectl', ['version', '--client']).error !== undefined)('kubectl kustomize renders it', () => {
     const copy = mkdtempSync(join(tmpdir(), 'arus-k8s-'));
     try {

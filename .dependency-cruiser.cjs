@@ -1,7 +1,7 @@
 // `npm run lint` part two: the house's one-way stairs. Roles (dns, control,
 // api, probe, balancer, sim, status, metrics, cli) → core (steer, health,
-// config, snapshot, geo) → db. src/log.ts is shared by all. See ARCHITECTURE.md.
-const CORE = '^src/(steer|health|config|snapshot|geo)/';
+// config, snapshot, geo, prompt) → db. src/log.ts is shared by all. See ARCHITECTURE.md.
+const CORE = '^src/(steer|health|config|snapshot|geo|prompt)/';
 const DB = '^src/db/';
 const SHARED = '^src/log\\.ts$';
 const TEST_ONLY = [
@@ -23,7 +23,7 @@ module.exports = {
     {
       name: 'core-imports-no-role',
       severity: 'error',
-      comment: 'Core (steer, health, config, snapshot, geo) is what roles share: it may use core, db and the logger, never a role.',
+      comment: 'Core (steer, health, config, snapshot, geo, prompt) is what roles share: it may use core, db and the logger, never a role.',
       from: { path: CORE, pathNot: TEST_ONLY },
       to: { path: '^src/', pathNot: [CORE, DB, SHARED] },
     },

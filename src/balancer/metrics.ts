@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Pool, Outcome } from './pool.js';
 import type { ProxyStats } from './proxy.js';
+import { registerPrefixMetrics } from './prefix-metrics.js';
 import type { InstanceState } from './types.js';
 
 /** Latency buckets (s) that fit both embedding calls and long generations. */
@@ -12,7 +13,7 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
  * pool (model), so p50/p99 can be read; queue depth, ejections, retries,
  * overloads, fallbacks and batches read from the proxy's counters at scrape.
  */
-export function createBalancerMetrics(deps: { region: string; stats: () => ProxyStats; pool: Pick<Pool, 'states' | 'capacity'> }) {
+export function createBalancerMetrics(deps: { region: string; stats: () => ProxyStats; pool: Pick<Pool, 'states' | 'capacity'> & Partial<Pick<Pool, 'prefixStats'>> }) {
   const registry = new Registry();
   registry.setDefaultLabels({ region: deps.region });
   const latency = new Histogram({ name: 'arus_balancer_request_seconds', help: 'Upstream request duration by instance and pool (model)', labelNames: ['instance', 'pool', 'outcome'], buckets: BUCKETS, registers: [registry] });
@@ -64,6 +65,8 @@ export function createBalancerMetrics(deps: { region: string; stats: () => Proxy
       for (const s of deps.pool.states()) this.set({ instance: s.instance.id }, s.outstanding);
     },
   });
+
+  registerPrefixMetrics(registry, () => deps.pool.prefixStats?.());
 
   return {
     registry,

@@ -8,7 +8,7 @@ import { DEFAULT_SLOW_START_MS } from './pickers/weight.js';
 import { capacityOf } from './pool/capacity.js';
 import { createEstimates } from './pool/estimates.js';
 import { createOutliers, isEjected, type OutlierOptions } from './pool/outliers.js';
-import type { GpuGauges, Instance, InstanceState, PickContext, Picker, Work } from './types.js';
+import type { GpuGauges, Instance, InstanceState, PickContext, Picker, PrefixStats, Work } from './types.js';
 
 export { effectiveWeight, slowStartFactor } from './pickers/weight.js';
 export { createPicker } from './pickers/create-picker.js';
@@ -58,8 +58,15 @@ export type Pool = {
   /** Instances that serve this model and kind, whatever their health (to tell "unknown model" from "all down"). */
   eligible(ctx: RequestShape): InstanceState[];
   pick(ctx: RequestShape): InstanceState | undefined;
-  /** One more request in flight; `work` (what it asked for, when) feeds the expected-completion estimates. */
-  acquire(s: InstanceState, work?: Work): void;
+  /**
+   * One more request in flight; `work` (what it asked for, when) feeds the expected-completion estimates.
+   * Returns the prompt tokens the picker expects `s` to have cached, when it keeps track (the `prefix` strategy).
+   */
+  acquire(s: InstanceState, work?: Work): number | undefined;
+  /** The picker reads prompts (`RequestShape.prompt`): only then does the proxy read them. */
+  wantsPrompt(): boolean;
+  /** The `prefix` strategy's index and decisions; undefined under another strategy. */
+  prefixStats(): PrefixStats | undefined;
   release(s: InstanceState, outcome: Outcome): void;
   /** Returns whether readiness changed. */
   setReady(id: string, ready: boolean, now?: number): boolean;
@@ -115,6 +122,8 @@ export function createPool(opts: PoolOptions): Pool {
       return freshState(instance, opts.initiallyReady ?? false);
     });
     estimates.prune(ids, moved);
+    for (const id of moved) picker.forget?.(id);
+    picker.setInstances?.([...ids]);
     byId = new Map(list.map((s) => [s.instance.id, s]));
   }
   setInstances(opts.instances);
@@ -134,13 +143,17 @@ export function createPool(opts: PoolOptions): Pool {
     pick(ctx) {
       const t = now();
       const candidates = list.filter((s) => s.ready && !isEjected(s, t) && serves(s, ctx));
-      return picker.pick(candidates, { model: ctx.model, kind: ctx.kind, tokens: ctx.tokens, now: t, random, slowStartMs });
+      return picker.pick(candidates, { model: ctx.model, kind: ctx.kind, tokens: ctx.tokens, prompt: ctx.prompt, now: t, random, slowStartMs });
     },
     acquire(s, work) {
       const c = current(s);
       c.outstanding++;
-      if (work) (c.inflight ??= []).push(work);
+      if (!work) return undefined;
+      (c.inflight ??= []).push(work);
+      return picker.sent?.(c, work);
     },
+    wantsPrompt: () => picker.wantsPrompt === true,
+    prefixStats: () => picker.prefixStats?.(),
     release(picked, outcome) {
       const s = current(picked);
       s.outstanding = Math.max(0, s.outstanding - 1);
@@ -160,18 +173,25 @@ export function createPool(opts: PoolOptions): Pool {
       if (!s || s.ready === ready) return false;
       s.ready = ready;
       s.readySince = ready ? (at ?? now()) : undefined;
+      // Not ready: restarting or reloading its model, its cache gone.
+      if (!ready) picker.forget?.(id);
       return true;
     },
     updateGpu(id, gauges) {
       const s = byId.get(id);
       if (!s) return;
+      // A counter that went back: the server restarted since the last scrape, its cache empty.
+      if (gauges.prefixQueries !== undefined && s.gpu?.prefixQueries !== undefined && gauges.prefixQueries < s.gpu.prefixQueries) picker.forget?.(id);
       s.gpu = { ...gauges };
       s.outstandingAtScrape = s.outstanding;
       estimates.gauges(s, gauges);
     },
     setInstances,
     reconfigure(o) {
-      if (o.picker) picker = o.picker;
+      if (o.picker) {
+        picker = o.picker;
+        picker.setInstances?.(list.map((s) => s.instance.id));
+      }
       if (o.slowStartMs !== undefined) slowStartMs = o.slowStartMs;
       if (o.maxConcurrency !== undefined) maxConcurrency = o.maxConcurrency;
     },

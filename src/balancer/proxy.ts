@@ -18,7 +18,7 @@ import { createRetries, createRetryBudget, type RetryBudgetOptions } from './pro
 import type { InstanceState } from './types.js';
 
 /** What the proxy needs of the pool. */
-export type ProxyPool = Pick<Pool, 'states' | 'eligible' | 'pick' | 'acquire' | 'release'>;
+export type ProxyPool = Pick<Pool, 'states' | 'eligible' | 'pick' | 'acquire' | 'release'> & Partial<Pick<Pool, 'wantsPrompt'>>;
 
 export type ProxyOptions = {
   pool: ProxyPool;

@@ -7,7 +7,7 @@
 // needs a restart.
 import { balancerListen, type BalancerDoc } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { createPicker } from './pickers/create-picker.js';
+import { pickerOf } from './pickers/create-picker.js';
 import type { Pool } from './pool.js';
 import type { Proxy } from './proxy.js';
 import type { Readiness } from './readiness.js';
@@ -55,7 +55,7 @@ export function reconfigure(parts: ReconfigureParts, prev: BalancerDoc, next: Ba
 
   pool.setInstances(next.instances.map((i) => ({ ...i })));
   pool.reconfigure({
-    ...(next.strategy !== prev.strategy ? { picker: createPicker(next.strategy) } : {}),
+    ...(next.strategy !== prev.strategy || !same(prev.prefix, next.prefix) ? { picker: pickerOf(next) } : {}),
     slowStartMs: next.slowStartMs,
     maxConcurrency: next.maxConcurrentPerInstance,
   });

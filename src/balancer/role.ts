@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { requireSecureListener } from '../tls/plaintext.js';
 import type { ServerCredentials } from '../tls/server.js';
 import { createBalancerMetrics } from './metrics.js';
-import { createPicker } from './pickers/create-picker.js';
+import { pickerOf } from './pickers/create-picker.js';
 import { createPool } from './pool.js';
 import { createProxy } from './proxy.js';
 import { createReadiness } from './readiness.js';
@@ -43,7 +43,7 @@ export async function startBalancer(deps: {
   for (const l of listen) requireSecureListener(`the balancer of ${deps.region}`, l, { tls: deps.tls !== undefined, insecurePlaintext: deps.insecurePlaintext });
   const pool = createPool({
     instances: doc.instances.map((i) => ({ ...i })),
-    picker: createPicker(doc.strategy),
+    picker: pickerOf(doc),
     slowStartMs: doc.slowStartMs,
     maxConcurrency: doc.maxConcurrentPerInstance,
   });

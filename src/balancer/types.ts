@@ -7,15 +7,31 @@ export type RequestKind = 'chat' | 'completion' | 'embeddings';
 export type Instance = { id: string; url: string; weight: number; models: readonly string[]; kinds: readonly RequestKind[] };
 
 /** vLLM-style gauges scraped from an instance's `/metrics`. */
-export type GpuGauges = { running: number; waiting: number; kvCacheUsage: number /* 0..1 */; memoryExhausted: boolean; scrapedAt: number };
+export type GpuGauges = {
+  running: number;
+  waiting: number;
+  kvCacheUsage: number /* 0..1 */;
+  memoryExhausted: boolean;
+  scrapedAt: number;
+  /** `vllm:prefix_cache_queries_total` (tokens), when reported: a counter that goes back means a restarted server, its cache empty. */
+  prefixQueries?: number;
+};
 
 /** The two kinds of work a model server does: decode tokens, or embed inputs. */
 export type WorkClass = 'generation' | 'embeddings';
 
 export const workClass = (kind: RequestKind | undefined): WorkClass => (kind === 'embeddings' ? 'embeddings' : 'generation');
 
+/**
+ * A generation's prompt as the KV cache sees it (src/prompt/blocks.ts), read
+ * for the `prefix` strategy: its full blocks' chained names (a bounded prefix
+ * of a huge prompt), its tokens, and the client's affinity hint (the OpenAI
+ * `user` field or an `x-session-id` header) when it gives one.
+ */
+export type PromptKey = { hashes: readonly number[]; tokens: number; affinity?: string };
+
 /** One request in flight to an instance: what it asked for and when it was sent (ms, the pool's clock). */
-export type Work = { kind?: RequestKind; /** Generations: the tokens asked for (`max_tokens`). */ tokens?: number; at: number };
+export type Work = { kind?: RequestKind; /** Generations: the tokens asked for (`max_tokens`). */ tokens?: number; at: number; prompt?: PromptKey };
 
 export type InstanceState = {
   readonly instance: Instance;
@@ -52,6 +68,8 @@ export type PickContext = {
   kind?: RequestKind;
   /** Generations: tokens asked for (`max_tokens`), when the request says. */
   tokens?: number;
+  /** The prompt, read only when the picker asks for it (`wantsPrompt`). */
+  prompt?: PromptKey;
   now: number;
   random: () => number;
   slowStartMs?: number;
@@ -60,6 +78,29 @@ export type PickContext = {
 export interface Picker {
   readonly name: string;
   pick(candidates: readonly InstanceState[], ctx: PickContext): InstanceState | undefined;
+  /** The request's prompt is read for it (`PickContext.prompt`): the `prefix` strategy. */
+  readonly wantsPrompt?: boolean;
+  /** A request was sent to `s`: what it expects `s` to have cached of its prompt (tokens). */
+  sent?(s: InstanceState, work: Work): number | undefined;
+  /** What the picker knows of an instance is wrong now: it left, restarted or lost its cache. */
+  forget?(id: string): void;
+  /** The pool's instances now (others are forgotten). */
+  setInstances?(ids: readonly string[]): void;
+  /** The `prefix` strategy's index and decisions, for /metrics. */
+  prefixStats?(): PrefixStats;
 }
 
-export type Strategy = 'round-robin' | 'weighted' | 'least-outstanding' | 'latency' | 'gpu';
+/** How the `prefix` strategy decided: by cache, spread off a busy cache holder, by consistent hash (nothing cached), by load (no prompt). */
+export type PrefixDecision = 'cache' | 'spread' | 'hash' | 'load';
+
+export type PrefixStats = {
+  entries: number;
+  capacity: number;
+  bytes: number;
+  /** Prompt tokens of the requests sent, and the tokens the index expected cached. */
+  promptTokens: number;
+  predictedHitTokens: number;
+  decisions: Record<PrefixDecision, number>;
+};
+
+export type Strategy = 'round-robin' | 'weighted' | 'least-outstanding' | 'latency' | 'gpu' | 'prefix';

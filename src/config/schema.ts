@@ -116,7 +116,7 @@ export const balancerInstanceSchema = z.strictObject({
 
 const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):\d{1,5}$/, 'must be HOST:PORT or [V6]:PORT');
 
-export const strategies = ['round-robin', 'weighted', 'least-outstanding', 'latency', 'gpu'] as const;
+export const strategies = ['round-robin', 'weighted', 'least-outstanding', 'latency', 'gpu', 'prefix'] as const;
 
 /** The region's balancer: the reverse proxy in front of its GPU model servers (`arus balancer --region`). */
 export const balancerSchema = z
@@ -143,6 +143,15 @@ export const balancerSchema = z
             maxBatch: z.number().int().min(2).max(2048).default(32),
           })
           .optional(),
+      })
+      .optional(),
+    /** The `prefix` strategy's settings (ignored by the others). */
+    prefix: z
+      .strictObject({
+        /** The instances' prefill speed, prompt tokens per second (default 10 000: src/sim/README.md says where from). */
+        prefillTokensPerSecond: z.number().int().min(100).max(10_000_000).default(10_000),
+        /** The prefix index's memory cap, MiB. */
+        indexMiB: z.number().int().min(1).max(4096).default(64),
       })
       .optional(),
     /** Degrade-to model per model, used when a model's pool is down or full; marked in `x-arus-fallback`. */

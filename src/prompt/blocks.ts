@@ -48,7 +48,7 @@ export function renderPrompt(body: { messages?: unknown; prompt?: unknown }, max
   const p = body.prompt;
   if (typeof p === 'string') return p.length > maxChars ? p.slice(0, maxChars) : p;
   if (Array.isArray(p) && p.every((x) => typeof x === 'string')) {
-    const text = (p as string[]).join('\n');
+    const text = (p).join('\n');
     return text.length > maxChars ? text.slice(0, maxChars) : text;
   }
   return undefined;

@@ -4,7 +4,7 @@ import { createPicker, STRATEGIES } from './create-picker.js';
 
 describe('createPicker', () => {
   it('makes the picker named by each strategy', () => {
-    expect(STRATEGIES.map((s) => createPicker(s).name)).toEqual(['round-robin', 'weighted', 'least-outstanding', 'latency', 'gpu']);
+    expect(STRATEGIES.map((s) => createPicker(s).name)).toEqual(['round-robin', 'weighted', 'least-outstanding', 'latency', 'gpu', 'prefix']);
   });
 
   it('refuses an unknown strategy', () => {

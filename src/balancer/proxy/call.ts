@@ -12,7 +12,7 @@ import type { BatchPath } from './batch-path.js';
 import { ClientGone, failed, HttpError, upstreamError } from './errors.js';
 import { copyAnswerHeaders, forwardHeaders } from './headers.js';
 import type { ProxyParts } from './parts.js';
-import { maxTokens, parseBody, type ForwardRequest } from './request.js';
+import { maxTokens, parseBody, promptKey, type ForwardRequest } from './request.js';
 import { errCode, isRetryable, isTimeout } from './retries.js';
 
 /** The proxy's parts a call works with, made once per proxy. */
@@ -40,6 +40,8 @@ export class Call implements Dispatcher.DispatchHandlers {
   // The attempt in flight.
   s?: InstanceState;
   work?: Work;
+  /** The prompt tokens the picker expects the instance to have cached (the `prefix` strategy). */
+  prefixHit?: number;
   t0 = 0;
   abortUpstream?: (err: Error) => void;
   resume?: () => void;
@@ -70,7 +72,9 @@ export class Call implements Dispatcher.DispatchHandlers {
     if (this.gone) return;
     const parsed = parseBody(body);
     if (parsed instanceof HttpError) return this.fail(parsed);
-    this.r = { model: parsed.model, kind: this.kind, tokens: this.kind === 'embeddings' ? undefined : maxTokens(parsed), path: this.url, body };
+    const gen = this.kind !== 'embeddings';
+    this.r = { model: parsed.model, kind: this.kind, tokens: gen ? maxTokens(parsed) : undefined, path: this.url, body };
+    if (gen && this.d.pool.wantsPrompt?.()) this.r.prompt = promptKey(parsed, this.req.headers['x-session-id'], body.length);
     const batch = this.d.batch;
     if (batch && this.kind === 'embeddings') {
       const batched = batch.submit(parsed, this.req, this.r, (this.ac = new AbortController()).signal);
@@ -90,10 +94,10 @@ export class Call implements Dispatcher.DispatchHandlers {
     this.target = t;
     const { dispatch, overload } = this.d;
     // Nobody waiting ahead: take a slot at once, with no closures.
-    const s = overload.queue.size === 0 ? dispatch.take(t.model, t.kind, EMPTY_LIST, t.tokens) : undefined;
+    const s = overload.queue.size === 0 ? dispatch.take(t.model, t.kind, EMPTY_LIST, t.tokens, t.prompt) : undefined;
     if (s) return this.send(s);
     this.leaveQueue = overload.queue.enter(
-      () => dispatch.take(t.model, t.kind, EMPTY_LIST, t.tokens),
+      () => dispatch.take(t.model, t.kind, EMPTY_LIST, t.tokens, t.prompt),
       (s) => {
         this.leaveQueue = undefined;
         this.sendSafely(s);
@@ -109,7 +113,7 @@ export class Call implements Dispatcher.DispatchHandlers {
   /** The model's pool is exhausted: its fallback's, if that has a free slot now; else 503. */
   overloaded(err: OverloadedError): void {
     const f = this.d.overload.overflowFor(this.r, this.target);
-    const s = f && this.d.dispatch.take(f.model, f.kind, EMPTY_LIST, f.tokens);
+    const s = f && this.d.dispatch.take(f.model, f.kind, EMPTY_LIST, f.tokens, f.prompt);
     if (!f || !s) return this.fail(this.d.overload.refuse(err));
     this.target = f;
     this.send(s);
@@ -131,8 +135,8 @@ export class Call implements Dispatcher.DispatchHandlers {
     const t = this.target;
     this.tried.push(s.instance.id);
     this.s = s;
-    this.work = { kind: t.kind, tokens: t.tokens, at: this.d.now() };
-    this.d.pool.acquire(s, this.work);
+    this.work = { kind: t.kind, tokens: t.tokens, at: this.d.now(), ...(t.prompt ? { prompt: t.prompt } : {}) };
+    this.prefixHit = this.d.pool.acquire(s, this.work);
     this.t0 = performance.now();
     this.abortUpstream = undefined;
     this.status = 0;
@@ -178,6 +182,7 @@ export class Call implements Dispatcher.DispatchHandlers {
     const out: OutgoingHttpHeaders = {};
     const length = raw ? copyAnswerHeaders(raw, out) : NaN;
     out['x-arus-instance'] = this.s!.instance.id;
+    if (this.prefixHit !== undefined) out['x-arus-prefix-hit'] = String(this.prefixHit);
     if (this.target !== this.r) out['x-arus-fallback'] = this.d.overload.served(this.r, this.target);
     // A small answer of known length goes out as one write, headers and body
     // together; a stream (or an unknown or large body) is passed on chunk by

@@ -3,7 +3,7 @@
 // instance that carries it.
 import { Pool as UpstreamPool } from 'undici';
 import type { Pool } from '../pool.js';
-import type { InstanceState, RequestKind } from '../types.js';
+import type { InstanceState, PromptKey, RequestKind } from '../types.js';
 import { HttpError } from './errors.js';
 import type { ForwardRequest } from './request.js';
 
@@ -29,7 +29,7 @@ export interface Dispatch {
    * The picker's choice when it has room and was not tried already; else the
    * least loaded live instance that has room. Undefined: wait (or give up).
    */
-  take(model: string | undefined, kind: RequestKind, tried: readonly string[], tokens?: number): InstanceState | undefined;
+  take(model: string | undefined, kind: RequestKind, tried: readonly string[], tokens?: number, prompt?: PromptKey): InstanceState | undefined;
   /** Whether a live instance not tried yet has room for another attempt. */
   hasRoom(model: string, kind: RequestKind, tried: readonly string[]): boolean;
   /** The connection pool to an instance. */
@@ -75,7 +75,7 @@ export function createDispatch(opts: DispatchOptions): Dispatch {
       opts.budget.deposit();
       return target;
     },
-    take(model, kind, tried, tokens) {
+    take(model, kind, tried, tokens, prompt) {
       const t = now();
       let best: InstanceState | undefined;
       for (const c of pool.states())
@@ -83,7 +83,7 @@ export function createDispatch(opts: DispatchOptions): Dispatch {
           if (!best || c.outstanding < best.outstanding) best = c;
       // Every instance full (the usual state of a queued request woken by a release elsewhere): no pick.
       if (!best) return undefined;
-      const s = pool.pick({ model, kind, tokens });
+      const s = pool.pick({ model, kind, tokens, prompt });
       return s && s.outstanding < cap && !tried.includes(s.instance.id) ? s : best;
     },
     hasRoom(model, kind, tried) {

@@ -8,7 +8,7 @@ import type { Overload } from './overload.js';
 import type { Retries } from './retries.js';
 
 export type ProxyParts = {
-  pool: Pick<Pool, 'acquire'>;
+  pool: Pick<Pool, 'acquire'> & Partial<Pick<Pool, 'wantsPrompt'>>;
   now: () => number;
   log: Logger;
   dispatch: Dispatch;

@@ -2,7 +2,8 @@
 // within its size limit, and the JSON fields that decide where it goes
 // (`model`, a generation's token budget).
 import type { IncomingMessage } from 'node:http';
-import type { RequestKind } from '../types.js';
+import { blockHashes, CHARS_PER_TOKEN, renderPrompt, tokensOf } from '../../prompt/blocks.js';
+import type { PromptKey, RequestKind } from '../types.js';
 import { HttpError } from './errors.js';
 
 export const ROUTES: Record<string, RequestKind> = {
@@ -11,8 +12,8 @@ export const ROUTES: Record<string, RequestKind> = {
   '/v1/embeddings': 'embeddings',
 };
 
-/** `tokens`: a generation's `max_tokens`, for pickers that estimate how long it runs. */
-export type ForwardRequest = { model: string; kind: RequestKind; tokens?: number; path: string; body: Buffer };
+/** `tokens`: a generation's `max_tokens`, for pickers that estimate how long it runs; `prompt`, for the `prefix` strategy. */
+export type ForwardRequest = { model: string; kind: RequestKind; tokens?: number; prompt?: PromptKey; path: string; body: Buffer };
 
 /** A request body that names its model. */
 export type ModelBody = Record<string, unknown> & { model: string };
@@ -70,4 +71,22 @@ export function parseBody(body: Buffer): ModelBody | HttpError {
 export function maxTokens(body: Record<string, unknown>): number | undefined {
   const n = body.max_tokens ?? body.max_completion_tokens;
   return typeof n === 'number' && n > 0 && Number.isFinite(n) ? n : undefined;
+}
+
+/** The most of a prompt the prefix strategy reads: 32k tokens (a longer one is scored on this prefix). */
+export const PROMPT_CHARS = 32_768 * CHARS_PER_TOKEN;
+
+/**
+ * A generation's prompt as the KV cache sees it: its blocks' names (of at
+ * most PROMPT_CHARS), its tokens, and the client's affinity hint: an
+ * `x-session-id` header, else the OpenAI `user` field. Undefined for a body
+ * with no prompt.
+ */
+export function promptKey(body: Record<string, unknown>, session: string | string[] | undefined, bodyBytes: number): PromptKey | undefined {
+  const text = renderPrompt(body, PROMPT_CHARS);
+  if (text === undefined) return undefined;
+  // Cut at the cap: the rest of the prompt is there, counted from the body's size.
+  const tokens = text.length < PROMPT_CHARS ? tokensOf(text) : Math.max(tokensOf(text), Math.ceil(bodyBytes / CHARS_PER_TOKEN));
+  const hint = typeof session === 'string' && session !== '' ? `s:${session.slice(0, 256)}` : typeof body.user === 'string' && body.user !== '' ? `u:${body.user.slice(0, 256)}` : undefined;
+  return { hashes: blockHashes(text), tokens, ...(hint !== undefined ? { affinity: hint } : {}) };
 }

@@ -50,7 +50,7 @@ export function createRetries(deps: { dispatch: Pick<Dispatch, 'take' | 'hasRoom
     },
     next(t, tried) {
       counters.retries++;
-      return dispatch.take(t.model, t.kind, tried, t.tokens);
+      return dispatch.take(t.model, t.kind, tried, t.tokens, t.prompt);
     },
   };
 }

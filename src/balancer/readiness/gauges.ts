@@ -34,5 +34,6 @@ export function parseGauges(text: string, opts: { now: number; memoryFullRatio?:
   const fbUsed = sums.get('DCGM_FI_DEV_FB_USED');
   const fbFree = sums.get('DCGM_FI_DEV_FB_FREE');
   if (fbUsed !== undefined && fbFree !== undefined && fbUsed + fbFree > 0) memoryExhausted ||= fbUsed / (fbUsed + fbFree) >= full;
-  return { running, waiting, kvCacheUsage: Math.min(1, Math.max(0, kv)), memoryExhausted, scrapedAt: opts.now };
+  const prefixQueries = sums.get('vllm:prefix_cache_queries_total') ?? sums.get('vllm:gpu_prefix_cache_queries_total');
+  return { running, waiting, kvCacheUsage: Math.min(1, Math.max(0, kv)), memoryExhausted, scrapedAt: opts.now, ...(prefixQueries !== undefined ? { prefixQueries } : {}) };
 }

@@ -1,0 +1,180 @@
+// Prefix-cache-aware picking: send a prompt where its prefix is cached, as
+// long as waiting there costs less than computing it again elsewhere.
+//
+// Each instance is scored by its expected time to first token for this
+// request: when its prefill could start (the later of a free decode slot, from
+// the `gpu` strategy's load model, and the end of the prefills this balancer
+// already sent it, a FIFO at the instance's prefill speed) plus the prefill of
+// the part of the prompt it does not hold (prefix-index.ts's estimate),
+// divided by its weight. A hot prefix thus stays on one instance until the
+// queue there costs more than recomputing the prefix on a second one, which
+// then holds it too. Near-equal scores (2 %) go to the instance the request's
+// key hashes to (below), then the least outstanding.
+//
+// When no instance holds any of the prompt, the request's key (the client's
+// affinity hint, else its first block) picks by consistent hashing with
+// bounded load (Mirrokni et al., as HAProxy's hash-balance-factor): the first
+// instance on the ring whose load is under 1.25 × the average, so a
+// conversation or a shared prompt starts where its next requests will find it.
+//
+// Instances warming up (slow start) are scored as holding nothing and are
+// never a hash owner while another can take the request: no affinity traffic.
+// Drained (weight 0), ejected and not-ready instances never reach a picker.
+import { createHash } from 'node:crypto';
+import { BLOCK_TOKENS } from '../../prompt/blocks.js';
+import type { InstanceState, PickContext, Picker, PrefixDecision, PrefixStats, PromptKey, Work } from '../types.js';
+import { DEFAULT_GPU_STALE_MS, DEFAULT_TOKENS, expectedCompletionMs, freshGauges, gpu, type GpuOptions } from './gpu.js';
+import { createPrefixIndex, ENTRY_BYTES } from './prefix-index.js';
+import { DEFAULT_SLOW_START_MS, slowStartFactor, weighted, windowOf } from './weight.js';
+
+export type PrefixOptions = GpuOptions & {
+  /** An instance's prefill speed (prompt tokens per second) — the sim's default, vLLM's for an 8B model on one GPU (src/sim/README.md). */
+  prefillTokensPerSecond?: number;
+  /** The index's memory cap (bytes). Default 64 MiB. */
+  indexBytes?: number;
+  /** Bounded load of the consistent hash: an owner may carry this many times the average load. Default 1.25. */
+  loadFactor?: number;
+};
+
+export const DEFAULT_PREFILL_TOKENS_PER_SECOND = 10_000;
+const DECISIONS: readonly PrefixDecision[] = ['cache', 'spread', 'hash', 'load'];
+
+export type PrefixPicker = Picker & { prefixStats(): PrefixStats; setInstances(ids: readonly string[]): void };
+
+/** Cached tokens of a prompt whose `blocks` leading blocks are held: whole blocks, never the last token (vLLM computes at least one). */
+export function cachedTokens(blocks: number, tokens: number): number {
+  if (tokens <= 0) return 0;
+  return Math.floor(Math.min(blocks * BLOCK_TOKENS, tokens - 1) / BLOCK_TOKENS) * BLOCK_TOKENS;
+}
+
+const hash32 = (text: string) => createHash('sha1').update(text).digest().readUInt32BE(0);
+const VNODES = 64;
+
+/** A ring of `VNODES` points per instance, sorted; rebuilt when the candidates change. */
+function ringOf(ids: readonly string[]): { at: number; id: string }[] {
+  const points: { at: number; id: string }[] = [];
+  for (const id of ids) for (let v = 0; v < VNODES; v++) points.push({ at: hash32(`${id}#${v}`), id });
+  return points.sort((a, b) => a.at - b.at);
+}
+
+/**
+ * Consistent hashing with bounded load: the owner of `key` among `items` is
+ * the first instance on the ring whose load stays under `loadFactor` × the
+ * average, warm ones before instances still in slow start.
+ */
+function createOwner(loadFactor: number) {
+  let ring: { key: string; points: { at: number; id: string }[] } = { key: '', points: [] };
+  return function owner(items: { state: InstanceState; warm: boolean }[], key: string): InstanceState | undefined {
+    const ids = items.map((i) => i.state.instance.id).sort();
+    const ringKey = ids.join('\n');
+    if (ring.key !== ringKey) ring = { key: ringKey, points: ringOf(ids) };
+    const byId = new Map(items.map((i) => [i.state.instance.id, i]));
+    let load = 1;
+    for (const i of items) load += i.state.outstanding;
+    const bound = Math.ceil((loadFactor * load) / items.length);
+    const h = hash32(key);
+    const pts = ring.points;
+    let lo = 0;
+    let hi = pts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pts[mid].at < h) lo = mid + 1;
+      else hi = mid;
+    }
+    let cold: InstanceState | undefined;
+    for (let k = 0; k < pts.length; k++) {
+      const i = byId.get(pts[(lo + k) % pts.length].id)!;
+      if (i.state.outstanding + 1 > bound) continue;
+      if (i.warm) return i.state;
+      cold ??= i.state;
+    }
+    return cold;
+  };
+}
+
+export function prefix(opts: PrefixOptions = {}): PrefixPicker {
+  const staleMs = opts.staleMs ?? DEFAULT_GPU_STALE_MS;
+  const kvFull = opts.kvFull ?? 0.98;
+  const defaultTokens = opts.defaultTokens ?? DEFAULT_TOKENS;
+  const prefillMsPerToken = 1000 / (opts.prefillTokensPerSecond ?? DEFAULT_PREFILL_TOKENS_PER_SECOND);
+  const loadFactor = opts.loadFactor ?? 1.25;
+  const index = createPrefixIndex({ maxBytes: opts.indexBytes });
+  const fallback = gpu(opts);
+  /** When the prefills this balancer sent each instance end (ms, the pool's clock). */
+  const prefillFreeAt = new Map<string, number>();
+  const decisions = Object.fromEntries(DECISIONS.map((d) => [d, 0])) as Record<PrefixDecision, number>;
+  const totals = { promptTokens: 0, predictedHitTokens: 0 };
+  const owner = createOwner(loadFactor);
+
+  function pickFor(candidates: readonly InstanceState[], ctx: PickContext, p: PromptKey): InstanceState | undefined {
+    const window = windowOf(ctx, opts.slowStartMs ?? DEFAULT_SLOW_START_MS);
+    const items = weighted(candidates, ctx, window)
+      .filter((i) => !i.state.gpu?.memoryExhausted)
+      .map((i) => ({ ...i, warm: slowStartFactor(i.state, ctx.now, window) >= 1 }));
+    if (items.length === 0) return undefined;
+    const units = ctx.tokens !== undefined && ctx.tokens > 0 ? ctx.tokens : defaultTokens;
+    let slowest = 0;
+    for (const i of items) slowest = Math.max(slowest, i.state.unitMs?.generation ?? 0);
+    let most = 0;
+    const scored = items.map((i) => {
+      const id = i.state.instance.id;
+      const hit = i.warm ? cachedTokens(index.matched(id, p.hashes), p.tokens) : 0;
+      most = Math.max(most, hit);
+      const g = freshGauges(i.state, ctx.now, staleMs);
+      const speed = Math.max(i.state.unitMs?.generation ?? (slowest || 1), 1e-6);
+      // When a slot frees: the gpu model's start, without this request's own decode.
+      const slot = expectedCompletionMs(i.state, 'generation', units, ctx.now, speed, g, kvFull, defaultTokens) - units * speed;
+      const start = Math.max(slot, (prefillFreeAt.get(id) ?? 0) - ctx.now);
+      const ttft = Math.max(0, start) + (p.tokens - hit) * prefillMsPerToken;
+      return { ...i, hit, score: ttft / i.weight };
+    });
+    const key = p.affinity ?? (p.hashes.length ? String(p.hashes[0]) : undefined);
+    if (most === 0) {
+      const s = key === undefined ? undefined : owner(items, key);
+      if (s) {
+        decisions.hash++;
+        return s;
+      }
+    }
+    let best = Infinity;
+    for (const s of scored) best = Math.min(best, s.score);
+    const near = scored.filter((s) => s.score <= best * 1.02 + 1e-9);
+    const preferred = near.length > 1 && key !== undefined ? owner(near, key) : undefined;
+    const chosen = preferred ? near.find((s) => s.state === preferred)! : near.reduce((a, b) => (b.state.outstanding / b.weight < a.state.outstanding / a.weight ? b : a));
+    decisions[chosen.hit > 0 && chosen.hit >= most ? 'cache' : most > 0 ? 'spread' : 'hash']++;
+    return chosen.state;
+  }
+
+  return {
+    name: 'prefix',
+    wantsPrompt: true,
+    pick(candidates, ctx) {
+      const p = ctx.prompt;
+      if (!p || ctx.kind === 'embeddings') {
+        decisions.load++;
+        return fallback.pick(candidates, ctx);
+      }
+      return pickFor(candidates, ctx, p);
+    },
+    sent(s: InstanceState, work: Work) {
+      const p = work.prompt;
+      if (!p) return undefined;
+      const id = s.instance.id;
+      const hit = cachedTokens(index.matched(id, p.hashes), p.tokens);
+      index.record(id, p.hashes);
+      prefillFreeAt.set(id, Math.max(work.at, prefillFreeAt.get(id) ?? 0) + (p.tokens - hit) * prefillMsPerToken);
+      totals.promptTokens += p.tokens;
+      totals.predictedHitTokens += hit;
+      return hit;
+    },
+    forget(id) {
+      index.forget(id);
+      prefillFreeAt.delete(id);
+    },
+    setInstances(ids) {
+      index.setInstances(ids);
+      for (const id of [...prefillFreeAt.keys()]) if (!ids.includes(id)) prefillFreeAt.delete(id);
+    },
+    prefixStats: () => ({ entries: index.entries(), capacity: index.capacity(), bytes: index.entries() * ENTRY_BYTES, ...totals, decisions: { ...decisions } }),
+  };
+}

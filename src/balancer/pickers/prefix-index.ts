@@ -23,8 +23,8 @@ export const DEFAULT_INDEX_BYTES = 64 * 2 ** 20;
 export type PrefixIndex = {
   /** Leading blocks of `hashes` the index believes `id` holds. */
   matched(id: string, hashes: readonly number[]): number;
-  /** `hashes` were sent to `id`: it holds them now. */
-  record(id: string, hashes: readonly number[]): void;
+  /** `hashes` were sent to `id`: it holds them now. `known`: its leading blocks `matched` found held a moment ago. */
+  record(id: string, hashes: readonly number[], known?: number): void;
   /** The instance left, restarted or lost its cache: nothing of it is known any more. */
   forget(id: string): void;
   /** Instances the index keeps (to size each one's share of the cap). */
@@ -71,13 +71,17 @@ export function createPrefixIndex(opts: { maxBytes?: number } = {}): PrefixIndex
       }
       return lo;
     },
-    record(id, hashes) {
+    record(id, hashes, known = 0) {
       const m = of(id);
       if (maps.size > 0 && share > Math.floor(maxEntries / maps.size)) resize(maps.size);
       const stale = Math.max(1, share >> 2);
       // At most the instance's share: the rest would be evicted by the same call.
       const n = Math.min(hashes.length, share);
-      for (let i = n - 1; i >= 0; i--) {
+      // A held prefix is refreshed as a whole when its oldest block (its last: recorded first) has aged; else left in place.
+      const held = Math.min(known, n);
+      const oldest = held > 0 ? m.blocks.get(hashes[held - 1]) : undefined;
+      const from = oldest !== undefined && m.seq - oldest < stale ? held : 0;
+      for (let i = n - 1; i >= from; i--) {
         const h = hashes[i];
         const at = m.blocks.get(h);
         if (at !== undefined) {

@@ -20,7 +20,6 @@
 // Instances warming up (slow start) are scored as holding nothing and are
 // never a hash owner while another can take the request: no affinity traffic.
 // Drained (weight 0), ejected and not-ready instances never reach a picker.
-import { createHash } from 'node:crypto';
 import { BLOCK_TOKENS } from '../../prompt/blocks.js';
 import type { InstanceState, PickContext, Picker, PrefixDecision, PrefixStats, PromptKey, Work } from '../types.js';
 import { DEFAULT_GPU_STALE_MS, DEFAULT_TOKENS, expectedCompletionMs, freshGauges, gpu, type GpuOptions } from './gpu.js';
@@ -47,7 +46,14 @@ export function cachedTokens(blocks: number, tokens: number): number {
   return Math.floor(Math.min(blocks * BLOCK_TOKENS, tokens - 1) / BLOCK_TOKENS) * BLOCK_TOKENS;
 }
 
-const hash32 = (text: string) => createHash('sha1').update(text).digest().readUInt32BE(0);
+/** FNV-1a, then murmur3's finalizer: a ring position for a key or a virtual node. */
+function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
 const VNODES = 64;
 
 /** A ring of `VNODES` points per instance, sorted; rebuilt when the candidates change. */
@@ -105,6 +111,8 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
   const decisions = Object.fromEntries(DECISIONS.map((d) => [d, 0])) as Record<PrefixDecision, number>;
   const totals = { promptTokens: 0, predictedHitTokens: 0 };
   const owner = createOwner(loadFactor);
+  /** The blocks the last pick found each instance holding, for its prompt: `sent` right after needs no second lookup. */
+  let lastMatched: { prompt: PromptKey; byId: Map<string, number> } | undefined;
 
   function pickFor(candidates: readonly InstanceState[], ctx: PickContext, p: PromptKey): InstanceState | undefined {
     const window = windowOf(ctx, opts.slowStartMs ?? DEFAULT_SLOW_START_MS);
@@ -116,9 +124,13 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
     let slowest = 0;
     for (const i of items) slowest = Math.max(slowest, i.state.unitMs?.generation ?? 0);
     let most = 0;
+    const byId = new Map<string, number>();
+    lastMatched = { prompt: p, byId };
     const scored = items.map((i) => {
       const id = i.state.instance.id;
-      const hit = i.warm ? cachedTokens(index.matched(id, p.hashes), p.tokens) : 0;
+      const blocks = index.matched(id, p.hashes);
+      byId.set(id, blocks);
+      const hit = i.warm ? cachedTokens(blocks, p.tokens) : 0;
       most = Math.max(most, hit);
       const g = freshGauges(i.state, ctx.now, staleMs);
       const speed = Math.max(i.state.unitMs?.generation ?? (slowest || 1), 1e-6);
@@ -160,8 +172,10 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
       const p = work.prompt;
       if (!p) return undefined;
       const id = s.instance.id;
-      const hit = cachedTokens(index.matched(id, p.hashes), p.tokens);
-      index.record(id, p.hashes);
+      const blocks = (lastMatched?.prompt === p ? lastMatched.byId.get(id) : undefined) ?? index.matched(id, p.hashes);
+      lastMatched = undefined;
+      const hit = cachedTokens(blocks, p.tokens);
+      index.record(id, p.hashes, blocks);
       prefillFreeAt.set(id, Math.max(work.at, prefillFreeAt.get(id) ?? 0) + (p.tokens - hit) * prefillMsPerToken);
       totals.promptTokens += p.tokens;
       totals.predictedHitTokens += hit;

@@ -93,12 +93,17 @@ export function steer(query: SteerQuery, snapshot: Snapshot, random: Random): De
   };
 }
 
-/** The TTL, no longer than the records of a flattened hostname the answer carries. */
+/**
+ * The TTL, no longer than a quarter of the TTL a flattened hostname's records
+ * had when control looked them up: it looks again at three quarters
+ * (control/hostnames.ts), and the snapshot's TTL does not count down, so an
+ * answer given just before that still expires with the records.
+ */
 function flattenedTtl(chosen: Candidate | undefined, ttl: number, trace: string[]): number {
   if (!chosen || chosen.endpoints[0]?.cname !== undefined) return ttl;
   let out = ttl;
-  for (const e of chosen.endpoints) if (e.addressTtl !== undefined && e.addressTtl < out) out = e.addressTtl;
-  if (out < ttl) trace.push(`ttl ${out} (a flattened hostname's records expire sooner)`);
+  for (const e of chosen.endpoints) if (e.addressTtl !== undefined) out = Math.min(out, Math.max(1, Math.ceil(e.addressTtl / 4)));
+  if (out < ttl) trace.push(`ttl ${out} (a quarter of a flattened hostname's records' TTL: they are looked up again at three quarters)`);
   return out;
 }
 

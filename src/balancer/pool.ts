@@ -162,6 +162,7 @@ export function createPool(opts: PoolOptions): Pool {
         const i = s.inflight.indexOf(w);
         if (i >= 0) s.inflight.splice(i, 1);
       }
+      if (w) picker.ended?.(s, w, now());
       const failed = isFailure(outcome);
       // Only answers teach service time: a failure or a client that left says nothing of the instance's speed.
       if (w && !failed && !outcome.cancelled && outcome.status !== undefined && outcome.status < 400) estimates.unit(s, w, outcome.durationMs);

@@ -82,6 +82,8 @@ export interface Picker {
   readonly wantsPrompt?: boolean;
   /** A request was sent to `s`: what it expects `s` to have cached of its prompt (tokens). */
   sent?(s: InstanceState, work: Work): number | undefined;
+  /** That request ended (answered, failed, or its client left): the load it was counted for is released. */
+  ended?(s: InstanceState, work: Work, now: number): void;
   /** What the picker knows of an instance is wrong now: it left, restarted or lost its cache. */
   forget?(id: string): void;
   /** The pool's instances now (others are forgotten). */

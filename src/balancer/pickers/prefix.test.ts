@@ -102,6 +102,22 @@ describe('prefix', () => {
     expect(p.pick(hosts, ctxOf(seeded(9), { kind: 'chat', prompt: { hashes: [], tokens: 10, affinity: 'k7' } }))!.instance.id).not.toBe(own.instance.id);
   });
 
+  it('gives back the prefill a request was counted for when it ends early (a client that left)', () => {
+    const p = prefix({ prefillTokensPerSecond: 1000 });
+    const hosts = warmHosts(2);
+    // 2000 tokens uncached on one instance: 2 s of prefill queued there.
+    const big = keyOf(text(8000, 40), 'big');
+    const { s } = send(p, hosts, big);
+    const other = hosts.find((h) => h !== s)!;
+    const small = keyOf(text(640, 41), 'small-on-holder');
+    // Cached on the holder: a later request sharing it would still go elsewhere while the 2 s backlog stands.
+    p.sent!(s, { kind: 'chat', at: NOW, prompt: small });
+    const ctx = ctxOf(seeded(1), { kind: 'chat', prompt: small, now: NOW + 10 });
+    expect(p.pick(hosts, ctx)!.instance.id).toBe(other.instance.id);
+    p.ended!(s, { kind: 'chat', at: NOW, prompt: big }, NOW + 10); // another Work object: not the one counted, nothing given back
+    expect(p.pick(hosts, ctx)!.instance.id).toBe(other.instance.id);
+  });
+
   it('expects what vLLM would cache: whole blocks, never the last token', () => {
     expect(cachedTokens(4, 64)).toBe(48);
     expect(cachedTokens(4, 65)).toBe(64);

@@ -108,6 +108,8 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
   const fallback = gpu(opts);
   /** When the prefills this balancer sent each instance end (ms, the pool's clock). */
   const prefillFreeAt = new Map<string, number>();
+  /** Each request's prefill, as counted there: a request that ends before its prefill did gives the rest back. */
+  const prefills = new WeakMap<Work, { id: string; end: number; ms: number }>();
   const decisions = Object.fromEntries(DECISIONS.map((d) => [d, 0])) as Record<PrefixDecision, number>;
   const totals = { promptTokens: 0, predictedHitTokens: 0 };
   const owner = createOwner(loadFactor);
@@ -176,10 +178,20 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
       lastMatched = undefined;
       const hit = cachedTokens(blocks, p.tokens);
       index.record(id, p.hashes, blocks);
-      prefillFreeAt.set(id, Math.max(work.at, prefillFreeAt.get(id) ?? 0) + (p.tokens - hit) * prefillMsPerToken);
+      const ms = (p.tokens - hit) * prefillMsPerToken;
+      const end = Math.max(work.at, prefillFreeAt.get(id) ?? 0) + ms;
+      prefillFreeAt.set(id, end);
+      prefills.set(work, { id, end, ms });
       totals.promptTokens += p.tokens;
       totals.predictedHitTokens += hit;
       return hit;
+    },
+    ended(s, work, now) {
+      const f = prefills.get(work);
+      if (!f || f.id !== s.instance.id || now >= f.end) return;
+      // Ended before its prefill could have: the instance dropped it (a client that left), so what was left of it is not ahead of anyone.
+      const free = prefillFreeAt.get(f.id);
+      if (free !== undefined) prefillFreeAt.set(f.id, Math.max(now, free - Math.min(f.ms, f.end - now)));
     },
     forget(id) {
       index.forget(id);

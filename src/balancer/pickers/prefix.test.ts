@@ -105,17 +105,21 @@ describe('prefix', () => {
   it('gives back the prefill a request was counted for when it ends early (a client that left)', () => {
     const p = prefix({ prefillTokensPerSecond: 1000 });
     const hosts = warmHosts(2);
-    // 2000 tokens uncached on one instance: 2 s of prefill queued there.
+    const [holder, other] = hosts;
+    // A 600-token prompt the holder computed a second ago (its prefill done), then 2000 tokens uncached: 2 s queued there.
+    const medium = keyOf(text(2400, 41), 'medium');
+    p.sent!(holder, { kind: 'chat', at: NOW - 1000, prompt: medium });
     const big = keyOf(text(8000, 40), 'big');
-    const { s } = send(p, hosts, big);
-    const other = hosts.find((h) => h !== s)!;
-    const small = keyOf(text(640, 41), 'small-on-holder');
-    // Cached on the holder: a later request sharing it would still go elsewhere while the 2 s backlog stands.
-    p.sent!(s, { kind: 'chat', at: NOW, prompt: small });
-    const ctx = ctxOf(seeded(1), { kind: 'chat', prompt: small, now: NOW + 10 });
+    const work: Work = { kind: 'chat', at: NOW, prompt: big };
+    p.sent!(holder, work);
+    // While the backlog stands, recomputing the medium prompt elsewhere (0.6 s) is sooner than waiting 2 s.
+    const ctx = ctxOf(seeded(1), { kind: 'chat', prompt: medium, now: NOW + 10 });
     expect(p.pick(hosts, ctx)!.instance.id).toBe(other.instance.id);
-    p.ended!(s, { kind: 'chat', at: NOW, prompt: big }, NOW + 10); // another Work object: not the one counted, nothing given back
+    // Another request's end gives nothing back; the big one's, its client gone at 10 ms, gives the rest of its 2 s.
+    p.ended!(holder, { kind: 'chat', at: NOW, prompt: big }, NOW + 10);
     expect(p.pick(hosts, ctx)!.instance.id).toBe(other.instance.id);
+    p.ended!(holder, work, NOW + 10);
+    expect(p.pick(hosts, ctx)!.instance.id).toBe(holder.instance.id);
   });
 
   it('expects what vLLM would cache: whole blocks, never the last token', () => {

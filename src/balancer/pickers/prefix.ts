@@ -150,9 +150,17 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
         return s;
       }
     }
+    // Bounded load on top of the score: an instance carrying more than its share (loadFactor × the average, + 2)
+    // takes nothing until the others catch up, whatever it holds: the load model learns a server's slots only once
+    // seen full, and a burst must not pile onto the holder meanwhile.
+    let load = 1;
+    let weights = 0;
+    for (const s of scored) [load, weights] = [load + s.state.outstanding, weights + s.weight];
+    const open = scored.filter((s) => s.state.outstanding + 1 <= Math.ceil((loadFactor * load * s.weight) / weights) + 2);
+    const pool = open.length ? open : scored;
     let best = Infinity;
-    for (const s of scored) best = Math.min(best, s.score);
-    const near = scored.filter((s) => s.score <= best * 1.02 + 1e-9);
+    for (const s of pool) best = Math.min(best, s.score);
+    const near = pool.filter((s) => s.score <= best * 1.02 + 1e-9);
     const preferred = near.length > 1 && key !== undefined ? owner(near, key) : undefined;
     const chosen = preferred ? near.find((s) => s.state === preferred)! : near.reduce((a, b) => (b.state.outstanding / b.weight < a.state.outstanding / a.weight ? b : a));
     decisions[chosen.hit > 0 && chosen.hit >= most ? 'cache' : most > 0 ? 'spread' : 'hash']++;

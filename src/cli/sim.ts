@@ -13,11 +13,14 @@ export const simCommand: Command = {
   --regions DIR              serve every loopback HTTP health-check target in these documents
   --model NAME               model served (default llama-3-8b)
   --warmup-ms MS             time before /health answers 200 and the model is listed (default 0)
-  --ttft-ms MS               time to first token (default 100)
+  --ttft-ms MS               fixed part of the time to first token, before prefill (default 100)
   --tokens-per-second N      decode speed per sequence (default 50)
   --max-running N            sequences at once before requests queue (default 16)
   --batch-knee N             sequences decoded at full speed; more share it (default: max-running)
-  --kv-cache-tokens N        KV-cache size (default 32768)
+  --kv-cache-tokens N        KV-cache size in tokens, used as whole 16-token blocks (default 32768)
+  --prefill-tokens-per-second N
+                             prompt tokens computed per second, one prefill at a time (default 20000)
+  --prefix-cache on|off      reuse the cached blocks of a shared prompt prefix (default on)
   --kinds LIST               chat,completion,embeddings (default all)
   --embed-call-ms MS         cost of one embeddings call (default 20)
   --embed-per-input-ms MS    added cost per input (default 1)
@@ -34,6 +37,8 @@ export const simCommand: Command = {
     'max-running': { type: 'string' },
     'batch-knee': { type: 'string' },
     'kv-cache-tokens': { type: 'string' },
+    'prefill-tokens-per-second': { type: 'string' },
+    'prefix-cache': { type: 'string' },
     kinds: { type: 'string' },
     'embed-call-ms': { type: 'string' },
     'embed-per-input-ms': { type: 'string' },
@@ -55,6 +60,17 @@ export const simCommand: Command = {
   },
 };
 
+function positive(n: number | undefined, name: string): number | undefined {
+  if (n === 0) throw new UsageError(`--${name} must be at least 1`);
+  return n;
+}
+
+function onOff(value: string | boolean | undefined, name: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'on' || value === 'off') return value === 'on';
+  throw new UsageError(`--${name} takes on or off`);
+}
+
 /** The model, warm-up and simulated-GPU knobs from their options; absent ones stay undefined (the server's defaults). */
 function serverOptions(values: Values, kinds: Kind[] | undefined) {
   const gib = intOption(values['gpu-memory-gib'], 'gpu-memory-gib');
@@ -66,6 +82,8 @@ function serverOptions(values: Values, kinds: Kind[] | undefined) {
     maxRunning: intOption(values['max-running'], 'max-running'),
     batchKnee: intOption(values['batch-knee'], 'batch-knee'),
     kvCacheTokens: intOption(values['kv-cache-tokens'], 'kv-cache-tokens'),
+    prefillTokensPerSecond: positive(intOption(values['prefill-tokens-per-second'], 'prefill-tokens-per-second'), 'prefill-tokens-per-second'),
+    prefixCache: onOff(values['prefix-cache'], 'prefix-cache'),
     kinds,
     embedCallMs: intOption(values['embed-call-ms'], 'embed-call-ms'),
     embedPerInputMs: intOption(values['embed-per-input-ms'], 'embed-per-input-ms'),

@@ -148,8 +148,8 @@ export const balancerSchema = z
     /** The `prefix` strategy's settings (ignored by the others). */
     prefix: z
       .strictObject({
-        /** The instances' prefill speed, prompt tokens per second (default 10 000: src/sim/README.md says where from). */
-        prefillTokensPerSecond: z.number().int().min(100).max(10_000_000).default(10_000),
+        /** The instances' prefill speed, prompt tokens per second (default 20 000: src/sim/README.md says where from). */
+        prefillTokensPerSecond: z.number().int().min(100).max(10_000_000).default(20_000),
         /** The prefix index's memory cap, MiB. */
         indexMiB: z.number().int().min(1).max(4096).default(64),
       })

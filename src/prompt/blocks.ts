@@ -15,6 +15,17 @@ export const CHARS_PER_TOKEN = 4;
 export const BLOCK_TOKENS = 16;
 export const BLOCK_CHARS = CHARS_PER_TOKEN * BLOCK_TOKENS;
 
+/**
+ * Cached tokens of a prompt of `tokens` tokens whose first `blocks` blocks are
+ * cached: whole blocks, and never the last token, since at least one token is
+ * always computed (vLLM caps a hit at `tokens - 1`, so a prompt cached whole
+ * recomputes its last block). The sim measures and the balancer predicts by it.
+ */
+export function cachedTokensOf(blocks: number, tokens: number): number {
+  if (tokens <= 0) return 0;
+  return Math.floor(Math.min(blocks * BLOCK_TOKENS, tokens - 1) / BLOCK_TOKENS) * BLOCK_TOKENS;
+}
+
 /** Tokens of a rendered prompt. */
 export const tokensOf = (text: string): number => Math.ceil(text.length / CHARS_PER_TOKEN);
 

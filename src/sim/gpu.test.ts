@@ -42,22 +42,22 @@ const counts = (m: string) => [gauge(m, 'vllm:num_requests_running'), gauge(m, '
 
 describe('sim: KV cache', () => {
   it('fills with concurrent long generations; requests that do not fit wait, and get in as space frees', async () => {
-    // Each request holds 1 prompt + 300 completion tokens: three fit in 1000, a fourth waits.
-    const { base } = await sim({ kvCacheTokens: 1000, maxRunning: 16, tokensPerSecond: 10 });
+    // Each request holds 1 prompt + 300 completion tokens, 19 blocks of 16 (304 tokens): three fit in 1024, a fourth waits.
+    const { base } = await sim({ kvCacheTokens: 1024, maxRunning: 16, tokensPerSecond: 10 });
     const acs = [1, 2, 3, 4].map(() => new AbortController());
     const inflight: Promise<unknown>[] = [];
     const send = (i: number) => inflight.push(complete(base, 300, acs[i].signal).catch(() => {}));
 
     send(0);
     let m = await metricsUntil(base, (t) => gauge(t, 'vllm:num_requests_running') === 1);
-    expect(gauge(m, 'vllm:kv_cache_usage_perc')).toBeCloseTo(0.301, 6);
-    expect(gauge(m, 'arus_sim_kv_cache_tokens_used')).toBe(301);
-    expect(gauge(m, 'arus_sim_kv_cache_tokens_total')).toBe(1000);
+    expect(gauge(m, 'vllm:kv_cache_usage_perc')).toBeCloseTo(304 / 1024, 6);
+    expect(gauge(m, 'arus_sim_kv_cache_tokens_used')).toBe(304);
+    expect(gauge(m, 'arus_sim_kv_cache_tokens_total')).toBe(1024);
 
     for (const i of [1, 2, 3]) send(i);
     m = await metricsUntil(base, (t) => counts(t)[0] + counts(t)[1] === 4);
     expect(counts(m)).toEqual([3, 1]);
-    expect(gauge(m, 'vllm:kv_cache_usage_perc')).toBeCloseTo(0.903, 6);
+    expect(gauge(m, 'vllm:kv_cache_usage_perc')).toBeCloseTo((3 * 304) / 1024, 6);
 
     acs[0].abort(); // space frees: the waiting one runs
     m = await metricsUntil(base, (t) => gauge(t, 'vllm:num_requests_waiting') === 0);
@@ -70,6 +70,7 @@ describe('sim: KV cache', () => {
   });
 
   it('serves a request that waited for cache once the one ahead finishes', async () => {
+    // 100 tokens are 6 whole blocks (96 tokens); each request needs 4 (61 tokens).
     const { base } = await sim({ kvCacheTokens: 100, ttftMs: 40, tokensPerSecond: 1000 });
     const t0 = performance.now();
     const res = await Promise.all([complete(base, 60), complete(base, 60)]);
@@ -78,10 +79,11 @@ describe('sim: KV cache', () => {
   });
 
   it('rejects a request larger than the whole cache with 400, as vLLM does past the context length', async () => {
-    const { base } = await sim({ kvCacheTokens: 100 });
-    const res = await complete(base, 100); // 1 prompt token + 100
+    const { base } = await sim({ kvCacheTokens: 100 }); // whole blocks: 96 tokens
+    const res = await complete(base, 96); // 1 prompt token + 96
     expect(res.status).toBe(400);
-    expect((await res.json()).error.message).toMatch(/maximum context length is 100 tokens/);
+    expect((await res.json()).error.message).toMatch(/maximum context length is 96 tokens/);
+    expect((await complete(base, 95)).status).toBe(200);
   });
 });
 

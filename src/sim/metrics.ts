@@ -8,6 +8,9 @@ export function metricsText(model: string, g: Gauges): string {
   // Extras only when known (and finite: an unlimited cache has no size to report).
   const optional = (name: string, help: string, value: number | undefined) =>
     value === undefined || !Number.isFinite(value) ? '' : gauge(name, help, value);
+  // vLLM's prefix-cache counters, in tokens, from 0 at each (re)start: a scraper that sees them go back knows the cache was emptied.
+  const counter = (name: string, help: string, value: number | undefined) =>
+    value === undefined ? '' : `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name}${label} ${value}\n`;
   return (
     gauge('vllm:num_requests_running', 'Number of requests in model execution batches.', g.running) +
     gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', g.waiting) +
@@ -15,6 +18,8 @@ export function metricsText(model: string, g: Gauges): string {
     optional('arus_sim_kv_cache_tokens_used', 'KV-cache tokens held by running sequences.', g.kvCacheTokensUsed) +
     optional('arus_sim_kv_cache_tokens_total', 'KV-cache size in tokens.', g.kvCacheTokens) +
     optional('arus_sim_gpu_memory_used_bytes', 'GPU memory in use (the whole device under an oom fault).', g.gpuMemoryUsedBytes) +
-    optional('arus_sim_gpu_memory_total_bytes', 'GPU memory on the device.', g.gpuMemoryTotalBytes)
+    optional('arus_sim_gpu_memory_total_bytes', 'GPU memory on the device.', g.gpuMemoryTotalBytes) +
+    counter('vllm:prefix_cache_queries_total', 'Prefix cache queries, in terms of number of queried tokens.', g.prefixCacheQueries) +
+    counter('vllm:prefix_cache_hits_total', 'Prefix cache hits, in terms of number of cached tokens.', g.prefixCacheHits)
   );
 }

@@ -47,7 +47,8 @@ export async function complete(
     );
 
   const r = responder(parsed);
-  const tokens = eng.generate(parsed.maxTokens, signal, parsed.promptTokens);
+  let cached = 0;
+  const tokens = eng.generate(parsed.maxTokens, signal, { tokens: parsed.promptTokens, hashes: parsed.blocks }, (a) => (cached = a.cachedTokens));
   if (!parsed.stream) {
     let text = '';
     let n = 0;
@@ -55,7 +56,7 @@ export async function complete(
       text += t;
       n++;
     }
-    return sendJson(res, 200, r.full(text, n));
+    return sendJson(res, 200, r.full(text, n, cached));
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   res.flushHeaders();
@@ -64,7 +65,7 @@ export async function complete(
     res.write(`data: ${JSON.stringify(r.chunk(t, n, n + 1))}\n\n`);
     n++;
   }
-  res.write(`data: ${JSON.stringify(r.chunk(null, n, n))}\n\n`);
+  res.write(`data: ${JSON.stringify(r.chunk(null, n, n, cached))}\n\n`);
   res.end('data: [DONE]\n\n');
 }
 

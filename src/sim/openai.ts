@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { blockHashes, renderPrompt, tokensOf } from '../prompt/blocks.js';
 
 // The OpenAI wire shapes the simulator speaks: just enough for clients,
 // balancers and probes to treat it as a real vLLM server.
@@ -22,34 +23,34 @@ export type Kind = 'chat' | 'completion';
 /** The endpoints an instance may serve: a generative model serves chat and completion, an embedding model embeddings. */
 export type EndpointKind = Kind | 'embeddings';
 export const ENDPOINT_KINDS: readonly EndpointKind[] = ['chat', 'completion', 'embeddings'];
-export type ParsedRequest = { kind: Kind; model: string; stream: boolean; maxTokens: number; promptTokens: number };
+/** A valid completion request; its prompt as the KV cache sees it (src/prompt/blocks.ts): tokens, and its full blocks' hashes. */
+export type ParsedRequest = { kind: Kind; model: string; stream: boolean; maxTokens: number; promptTokens: number; blocks: number[] };
 
 function countWords(text: string): number {
   return text.split(/\s+/).filter(Boolean).length;
 }
 
-/** Validates a body; returns the request or the message of a 400. */
+/**
+ * Validates a body; returns the request or the message of a 400. The prompt
+ * is `renderPrompt(body)` (chat messages rendered in a stable order, or the
+ * completion prompt), counted as `tokensOf` it: 4 characters a token, the
+ * approximation the balancer's `prefix` strategy predicts with.
+ */
 export function parseRequest(kind: Kind, body: unknown): ParsedRequest | { error: string } {
-  let parsed;
-  let text: string;
-  if (kind === 'chat') {
-    parsed = chatRequest.safeParse(body);
-    text = parsed.data?.messages.map((m) => (typeof m.content === 'string' ? m.content : '')).join(' ') ?? '';
-  } else {
-    parsed = completionRequest.safeParse(body);
-    text = [parsed.data?.prompt ?? ''].flat().join(' ');
-  }
+  const parsed = kind === 'chat' ? chatRequest.safeParse(body) : completionRequest.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     return { error: `${issue.path.join('.') || 'body'}: ${issue.message}` };
   }
   const data = parsed.data;
+  const text = renderPrompt(data) ?? '';
   return {
     kind,
     model: data.model,
     stream: data.stream ?? false,
     maxTokens: data.max_tokens ?? MAX_TOKENS_DEFAULT,
-    promptTokens: countWords(text),
+    promptTokens: tokensOf(text),
+    blocks: blockHashes(text),
   };
 }
 
@@ -64,19 +65,21 @@ export function modelList(models: string[]) {
   };
 }
 
-/** Builds the bodies and stream chunks of one response. */
+/** Builds the bodies and stream chunks of one response; `cachedTokens` are the prompt tokens the prefix cache held. */
 export function responder(req: ParsedRequest) {
   const id = `${req.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
-  const usage = (completion: number) => ({
+  // OpenAI's usage shape, prompt_tokens_details.cached_tokens included (as vLLM reports it with prefix caching).
+  const usage = (completion: number, cachedTokens: number) => ({
     prompt_tokens: req.promptTokens,
     completion_tokens: completion,
     total_tokens: req.promptTokens + completion,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
   });
   const finish = 'length';
 
   return {
-    full(text: string, tokens: number) {
+    full(text: string, tokens: number, cachedTokens = 0) {
       return req.kind === 'chat'
         ? {
             id,
@@ -84,7 +87,7 @@ export function responder(req: ParsedRequest) {
             created,
             model: req.model,
             choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finish }],
-            usage: usage(tokens),
+            usage: usage(tokens, cachedTokens),
           }
         : {
             id,
@@ -92,13 +95,13 @@ export function responder(req: ParsedRequest) {
             created,
             model: req.model,
             choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
-            usage: usage(tokens),
+            usage: usage(tokens, cachedTokens),
           };
     },
     /** One token's chunk, or the closing chunk (with the finish reason and usage) when `token` is null. */
-    chunk(token: string | null, index: number, tokens: number) {
+    chunk(token: string | null, index: number, tokens: number, cachedTokens = 0) {
       const finishReason = token === null ? finish : null;
-      const extra = token === null ? { usage: usage(tokens) } : {};
+      const extra = token === null ? { usage: usage(tokens, cachedTokens) } : {};
       return req.kind === 'chat'
         ? {
             id,

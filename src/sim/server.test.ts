@@ -92,7 +92,8 @@ describe('sim: completions', () => {
     expect(body.model).toBe(MODEL);
     expect(body.choices[0].message.role).toBe('assistant');
     expect(body.choices[0].message.content.split(' ')).toHaveLength(10);
-    expect(body.usage).toEqual({ prompt_tokens: 2, completion_tokens: 10, total_tokens: 12 });
+    // The prompt as rendered for the cache, "user\nsay something\n": 19 characters, 5 tokens of 4.
+    expect(body.usage).toEqual({ prompt_tokens: 5, completion_tokens: 10, total_tokens: 15, prompt_tokens_details: { cached_tokens: 0 } });
     expect(elapsed).toBeGreaterThanOrEqual(60 + 9 * 10 - 5);
   });
 

@@ -16,8 +16,14 @@ export type SimServerOptions = {
   tokensPerSecond?: number;
   /** Sequences generated at once before requests queue. */
   maxRunning?: number;
-  /** KV-cache size in tokens: a running sequence holds prompt + max_tokens of it; requests that do not fit queue. */
+  /** KV-cache size in tokens (`/ 16` blocks): a running sequence holds prompt + max_tokens of it, cached prompt blocks shared; requests that do not fit queue. */
   kvCacheTokens?: number;
+  /** Prompt tokens prefilled per second, one prefill at a time: time to first token is ttftMs + the prefill of the uncached prompt. */
+  prefillTokensPerSecond?: number;
+  /** Automatic prefix caching; on unless false (then nothing is ever cached and no hit is reported). */
+  prefixCache?: boolean;
+  /** Decode steps take this many times longer while a prefill runs (2 unless set). */
+  prefillDecodeSlowdown?: number;
   /** Sequences decoded at full speed; with more running, each gets tokensPerSecond × knee / running. `maxRunning` unless set (no slowdown). */
   batchKnee?: number;
   /** Endpoints served; the others answer 404. All unless set. */
@@ -78,6 +84,9 @@ export function createSimServer(opts: SimServerOptions): SimServer {
     tokensPerSecond: opts.tokensPerSecond ?? d.tokensPerSecond,
     maxRunning: opts.maxRunning ?? d.maxRunning,
     kvCacheTokens: opts.kvCacheTokens ?? d.kvCacheTokens,
+    prefillTokensPerSecond: opts.prefillTokensPerSecond ?? d.prefillTokensPerSecond,
+    prefixCache: opts.prefixCache ?? d.prefixCache,
+    prefillDecodeSlowdown: opts.prefillDecodeSlowdown ?? d.prefillDecodeSlowdown,
     batchKnee: opts.batchKnee,
     embedCallMs: opts.embedCallMs ?? d.embedCallMs,
     embedPerInputMs: opts.embedPerInputMs ?? d.embedPerInputMs,

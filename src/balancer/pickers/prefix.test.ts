@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { blockHashes, tokensOf } from '../../prompt/blocks.js';
+import { blockHashes, cachedTokensOf as cachedTokens, tokensOf } from '../../prompt/blocks.js';
 import { promptKey } from '../proxy/request.js';
 import type { InstanceState, PromptKey, Work } from '../types.js';
 import { ctxOf, gauges, host, NOW, pickerContract, seeded } from './contract.case.js';
-import { cachedTokens, prefix } from './prefix.js';
+import { prefix } from './prefix.js';
 import { createPrefixIndex, ENTRY_BYTES } from './prefix-index.js';
 
 const text = (n: number, seed: number) => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7 + seed * 131 + ((i * seed) >> 3)) % 26))).join('');
@@ -127,6 +127,26 @@ describe('prefix', () => {
     expect(cachedTokens(4, 65)).toBe(64);
     expect(cachedTokens(2, 1000)).toBe(32);
     expect(cachedTokens(0, 10)).toBe(0);
+  });
+});
+
+describe('prefix and the pool', () => {
+  it('forgets an instance whose prefix counter went back (a restart between two scrapes), and one that turns not ready', async () => {
+    const { createPool } = await import('../pool.js');
+    const picker = prefix();
+    const pool = createPool({ instances: [{ id: 'a', url: 'http://a', weight: 100, models: ['m'], kinds: ['chat'] }], picker, initiallyReady: true, now: () => NOW });
+    const a = pool.states()[0];
+    const key = keyOf(text(6400, 9));
+    pool.acquire(a, { kind: 'chat', at: NOW, prompt: key });
+    expect(picker.prefixStats().entries).toBe(100);
+    pool.updateGpu('a', gauges({ prefixQueries: 5000 }));
+    pool.updateGpu('a', gauges({ prefixQueries: 7000 }));
+    expect(picker.prefixStats().entries).toBe(100);
+    pool.updateGpu('a', gauges({ prefixQueries: 120 }));
+    expect(picker.prefixStats().entries).toBe(0);
+    pool.acquire(a, { kind: 'chat', at: NOW, prompt: key });
+    pool.setReady('a', false);
+    expect(picker.prefixStats().entries).toBe(0);
   });
 });
 

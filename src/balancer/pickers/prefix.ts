@@ -20,7 +20,7 @@
 // Instances warming up (slow start) are scored as holding nothing and are
 // never a hash owner while another can take the request: no affinity traffic.
 // Drained (weight 0), ejected and not-ready instances never reach a picker.
-import { BLOCK_TOKENS } from '../../prompt/blocks.js';
+import { cachedTokensOf as cachedTokens } from '../../prompt/blocks.js';
 import type { InstanceState, PickContext, Picker, PrefixDecision, PrefixStats, PromptKey, Work } from '../types.js';
 import { DEFAULT_GPU_STALE_MS, DEFAULT_TOKENS, expectedCompletionMs, freshGauges, gpu, type GpuOptions } from './gpu.js';
 import { createPrefixIndex, ENTRY_BYTES } from './prefix-index.js';
@@ -35,16 +35,10 @@ export type PrefixOptions = GpuOptions & {
   loadFactor?: number;
 };
 
-export const DEFAULT_PREFILL_TOKENS_PER_SECOND = 10_000;
+export const DEFAULT_PREFILL_TOKENS_PER_SECOND = 20_000;
 const DECISIONS: readonly PrefixDecision[] = ['cache', 'spread', 'hash', 'load'];
 
 export type PrefixPicker = Picker & { prefixStats(): PrefixStats; setInstances(ids: readonly string[]): void };
-
-/** Cached tokens of a prompt whose `blocks` leading blocks are held: whole blocks, never the last token (vLLM computes at least one). */
-export function cachedTokens(blocks: number, tokens: number): number {
-  if (tokens <= 0) return 0;
-  return Math.floor(Math.min(blocks * BLOCK_TOKENS, tokens - 1) / BLOCK_TOKENS) * BLOCK_TOKENS;
-}
 
 /** FNV-1a, then murmur3's finalizer: a ring position for a key or a virtual node. */
 function hash32(text: string): number {
@@ -96,6 +90,28 @@ function createOwner(loadFactor: number) {
     }
     return cold;
   };
+}
+
+type Scored = { state: InstanceState; weight: number; warm: boolean; hit: number; score: number };
+
+/**
+ * The lowest score, near-equal ones (2 %) by the key's ring owner, then the
+ * least outstanding. Bounded load on top: an instance carrying more than its
+ * share (loadFactor × the weighted average, + 2) takes nothing until the
+ * others catch up, whatever it holds: the load model learns a server's slots
+ * only once seen full, and a burst must not pile onto a holder meanwhile.
+ */
+function choose(scored: Scored[], key: string | undefined, owner: ReturnType<typeof createOwner>, loadFactor: number): Scored {
+  let load = 1;
+  let weights = 0;
+  for (const s of scored) [load, weights] = [load + s.state.outstanding, weights + s.weight];
+  const open = scored.filter((s) => s.state.outstanding + 1 <= Math.ceil((loadFactor * load * s.weight) / weights) + 2);
+  const pool = open.length ? open : scored;
+  let best = Infinity;
+  for (const s of pool) best = Math.min(best, s.score);
+  const near = pool.filter((s) => s.score <= best * 1.02 + 1e-9);
+  const preferred = near.length > 1 && key !== undefined ? owner(near, key) : undefined;
+  return preferred ? near.find((s) => s.state === preferred)! : near.reduce((a, b) => (b.state.outstanding / b.weight < a.state.outstanding / a.weight ? b : a));
 }
 
 export function prefix(opts: PrefixOptions = {}): PrefixPicker {
@@ -150,19 +166,7 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
         return s;
       }
     }
-    // Bounded load on top of the score: an instance carrying more than its share (loadFactor × the average, + 2)
-    // takes nothing until the others catch up, whatever it holds: the load model learns a server's slots only once
-    // seen full, and a burst must not pile onto the holder meanwhile.
-    let load = 1;
-    let weights = 0;
-    for (const s of scored) [load, weights] = [load + s.state.outstanding, weights + s.weight];
-    const open = scored.filter((s) => s.state.outstanding + 1 <= Math.ceil((loadFactor * load * s.weight) / weights) + 2);
-    const pool = open.length ? open : scored;
-    let best = Infinity;
-    for (const s of pool) best = Math.min(best, s.score);
-    const near = pool.filter((s) => s.score <= best * 1.02 + 1e-9);
-    const preferred = near.length > 1 && key !== undefined ? owner(near, key) : undefined;
-    const chosen = preferred ? near.find((s) => s.state === preferred)! : near.reduce((a, b) => (b.state.outstanding / b.weight < a.state.outstanding / a.weight ? b : a));
+    const chosen = choose(scored, key, owner, loadFactor);
     decisions[chosen.hit > 0 && chosen.hit >= most ? 'cache' : most > 0 ? 'spread' : 'hash']++;
     return chosen.state;
   }

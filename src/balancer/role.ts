@@ -1,18 +1,18 @@
 import { balancerListen, type BalancerDoc } from '../config/schema.js';
-import type { CapacityReport } from '../control/capacity.js';
 import type { Logger } from '../log.js';
 import { requireSecureListener } from '../tls/plaintext.js';
 import type { ServerCredentials } from '../tls/server.js';
 import { createBalancerMetrics } from './metrics.js';
 import { pickerOf } from './pickers/create-picker.js';
+import { createCapacityReporter, type CapacitySink } from './capacity-report.js';
 import { createPool } from './pool.js';
+import type { InstanceState } from './types.js';
 import { createProxy } from './proxy.js';
 import { createReadiness } from './readiness.js';
 import { reconfigure, type Reconfigured } from './reconfigure.js';
 import { createBalancerServer, type BalancerHealth } from './server.js';
 
-/** Where capacity reports go: control's API, or control itself in `arus up`. */
-export type CapacitySink = (report: Omit<CapacityReport, 'at'>) => Promise<void> | void;
+export type { CapacitySink } from './capacity-report.js';
 
 /** Whether the balancer's link to control works, and to which replica, for /healthz. */
 export type ControlStatus = () => BalancerHealth['control'];
@@ -50,9 +50,30 @@ export async function startBalancer(deps: {
   // The metrics read the proxy's stats when scraped. The proxy reports every upstream outcome through
   // release(): the metrics see each one on its way.
   const metrics = createBalancerMetrics({ region: deps.region, stats: () => proxy.stats(), pool });
-  const observed: typeof pool = { ...pool, release: (s, outcome) => (metrics.observe(s, outcome), pool.release(s, outcome)) };
+  // An ejection is reported at once, not on the report's schedule: it is evidence control acts on (balancer-evidence.ts).
+  const ejected = (s: InstanceState) => {
+    const c = pool.states().find((x) => x.instance.id === s.instance.id);
+    return c?.ejectedUntil !== undefined && c.ejectedUntil > Date.now();
+  };
+  const observed: typeof pool = {
+    ...pool,
+    release: (s, outcome) => {
+      metrics.observe(s, outcome);
+      const was = !outcome.ok && ejected(s);
+      pool.release(s, outcome);
+      if (!outcome.ok && !was && ejected(s)) void report();
+    },
+  };
   const proxy = createProxy({ pool: observed, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks });
-  const readiness = createReadiness({ pool, log, onChange: () => proxy.wake() });
+  const report = createCapacityReporter({ region: deps.region, id: deps.id, sink: deps.report, pool, queueDepth: () => proxy.stats().queueDepth, log });
+  const readiness = createReadiness({
+    pool,
+    log,
+    onChange: () => {
+      proxy.wake();
+      void report();
+    },
+  });
   // The balancer knows which instances are ready before it takes a request (bounded by the checks' deadline).
   await readiness.checkAll();
   readiness.start();
@@ -71,29 +92,6 @@ export async function startBalancer(deps: {
     throw err;
   }
 
-  let reporting = false;
-  // Never rejects: a failed report is logged and the next one is tried.
-  async function report(): Promise<void> {
-    if (!deps.report || reporting) return;
-    reporting = true;
-    try {
-      const c = pool.capacity();
-      await deps.report({
-        region: deps.region,
-        balancer: deps.id,
-        instances: c.instances,
-        ready: c.ready,
-        outstanding: c.outstanding,
-        freeConcurrency: c.freeConcurrency ?? 0,
-        queueDepth: proxy.stats().queueDepth,
-        kvHeadroom: c.kvHeadroom,
-      });
-    } catch (err) {
-      log.debug({ err }, 'capacity report failed');
-    } finally {
-      reporting = false;
-    }
-  }
   let timer = setInterval(() => void report(), doc.reportEveryMs);
   timer.unref();
 
@@ -133,3 +131,4 @@ export async function startBalancer(deps: {
     },
   };
 }
+

@@ -13,6 +13,8 @@ export type CapacityReport = {
   queueDepth: number;
   /** Mean KV-cache headroom (1 − usage) of ready instances with fresh metrics, when known. */
   kvHeadroom?: number;
+  /** The instances that cannot take requests now, and why (not ready: the check's reason; ejected: the failures). */
+  unavailable?: { id: string; reason: string }[];
   at: number;
 };
 

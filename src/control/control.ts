@@ -5,6 +5,7 @@ import type { AgentInfo, HealthEvent, ProbeResult } from '../health/types.js';
 import type { LatencyMatrix, RegionCapacity } from '../snapshot/snapshot.js';
 import type { ServingState } from '../snapshot/source.js';
 import { assembleControl, type ControlOptions } from './assemble.js';
+import { createBalancerEvidence } from './balancer-evidence.js';
 import type { CapacityReport } from './capacity.js';
 import { createCapacityLoop } from './capacity-loop.js';
 import { createHostnameFollower, createLookup } from './hostnames.js';
@@ -82,7 +83,8 @@ export function createControl(opts: ControlOptions): Control {
     log: log.child({ component: 'hostnames' }),
   });
   const resolved = () => hostnames.resolved();
-  const publisher = createPublisher({ tracker, capacity: () => capacity.current(), resolved, served, healthStore, events: store, guard: store.guard, transitions, now, serving: opts.replica?.served });
+  const evidence = createBalancerEvidence();
+  const publisher = createPublisher({ tracker, capacity: () => capacity.current(), resolved, claims: () => evidence.down(), served, healthStore, events: store, guard: store.guard, transitions, now, serving: opts.replica?.served });
   hostnames.follow(hostnamesOf(served.config()));
   // A replica that starts to lead publishes at once, its transitions taken from what was published before.
   opts.replica?.leadership.subscribe((l) => {
@@ -91,7 +93,7 @@ export function createControl(opts: ControlOptions): Control {
     publisher.publish('this replica leads now');
   });
   const results = createProbeResults({ results: healthStore, guard: store.guard, now, windowMs: settings.resultsWindowMs, maxRows: settings.maxResultRows });
-  const capacityLoop = createCapacityLoop({ capacity, mono, transitions, publisher });
+  const capacityLoop = createCapacityLoop({ capacity, mono, transitions, publisher, evidence });
   // A forgotten agent's measurements go with it.
   const trackerEvents = (events: readonly HealthEvent[]) => {
     for (const e of events) if (e.kind === 'agent.forgotten') latency.forget(e.subject);

@@ -7,13 +7,15 @@ import type { StoredHealth } from '../db/health-store.js';
 import { applyOverrides, type Override } from '../health/overrides.js';
 import type { HealthTracker } from '../health/tracker.js';
 import type { EndpointHealth } from '../health/types.js';
-import { buildSnapshot, type EndpointHealthInput, type LatencyMatrix, type RegionCapacity, type ResolvedMap, type Snapshot } from '../snapshot/snapshot.js';
+import { buildSnapshot, endpointKey, type EndpointHealthInput, type LatencyMatrix, type RegionCapacity, type ResolvedMap, type Snapshot } from '../snapshot/snapshot.js';
 import type { ServingState } from '../snapshot/source.js';
+import { endpointName } from '../config/schema.js';
+import type { BalancerClaim } from './balancer-evidence.js';
 import type { ServedConfig } from './served-config.js';
 import type { EventLog, HealthRecord, WriteGuard } from './storage.js';
 import type { Transitions } from './transitions.js';
 
-type PublishedHealth = Map<string, EndpointHealthInput & { since: number }>;
+type PublishedHealth = Map<string, EndpointHealthInput & { since: number; override?: boolean }>;
 
 export interface Publisher {
   /** The state DNS answers from; replaced, never mutated. A property: handed to the DNS responder as it is, called per query. */
@@ -44,6 +46,8 @@ export function createPublisher(deps: {
   capacity: () => Readonly<Record<string, RegionCapacity>>;
   /** Hostname endpoints' resolutions. */
   resolved: () => ResolvedMap;
+  /** Regions whose balancers say no instance can serve (balancer-evidence.ts): their endpoints down on top of the probes'. */
+  claims?: () => ReadonlyMap<string, BalancerClaim>;
   served: ServedConfig;
   healthStore: HealthRecord;
   events: EventLog;
@@ -77,7 +81,10 @@ export function createPublisher(deps: {
   }
 
   function effectiveHealth(): PublishedHealth {
-    return effectiveOf(tracker.all(), healthStore.listOverrides(), now);
+    const health = effectiveOf(tracker.all(), healthStore.listOverrides(), now);
+    const claims = deps.claims?.();
+    if (claims?.size) claimed(health, served.config(), claims);
+    return health;
   }
 
   function publish(why: string): void {
@@ -159,9 +166,27 @@ function effectiveOf(tracked: ReadonlyMap<string, EndpointHealth>, overrides: re
   const health: PublishedHealth = new Map();
   for (const [key, h] of applyOverrides(tracked, overrides)) {
     const t = tracked.get(key);
-    health.set(key, { state: h.state, reason: h.reason, transition: !h.override && t?.transition !== undefined, since: t?.since ?? now() });
+    health.set(key, { state: h.state, reason: h.reason, transition: !h.override && t?.transition !== undefined, since: t?.since ?? now(), ...(h.override ? { override: true } : {}) });
   }
   return health;
+}
+
+/**
+ * The balancers' claims on top: every endpoint of a region they say cannot
+ * serve is down, with their reason, unless an admin override decides it.
+ */
+function claimed(health: PublishedHealth, config: ReturnType<ServedConfig['config']>, claims: ReadonlyMap<string, BalancerClaim>): void {
+  for (const r of config.regions) {
+    const claim = claims.get(r.id);
+    if (!claim) continue;
+    for (const z of r.zones)
+      for (const e of z.endpoints) {
+        const key = endpointKey(r.id, z.id, endpointName(e));
+        const h = health.get(key);
+        if (h?.override || h?.state === 'down') continue;
+        health.set(key, { state: 'down', reason: claim.reason, transition: false, since: claim.since });
+      }
+  }
 }
 
 function storedOf(health: PublishedHealth): Map<string, StoredHealth> {

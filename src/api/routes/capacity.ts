@@ -16,6 +16,8 @@ const report = z
     freeConcurrency: z.number().int().min(0),
     queueDepth: z.number().int().min(0),
     kvHeadroom: z.number().min(0).max(1).optional(),
+    /** Instances that cannot take requests, and why: the evidence a report of 0 ready gives control. */
+    unavailable: z.array(z.strictObject({ id: z.string().min(1).max(100), reason: z.string().max(300) })).max(1000).optional(),
   })
   .openapi('CapacityReport');
 

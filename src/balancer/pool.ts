@@ -184,6 +184,7 @@ export function createPool(opts: PoolOptions): Pool {
       // A counter that went back: the server restarted since the last scrape, its cache empty.
       if (gauges.prefixQueries !== undefined && s.gpu?.prefixQueries !== undefined && gauges.prefixQueries < s.gpu.prefixQueries) picker.forget?.(id);
       s.gpu = { ...gauges };
+      if (gauges.kvBlocks !== undefined) picker.cacheBlocks?.(id, gauges.kvBlocks);
       s.outstandingAtScrape = s.outstanding;
       estimates.gauges(s, gauges);
     },

@@ -441,7 +441,7 @@ describe('balancer readiness', () => {
     let clock = 1_000_000;
     const { pool, sims, readiness } = await setup({ sims: [{}], readiness: { intervalMs: 20, now: () => clock } });
     await until(() => pool.states()[0].gpu !== undefined);
-    expect(pool.states()[0].gpu).toEqual({ running: 0, waiting: 0, kvCacheUsage: 0, memoryExhausted: false, scrapedAt: 1_000_000, prefixQueries: 0 });
+    expect(pool.states()[0].gpu).toEqual({ running: 0, waiting: 0, kvCacheUsage: 0, memoryExhausted: false, scrapedAt: 1_000_000, prefixQueries: 0, kvBlocks: 2048 });
     await sims[0].setFault({ kind: 'oom' });
     clock += 500;
     await readiness!.checkAll();

@@ -15,6 +15,8 @@ export type GpuGauges = {
   scrapedAt: number;
   /** `vllm:prefix_cache_queries_total` (tokens), when reported: a counter that goes back means a restarted server, its cache empty. */
   prefixQueries?: number;
+  /** The KV cache's size in blocks (`vllm:cache_config_info`'s num_gpu_blocks), when reported. */
+  kvBlocks?: number;
 };
 
 /** The two kinds of work a model server does: decode tokens, or embed inputs. */
@@ -88,6 +90,8 @@ export interface Picker {
   forget?(id: string): void;
   /** The pool's instances now (others are forgotten). */
   setInstances?(ids: readonly string[]): void;
+  /** An instance's KV cache holds this many blocks: no more of it is worth remembering. */
+  cacheBlocks?(id: string, blocks: number): void;
   /** The `prefix` strategy's index and decisions, for /metrics. */
   prefixStats?(): PrefixStats;
 }

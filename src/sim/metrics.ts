@@ -1,3 +1,4 @@
+import { BLOCK_TOKENS } from '../prompt/blocks.js';
 import type { Gauges } from './engine.js';
 
 /** Prometheus text in vLLM's names, so scrapers written for vLLM read the simulator too. */
@@ -15,6 +16,7 @@ export function metricsText(model: string, g: Gauges): string {
     gauge('vllm:num_requests_running', 'Number of requests in model execution batches.', g.running) +
     gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', g.waiting) +
     gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', g.kvCacheUsage) +
+    cacheConfig(label, g.kvCacheTokens) +
     optional('arus_sim_kv_cache_tokens_used', 'KV-cache tokens held by running sequences.', g.kvCacheTokensUsed) +
     optional('arus_sim_kv_cache_tokens_total', 'KV-cache size in tokens.', g.kvCacheTokens) +
     optional('arus_sim_gpu_memory_used_bytes', 'GPU memory in use (the whole device under an oom fault).', g.gpuMemoryUsedBytes) +
@@ -22,4 +24,11 @@ export function metricsText(model: string, g: Gauges): string {
     counter('vllm:prefix_cache_queries_total', 'Prefix cache queries, in terms of number of queried tokens.', g.prefixCacheQueries) +
     counter('vllm:prefix_cache_hits_total', 'Prefix cache hits, in terms of number of cached tokens.', g.prefixCacheHits)
   );
+}
+
+/** vLLM's `vllm:cache_config_info`: its block size and the blocks its KV cache has, as labels of a gauge of 1 (only for a finite cache). */
+function cacheConfig(label: string, tokens: number | undefined): string {
+  if (tokens === undefined || !Number.isFinite(tokens)) return '';
+  const name = 'vllm:cache_config_info';
+  return `# HELP ${name} Information of the LLMEngine CacheConfig\n# TYPE ${name} gauge\n${name}${label.slice(0, -1)},block_size="${BLOCK_TOKENS}",num_gpu_blocks="${Math.floor(tokens / BLOCK_TOKENS)}"} 1\n`;
 }

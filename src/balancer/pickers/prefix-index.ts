@@ -29,6 +29,8 @@ export type PrefixIndex = {
   forget(id: string): void;
   /** Instances the index keeps (to size each one's share of the cap). */
   setInstances(ids: readonly string[]): void;
+  /** The instance's cache holds at most `blocks`: the index keeps no more of it (what is older has been evicted there). */
+  setLimit(id: string, blocks: number): void;
   entries(): number;
   /** The most entries it may hold. */
   capacity(): number;
@@ -36,7 +38,7 @@ export type PrefixIndex = {
 
 export function createPrefixIndex(opts: { maxBytes?: number } = {}): PrefixIndex {
   const maxEntries = Math.max(1, Math.floor((opts.maxBytes ?? DEFAULT_INDEX_BYTES) / ENTRY_BYTES));
-  const maps = new Map<string, { blocks: Map<number, number>; seq: number }>();
+  const maps = new Map<string, { blocks: Map<number, number>; seq: number; limit?: number }>();
   let share = maxEntries;
   let total = 0;
 
@@ -49,12 +51,14 @@ export function createPrefixIndex(opts: { maxBytes?: number } = {}): PrefixIndex
     share = Math.max(1, Math.floor(maxEntries / Math.max(1, count)));
     for (const m of maps.values()) evict(m);
   };
-  function evict(m: { blocks: Map<number, number> }) {
-    if (m.blocks.size <= share) return;
+  const capOf = (m: { limit?: number }) => Math.min(share, m.limit ?? share);
+  function evict(m: { blocks: Map<number, number>; limit?: number }) {
+    const cap = capOf(m);
+    if (m.blocks.size <= cap) return;
     for (const k of m.blocks.keys()) {
       m.blocks.delete(k);
       total--;
-      if (m.blocks.size <= share) break;
+      if (m.blocks.size <= cap) break;
     }
   }
 
@@ -74,9 +78,10 @@ export function createPrefixIndex(opts: { maxBytes?: number } = {}): PrefixIndex
     record(id, hashes, known = 0) {
       const m = of(id);
       if (maps.size > 0 && share > Math.floor(maxEntries / maps.size)) resize(maps.size);
-      const stale = Math.max(1, share >> 2);
+      const cap = capOf(m);
+      const stale = Math.max(1, cap >> 2);
       // At most the instance's share: the rest would be evicted by the same call.
-      const n = Math.min(hashes.length, share);
+      const n = Math.min(hashes.length, cap);
       // A held prefix is refreshed as a whole when its oldest block (its last: recorded first) has aged; else left in place.
       const held = Math.min(known, n);
       const oldest = held > 0 ? m.blocks.get(hashes[held - 1]) : undefined;
@@ -104,6 +109,12 @@ export function createPrefixIndex(opts: { maxBytes?: number } = {}): PrefixIndex
       const keep = new Set(ids);
       for (const id of [...maps.keys()]) if (!keep.has(id)) this.forget(id);
       resize(ids.length);
+    },
+    setLimit(id, blocks) {
+      const m = of(id);
+      if (m.limit === blocks) return;
+      m.limit = Math.max(1, blocks);
+      evict(m);
     },
     entries: () => total,
     capacity: () => maxEntries,

@@ -169,6 +169,18 @@ describe('prefix index', () => {
     expect(index.entries()).toBeGreaterThan(index.capacity() * 0.9);
   });
 
+  it("keeps no more of an instance than its KV cache holds (vllm:cache_config_info's num_gpu_blocks)", () => {
+    const index = createPrefixIndex({ maxBytes: 10_000 * ENTRY_BYTES });
+    index.setInstances(['a', 'b']);
+    index.setLimit('a', 40);
+    const long = blockHashes(text(64 * 60, 7));
+    index.record('a', long);
+    index.record('b', long);
+    expect(index.matched('a', long)).toBe(40);
+    expect(index.matched('b', long)).toBe(60);
+    expect(index.entries()).toBe(100);
+  });
+
   it('keeps a prefix longer than its suffix, and finds the longest one held', () => {
     const index = createPrefixIndex({ maxBytes: 100 * ENTRY_BYTES });
     index.setInstances(['a']);

@@ -209,6 +209,9 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
       index.forget(id);
       prefillFreeAt.delete(id);
     },
+    cacheBlocks(id, blocks) {
+      index.setLimit(id, blocks);
+    },
     setInstances(ids) {
       index.setInstances(ids);
       for (const id of [...prefillFreeAt.keys()]) if (!ids.includes(id)) prefillFreeAt.delete(id);

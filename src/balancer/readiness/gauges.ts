@@ -35,5 +35,16 @@ export function parseGauges(text: string, opts: { now: number; memoryFullRatio?:
   const fbFree = sums.get('DCGM_FI_DEV_FB_FREE');
   if (fbUsed !== undefined && fbFree !== undefined && fbUsed + fbFree > 0) memoryExhausted ||= fbUsed / (fbUsed + fbFree) >= full;
   const prefixQueries = sums.get('vllm:prefix_cache_queries_total') ?? sums.get('vllm:gpu_prefix_cache_queries_total');
-  return { running, waiting, kvCacheUsage: Math.min(1, Math.max(0, kv)), memoryExhausted, scrapedAt: opts.now, ...(prefixQueries !== undefined ? { prefixQueries } : {}) };
+  // vLLM's cache configuration, as labels: the KV cache's size in blocks.
+  const blocks = /^vllm:cache_config_info\{[^}]*\bnum_gpu_blocks="(\d+)"/m.exec(text);
+  const kvBlocks = blocks ? Number(blocks[1]) : undefined;
+  return {
+    running,
+    waiting,
+    kvCacheUsage: Math.min(1, Math.max(0, kv)),
+    memoryExhausted,
+    scrapedAt: opts.now,
+    ...(prefixQueries !== undefined ? { prefixQueries } : {}),
+    ...(kvBlocks !== undefined && kvBlocks > 0 ? { kvBlocks } : {}),
+  };
 }

@@ -13,7 +13,12 @@ export type Child = { child: ChildProcess; info: Record<string, unknown>; stop()
 export function child(kind: string, arg: unknown): Promise<Child> {
   const prof = kind === 'arus' && process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
   if (kind === 'arus' && process.env.BENCH_ARUS_NODE_FLAGS) prof.push(...process.env.BENCH_ARUS_NODE_FLAGS.split(' ').filter(Boolean));
-  const proc = spawn(process.execPath, [...prof, '--import', 'tsx', entry, '--serve', kind, JSON.stringify(arg ?? null)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return serveChild(entry, kind, arg, prof);
+}
+
+/** Runs `entry` with `--serve <kind> <arg>` (node `flags` first); resolves with the first JSON line it prints. */
+export function serveChild(script: string, kind: string, arg: unknown, flags: string[] = []): Promise<Child> {
+  const proc = spawn(process.execPath, [...flags, '--import', 'tsx', script, '--serve', kind, JSON.stringify(arg ?? null)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout });
   return new Promise((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`${kind} exited (${code}) before listening`)));

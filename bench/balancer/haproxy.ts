@@ -33,7 +33,12 @@ export async function startHaproxy(dir: string, balance: 'roundrobin' | 'leastco
       '',
     ].join('\n'),
   );
-  const proc = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return runHaproxy('haproxy', cfg, port);
+}
+
+/** `haproxy -f cfg -db`, once it answers /v1/models on `port`; stopped with SIGTERM (SIGKILL after 3 s). */
+export async function runHaproxy(bin: string, cfg: string, port: number): Promise<{ port: number; pid?: number; stop(): Promise<void> }> {
+  const proc = spawn(bin, ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
   let exited = false;
   proc.once('exit', () => (exited = true));
   for (let i = 0; ; i++) {

@@ -17,8 +17,16 @@ export type ReadinessOptions = {
   timeoutMs?: number;
   /** Passed checks in a row before an instance is ready. 1 unless set. */
   rise?: number;
-  /** Failed checks in a row before a ready instance is not. 2 unless set. */
+  /** Failed checks in a row (no answer: refused, reset, timed out) before a ready instance is not. 2 unless set. */
   fall?: number;
+  /**
+   * Failed checks in a row that got an answer (a 5xx, a model not listed) before a ready instance is not. 4 unless
+   * set: a check is two requests, so with 10 % of requests failing at random one fails 19 % of the time, and 4 in a
+   * row (0.13 % a round, one every ~6 min per instance) must also meet the other instances' to leave a region without
+   * any (about once in 40 h for two instances): the balancer's word takes a region out (control/balancer-evidence.ts).
+   * A server that stops answering is out after `fall`.
+   */
+  answeredFall?: number;
   /** Scrape `/metrics` into the pool's GPU gauges. true unless set. */
   scrapeMetrics?: boolean;
   /** GPU memory used/total at or above this reads as exhausted. 0.99 unless set. */
@@ -39,7 +47,7 @@ export interface Readiness {
 }
 
 /** Checks passed and failed in a row, at the URL they were made at (an instance moved is judged afresh). */
-type Streak = { ok: number; failed: number; url: string };
+type Streak = { ok: number; failed: number; /** Of those, in a row without an answer. */ silent: number; url: string };
 
 /**
  * Active readiness: an instance takes traffic only once `/health` is 200
@@ -52,6 +60,7 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
   const timeoutMs = opts.timeoutMs ?? 2000;
   const rise = opts.rise ?? 1;
   const fall = opts.fall ?? 2;
+  const answeredFall = opts.answeredFall ?? 4;
   const now = opts.now ?? Date.now;
   const probe = createProbe({ intervalMs, timeoutMs });
   const streaks = new Map<string, Streak>();
@@ -61,18 +70,20 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
 
   async function check(inst: Instance): Promise<void> {
     let why: string | undefined;
+    let silent = false;
     try {
       why = await probe.ready(inst);
     } catch (err) {
       why = (err as { code?: string }).code ?? (err as Error).message;
+      silent = true;
     }
     const old = streaks.get(inst.id);
-    const st = old?.url === inst.url ? old : { ok: 0, failed: 0, url: inst.url };
-    streaks.set(inst.id, why ? { ok: 0, failed: st.failed + 1, url: inst.url } : { ok: st.ok + 1, failed: 0, url: inst.url });
+    const st = old?.url === inst.url ? old : { ok: 0, failed: 0, silent: 0, url: inst.url };
+    streaks.set(inst.id, why ? { ok: 0, failed: st.failed + 1, silent: silent ? st.silent + 1 : 0, url: inst.url } : { ok: st.ok + 1, failed: 0, silent: 0, url: inst.url });
     const s = streaks.get(inst.id)!;
     let flip: boolean | undefined;
     if (!why && s.ok >= rise) flip = true;
-    if (why && s.failed >= fall) flip = false;
+    if (why && (s.silent >= fall || s.failed >= answeredFall)) flip = false;
     if (flip !== undefined && opts.pool.setReady(inst.id, flip, now())) {
       log.info({ instance: inst.id, ready: flip, reason: why }, flip ? 'instance ready' : 'instance not ready');
       opts.onChange?.(inst.id, flip);

@@ -15,7 +15,7 @@ import type { Snapshot } from '../snapshot/snapshot.js';
 import { applyUpdate, RCODE } from './apply.js';
 import { FormatError, OPCODE_UPDATE, parseMessage, T, type UpdateMessage } from './message.js';
 import { createQueryAnswerer } from './query.js';
-import { FUDGE_S, signResponse, TSIG_ERROR, tsigOf, verifyRequest, type TsigRecord } from './tsig.js';
+import { authenticate, FUDGE_S, signResponse } from './tsig.js';
 
 export const OUTCOMES = ['applied', 'refused', 'badkey', 'badsig', 'badtime', 'notauth', 'formerr', 'notimp', 'failed'] as const;
 export type UpdateOutcome = (typeof OUTCOMES)[number];
@@ -125,29 +125,24 @@ export function createUpdateHandler(deps: UpdateDeps): (msg: Buffer) => Promise<
       h[2] = 0x80 | (m.opcode << 3); // the request's opcode echoed
       return h;
     }
-    let t: TsigRecord | undefined;
-    try {
-      t = tsigOf(msg, m);
-    } catch {
+    const now = nowS();
+    const auth = authenticate(msg, m, (name) => deps.keys.get(name), now);
+    if (auth.kind === 'formerr') {
       deps.count('formerr');
       return header(m.id, RCODE.FORMERR, zoneEcho);
     }
-    if (!t) {
+    if (auth.kind === 'unsigned') {
       deps.count('refused');
       log.debug({ id: m.id }, 'update refused: not signed with a TSIG key');
       return header(m.id, RCODE.REFUSED, zoneEcho);
     }
-    const now = nowS();
-    const key = t.algorithm === 'hmac-sha256' ? deps.keys.get(t.keyName) : undefined;
-    const verdict = verifyRequest(msg, t, key?.secret, now);
-    if (!verdict.ok) {
-      const outcome = verdict.error === TSIG_ERROR.BADKEY ? 'badkey' : verdict.error === TSIG_ERROR.BADSIG ? 'badsig' : 'badtime';
-      deps.count(outcome);
-      log.info({ key: t.keyName, outcome }, 'update refused: TSIG does not verify');
-      const signed = verdict.error === TSIG_ERROR.BADTIME ? key!.secret : undefined;
-      return signResponse(header(m.id, RCODE.NOTAUTH, zoneEcho), { request: t, secret: signed, error: verdict.error, nowS: now });
+    if (auth.kind === 'refused') {
+      deps.count(auth.outcome);
+      log.info({ key: auth.t.keyName, outcome: auth.outcome }, 'update refused: TSIG does not verify');
+      return signResponse(header(m.id, RCODE.NOTAUTH, zoneEcho), { request: auth.t, secret: auth.secret, error: auth.error, nowS: now });
     }
-    const answer = (rcode: number) => signResponse(header(m.id, rcode, zoneEcho), { request: t, secret: key!.secret, error: 0, nowS: now });
+    const { t, key } = auth;
+    const answer = (rcode: number) => signResponse(header(m.id, rcode, zoneEcho), { request: t, secret: key.secret, error: 0, nowS: now });
     let fresh: boolean;
     try {
       fresh = await replay.fresh(t.mac, t.timeSigned, now);
@@ -161,7 +156,7 @@ export function createUpdateHandler(deps: UpdateDeps): (msg: Buffer) => Promise<
       log.warn({ key: t.keyName }, 'update refused: a replay (its MAC was seen already)');
       return answer(RCODE.REFUSED);
     }
-    deps.keys.used(key!.name);
+    deps.keys.used(key.name);
     const config = deps.store.getConfig();
     if (!config) {
       deps.count('failed');
@@ -176,14 +171,14 @@ export function createUpdateHandler(deps: UpdateDeps): (msg: Buffer) => Promise<
       deps.count('notauth');
       return answer(RCODE.NOTAUTH);
     }
-    const out = applyUpdate(msg, { zone: config.zone, prereq: m.prereq, updates: m.updates, allow: key!.allow, regionIds: config.regions.map((r) => r.id) });
+    const out = applyUpdate(msg, { zone: config.zone, prereq: m.prereq, updates: m.updates, allow: key.allow, regionIds: config.regions.map((r) => r.id) });
     if (out.rcode !== 0 || !('records' in out)) {
       const reason = 'reason' in out ? out.reason : '';
       deps.count(out.rcode === RCODE.FORMERR ? 'formerr' : out.rcode === RCODE.NOTAUTH ? 'notauth' : 'refused');
-      log.info({ key: key!.name, rcode: out.rcode, reason }, 'update refused, nothing changed');
+      log.info({ key: key.name, rcode: out.rcode, reason }, 'update refused, nothing changed');
       return answer(out.rcode);
     }
-    return answer(await commit(deps, config, out, key!.name));
+    return answer(await commit(deps, config, out, key.name));
   };
 
   return (msg) => {

@@ -23,7 +23,7 @@ import type { TsigKeyStore } from '../db/tsig-keys.js';
 import type { Logger } from '../log.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { FormatError, parseMessage, readName, T, wireName, type Rr, type UpdateMessage } from './message.js';
-import { HMAC_SHA256, signResponse, TSIG_ERROR, tsigOf, verifyRequest } from './tsig.js';
+import { authenticate, signResponse } from './tsig.js';
 
 export type QueryDeps = {
   /** The snapshot the DNS nodes answer from now (control's current one). */
@@ -66,30 +66,22 @@ export function createQueryAnswerer(deps: QueryDeps): (msg: Buffer, m: UpdateMes
     if (q.rcode === DROP) return undefined;
     if (q.rcode !== RCODE.NOERROR) return writeError(msg, q, q.rcode, UDP_SIZE);
     const what = q.qtype === TYPE.AXFR ? 'AXFR' : 'query';
-    let t;
-    try {
-      t = tsigOf(msg, m);
-    } catch {
-      return writeError(msg, q, RCODE.FORMERR, UDP_SIZE);
-    }
-    if (!t) {
+    const now = nowS();
+    const auth = authenticate(msg, m, (name) => deps.keys.get(name), now);
+    if (auth.kind === 'formerr') return writeError(msg, q, RCODE.FORMERR, UDP_SIZE);
+    if (auth.kind === 'unsigned') {
       const fix = what === 'AXFR' ? 'sign it with a key from `arus tsig create` (external-dns: --rfc2136-tsig-axfr)' : 'sign it with a TSIG key, or ask a DNS listener';
       notice(`unsigned ${what}`, {}, `${what} refused: not signed with a TSIG key; ${fix}`);
       return writeError(msg, q, RCODE.REFUSED, UDP_SIZE);
     }
-    const now = nowS();
-    const key = t.algorithm === HMAC_SHA256 ? deps.keys.get(t.keyName) : undefined;
-    const verdict = verifyRequest(msg, t, key?.secret, now);
-    if (!verdict.ok) {
-      const outcome = verdict.error === TSIG_ERROR.BADKEY ? 'badkey' : verdict.error === TSIG_ERROR.BADSIG ? 'badsig' : 'badtime';
-      notice(`${outcome} ${what}`, { key: t.keyName, outcome }, `${what} refused: TSIG does not verify`);
-      const secret = verdict.error === TSIG_ERROR.BADTIME ? key!.secret : undefined;
-      return signResponse(writeError(msg, q, NOTAUTH, UDP_SIZE)!, { request: t, secret, error: verdict.error, nowS: now });
+    if (auth.kind === 'refused') {
+      notice(`${auth.outcome} ${what}`, { key: auth.t.keyName, outcome: auth.outcome }, `${what} refused: TSIG does not verify`);
+      return signResponse(writeError(msg, q, NOTAUTH, UDP_SIZE)!, { request: auth.t, secret: auth.secret, error: auth.error, nowS: now });
     }
-    const request = t;
-    const sign = (out: Buffer) => signResponse(out, { request, secret: key!.secret, error: 0, nowS: now });
+    const { t: request, key } = auth;
+    const sign = (out: Buffer) => signResponse(out, { request, secret: key.secret, error: 0, nowS: now });
     const fail = (rcode: number) => sign(writeError(msg, q, rcode, UDP_SIZE)!);
-    deps.keys.used(key!.name);
+    deps.keys.used(key.name);
     let zone: Zone;
     try {
       zone = zoneOf(deps.snapshot());
@@ -105,7 +97,7 @@ export function createQueryAnswerer(deps: QueryDeps): (msg: Buffer, m: UpdateMes
         notice('axfr too large', { octets: body.bytes.length }, 'AXFR not answered (SERVFAIL): the zone does not fit one message, and the update listener sends one per request');
         return fail(RCODE.SERVFAIL);
       }
-      log.debug({ key: key!.name, records: body.an }, 'AXFR answered');
+      log.debug({ key: key.name, records: body.an }, 'AXFR answered');
       return sign(writeResponse(msg, q, body, 0, UDP_SIZE, MAX_BODY));
     }
     if (q.qtype === TYPE.IXFR || q.qtype === TYPE.MAILA || q.qtype === TYPE.MAILB) return fail(RCODE.NOTIMP);

@@ -101,6 +101,31 @@ export function verifyRequest(msg: Buffer, t: TsigRecord, secret: Buffer | undef
   return { ok: true };
 }
 
+/** What a request's TSIG says of it, as the update and query paths both need it. */
+export type Authentication<K> =
+  | { kind: 'ok'; t: TsigRecord; key: K }
+  /** A TSIG RR that does not parse. */
+  | { kind: 'formerr' }
+  | { kind: 'unsigned' }
+  /** NOTAUTH with `error`, the answer signed with `secret` only for BADTIME (RFC 8945 §5.2.3). */
+  | { kind: 'refused'; t: TsigRecord; outcome: 'badkey' | 'badsig' | 'badtime'; error: (typeof TSIG_ERROR)[keyof typeof TSIG_ERROR]; secret?: Buffer };
+
+/** The request's TSIG checked against the key `get` finds by its name. */
+export function authenticate<K extends { secret: Buffer }>(msg: Buffer, m: UpdateMessage, get: (name: string) => K | undefined, nowS: number): Authentication<K> {
+  let t: TsigRecord | undefined;
+  try {
+    t = tsigOf(msg, m);
+  } catch {
+    return { kind: 'formerr' };
+  }
+  if (!t) return { kind: 'unsigned' };
+  const key = t.algorithm === HMAC_SHA256 ? get(t.keyName) : undefined;
+  const verdict = verifyRequest(msg, t, key?.secret, nowS);
+  if (verdict.ok) return { kind: 'ok', t, key: key! };
+  const outcome = verdict.error === TSIG_ERROR.BADKEY ? 'badkey' : verdict.error === TSIG_ERROR.BADSIG ? 'badsig' : 'badtime';
+  return { kind: 'refused', t, outcome, error: verdict.error, ...(verdict.error === TSIG_ERROR.BADTIME ? { secret: key!.secret } : {}) };
+}
+
 /**
  * Appends a TSIG RR to a response (ARCOUNT one more). With `secret`, signed over the
  * request's MAC (§5.3); without (BADKEY, BADSIG), an empty MAC (§5.3.2).

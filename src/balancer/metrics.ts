@@ -1,7 +1,8 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Gauge, Histogram, Registry } from 'prom-client';
 import type { Pool, Outcome } from './pool.js';
 import type { ProxyStats } from './proxy.js';
 import { registerPrefixMetrics } from './prefix-metrics.js';
+import { readCounter, readGauge } from './read-metrics.js';
 import type { InstanceState } from './types.js';
 
 /** Latency buckets (s) that fit both embedding calls and long generations. */
@@ -18,16 +19,7 @@ export function createBalancerMetrics(deps: { region: string; stats: () => Proxy
   registry.setDefaultLabels({ region: deps.region });
   const latency = new Histogram({ name: 'arus_balancer_request_seconds', help: 'Upstream request duration by instance and pool (model)', labelNames: ['instance', 'pool', 'outcome'], buckets: BUCKETS, registers: [registry] });
   const children = new Map<string, ReturnType<typeof latency.labels>>();
-  const fromStats = (name: string, help: string, read: (s: ProxyStats) => number | undefined) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read(deps.stats()) ?? 0);
-      },
-    });
+  const fromStats = (name: string, help: string, read: (s: ProxyStats) => number | undefined) => readCounter(registry, name, help, () => read(deps.stats()));
   fromStats('arus_balancer_requests_total', 'Client requests received', (s) => s.requests);
   fromStats('arus_balancer_retries_total', 'Requests retried on another instance', (s) => s.retries);
   fromStats('arus_balancer_retries_denied_total', 'Retries refused by the retry budget', (s) => s.retriesDenied);
@@ -35,14 +27,7 @@ export function createBalancerMetrics(deps: { region: string; stats: () => Proxy
   fromStats('arus_balancer_fallbacks_total', 'Requests served by a fallback model', (s) => s.fallbacks);
   fromStats('arus_balancer_batches_total', 'Upstream embedding calls sent by the batcher', (s) => s.batches);
   fromStats('arus_balancer_batched_calls_total', 'Client embedding calls carried in batches', (s) => s.batchedCalls);
-  new Gauge({
-    name: 'arus_balancer_queue_depth',
-    help: 'Requests waiting for a free instance',
-    registers: [registry],
-    collect() {
-      this.set(deps.stats().queueDepth);
-    },
-  });
+  readGauge(registry, 'arus_balancer_queue_depth', 'Requests waiting for a free instance', () => deps.stats().queueDepth);
   new Gauge({
     name: 'arus_balancer_instances',
     help: 'Instances by state',

@@ -97,7 +97,8 @@ export interface Picker {
 }
 
 /** How the `prefix` strategy decided: by cache, spread off a busy cache holder, by consistent hash (nothing cached), by load (no prompt). */
-export type PrefixDecision = 'cache' | 'spread' | 'hash' | 'load';
+export const PREFIX_DECISIONS = ['cache', 'spread', 'hash', 'load'] as const;
+export type PrefixDecision = (typeof PREFIX_DECISIONS)[number];
 
 export type PrefixStats = {
   entries: number;

@@ -53,7 +53,8 @@ export function openSecret(kek: Buffer, name: string, sealed: string): Buffer {
 /** A key as it is stored (the SQLite row's fields; the replicated store's JSON document): its secret sealed. */
 export type TsigKeyDoc = { name: string; algorithm: string; secret: string; allow: AllowPattern[]; createdAt: number; revokedAt: number | null };
 
-const canonicalName = (text: string) => text.trim().toLowerCase().replace(/\.$/, '');
+/** A key's name as it is stored and looked up: lowercase, no final dot. */
+export const canonicalName = (text: string) => text.trim().toLowerCase().replace(/\.$/, '');
 
 /** A new key's name as it is stored (lowercase, no final dot); throws naming --name when it is no DNS name. */
 export function keyName(text: string): string {

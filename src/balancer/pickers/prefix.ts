@@ -21,7 +21,7 @@
 // never a hash owner while another can take the request: no affinity traffic.
 // Drained (weight 0), ejected and not-ready instances never reach a picker.
 import { cachedTokensOf as cachedTokens } from '../../prompt/blocks.js';
-import type { InstanceState, PickContext, Picker, PrefixDecision, PrefixStats, PromptKey, Work } from '../types.js';
+import { PREFIX_DECISIONS, type InstanceState, type PickContext, type Picker, type PrefixDecision, type PrefixStats, type PromptKey, type Work } from '../types.js';
 import { DEFAULT_GPU_STALE_MS, DEFAULT_TOKENS, expectedCompletionMs, freshGauges, gpu, type GpuOptions } from './gpu.js';
 import { createPrefixIndex, ENTRY_BYTES } from './prefix-index.js';
 import { DEFAULT_SLOW_START_MS, slowStartFactor, weighted, windowOf } from './weight.js';
@@ -36,7 +36,6 @@ export type PrefixOptions = GpuOptions & {
 };
 
 export const DEFAULT_PREFILL_TOKENS_PER_SECOND = 20_000;
-const DECISIONS: readonly PrefixDecision[] = ['cache', 'spread', 'hash', 'load'];
 
 export type PrefixPicker = Picker & { prefixStats(): PrefixStats; setInstances(ids: readonly string[]): void };
 
@@ -126,7 +125,7 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
   const prefillFreeAt = new Map<string, number>();
   /** Each request's prefill, as counted there: a request that ends before its prefill did gives the rest back. */
   const prefills = new WeakMap<Work, { id: string; end: number; ms: number }>();
-  const decisions = Object.fromEntries(DECISIONS.map((d) => [d, 0])) as Record<PrefixDecision, number>;
+  const decisions = Object.fromEntries(PREFIX_DECISIONS.map((d) => [d, 0])) as Record<PrefixDecision, number>;
   const totals = { promptTokens: 0, predictedHitTokens: 0 };
   const owner = createOwner(loadFactor);
   /** The blocks the last pick found each instance holding, for its prompt: `sent` right after needs no second lookup. */

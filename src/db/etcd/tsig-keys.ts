@@ -5,7 +5,7 @@
 // tsig_keys table). When a key was last used is each replica's own
 // bookkeeping, in its read model: not here.
 import type { Etcd3 } from 'etcd3';
-import { exists, keyName, newTsigKey, openSecret, TsigKeyError, type AllowPattern, type TsigKey, type TsigKeyDoc, type TsigKeyInfo } from '../tsig-keys.js';
+import { canonicalName, exists, keyName, newTsigKey, openSecret, TsigKeyError, type AllowPattern, type TsigKey, type TsigKeyDoc, type TsigKeyInfo } from '../tsig-keys.js';
 import { etcdCall } from './fault.js';
 import { KEYS } from './keys.js';
 
@@ -15,9 +15,9 @@ export function createEtcdTsigKeys(deps: { client: Etcd3; now?: () => number }) 
   const { client } = deps;
   const now = deps.now ?? Date.now;
 
-  async function all(): Promise<{ doc: TsigKeyDoc; mod: number }[]> {
+  async function all(): Promise<TsigKeyDoc[]> {
     const res = await etcdCall('read', () => client.getAll().prefix(KEYS.tsigKeyPrefix).exec());
-    return res.kvs.map((kv) => ({ doc: JSON.parse(kv.value.toString()) as TsigKeyDoc, mod: Number(kv.mod_revision) }));
+    return res.kvs.map((kv) => JSON.parse(kv.value.toString()) as TsigKeyDoc);
   }
 
   return {
@@ -29,14 +29,14 @@ export function createEtcdTsigKeys(deps: { client: Etcd3; now?: () => number }) 
       const name = keyName(input.name);
       const { doc, key } = newTsigKey(kek, input, now());
       const others = await all();
-      if (others.some((o) => o.doc.name === name)) throw exists(name);
-      const sample = others.find((o) => o.doc.revokedAt === null) ?? others[0];
+      if (others.some((o) => o.name === name)) throw exists(name);
+      const sample = others.find((o) => o.revokedAt === null) ?? others[0];
       if (sample) {
         try {
-          openSecret(kek, sample.doc.name, sample.doc.secret);
+          openSecret(kek, sample.name, sample.secret);
         } catch (err) {
           if (!(err instanceof TsigKeyError)) throw err;
-          throw new TsigKeyError(`ARUS_TSIG_KEY is not the key the TSIG keys in etcd are sealed with (it does not open ${sample.doc.name}): use the replicas' ARUS_TSIG_KEY`);
+          throw new TsigKeyError(`ARUS_TSIG_KEY is not the key the TSIG keys in etcd are sealed with (it does not open ${sample.name}): use the replicas' ARUS_TSIG_KEY`);
         }
       }
       const res = await etcdCall('write', () => client.if(KEYS.tsigKey(name), 'Create', '==', 0).then(client.put(KEYS.tsigKey(name)).value(JSON.stringify(doc))).commit());
@@ -46,12 +46,12 @@ export function createEtcdTsigKeys(deps: { client: Etcd3; now?: () => number }) 
 
     /** Every key, by name; never a secret, sealed or not. */
     async list(): Promise<TsigKeyInfo[]> {
-      return (await all()).map((k) => infoOf(k.doc)).sort((a, b) => a.name.localeCompare(b.name));
+      return (await all()).map(infoOf).sort((a, b) => a.name.localeCompare(b.name));
     },
 
     /** True when the key was live and is now revoked. */
     async revoke(text: string): Promise<boolean> {
-      const name = text.trim().toLowerCase().replace(/\.$/, '');
+      const name = canonicalName(text);
       for (;;) {
         const got = await etcdCall('read', () => client.get(KEYS.tsigKey(name)).exec());
         const kv = got.kvs[0];

@@ -8,9 +8,18 @@ import { freePort, sleep } from '../common.js';
 import { HAPROXY_THREADS } from './settings.js';
 
 /** `haproxy -f <cfg in dir> -db` on a free port, once it answers /v1/models. */
-export async function startHaproxy(dir: string, balance: 'roundrobin' | 'leastconn', ports: number[]): Promise<{ port: number; pid?: number; stop(): Promise<void> }> {
+export function startHaproxy(dir: string, balance: 'roundrobin' | 'leastconn', ports: number[]): Promise<{ port: number; pid?: number; stop(): Promise<void> }> {
+  return startConfigured({ dir, name: balance, bin: 'haproxy', backend: [`  balance ${balance}`, ...ports.map((p, i) => `  server s${i} 127.0.0.1:${p}`)] });
+}
+
+/**
+ * HAProxy on a free loopback port with the benches' global and defaults
+ * sections (`nbthread` HAPROXY_THREADS, keep-alive, long timeouts for
+ * generations), `defaults` lines added, and the backend `be` given.
+ */
+export async function startConfigured(o: { dir: string; name: string; bin: string; defaults?: string[]; backend: string[] }): Promise<{ port: number; pid?: number; stop(): Promise<void> }> {
   const port = await freePort();
-  const cfg = join(dir, `haproxy-${balance}-${port}.cfg`);
+  const cfg = join(o.dir, `haproxy-${o.name}-${port}.cfg`);
   writeFileSync(
     cfg,
     [
@@ -20,6 +29,7 @@ export async function startHaproxy(dir: string, balance: 'roundrobin' | 'leastco
       'defaults',
       '  mode http',
       '  option http-keep-alive',
+      ...(o.defaults ?? []),
       '  timeout connect 5s',
       '  timeout client 600s',
       '  timeout server 600s',
@@ -28,12 +38,11 @@ export async function startHaproxy(dir: string, balance: 'roundrobin' | 'leastco
       `  bind 127.0.0.1:${port}`,
       '  default_backend be',
       'backend be',
-      `  balance ${balance}`,
-      ...ports.map((p, i) => `  server s${i} 127.0.0.1:${p}`),
+      ...o.backend,
       '',
     ].join('\n'),
   );
-  return runHaproxy('haproxy', cfg, port);
+  return runHaproxy(o.bin, cfg, port);
 }
 
 /** `haproxy -f cfg -db`, once it answers /v1/models on `port`; stopped with SIGTERM (SIGKILL after 3 s). */

@@ -6,11 +6,8 @@
 // without the header is balanced round-robin, as HAProxy documents for
 // `hdr()`). `option http-no-delay`, as for any streamed (SSE) API behind
 // HAProxy. Each response names its server in `x-bench-instance`.
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { runHaproxy } from '../balancer/haproxy.js';
-import { freePort } from '../common.js';
-import { HAPROXY_THREADS } from './settings.js';
+import { existsSync } from 'node:fs';
+import { startConfigured } from '../balancer/haproxy.js';
 
 /** Debian's binary, else whatever `haproxy` is on PATH. */
 export const HAPROXY = existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy';
@@ -23,33 +20,13 @@ const BALANCE: Record<HaproxyBalance, string[]> = {
 };
 
 /** `haproxy -f <cfg in dir> -db` on a free port, once it answers /v1/models. */
-export async function startHaproxy(dir: string, balance: HaproxyBalance, ports: number[]): Promise<{ port: number; stop(): Promise<void> }> {
-  const port = await freePort();
-  const cfg = join(dir, `haproxy-${balance}-${port}.cfg`);
-  writeFileSync(
-    cfg,
-    [
-      'global',
-      '  maxconn 4000',
-      `  nbthread ${HAPROXY_THREADS}`,
-      'defaults',
-      '  mode http',
-      '  option http-keep-alive',
-      // Streamed tokens are forwarded as they come: without it HAProxy may hold a small chunk up to 200 ms for more (MSG_MORE).
-      '  option http-no-delay',
-      '  timeout connect 5s',
-      '  timeout client 600s',
-      '  timeout server 600s',
-      '  timeout http-keep-alive 60s',
-      'frontend fe',
-      `  bind 127.0.0.1:${port}`,
-      '  default_backend be',
-      'backend be',
-      ...BALANCE[balance],
-      '  http-response set-header x-bench-instance %[srv_name]',
-      ...ports.map((p, i) => `  server i${i} 127.0.0.1:${p}`),
-      '',
-    ].join('\n'),
-  );
-  return runHaproxy(HAPROXY, cfg, port);
+export function startHaproxy(dir: string, balance: HaproxyBalance, ports: number[]): Promise<{ port: number; stop(): Promise<void> }> {
+  return startConfigured({
+    dir,
+    name: balance,
+    bin: HAPROXY,
+    // Streamed tokens are forwarded as they come: without it HAProxy may hold a small chunk up to 200 ms for more (MSG_MORE).
+    defaults: ['  option http-no-delay'],
+    backend: [...BALANCE[balance], '  http-response set-header x-bench-instance %[srv_name]', ...ports.map((p, i) => `  server i${i} 127.0.0.1:${p}`)],
+  });
 }

@@ -15,7 +15,6 @@ export const DRAIN_SECONDS = env('BENCH_DRAIN_SECONDS', 30);
 export const ONLY = list('BENCH_ONLY');
 /** Only the contenders whose label contains one of these (comma-separated substrings). */
 export const SETUPS = list('BENCH_SETUPS');
-export const HAPROXY_THREADS = env('BENCH_HAPROXY_THREADS', 1);
 /** Arus's maxConcurrentPerInstance: above what the open loop ever holds on one instance, so that Arus, like HAProxy without maxconn, adds no queue (nor its 5 s queue timeout) of its own. */
 export const ARUS_MAX_CONCURRENT = env('BENCH_ARUS_MAX_CONCURRENT', 256);
 export const VERBOSE = Boolean(process.env.BENCH_VERBOSE);

@@ -6,16 +6,14 @@
 // the rise window. A report of no ready instance from Bangkok's credential
 // moves Bangkok until it goes stale; a report for another region than the
 // credential names is refused (403) and changes nothing.
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVIDENCE_DEFAULTS } from '../src/control/balancer-evidence.js';
-import { silentLogger } from '../src/log.js';
-import { createSimServer, type SimServer } from '../src/sim/server.js';
+import type { SimServer } from '../src/sim/server.js';
 import { startArus, tempDir, until, type Running } from './helpers/arus.js';
 import { createToken } from './helpers/credentials.js';
 import { digAsync, hasDig } from './helpers/dig.js';
-import { regionsWithChecks } from './helpers/regions.js';
+import { regionsWithBalancer, startSims } from './helpers/regions.js';
 
 const requireDig = process.env.CI ? true : hasDig;
 const ADMIN = 'evidence-admin';
@@ -41,23 +39,9 @@ describe.skipIf(!requireDig)("a balancer's report of no ready instance takes its
     });
 
   beforeAll(async () => {
-    for (let i = 0; i < 2; i++) {
-      const sim = createSimServer({ log: silentLogger(), ttftMs: 5, tokensPerSecond: 200 });
-      await sim.start();
-      sims.push(sim);
-    }
+    sims.push(...(await startSims(2, { ttftMs: 5, tokensPerSecond: 200 })));
     const dir = tempDir();
-    const regions = regionsWithChecks(dir, () => undefined);
-    const jktFile = join(regions, 'jkt.yaml');
-    writeFileSync(
-      jktFile,
-      `${readFileSync(jktFile, 'utf8')}balancer:
-  listen: "127.0.0.1:0"
-  slowStartMs: 0
-  instances:
-${sims.map((s, i) => `    - { id: jkt-${i + 1}, url: "http://127.0.0.1:${s.port}", models: [llama-3-8b] }`).join('\n')}
-`,
-    );
+    const regions = regionsWithBalancer(dir, 'jkt', sims, ['slowStartMs: 0']);
     const db = join(dir, 'arus.db');
     bkkToken = createToken(db, { role: 'balancer', region: 'bkk' });
     server = await startArus(['up', '--db', db, '--regions', regions, '--dns-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--sim', 'off'], { env: { ARUS_ADMIN_TOKEN: ADMIN } });

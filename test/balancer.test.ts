@@ -1,13 +1,11 @@
 // `arus balancer` as its own process: it reads its region's balancer section
 // from control, proxies to the region's model servers, and reports capacity.
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../src/log.js';
-import { createSimServer, type SimServer } from '../src/sim/server.js';
+import type { SimServer } from '../src/sim/server.js';
 import { startArus, tempDir, until, type Running } from './helpers/arus.js';
 import { createToken } from './helpers/credentials.js';
-import { regionsWithChecks } from './helpers/regions.js';
+import { regionsWithBalancer, startSims } from './helpers/regions.js';
 
 const env = { ARUS_ADMIN_TOKEN: 'bal-admin' };
 
@@ -20,24 +18,9 @@ describe('arus balancer, apart from control', () => {
   const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
-    for (let i = 0; i < 2; i++) {
-      const sim = createSimServer({ log: silentLogger(), ttftMs: 5 });
-      await sim.start();
-      sims.push(sim);
-    }
+    sims.push(...(await startSims(2, { ttftMs: 5 })));
     const dir = tempDir();
-    const regions = regionsWithChecks(dir, () => undefined);
-    const file = join(regions, 'bkk.yaml');
-    writeFileSync(
-      file,
-      `${readFileSync(file, 'utf8')}balancer:
-  listen: "127.0.0.1:0"
-  strategy: round-robin
-  reportEveryMs: 200
-  instances:
-${sims.map((s, i) => `    - { id: bkk-${i + 1}, url: "http://127.0.0.1:${s.port}", models: [llama-3-8b] }`).join('\n')}
-`,
-    );
+    const regions = regionsWithBalancer(dir, 'bkk', sims, ['strategy: round-robin', 'reportEveryMs: 200']);
     for (const region of ['bkk', 'sg']) tokens[region] = createToken(join(dir, 'arus.db'), { role: 'balancer', region });
     control = await startArus(['control', '--db', join(dir, 'arus.db'), '--regions', regions, '--api-listen', '127.0.0.1:0'], { env });
     procs.push(control);

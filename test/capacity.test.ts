@@ -1,14 +1,12 @@
 // Capacity-aware steering end to end: Jakarta's balancer in front of two
 // simulated GPUs inside `arus up`; saturating them moves a share of Indonesian
 // DNS answers to sg, with an event, and relieving them brings them back.
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../src/log.js';
-import { createSimServer, type SimServer } from '../src/sim/server.js';
+import type { SimServer } from '../src/sim/server.js';
 import { startArus, tempDir, until, type Running } from './helpers/arus.js';
 import { digAsync, hasDig } from './helpers/dig.js';
-import { regionsWithChecks } from './helpers/regions.js';
+import { regionsWithBalancer, startSims } from './helpers/regions.js';
 
 const requireDig = process.env.CI ? true : hasDig;
 const ADMIN = 'capacity-admin';
@@ -38,27 +36,9 @@ describe.skipIf(!requireDig)('capacity-aware steering', () => {
   };
 
   beforeAll(async () => {
-    for (let i = 0; i < 2; i++) {
-      const sim = createSimServer({ log: silentLogger(), maxRunning: 2, ttftMs: 50, tokensPerSecond: 5 });
-      await sim.start();
-      sims.push(sim);
-    }
+    sims.push(...(await startSims(2, { maxRunning: 2, ttftMs: 50, tokensPerSecond: 5 })));
     const dir = tempDir();
-    const regions = regionsWithChecks(dir, () => undefined);
-    const jktFile = join(regions, 'jkt.yaml');
-    writeFileSync(
-      jktFile,
-      `${readFileSync(jktFile, 'utf8')}balancer:
-  listen: "127.0.0.1:0"
-  strategy: least-outstanding
-  maxConcurrentPerInstance: 2
-  maxQueue: 50
-  queueTimeoutMs: 60000
-  reportEveryMs: 200
-  instances:
-${sims.map((s, i) => `    - { id: jkt-${i + 1}, url: "http://127.0.0.1:${s.port}", models: [llama-3-8b] }`).join('\n')}
-`,
-    );
+    const regions = regionsWithBalancer(dir, 'jkt', sims, ['strategy: least-outstanding', 'maxConcurrentPerInstance: 2', 'maxQueue: 50', 'queueTimeoutMs: 60000', 'reportEveryMs: 200']);
     server = await startArus(['up', '--db', join(dir, 'arus.db'), '--regions', regions, '--dns-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--sim', 'off'], {
       env: { ARUS_ADMIN_TOKEN: ADMIN },
     });

@@ -124,6 +124,14 @@ describe.skipIf(!run)(`hostname endpoints, followed through a real Unbound${run 
     expect(r.answers[0].ttl).toBe(TTL / 4);
   });
 
+  /** The events of `kind` after `id`, once there is one (3 s at most). */
+  const eventsAfter = (kind: string, id: number) =>
+    until(
+      async () => (await events(kind)).filter((e) => e.id > id),
+      (es) => es.length > 0,
+      3000,
+    );
+
   it('marks the endpoint down when its name is NXDOMAIN, fails Jakarta over to Singapore with the reason in the history, and comes back with it', async () => {
     await until(jakarta, (a) => a.length === 1 && a[0].startsWith('192.0.2.'), 5000);
     const mark = await lastEventId();
@@ -131,17 +139,13 @@ describe.skipIf(!run)(`hostname endpoints, followed through a real Unbound${run 
     expect((await digAsync('127.0.0.1', unbound.port, [ALB, 'A'])).status).toBe('NXDOMAIN');
 
     await until(jakarta, (a) => a.join() === SG.join(), TTL * 1000 + 2000);
-    const downs = await until(
-      async () => (await events('endpoint.down')).filter((e) => e.id > mark),
-      (es) => es.length > 0,
-      3000,
-    );
+    const downs = await eventsAfter('endpoint.down', mark);
     expect(downs).toHaveLength(1);
     expect(downs[0]).toMatchObject({ subject: `jkt/jkt-a/${ALB}`, region: 'jkt', oldState: 'up', newState: 'down' });
     expect(downs[0].reason).toContain(ALB);
     expect(downs[0].reason).toContain('NXDOMAIN');
     // One failover event per destination: Indonesia's says it moved to Singapore, and why.
-    const failovers = (await until(() => events('failover'), (es) => es.some((e) => e.id > mark), 3000)).filter((e) => e.id > mark);
+    const failovers = await eventsAfter('failover', mark);
     const indonesia = failovers.find((e) => e.data.countries.includes('ID'));
     expect(indonesia, JSON.stringify(failovers)).toMatchObject({ region: 'jkt', oldState: 'jkt', newState: 'sg' });
     expect(indonesia!.reason).toContain(`${ALB} (NXDOMAIN`);
@@ -150,11 +154,7 @@ describe.skipIf(!run)(`hostname endpoints, followed through a real Unbound${run 
     const back = await lastEventId();
     await unbound.control('local_data', `${ALB}. ${TTL} IN A ${ALB_V4}`);
     await until(jakarta, (a) => a.join() === ALB_V4, 2000 + 3000);
-    const ups = await until(
-      async () => (await events('endpoint.up')).filter((e) => e.id > back),
-      (es) => es.length > 0,
-      3000,
-    );
+    const ups = await eventsAfter('endpoint.up', back);
     expect(ups).toHaveLength(1);
     expect(ups[0]).toMatchObject({ subject: `jkt/jkt-a/${ALB}`, region: 'jkt', oldState: 'down', newState: 'up' });
     expect(ups[0].reason).toContain(ALB);

@@ -2,7 +2,7 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/log.js';
-import { createSimServer, type SimServer } from '../../src/sim/server.js';
+import { createSimServer, type SimServer, type SimServerOptions } from '../../src/sim/server.js';
 import { ROOT } from './arus.js';
 
 export const REGION_IDS = ['sg', 'jkt', 'bkk', 'mnl'] as const;
@@ -40,4 +40,29 @@ export async function startZoneSims(): Promise<Map<string, SimServer>> {
       sims.set(z, sim);
     }
   return sims;
+}
+
+/** `n` simulated model servers on free loopback ports. */
+export async function startSims(n: number, opts: Partial<Omit<SimServerOptions, 'log'>> = {}): Promise<SimServer[]> {
+  const sims: SimServer[] = [];
+  for (let i = 0; i < n; i++) {
+    const sim = createSimServer({ log: silentLogger(), ...opts });
+    await sim.start();
+    sims.push(sim);
+  }
+  return sims;
+}
+
+/**
+ * Copies regions/ into `dir` without health checks (regionsWithChecks) and
+ * gives `region` a balancer on 127.0.0.1:0 in front of `sims`
+ * (`<region>-1`, `<region>-2`, … serving llama-3-8b), with `settings` as
+ * written (`strategy: round-robin`, …).
+ */
+export function regionsWithBalancer(dir: string, region: string, sims: readonly SimServer[], settings: string[] = []): string {
+  const regions = regionsWithChecks(dir, () => undefined);
+  const file = join(regions, `${region}.yaml`);
+  const instances = sims.map((s, i) => `    - { id: ${region}-${i + 1}, url: "http://127.0.0.1:${s.port}", models: [llama-3-8b] }`);
+  writeFileSync(file, `${readFileSync(file, 'utf8')}${['balancer:', '  listen: "127.0.0.1:0"', ...settings.map((l) => `  ${l}`), '  instances:', ...instances].join('\n')}\n`);
+  return regions;
 }

@@ -6,7 +6,7 @@ import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request, type Pool } from 'undici';
 import { streamChat, type Sample } from './client.js';
-import { DRAIN_SECONDS } from './settings.js';
+import { DRAIN_SECONDS, VERBOSE } from './settings.js';
 import type { Arrival, Conversation, Message, Workload } from './workloads.js';
 
 /** Priming requests in flight at once: as many as the fleet has instances. */
@@ -154,6 +154,10 @@ function summarize(samples: Timed[], unfinished: number, t: { windowStart: numbe
   if (unfinished) statuses.unfinished = unfinished;
   const spread: Record<string, number> = {};
   for (const s of ok) if (s.instance) spread[s.instance] = (spread[s.instance] ?? 0) + 1;
+  if (VERBOSE) {
+    const tail = [...ok].sort((a, b) => b.ttftMs - a.ttftMs).slice(0, 5);
+    process.stderr.write(`  slowest TTFT: ${tail.map((x) => `${Math.round(x.ttftMs)} ms on ${x.instance} (${x.cachedTokens}/${x.promptTokens} cached)`).join(', ')}\n`);
+  }
   const withUsage = ok.filter((s) => s.promptTokens !== undefined && s.cachedTokens !== undefined);
   const prompt = withUsage.reduce((n, s) => n + (s.promptTokens ?? 0), 0);
   return {

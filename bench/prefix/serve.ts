@@ -54,7 +54,11 @@ async function serveArus(arg: ArusArg, log: Logger): Promise<Stop> {
   print({ port: b.port });
   return async () => {
     const s = b.proxy.stats() as unknown as Record<string, unknown>;
-    if (process.env.BENCH_VERBOSE) process.stderr.write(`  arus ${arg.strategy} stats: ${JSON.stringify(Object.fromEntries(Object.entries(s).filter(([, v]) => typeof v !== 'object')))}\n`);
+    if (process.env.BENCH_VERBOSE) {
+      process.stderr.write(`  arus ${arg.strategy} stats: ${JSON.stringify(Object.fromEntries(Object.entries(s).filter(([, v]) => typeof v !== 'object')))}\n`);
+      const p = b.pool.prefixStats();
+      if (p) process.stderr.write(`  arus ${arg.strategy} prefix decisions: ${JSON.stringify(p.decisions)}, entries ${p.entries}\n`);
+    }
     await b.stop();
   };
 }

@@ -96,8 +96,12 @@ export interface Picker {
   prefixStats?(): PrefixStats;
 }
 
-/** How the `prefix` strategy decided: by cache, spread off a busy cache holder, by consistent hash (nothing cached), by load (no prompt). */
-export const PREFIX_DECISIONS = ['cache', 'spread', 'hash', 'load'] as const;
+/**
+ * How the `prefix` strategy decided: by cache, spread off a busy cache holder,
+ * by consistent hash on the client's hint (nothing cached), a new prompt
+ * (nothing cached, no hint) by cache room and expected start, by load (no prompt).
+ */
+export const PREFIX_DECISIONS = ['cache', 'spread', 'hash', 'new', 'load'] as const;
 export type PrefixDecision = (typeof PREFIX_DECISIONS)[number];
 
 export type PrefixStats = {

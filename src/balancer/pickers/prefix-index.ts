@@ -31,6 +31,8 @@ export type PrefixIndex = {
   setInstances(ids: readonly string[]): void;
   /** The instance's cache holds at most `blocks`: the index keeps no more of it (what is older has been evicted there). */
   setLimit(id: string, blocks: number): void;
+  /** Blocks the index believes `id` can still take before it evicts (its limit, or its share of the cap, less what it holds). */
+  room(id: string): number;
   entries(): number;
   /** The most entries it may hold. */
   capacity(): number;
@@ -115,6 +117,10 @@ export function createPrefixIndex(opts: { maxBytes?: number } = {}): PrefixIndex
       if (m.limit === blocks) return;
       m.limit = Math.max(1, blocks);
       evict(m);
+    },
+    room(id) {
+      const m = maps.get(id);
+      return m ? Math.max(0, capOf(m) - m.blocks.size) : share;
     },
     entries: () => total,
     capacity: () => maxEntries,

@@ -102,17 +102,53 @@ describe('prefix', () => {
     expect(p.pick(hosts, ctxOf(seeded(9), { kind: 'chat', prompt: { hashes: [], tokens: 10, affinity: 'k7' } }))!.instance.id).not.toBe(own.instance.id);
   });
 
+  it("places a conversation's first turn by its hint, not by who holds its system prompt, and its later turns by cache", () => {
+    const p = prefix();
+    const hosts = warmHosts(4);
+    const system = text(8000, 30);
+    const holder = send(p, hosts, keyOf(system)).s.instance.id;
+    const firstOn = new Map<string, string>();
+    for (let c = 0; c < 40; c++) firstOn.set(`conv-${c}`, send(p, hosts, keyOf(`${system}user\n${text(400, 300 + c)}`, `conv-${c}`)).s.instance.id);
+    // By score alone all 40 would go to the one instance holding the 2000-token system prompt.
+    const counts = [...firstOn.values()].reduce((m, id) => m.set(id, (m.get(id) ?? 0) + 1), new Map<string, number>());
+    expect(counts.size).toBe(4);
+    expect(counts.get(holder)).toBeLessThan(20);
+    expect(p.prefixStats().decisions.hash).toBe(40);
+    // Their second turns, a minute later, follow the cache their first turns left.
+    for (let c = 0; c < 40; c++) {
+      const { s, hit } = send(p, hosts, keyOf(`${system}user\n${text(400, 300 + c)}assistant\nok\nuser\nmore`, `conv-${c}`), NOW + 60_000);
+      expect(s.instance.id).toBe(firstOn.get(`conv-${c}`));
+      expect(hit).toBeGreaterThan(2000);
+    }
+    expect(p.prefixStats().decisions.cache).toBe(40);
+  });
+
+  it('sends a prompt nobody holds and no hint places to the instance with the most cache room', () => {
+    const p = prefix();
+    const hosts = warmHosts(4);
+    for (const h of hosts) p.cacheBlocks!(h.instance.id, 1000);
+    const on = new Map<string, number>();
+    // 12 documents of 192 blocks, a minute apart (no load or backlog tells instances apart): 3 on each, as room decides.
+    for (let d = 0; d < 12; d++) {
+      const { s, hit } = send(p, hosts, keyOf(text(12_288, 500 + d)), NOW + d * 60_000);
+      expect(hit).toBe(0);
+      on.set(s.instance.id, (on.get(s.instance.id) ?? 0) + 1);
+    }
+    expect([...on.values()]).toEqual([3, 3, 3, 3]);
+    expect(p.prefixStats().decisions.new).toBe(12);
+  });
+
   it('gives back the prefill a request was counted for when it ends early (a client that left)', () => {
     const p = prefix({ prefillTokensPerSecond: 1000 });
     const hosts = warmHosts(2);
     const [holder, other] = hosts;
     // A 600-token prompt the holder computed a second ago (its prefill done), then 2000 tokens uncached: 2 s queued there.
-    const medium = keyOf(text(2400, 41), 'medium');
+    const medium = keyOf(text(2400, 41));
     p.sent!(holder, { kind: 'chat', at: NOW - 1000, prompt: medium });
-    const big = keyOf(text(8000, 40), 'big');
+    const big = keyOf(text(8000, 40));
     const work: Work = { kind: 'chat', at: NOW, prompt: big };
     p.sent!(holder, work);
-    // While the backlog stands, recomputing the medium prompt elsewhere (0.6 s) is sooner than waiting 2 s.
+    // While the backlog stands, recomputing the medium prompt elsewhere (0.6 s, counted twice: 1.2 s) beats waiting 2 s.
     const ctx = ctxOf(seeded(1), { kind: 'chat', prompt: medium, now: NOW + 10 });
     expect(p.pick(hosts, ctx)!.instance.id).toBe(other.instance.id);
     // Another request's end gives nothing back; the big one's, its client gone at 10 ms, gives the rest of its 2 s.

@@ -138,6 +138,21 @@ describe('prefix', () => {
     expect(p.prefixStats().decisions.new).toBe(12);
   });
 
+  it("moves a shared prefix off a busy holder sooner than a conversation's history, whose copy nobody else would read", () => {
+    const p = prefix({ prefillTokensPerSecond: 1000 });
+    const [holder, other] = warmHosts(2);
+    // 1200 tokens held; a backlog of 1.6 s on the holder (another prompt of 1600 tokens just sent there).
+    const held = text(4800, 60);
+    p.sent!(holder, { kind: 'chat', at: NOW - 5000, prompt: keyOf(held) });
+    p.sent!(holder, { kind: 'chat', at: NOW, prompt: keyOf(text(6400, 61)) });
+    const ctx = (key: PromptKey) => ctxOf(seeded(1), { kind: 'chat', prompt: key, now: NOW + 10 });
+    // Recomputing 1.2 s elsewhere beats waiting 1.6 s for a shared prefix; a conversation's history counts it twice (2.4 s) and waits.
+    expect(p.pick([holder, other], ctx(keyOf(`${held}next`)))!.instance.id).toBe(other.instance.id);
+    const conv = keyOf(`${held}next`, 'conv-busy');
+    p.pick([holder, other], ctx(conv)); // its first sight (by hash); the next turn is the one that follows its cache
+    expect(p.pick([holder, other], ctx(conv))!.instance.id).toBe(holder.instance.id);
+  });
+
   it('gives back the prefill a request was counted for when it ends early (a client that left)', () => {
     const p = prefix({ prefillTokensPerSecond: 1000 });
     const hosts = warmHosts(2);
@@ -148,7 +163,7 @@ describe('prefix', () => {
     const big = keyOf(text(8000, 40));
     const work: Work = { kind: 'chat', at: NOW, prompt: big };
     p.sent!(holder, work);
-    // While the backlog stands, recomputing the medium prompt elsewhere (0.6 s, counted twice: 1.2 s) beats waiting 2 s.
+    // While the backlog stands, recomputing the medium prompt elsewhere (0.6 s) beats waiting 2 s.
     const ctx = ctxOf(seeded(1), { kind: 'chat', prompt: medium, now: NOW + 10 });
     expect(p.pick(hosts, ctx)!.instance.id).toBe(other.instance.id);
     // Another request's end gives nothing back; the big one's, its client gone at 10 ms, gives the rest of its 2 s.

@@ -184,9 +184,11 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
       const start = Math.max(slot, (prefillFreeAt.get(id) ?? 0) - ctx.now);
       return { ...i, hit, score: Math.max(0, start) + (p.tokens - hit) * prefillMsPerToken };
     });
-    // What another instance holds costs twice to recompute here: the prefill now, and a second copy taking cache room from other prefixes
-    // (bench:prefix multi-turn, median of 3: 11 conversations moved instead of 28, TTFT p99 315 ms instead of 397).
-    for (const s of scored) s.score = (s.score + (most - s.hit) * prefillMsPerToken) / s.weight;
+    // A conversation's history (a hinted request's) that another instance holds costs twice to recompute here: the prefill now, and a copy
+    // nobody else will read taking cache room (bench:prefix multi-turn, median of 3: 11 conversations moved instead of 28). A shared
+    // prefix (no hint) costs once: a second copy serves its other clients (counted twice, RAG's TTFT p99 was 646 ms instead of 36).
+    const twice = p.affinity !== undefined ? 1 : 0;
+    for (const s of scored) s.score = (s.score + twice * (most - s.hit) * prefillMsPerToken) / s.weight;
     if (p.affinity !== undefined && (!sessions.seen(p.affinity) || most === 0)) {
       const s = owner(items, p.affinity);
       if (s) {

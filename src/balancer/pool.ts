@@ -78,7 +78,7 @@ export type Pool = {
 };
 
 /** What a configuration change may set on a running pool. */
-export type PoolSettings = Partial<Pick<PoolOptions, 'picker' | 'slowStartMs' | 'maxConcurrency'>>;
+export type PoolSettings = Partial<Pick<PoolOptions, 'picker' | 'slowStartMs' | 'maxConcurrency' | 'outlier'>>;
 
 /** A 5xx, a timeout or a failure with no response at all counts against the instance; a 4xx does not. */
 export function isFailure(o: Outcome): boolean {
@@ -105,11 +105,11 @@ export function createPool(opts: PoolOptions): Pool {
   let slowStartMs = opts.slowStartMs ?? DEFAULT_SLOW_START_MS;
   let maxConcurrency = opts.maxConcurrency;
   const staleMs = opts.staleMs ?? DEFAULT_GPU_STALE_MS;
-  const outliers = createOutliers(opts.outlier);
   const estimates = createEstimates();
 
   let list: InstanceState[] = [];
   let byId = new Map<string, InstanceState>();
+  const outliers = createOutliers(opts.outlier ?? {}, () => list);
 
   function setInstances(instances: Instance[]) {
     const ids = uniqueIds(instances);
@@ -122,6 +122,7 @@ export function createPool(opts: PoolOptions): Pool {
       return freshState(instance, opts.initiallyReady ?? false);
     });
     estimates.prune(ids, moved);
+    outliers.prune(ids);
     for (const id of moved) picker.forget?.(id);
     picker.setInstances?.([...ids]);
     byId = new Map(list.map((s) => [s.instance.id, s]));
@@ -167,7 +168,8 @@ export function createPool(opts: PoolOptions): Pool {
       // Only answers teach service time: a failure or a client that left says nothing of the instance's speed.
       if (w && !failed && !outcome.cancelled && outcome.status !== undefined && outcome.status < 400) estimates.unit(s, w, outcome.durationMs);
       estimates.latency(s, outcome.durationMs, failed);
-      outliers.observe(s, failed, now());
+      const t = now();
+      outliers.observe(s, failed, t, t - outcome.durationMs);
     },
     setReady(id, ready, at) {
       const s = byId.get(id);
@@ -196,6 +198,7 @@ export function createPool(opts: PoolOptions): Pool {
       }
       if (o.slowStartMs !== undefined) slowStartMs = o.slowStartMs;
       if (o.maxConcurrency !== undefined) maxConcurrency = o.maxConcurrency;
+      if (o.outlier) outliers.configure(o.outlier);
     },
     capacity: () => capacityOf(list, now(), { staleMs, maxConcurrency }),
   };

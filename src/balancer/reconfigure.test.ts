@@ -102,6 +102,24 @@ describe('balancer reconfigured live', () => {
     expect(b.reconfigure(next)).toMatchObject({ changed: false });
   });
 
+  it('applies outlier settings live: a share of 100 % lets a failing instance out that 50 % kept in', async () => {
+    const fleet = await sims(3);
+    const { b } = await balancerOver(doc({ instances: fleet }));
+    await until(() => b.pool.states().every((s) => s.ready), 'all ready');
+    const fail = (id: string) => {
+      const s = b.pool.states().find((x) => x.instance.id === id)!;
+      b.pool.acquire(s);
+      b.pool.release(s, { ok: false, status: 500, durationMs: 1 });
+    };
+    for (const id of ['i0', 'i1']) for (let k = 0; k < 5; k++) fail(id);
+    expect(b.pool.capacity().ejected).toBe(1); // 50 % of 3: one
+    expect(b.reconfigure(doc({ instances: fleet, outlier: { maxEjectionPercent: 100 } }))).toMatchObject({ changed: true, settings: ['outlier'] });
+    fail('i1');
+    expect(b.pool.capacity().ejected).toBe(2);
+    for (let k = 0; k < 5; k++) fail('i2');
+    expect(b.pool.capacity().ejected).toBe(2); // never the last one serving
+  });
+
   it('cannot move its listener live: says so, keeps listening where it is, and applies the rest', async () => {
     const [a, bInst] = await sims(2);
     const lines: { level: number; msg: string; listen?: string[] }[] = [];

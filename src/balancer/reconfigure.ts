@@ -58,6 +58,8 @@ export function reconfigure(parts: ReconfigureParts, prev: BalancerDoc, next: Ba
     ...(next.strategy !== prev.strategy || !same(prev.prefix, next.prefix) ? { picker: pickerOf(next) } : {}),
     slowStartMs: next.slowStartMs,
     maxConcurrency: next.maxConcurrentPerInstance,
+    // A block removed puts the defaults back.
+    ...(!same(prev.outlier, next.outlier) ? { outlier: next.outlier ?? {} } : {}),
   });
   proxy.configure({ maxConcurrentPerInstance: next.maxConcurrentPerInstance, maxQueue: next.maxQueue, queueTimeoutMs: next.queueTimeoutMs, batching: next.batching, fallbacks: next.fallbacks });
   // New (or moved) instances are checked now, not at the next round: a new set serves within a second.

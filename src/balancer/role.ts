@@ -46,6 +46,7 @@ export async function startBalancer(deps: {
     picker: pickerOf(doc),
     slowStartMs: doc.slowStartMs,
     maxConcurrency: doc.maxConcurrentPerInstance,
+    outlier: doc.outlier,
   });
   // The metrics read the proxy's stats when scraped. The proxy reports every upstream outcome through
   // release(): the metrics see each one on its way.

@@ -154,6 +154,19 @@ export const balancerSchema = z
         indexMiB: z.number().int().min(1).max(4096).default(64),
       })
       .optional(),
+    /**
+     * Passive outlier detection on real requests (src/balancer/pool/outliers.ts); each setting has its
+     * default there when left out: 5 failures in a row (with half of the last 20 failed too) eject an
+     * instance for 1 s doubling to 30 s, and at most 50 % of the instances (but one) are ejected at once.
+     */
+    outlier: z
+      .strictObject({
+        consecutiveFailures: z.number().int().min(1).max(1000).optional(),
+        maxEjectionPercent: z.number().int().min(1).max(100).optional(),
+        baseEjectionMs: z.number().int().min(1).max(3_600_000).optional(),
+        maxEjectionMs: z.number().int().min(1).max(3_600_000).optional(),
+      })
+      .optional(),
     /** Degrade-to model per model, used when a model's pool is down or full; marked in `x-arus-fallback`. */
     fallbacks: z.record(z.string().min(1), z.string().min(1)).optional(),
   })

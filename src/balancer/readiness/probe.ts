@@ -5,7 +5,7 @@ import { Agent } from 'undici';
 import type { Instance } from '../types.js';
 
 export interface Probe {
-  /** Why the instance is not ready, or undefined when it is; throws when it cannot be reached. */
+  /** Why the instance is not ready, or undefined when it is; throws only when it does not answer (refused, reset, timed out). */
   ready(inst: Instance): Promise<string | undefined>;
   /** The `/metrics` text, or undefined when it does not answer 200. */
   metrics(inst: Instance): Promise<string | undefined>;
@@ -27,7 +27,12 @@ export function createProbe(opts: { intervalMs: number; timeoutMs: number }): Pr
       if (health.status !== 200) return `/health answered ${health.status}`;
       const models = await get(inst, '/v1/models');
       if (models.status !== 200) return `/v1/models answered ${models.status}`;
-      const listed = new Set((JSON.parse(models.text) as { data?: { id?: unknown }[] }).data?.map((m) => m.id));
+      let listed: Set<unknown>;
+      try {
+        listed = new Set((JSON.parse(models.text) as { data?: { id?: unknown }[] }).data?.map((m) => m.id));
+      } catch {
+        return '/v1/models answered no JSON'; // an answer all the same: counted as one, not as silence
+      }
       const missing = inst.models.filter((m) => !listed.has(m));
       return missing.length ? `models not loaded: ${missing.join(', ')}` : undefined;
     },

@@ -139,6 +139,45 @@ function choose(scored: Scored[], key: string | undefined, owner: ReturnType<typ
   return preferred ? near.find((s) => s.state === preferred)! : near.reduce((a, b) => (b.state.outstanding / b.weight < a.state.outstanding / a.weight ? b : a));
 }
 
+type Warm = ReturnType<typeof weighted>[number] & { warm: boolean };
+type ScoreDeps = {
+  matched: (id: string) => number;
+  /** Filled with each instance's matched blocks, for `sent`. */
+  byId: Map<string, number>;
+  prefillFreeAt: ReadonlyMap<string, number>;
+  staleMs: number;
+  kvFull: number;
+  defaultTokens: number;
+  prefillMsPerToken: number;
+};
+
+/** Each instance's expected time to first token (above), divided by its weight; and the most tokens any holds. */
+function scoreAll(items: Warm[], ctx: PickContext, p: PromptKey, d: ScoreDeps): { scored: Scored[]; most: number } {
+  const units = ctx.tokens !== undefined && ctx.tokens > 0 ? ctx.tokens : d.defaultTokens;
+  let slowest = 0;
+  for (const i of items) slowest = Math.max(slowest, i.state.unitMs?.generation ?? 0);
+  let most = 0;
+  const scored = items.map((i) => {
+    const id = i.state.instance.id;
+    const blocks = d.matched(id);
+    d.byId.set(id, blocks);
+    const hit = i.warm ? cachedTokens(blocks, p.tokens) : 0;
+    most = Math.max(most, hit);
+    const g = freshGauges(i.state, ctx.now, d.staleMs);
+    const speed = Math.max(i.state.unitMs?.generation ?? (slowest || 1), 1e-6);
+    // When a slot frees: the gpu model's start, without this request's own decode.
+    const slot = expectedCompletionMs(i.state, 'generation', units, ctx.now, speed, g, d.kvFull, d.defaultTokens) - units * speed;
+    const start = Math.max(slot, (d.prefillFreeAt.get(id) ?? 0) - ctx.now);
+    return { ...i, hit, score: Math.max(0, start) + (p.tokens - hit) * d.prefillMsPerToken };
+  });
+  // A conversation's history (a hinted request's) that another instance holds costs twice to recompute here: the prefill now, and a
+  // copy nobody else will read taking cache room (bench:prefix multi-turn, median of 3: 11 conversations moved instead of 28, TTFT p99
+  // 269 ms instead of 397). A shared prefix (no hint) costs once: a second copy serves its other clients.
+  const twice = p.affinity !== undefined ? 1 : 0;
+  for (const s of scored) s.score = (s.score + twice * (most - s.hit) * d.prefillMsPerToken) / s.weight;
+  return { scored, most };
+}
+
 export function prefix(opts: PrefixOptions = {}): PrefixPicker {
   const staleMs = opts.staleMs ?? DEFAULT_GPU_STALE_MS;
   const kvFull = opts.kvFull ?? 0.98;
@@ -165,30 +204,9 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
       .filter((i) => !i.state.gpu?.memoryExhausted)
       .map((i) => ({ ...i, warm: slowStartFactor(i.state, ctx.now, window) >= 1 }));
     if (items.length === 0) return undefined;
-    const units = ctx.tokens !== undefined && ctx.tokens > 0 ? ctx.tokens : defaultTokens;
-    let slowest = 0;
-    for (const i of items) slowest = Math.max(slowest, i.state.unitMs?.generation ?? 0);
-    let most = 0;
     const byId = new Map<string, number>();
     lastMatched = { prompt: p, byId };
-    const scored = items.map((i) => {
-      const id = i.state.instance.id;
-      const blocks = index.matched(id, p.hashes);
-      byId.set(id, blocks);
-      const hit = i.warm ? cachedTokens(blocks, p.tokens) : 0;
-      most = Math.max(most, hit);
-      const g = freshGauges(i.state, ctx.now, staleMs);
-      const speed = Math.max(i.state.unitMs?.generation ?? (slowest || 1), 1e-6);
-      // When a slot frees: the gpu model's start, without this request's own decode.
-      const slot = expectedCompletionMs(i.state, 'generation', units, ctx.now, speed, g, kvFull, defaultTokens) - units * speed;
-      const start = Math.max(slot, (prefillFreeAt.get(id) ?? 0) - ctx.now);
-      return { ...i, hit, score: Math.max(0, start) + (p.tokens - hit) * prefillMsPerToken };
-    });
-    // A conversation's history (a hinted request's) that another instance holds costs twice to recompute here: the prefill now, and a copy
-    // nobody else will read taking cache room (bench:prefix multi-turn, median of 3: 11 conversations moved instead of 28). A shared
-    // prefix (no hint) costs once: a second copy serves its other clients (counted twice, RAG's TTFT p99 was 646 ms instead of 36).
-    const twice = p.affinity !== undefined ? 1 : 0;
-    for (const s of scored) s.score = (s.score + twice * (most - s.hit) * prefillMsPerToken) / s.weight;
+    const { scored, most } = scoreAll(items, ctx, p, { matched: (id) => index.matched(id, p.hashes), byId, prefillFreeAt, staleMs, kvFull, defaultTokens, prefillMsPerToken });
     if (p.affinity !== undefined && (!sessions.seen(p.affinity) || most === 0)) {
       const s = owner(items, p.affinity);
       if (s) {
@@ -197,7 +215,7 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
       }
     }
     if (most === 0) {
-      const chosen = choose(roomiest(scored, p.hashes.length, index.room, loadFactor), undefined, owner, loadFactor);
+      const chosen = choose(roomiest(scored, p.hashes.length, (id) => index.room(id), loadFactor), undefined, owner, loadFactor);
       decisions.new++;
       return chosen.state;
     }

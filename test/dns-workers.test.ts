@@ -66,6 +66,18 @@ describe.skipIf(!hasDig)('arus dns --workers 2', () => {
   }, 30_000);
   afterAll(async () => node?.stop());
 
+  it('starts its workers from the TypeScript sources too (a checkout whose dist/ is stale runs them through tsx), and they answer', async () => {
+    // On Node 20 a Worker's `--import tsx` does not reach its .ts entry: the worker died ("Unknown file extension") and the node exited 70.
+    const fromSources = await startArus(['dns', '--db', db, '--workers', '2', '--dns-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'], { entry: ['--import', 'tsx', join(process.cwd(), 'src', 'cli.ts')], timeoutMs: 30_000 });
+    try {
+      const answers = await Promise.all([0, 1, 2, 3].map(() => digAsync('127.0.0.1', fromSources.dnsPort, ['api.gslb.example.com', 'A', `+subnet=${JAKARTA_ECS}`])));
+      for (const a of answers) expect(a.answers.map((r) => r.data).join(',')).toMatch(/^127\./);
+      expect(fromSources.proc.exitCode).toBeNull();
+    } finally {
+      await fromSources.stop();
+    }
+  }, 40_000);
+
   it('both workers answer on the one address, over UDP and TCP, and /metrics adds their counts up', async () => {
     const before = await scrape();
     expect(sum(before, 'arus_dns_workers')).toBe(2);

@@ -77,8 +77,8 @@ export function readyLine(proc: ChildProcess, logs: Record<string, unknown>[], t
 }
 
 /** Starts a long-running `arus <args>` and waits for its DNS listeners. */
-export async function startArus(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Running> {
-  const proc = spawn(process.execPath, [BIN, ...args], {
+export async function startArus(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; /** What node runs instead of bin/arus.js (the sources: `--import tsx src/cli.ts`). */ entry?: string[] } = {}): Promise<Running> {
+  const proc = spawn(process.execPath, [...(opts.entry ?? [BIN]), ...args], {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, ARUS_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -59,9 +59,9 @@ export type PoolStats = Summed & { workers: { index: number; queries: number; ve
 
 type Part = { index: number; responder: ResponderStats; server: DnsServerStats; heap: WorkerHeap };
 
-// The compiled worker next to this file; under tsx (tests, `npm run arus` without a build) the source through tsx's loader.
-const workerUrl = import.meta.url.endsWith('.ts') ? new URL('./worker.ts', import.meta.url) : new URL('./worker.js', import.meta.url);
-const execArgv = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
+// The compiled worker next to this file; under tsx (a checkout whose dist/ is stale or missing) the source, through a
+// bootstrap that registers tsx's loader in the worker (boot-tsx.mjs says why).
+const workerUrl = import.meta.url.endsWith('.ts') ? new URL('./boot-tsx.mjs', import.meta.url) : new URL('./worker.js', import.meta.url);
 
 export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
   const n = Math.max(1, Math.floor(opts.workers));
@@ -90,7 +90,7 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
   /** A worker's thread, and what it says once told to start (`run`). */
   function spawn(index: number): Promise<FromWorker> {
     const setup: WorkerSetup = { index, workers: n, listen: opts.listen, server, responder, tcpOpen, logLevel: log.level };
-    const w = new Worker(workerUrl, { workerData: setup, execArgv, name: `dns-${index}` });
+    const w = new Worker(workerUrl, { workerData: setup, name: `dns-${index}` });
     threads[index] = w;
     return (spawned[index] = new Promise((resolve, reject) => {
       w.on('message', (m: FromWorker) => {

@@ -59,7 +59,7 @@ describe.skipIf(!requireDig)("a balancer's report of no ready instance takes its
     await Promise.all(sims.map((s) => s.setFault({ kind: 'crash' })));
     await until(indonesia, (a) => a.join() === SG.join(), 5000, 25);
     const moved = performance.now() - t0;
-    console.log(`balancer evidence: Indonesia off Jakarta ${moved.toFixed(0)} ms after its GPUs crashed (readiness every 500 ms, no probes)`);
+    console.log(`balancer evidence: Indonesia off Jakarta ${moved.toFixed(0)} ms after its GPUs crashed (readiness every 200 ms, no probes)`);
     const events = ((await api('/v1/events?kind=failover&limit=20')) as { events: Event[] }).events;
     const failover = events.find((e) => e.reason.includes('balancer-jkt'));
     if (!failover) console.log(JSON.stringify(((await api('/v1/events?limit=20')) as { events: Event[] }).events, null, 1));

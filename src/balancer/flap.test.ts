@@ -85,6 +85,25 @@ function sampler(pool: Pick<Pool, 'states'>) {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Two instances under 4 clients' traffic; `kind` set on the second after
+ * 0.5 s. How long it stayed ready, then what the clients got and what the
+ * pool looked like every 10 ms while it went out and `settleMs` after.
+ */
+async function faultOneOfTwo(kind: 'crash' | 'error', settleMs: number) {
+  const { sims, balancer, url } = await fleet(2);
+  const load = traffic(url, 4);
+  await sleep(500);
+  const watch = sampler(balancer.pool);
+  const t0 = performance.now();
+  await sims[1].setFault({ kind });
+  while (balancer.pool.states()[1].ready && performance.now() - t0 < 5000) await sleep(1);
+  const outAfter = performance.now() - t0;
+  await sleep(settleMs);
+  const statuses = await load.stop();
+  return { outAfter, statuses, samples: watch.stop(), balancer };
+}
+
 describe('no flapping on random errors', () => {
   it('4 instances at 10 % random errors for 20 s: none turns not ready, at most half ejected at once, never all', { timeout: 60_000 }, async () => {
     const { sims, balancer, url } = await fleet(4);
@@ -114,17 +133,7 @@ describe('no flapping on random errors', () => {
 
 describe('failover inside the balancer', () => {
   it('one of two crashed: out within 0.8 s, and every request is answered by the other', { timeout: 30_000 }, async () => {
-    const { sims, balancer, url } = await fleet(2);
-    const load = traffic(url, 4);
-    await sleep(500);
-    const watch = sampler(balancer.pool);
-    const t0 = performance.now();
-    await sims[1].setFault({ kind: 'crash' });
-    while (balancer.pool.states()[1].ready && performance.now() - t0 < 5000) await sleep(1);
-    const outAfter = performance.now() - t0;
-    await sleep(1500);
-    const statuses = await load.stop();
-    const samples = watch.stop();
+    const { outAfter, statuses, samples, balancer } = await faultOneOfTwo('crash', 1500);
     expect(outAfter).toBeLessThan(800);
     expect([...statuses.keys()]).toEqual([200]); // refused or reset before an answer: retried on i0
     expect(samples.every((s) => s.ready[0] && !s.ejected[0])).toBe(true);
@@ -132,17 +141,7 @@ describe('failover inside the balancer', () => {
   });
 
   it('one of two answering only errors: out within half a second, the other never', { timeout: 30_000 }, async () => {
-    const { sims, balancer, url } = await fleet(2);
-    const load = traffic(url, 4);
-    await sleep(500);
-    const watch = sampler(balancer.pool);
-    const t0 = performance.now();
-    await sims[1].setFault({ kind: 'error' });
-    while (balancer.pool.states()[1].ready && performance.now() - t0 < 5000) await sleep(1);
-    const outAfter = performance.now() - t0;
-    await sleep(500);
-    await load.stop();
-    const samples = watch.stop();
+    const { outAfter, samples } = await faultOneOfTwo('error', 500);
     expect(outAfter).toBeLessThan(500);
     expect(samples.every((s) => s.ready[0] && !s.ejected[0])).toBe(true);
   });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
 import { createSimServer } from '../sim/server.js';
 import { roundRobin } from './pickers/round-robin.js';
@@ -7,84 +7,75 @@ import { createReadiness } from './readiness.js';
 import { parseGauges } from './readiness/gauges.js';
 
 // Readiness against real sim servers is exercised in proxy.test.ts and flap.test.ts too.
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+/** Two sims in a pool and readiness checks over them (not started), all stopped after the test. */
 async function twoSims() {
   const sims = [createSimServer({ log: silentLogger() }), createSimServer({ log: silentLogger() })];
   const ports = await Promise.all(sims.map(async (s) => (await s.start()).port));
+  cleanup.push(() => Promise.all(sims.map((s) => s.stop())).then(() => undefined));
   const pool = createPool({ instances: ports.map((p, i) => ({ id: `i${i}`, url: `http://127.0.0.1:${p}`, weight: 100, models: ['llama-3-8b'], kinds: ['chat'] })), picker: roundRobin() });
-  return { sims, pool };
+  const readiness = createReadiness({ pool, log: silentLogger(), scrapeMetrics: false });
+  cleanup.push(() => readiness.stop());
+  return { sims, pool, readiness };
 }
 
 describe('readiness fall and rise', () => {
   it('takes an instance that answers with errors out after 10 failed checks, one that stops answering after 2', async () => {
-    const { sims, pool } = await twoSims();
-    const readiness = createReadiness({ pool, log: silentLogger(), scrapeMetrics: false });
-    try {
+    const { sims, pool, readiness } = await twoSims();
+    await readiness.checkAll();
+    expect(pool.states().map((s) => s.ready)).toEqual([true, true]);
+    await sims[0].setFault({ kind: 'error' });
+    await sims[1].setFault({ kind: 'crash' });
+    const rounds: boolean[][] = [];
+    for (let r = 0; r < 10; r++) {
       await readiness.checkAll();
-      expect(pool.states().map((s) => s.ready)).toEqual([true, true]);
-      await sims[0].setFault({ kind: 'error' });
-      await sims[1].setFault({ kind: 'crash' });
-      const rounds: boolean[][] = [];
-      for (let r = 0; r < 10; r++) {
-        await readiness.checkAll();
-        rounds.push(pool.states().map((s) => s.ready));
-      }
-      // Refused: out at the second check. Answering 500: out at the tenth (10 % random errors make ten in a row once in days).
-      expect(rounds).toEqual([[true, true], ...Array.from({ length: 8 }, () => [true, false]), [false, false]]);
-    } finally {
-      await readiness.stop();
-      await Promise.all(sims.map((s) => s.stop()));
+      rounds.push(pool.states().map((s) => s.ready));
     }
+    // Refused: out at the second check. Answering 500: out at the tenth (10 % random errors make ten in a row once in days).
+    expect(rounds).toEqual([[true, true], ...Array.from({ length: 8 }, () => [true, false]), [false, false]]);
   });
 
   it('checks a failing ready instance again at once: out in well under half a second, crashed or answering errors', async () => {
-    const { sims, pool } = await twoSims();
-    const readiness = createReadiness({ pool, log: silentLogger(), scrapeMetrics: false });
-    try {
-      readiness.start();
-      await until(() => pool.states().every((s) => s.ready));
-      const t0 = performance.now();
-      await sims[0].setFault({ kind: 'error' });
-      await sims[1].setFault({ kind: 'crash' });
-      const out: (number | undefined)[] = [undefined, undefined];
-      await until(() => {
-        pool.states().forEach((s, i) => {
-          if (out[i] === undefined && !s.ready) out[i] = performance.now() - t0;
-        });
-        return out.every((x) => x !== undefined);
+    const { sims, pool, readiness } = await twoSims();
+    readiness.start();
+    await until(() => pool.states().every((s) => s.ready));
+    const t0 = performance.now();
+    await sims[0].setFault({ kind: 'error' });
+    await sims[1].setFault({ kind: 'crash' });
+    const out: (number | undefined)[] = [undefined, undefined];
+    await until(() => {
+      pool.states().forEach((s, i) => {
+        if (out[i] === undefined && !s.ready) out[i] = performance.now() - t0;
       });
-      expect(out[0]).toBeLessThan(500); // 10 checks: one at the round (≤ 200 ms), nine 20 ms apart
-      expect(out[1]).toBeLessThan(300); // 2 checks
-    } finally {
-      await readiness.stop();
-      await Promise.all(sims.map((s) => s.stop()));
-    }
+      return out.every((x) => x !== undefined);
+    });
+    expect(out[0]).toBeLessThan(500); // 10 checks: one at the round (≤ 200 ms), nine 20 ms apart
+    expect(out[1]).toBeLessThan(300); // 2 checks
   });
 
   it('readies a new instance at its first pass, one taken out only after 3 in a row', async () => {
-    const { sims, pool } = await twoSims();
-    const readiness = createReadiness({ pool, log: silentLogger(), scrapeMetrics: false });
-    try {
-      await sims[0].setFault({ kind: 'error' });
+    const { sims, pool, readiness } = await twoSims();
+    await sims[0].setFault({ kind: 'error' });
+    await readiness.checkAll();
+    expect(pool.states().map((s) => s.ready)).toEqual([false, true]); // never ready: nothing to fall from
+    await sims[0].setFault({ kind: 'none' });
+    await readiness.checkAll();
+    expect(pool.states()[0].ready).toBe(true); // new: ready at once
+    await sims[1].setFault({ kind: 'crash' });
+    await readiness.checkAll();
+    await readiness.checkAll();
+    expect(pool.states()[1].ready).toBe(false);
+    await sims[1].setFault({ kind: 'none' }); // back on the same port
+    const rounds: boolean[] = [];
+    for (let r = 0; r < 3; r++) {
       await readiness.checkAll();
-      expect(pool.states().map((s) => s.ready)).toEqual([false, true]); // never ready: nothing to fall from
-      await sims[0].setFault({ kind: 'none' });
-      await readiness.checkAll();
-      expect(pool.states()[0].ready).toBe(true); // new: ready at once
-      await sims[1].setFault({ kind: 'crash' });
-      await readiness.checkAll();
-      await readiness.checkAll();
-      expect(pool.states()[1].ready).toBe(false);
-      await sims[1].setFault({ kind: 'none' }); // back on the same port
-      const rounds: boolean[] = [];
-      for (let r = 0; r < 3; r++) {
-        await readiness.checkAll();
-        rounds.push(pool.states()[1].ready);
-      }
-      expect(rounds).toEqual([false, false, true]);
-    } finally {
-      await readiness.stop();
-      await Promise.all(sims.map((s) => s.stop()));
+      rounds.push(pool.states()[1].ready);
     }
+    expect(rounds).toEqual([false, false, true]);
   });
 });
 

@@ -220,7 +220,8 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
       return chosen.state;
     }
     const chosen = choose(scored, p.affinity, owner, loadFactor);
-    decisions[chosen.hit > 0 && chosen.hit >= most ? 'cache' : most > 0 ? 'spread' : 'hash']++;
+    // Something is held somewhere (most > 0): taken where the most is, or spread off it.
+    decisions[chosen.hit >= most ? 'cache' : 'spread']++;
     return chosen.state;
   }
 

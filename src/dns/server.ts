@@ -71,7 +71,7 @@ export type DnsServerStats = {
 export interface DnsServer {
   /** Binds every listener; resolves with the bound addresses. */
   start(): Promise<{ udp: AddressInfo[]; tcp: AddressInfo[] }>;
-  /** Closes every listener and connection. */
+  /** Closes every listener and connection: their descriptors are closed before it returns (the promise waits for the close callbacks). */
   stop(): Promise<void>;
   /** Stops answering over UDP, sockets left open: what every thread sharing them does before any closes them. */
   quiesce(): void;

@@ -10,6 +10,7 @@ import type { Logger } from '../../log.js';
 import type { ServingState } from '../../snapshot/source.js';
 import type { ResponderStats } from '../responder-stats.js';
 import type { DnsServerStats, ListenAddress, SocketDescriptors } from '../server.js';
+import { awaitClosed, createStopBarrier, PARTIES } from './barrier.js';
 import { sumStats, type Summed } from './sum.js';
 import type { AddressInfoLike, FromWorker, ToWorker, WorkerHeap, WorkerSetup } from './protocol.js';
 
@@ -76,6 +77,7 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
 
   const server = { ...opts.server };
   const tcpOpen = new SharedArrayBuffer(4);
+  const stopBarrier = createStopBarrier();
   const responder = { ...opts.responder, rrlShare: 1 / n };
   const onDeath =
     opts.onWorkerDeath ??
@@ -89,7 +91,7 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
 
   /** A worker's thread, and what it says once told to start (`run`). */
   function spawn(index: number): Promise<FromWorker> {
-    const setup: WorkerSetup = { index, workers: n, listen: opts.listen, server, responder, tcpOpen, logLevel: log.level };
+    const setup: WorkerSetup = { index, workers: n, listen: opts.listen, server, responder, tcpOpen, stopBarrier, logLevel: log.level };
     const w = new Worker(workerUrl, { workerData: setup, name: `dns-${index}` });
     threads[index] = w;
     return (spawned[index] = new Promise((resolve, reject) => {
@@ -165,7 +167,7 @@ export function createDnsWorkers(opts: DnsWorkersOptions): DnsWorkers {
     async stop() {
       stopping = true;
       clearInterval(timer);
-      await stopAll(threads);
+      await stopAll(threads, new Int32Array(stopBarrier));
       threads.length = 0;
       log.info('dns stopped');
     },
@@ -210,10 +212,10 @@ function statsCollector(threads: Worker[], versions: number[]) {
 /**
  * Every worker stops at once: their sockets are one per address, shared by all of them, so the
  * first to close one closes it for all. So first every worker stops answering (its sockets left
- * open), and only when all have, all close: a worker still sending on a descriptor another has
- * closed would make libuv abort the process.
+ * open: a worker still sending on a descriptor another has closed would fail), and then all close
+ * together, through the stop barrier (barrier.ts says why: a descriptor number closed twice).
  */
-async function stopAll(threads: Worker[]): Promise<void> {
+async function stopAll(threads: Worker[], barrier: Int32Array): Promise<void> {
   const said = (w: Worker, type: 'quiet' | 'stopped', ms: number) =>
     new Promise<void>((resolve) => {
       const done = setTimeout(resolve, ms);
@@ -227,7 +229,11 @@ async function stopAll(threads: Worker[]): Promise<void> {
       w.once('exit', () => resolve());
     });
   await Promise.all(threads.map((w) => (w.postMessage({ type: 'quiesce' } satisfies ToWorker), said(w, 'quiet', 1000))));
-  await Promise.all(threads.map((w) => (w.postMessage({ type: 'stop' } satisfies ToWorker), said(w, 'stopped', 2000))));
+  Atomics.store(barrier, PARTIES, threads.length);
+  const stopped = threads.map((w) => (w.postMessage({ type: 'stop' } satisfies ToWorker), said(w, 'stopped', 2000)));
+  // Blocking, on purpose: while the workers close, this thread opens nothing that a second close could hit.
+  awaitClosed(barrier);
+  await Promise.all(stopped);
   await Promise.all(threads.map((w) => w.terminate()));
 }
 

@@ -17,6 +17,11 @@ export type WorkerSetup = {
   readonly responder: Readonly<Record<string, unknown>>;
   /** The node's open TCP connections (an Int32Array's one slot), which every worker counts. */
   readonly tcpOpen: SharedArrayBuffer;
+  /**
+   * The stop barrier (an Int32Array of 3): [0] workers arrived, [1] workers that closed the shared
+   * sockets, [2] how many take part (set by the main thread before it says stop). See stopAll.
+   */
+  readonly stopBarrier: SharedArrayBuffer;
   /** pino level for the worker's own log lines (they go to the main thread's log). */
   readonly logLevel: string;
 };

@@ -16,11 +16,13 @@ import type { ServingState } from '../../snapshot/source.js';
 import type { Remote, Transport } from '../replies.js';
 import { createResponder, type Responder } from '../responder.js';
 import { createDnsServer, type DnsServer } from '../server.js';
+import { closeTogether } from './barrier.js';
 import type { FromWorker, StartWorker, ToWorker, WorkerSetup } from './protocol.js';
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
 const send = (m: FromWorker) => port.postMessage(m);
+const stopBarrier = new Int32Array(setup.stopBarrier);
 
 // Log lines go to the main thread, which writes them with its logger (few: per snapshot, never per query).
 const log = pino(
@@ -46,7 +48,7 @@ let node: { responder: Responder; server: DnsServer } | undefined;
 
 port.on('message', (m: ToWorker) => {
   if (m.type === 'start') void start(m);
-  else if (m.type === 'stop' && !node) send({ type: 'stopped' });
+  else if (m.type === 'stop' && !node) closeTogether(stopBarrier, () => send({ type: 'stopped' }));
   else if (m.type === 'quiesce') {
     node?.server.quiesce();
     // Replies sent in this turn have left when the next one runs.
@@ -57,7 +59,9 @@ port.on('message', (m: ToWorker) => {
     const h = getHeapStatistics();
     send({ type: 'stats', id: m.id, responder: node.responder.stats, server: node.server.stats, heap: { used: h.used_heap_size, total: h.total_heap_size, external: h.external_memory } });
   } else if (m.type === 'stop') {
-    void node.server.stop().then(() => send({ type: 'stopped' }));
+    // The shared descriptors close inside the barrier (stop() closes them before it returns).
+    const server = node.server;
+    void closeTogether(stopBarrier, () => server.stop()).then(() => send({ type: 'stopped' }));
   }
 });
 

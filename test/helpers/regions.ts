@@ -54,13 +54,13 @@ export async function startSims(n: number, opts: Partial<Omit<SimServerOptions, 
 }
 
 /**
- * Copies regions/ into `dir` without health checks (regionsWithChecks) and
+ * Copies regions/ into `dir` without health checks, or with `checks` ports (regionsWithChecks), and
  * gives `region` a balancer on 127.0.0.1:0 in front of `sims`
  * (`<region>-1`, `<region>-2`, … serving llama-3-8b), with `settings` as
  * written (`strategy: round-robin`, …).
  */
-export function regionsWithBalancer(dir: string, region: string, sims: readonly SimServer[], settings: string[] = []): string {
-  const regions = regionsWithChecks(dir, () => undefined);
+export function regionsWithBalancer(dir: string, region: string, sims: readonly SimServer[], settings: string[] = [], checks: (zone: string) => number | undefined = () => undefined): string {
+  const regions = regionsWithChecks(dir, checks);
   const file = join(regions, `${region}.yaml`);
   const instances = sims.map((s, i) => `    - { id: ${region}-${i + 1}, url: "http://127.0.0.1:${s.port}", models: [llama-3-8b] }`);
   writeFileSync(file, `${readFileSync(file, 'utf8')}${['balancer:', '  listen: "127.0.0.1:0"', ...settings.map((l) => `  ${l}`), '  instances:', ...instances].join('\n')}\n`);

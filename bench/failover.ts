@@ -12,7 +12,9 @@
 // answer without a Jakarta address; for 3 s after it, any answer that still
 // holds one is counted (the last answer with Jakarta is then the first
 // without, minus one poll). Then the fault is cleared and the time to the
-// first answer with Jakarta again is the fail-back.
+// first answer with Jakarta again is the fail-back. Publish to answer is
+// timed on its own: the failover event's time (control stamps it as it
+// publishes) to the first answer without Jakarta, asked every 2 ms.
 // Then BENCH_FLAP_SECONDS (600) on the demo path with 10 % of requests
 // failing at random on every sim of every region: the DNS answers not from
 // Jakarta, and the history's failover, failback, endpoint.down, zone.down and
@@ -79,24 +81,26 @@ function stop(proc: ChildProcess): Promise<void> {
 }
 
 const socket = dgram.createSocket('udp4');
+/** The publish-to-answer watcher's own socket: its queries never mix with the 50 ms poll's. */
+const watchSocket = dgram.createSocket('udp4');
 let nextId = 1;
 /** The A answers for api.gslb.example.com from an Indonesian client (36.66.0.0/24). */
-function ask(): Promise<string[]> {
+function ask(sock = socket): Promise<string[]> {
   const id = nextId++ & 0xffff;
   const packet = query({ id, name: 'api.gslb.example.com', type: 1, opt: { options: [ecsOf('36.66.0.0/24')] } });
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
-      socket.off('message', on);
+      sock.off('message', on);
       resolve(['timeout']);
     }, 500);
     const on = (msg: Buffer) => {
       if (msg.readUInt16BE(0) !== id) return;
       clearTimeout(timer);
-      socket.off('message', on);
+      sock.off('message', on);
       resolve(Packet.parse(msg).answers.map((a) => (a as { address: string }).address).sort());
     };
-    socket.on('message', on);
-    socket.send(packet, 5300, '127.0.0.1');
+    sock.on('message', on);
+    sock.send(packet, 5300, '127.0.0.1');
   });
 }
 
@@ -111,6 +115,29 @@ async function pollUntil(done: (a: string[]) => boolean, from: number, limitMs =
 }
 
 const hasJkt = (a: string[]) => a.some((x) => JKT.has(x));
+
+/**
+ * Publish to answer, on its own: asks every WATCH_MS from its own socket and resolves with the
+ * wall-clock time (ms) of the first answer without Jakarta, which the caller sets against the
+ * time of the failover event (stamped when control published the snapshot that carries it).
+ */
+const WATCH_MS = 2;
+async function firstAnswerWithout(limitMs = 60_000): Promise<number> {
+  const end = Date.now() + limitMs;
+  while (Date.now() < end) {
+    const a = await ask(watchSocket);
+    if (!hasJkt(a) && a[0] !== 'timeout') return Date.now();
+    await sleep(WATCH_MS);
+  }
+  return NaN;
+}
+
+/** When control published Jakarta's failover at or after `since` (the event's time), from the history. */
+function publishedAt(db: string, since: number): number {
+  const store = createStore(openDatabase(db), { rules: configRules });
+  const times = store.listEvents({ kind: 'failover', limit: 50 }).map((e) => e.time).filter((t) => t >= since);
+  return times.length ? Math.min(...times) : NaN;
+}
 
 async function fault(sims: readonly string[], body: object) {
   await Promise.all(sims.map((l) => fetch(`http://${l}/admin/fault`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })));
@@ -141,20 +168,23 @@ function bareRegions(dir: string): string {
   return out;
 }
 
-type Cycle = { failover: number; failback: number; deadAnswers: number };
+type Cycle = { failover: number; failback: number; deadAnswers: number; publishToAnswerMs: number };
 
 /** RUNS fail-overs and fail-backs of Jakarta under one `arus up` on `path`. */
 async function cycles(path: Path, dir: string, extra: string[]): Promise<Cycle[]> {
   const regions = path === 'bare' ? ['--regions', bareRegions(dir)] : [];
-  const up = await start(['up', '--db', join(dir, `arus-${path}.db`), '--sim', 'off', ...regions, ...extra]);
+  const db = join(dir, `arus-${path}.db`);
+  const up = await start(['up', '--db', db, '--sim', 'off', ...regions, ...extra]);
   const out: Cycle[] = [];
   try {
     await pollUntil(hasJkt, Date.now(), 15_000);
     await sleep(3000); // every agent has voted
     for (let run = 1; run <= RUNS; run++) {
       const t0 = Date.now();
+      const watched = firstAnswerWithout();
       await fault(JKT_SIMS, { kind: 'error' });
       const failover = await pollUntil((a) => !hasJkt(a) && a[0] !== 'timeout', t0);
+      const publishToAnswerMs = (await watched) - publishedAt(db, t0);
       // After the fail-over moment, no answer may hold a failing address.
       let deadAnswers = 0;
       const after = Date.now() + 3000;
@@ -165,8 +195,8 @@ async function cycles(path: Path, dir: string, extra: string[]): Promise<Cycle[]
       const t1 = Date.now();
       await fault(JKT_SIMS, { kind: 'none' });
       const failback = await pollUntil(hasJkt, t1);
-      out.push({ failover, failback, deadAnswers });
-      console.log(`${path} run ${run}: fail over ${failover.toFixed(2)} s, fail back ${failback.toFixed(2)} s, answers with Jakarta after fail-over ${deadAnswers}`);
+      out.push({ failover, failback, deadAnswers, publishToAnswerMs });
+      console.log(`${path} run ${run}: fail over ${failover.toFixed(2)} s, fail back ${failback.toFixed(2)} s, answers with Jakarta after fail-over ${deadAnswers}, publish to answer ${publishToAnswerMs} ms`);
       await sleep(3000); // the fleet settles: rise windows pass, agents agree
     }
   } finally {
@@ -221,7 +251,8 @@ async function main() {
         const r = results[p];
         const over = r.map((c) => c.failover);
         const back = r.map((c) => c.failback);
-        return [p, { 'fail over median': s(median(over)), 'fail over max': s(Math.max(...over)), 'fail back median': s(median(back)), 'fail back max': s(Math.max(...back)), 'answers with Jakarta after fail-over': r.reduce((n, c) => n + c.deadAnswers, 0) }];
+        const p2a = r.map((c) => c.publishToAnswerMs);
+        return [p, { 'fail over median': s(median(over)), 'fail over max': s(Math.max(...over)), 'fail back median': s(median(back)), 'fail back max': s(Math.max(...back)), 'answers with Jakarta after fail-over': r.reduce((n, c) => n + c.deadAnswers, 0), 'publish to answer median': `${median(p2a)} ms`, 'publish to answer max': `${Math.max(...p2a)} ms` }];
       }),
     ),
   );
@@ -241,8 +272,10 @@ async function main() {
   for (const p of PATHS) console.log(`all ${p} cycles: fail over ${results[p].map((c) => c.failover.toFixed(2)).join(', ')} s; fail back ${results[p].map((c) => c.failback.toFixed(2)).join(', ')} s`);
   console.log('References: bench:references runs PowerDNS Lua records and gdnsd beside Arus; Route 53 30–90 s and Cloudflare 60–75 s by their documented defaults.');
 
+  console.log(`publish to answer: from the failover event's time (control publishing the snapshot that carries it) to the first answer without Jakarta, asked every ${WATCH_MS} ms from a second socket (resolution ${WATCH_MS} ms plus a query's round trip)`);
   await stop(sims);
   socket.close();
+  watchSocket.close();
 }
 
 main().catch((err) => {

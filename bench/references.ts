@@ -3,7 +3,10 @@
 // plugin, extmon health checks), PowerDNS (Lua records: ifurlextup over
 // groups ordered by pickclosest) and Knot (geoip module, no health checks),
 // loaded with the same dnsperf query file, then timed failing over when both
-// Jakarta model servers die. One table, as ratios against Arus.
+// Jakarta model servers die. One table, as ratios against Arus. A second Arus
+// row (arus-lb, fail-over only) runs the demo's path: Jakarta's endpoints are
+// its balancer, in front of the same two model servers, and the balancer's
+// report takes Jakarta out (issue 20).
 //
 //   npm run bench:references
 //
@@ -13,7 +16,8 @@
 //
 // Environment: BENCH_SECONDS (20), BENCH_RUNS (3, medians), BENCH_FAILOVER_RUNS
 // (3, medians), BENCH_SERVER_CPU (1), BENCH_CLIENT_CPU (0), BENCH_OUTSTANDING
-// (dnsperf -q, 100), BENCH_ONLY (comma-separated: arus,gdnsd,pdns,knot).
+// (dnsperf -q, 100), BENCH_ONLY (comma-separated: arus,arus-w2,arus-w0,arus-lb,
+// gdnsd,pdns,knot).
 //
 // Locations: one MaxMind-format database, written here (City-shaped:
 // continent.code, country.iso_code, location), is read by all three

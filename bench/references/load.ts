@@ -19,7 +19,7 @@ export async function measureLoad(b: Bench): Promise<{ results: Map<Server, Resu
   writeQueryFile(file);
   console.log(`\nload: ${RUNS} run(s) of ${SECONDS} s each, alternating; servers pinned to CPU ${SERVER_CPU}, dnsperf (-q ${OUTSTANDING}) to CPU ${CLIENT_CPU}`);
   const results = new Map<Server, Result[]>();
-  for (const s of b.live()) {
+  for (const s of b.live().filter((x) => !x.failoverOnly)) {
     try {
       if (RUNS > 0) await dnsperf(s.port, file, 2); // warm-up
       results.set(s, []);
@@ -28,10 +28,10 @@ export async function measureLoad(b: Bench): Promise<{ results: Map<Server, Resu
     }
   }
   for (let run = 1; run <= RUNS; run++)
-    for (const s of b.live()) {
+    for (const s of b.live().filter((x) => !x.failoverOnly)) {
       const r = await dnsperf(s.port, file, SECONDS);
       results.get(s)!.push(r);
       console.log(`run ${run} ${s.name.padEnd(5)}: ${Math.round(r.qps)} q/s, p99 ${r.p99ms.toFixed(2)} ms, lost ${r.lost}; ${r.rcodes}`);
     }
-  return { results, rss: new Map(b.live().map((s) => [s, rssMiB(s.pid!)])) };
+  return { results, rss: new Map(b.live().filter((x) => !x.failoverOnly).map((s) => [s, rssMiB(s.pid!)])) };
 }

@@ -7,13 +7,15 @@ import { createInterface } from 'node:readline';
 import { BIN, CLIENT_CPU, ROOT, SERVER_CPU } from './settings.js';
 
 export type Server = {
-  name: 'arus' | 'arus-w2' | 'arus-w0' | 'gdnsd' | 'pdns' | 'knot';
+  name: 'arus' | 'arus-w2' | 'arus-w0' | 'arus-lb' | 'gdnsd' | 'pdns' | 'knot';
   label: string;
   port: number;
   proc?: ChildProcess;
   /** The process whose RSS is reported. */
   pid?: number;
   health: boolean;
+  /** Timed failing over only, not loaded (its DNS engine is the `arus` row's). */
+  failoverOnly?: boolean;
   notes: string[];
   failed?: string;
   stderr: string;

@@ -3,7 +3,7 @@
 // others; with two, not pinned; with --workers 0, the responder on the shared
 // loop as before), gdnsd, PowerDNS and Knot. A server that is missing or does
 // not start is marked failed: a row of the table says so.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { countryLocation } from '../../src/geo/countries.js';
@@ -27,6 +27,7 @@ export function planServers(): Server[] {
   servers.push(make('arus', workers ? 'Arus (`arus up --workers 1`)' : 'Arus (`arus up`)', true));
   if (workers && want('arus-w2')) servers.push(make('arus-w2', 'Arus (`arus up --workers 2`, not pinned)', true));
   if (workers && want('arus-w0')) servers.push(make('arus-w0', 'Arus (`arus up --workers 0`: before)', true));
+  if (want('arus-lb')) servers.push({ ...make('arus-lb', "Arus, Jakarta behind its balancer (the demo's path; fail-over only)", true), failoverOnly: true });
   if (want('gdnsd')) servers.push(make('gdnsd', `gdnsd ${version('gdnsd', ['-V'], /gdnsd version ([\d.]+)/)}`, true));
   if (want('pdns')) servers.push(make('pdns', `PowerDNS ${version('pdns_server', ['--version'], /Authoritative Server ([\d.]+)/)}`, true));
   if (want('knot')) servers.push(make('knot', `Knot ${version('knotd', ['-V'], /version ([\d.]+)/)}`, false));
@@ -55,8 +56,8 @@ export async function startServers(servers: Server[], c: ServerConfig): Promise<
 
 /** `arus up` for row `s`: --workers 1 pinned to the server's core, 2 unpinned, 0 pinned (the engine before the workers). */
 async function startArus(s: Server, dir: string, simPort: (zone: string) => number, apiPort: number): Promise<void> {
-  const regions = regionsWithChecks(dir, simPort);
-  const workers = { arus: '1', 'arus-w2': '2', 'arus-w0': '0' }[s.name as 'arus' | 'arus-w2' | 'arus-w0'];
+  const regions = s.name === 'arus-lb' ? await behindBalancer(join(dir, 'lb'), simPort) : regionsWithChecks(dir, simPort);
+  const workers = { arus: '1', 'arus-w2': '2', 'arus-w0': '0', 'arus-lb': '1' }[s.name as 'arus' | 'arus-w2' | 'arus-w0' | 'arus-lb'];
   const args = ['up', '--db', join(dir, `${s.name}.db`), '--regions', regions, '--dns-listen', `127.0.0.1:${s.port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--sim', 'off'];
   if (takesWorkers('up')) args.push('--workers', workers);
   spawnServer(s, process.execPath, [BIN, ...args], { env: { ARUS_LOG_LEVEL: 'info' }, pin: s.name !== 'arus-w2' });
@@ -71,8 +72,29 @@ async function startArus(s: Server, dir: string, simPort: (zone: string) => numb
     });
     s.proc!.once('exit', () => (clearTimeout(timer), reject(new Error(`arus up exited: ${s.stderr.slice(-500)}`))));
   });
+  if (s.name === 'arus-lb') {
+    s.notes.push(`${s.label}: \`arus up\` as the demo runs it: Jakarta's endpoints are its balancer's addresses (the probes check through it), the balancer in front of Jakarta's two model servers, checking them every 200 ms and reporting to control the moment none is ready; --workers 1, pinned like the others`);
+    return;
+  }
   const how = s.name === 'arus-w2' ? 'not pinned: its two DNS workers share both cores with dnsperf and the sims' : `pinned to CPU ${SERVER_CPU} like the references (main thread and workers alike)`;
   s.notes.push(`${s.label}: every role in one process (control, API, SQLite, 4 probe agents every 500 ms, fall 2, rise 4); --workers ${takesWorkers('up') ? workers : 'not taken by this tree'}; ${how}`);
+}
+
+/**
+ * The regions with every check at its zone's model server, except Jakarta's: its endpoints are its
+ * balancer's addresses (a free port on each), checked through it, and the balancer in front of the
+ * two Jakarta model servers, as in the shipped demo.
+ */
+async function behindBalancer(dir: string, simPort: (zone: string) => number): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const regions = regionsWithChecks(dir, simPort);
+  const file = join(regions, 'jkt.yaml');
+  const port = await freePort();
+  let text = readFileSync(file, 'utf8');
+  for (const [zone, address] of [['jkt-a', '127.0.1.21'], ['jkt-b', '127.0.1.22']]) text = text.replace(`http://127.0.0.1:${simPort(zone)}/`, `http://${address}:${port}/`);
+  const instances = ['jkt-a', 'jkt-b'].map((z, i) => `    - { id: jkt-gpu-${i + 1}, url: "http://127.0.0.1:${simPort(z)}", models: [llama-3-8b] }`);
+  writeFileSync(file, `${text}balancer:\n  listen: ["127.0.1.21:${port}", "127.0.1.22:${port}"]\n  strategy: gpu\n  instances:\n${instances.join('\n')}\n`);
+  return regions;
 }
 
 function startGdnsd(s: Server, { dir, regions, zone, urls, db }: ServerConfig): void {

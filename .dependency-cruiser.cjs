@@ -1,7 +1,7 @@
 // `npm run lint` part two: the house's one-way stairs. Roles (dns, control,
 // api, probe, balancer, sim, status, metrics, cli) → core (steer, health,
-// config, snapshot, geo, prompt) → db. src/log.ts is shared by all. See ARCHITECTURE.md.
-const CORE = '^src/(steer|health|config|snapshot|geo|prompt)/';
+// config, snapshot, geo, prompt, dnssec) → db. src/log.ts is shared by all. See ARCHITECTURE.md.
+const CORE = '^src/(steer|health|config|snapshot|geo|prompt|dnssec)/';
 const DB = '^src/db/';
 const SHARED = '^src/log\\.ts$';
 const TEST_ONLY = [

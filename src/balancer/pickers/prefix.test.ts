@@ -153,6 +153,29 @@ describe('prefix', () => {
     expect(p.pick([holder, other], ctx(conv))!.instance.id).toBe(holder.instance.id);
   });
 
+  it("leaves a prefix that fits on one instance on its holder through a passing imbalance, and spreads one asked for by more than an instance's share", () => {
+    const doc = keyOf(text(12_288, 700)); // 3072 tokens
+    const pickWithHolderBusy = (p: ReturnType<typeof prefix>, hosts: InstanceState[], holder: InstanceState, at: number) => {
+      // The holder carries 8, the others 2: over 1.25 × the average (+ 2), under 2 ×.
+      for (const h of hosts) h.outstanding = h === holder ? 8 : 2;
+      const s = p.pick(hosts, ctxOf(seeded(1), { kind: 'chat', prompt: keyOf(`${text(12_288, 700)}question`), now: at, tokens: 100 }))!;
+      for (const h of hosts) h.outstanding = 0;
+      return s;
+    };
+    // Cold: the document is 1 request in 21 (the rest one-off prompts).
+    const cold = prefix();
+    const coldHosts = warmHosts(4);
+    const coldHolder = send(cold, coldHosts, doc, NOW).s;
+    for (let i = 0; i < 20; i++) send(cold, coldHosts, keyOf(text(400, 800 + i)), NOW + (i + 1) * 60_000);
+    expect(pickWithHolderBusy(cold, coldHosts, coldHolder, NOW + 30 * 60_000).instance.id).toBe(coldHolder.instance.id);
+    // Hot: the same document in every request (its holder takes them while load is even).
+    const hot = prefix();
+    const hotHosts = warmHosts(4);
+    const hotHolder = send(hot, hotHosts, doc, NOW).s;
+    for (let i = 0; i < 20; i++) expect(send(hot, hotHosts, keyOf(`${text(12_288, 700)}q${i}`), NOW + (i + 1) * 60_000).s).toBe(hotHolder);
+    expect(pickWithHolderBusy(hot, hotHosts, hotHolder, NOW + 30 * 60_000).instance.id).not.toBe(hotHolder.instance.id);
+  });
+
   it('gives back the prefill a request was counted for when it ends early (a client that left)', () => {
     const p = prefix({ prefillTokensPerSecond: 1000 });
     const hosts = warmHosts(2);

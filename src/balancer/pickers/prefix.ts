@@ -20,8 +20,18 @@
 // holding their shared system prompt and stay there for the conversation's
 // life (bench:prefix's multi-turn saw one instance take 2× another's share).
 // A prompt nobody holds and no hint places (a new document, a one-off
-// prompt) goes to the instances with the most cache room, then the lowest
-// score: SGLang's router sends it to the worker with the smallest tree.
+// prompt) goes, among the instances that would start it soonest, to those
+// with the most cache room, as SGLang's router sends it to the worker with
+// the smallest tree.
+//
+// How tight the load guard is depends on how much traffic shares the prefix
+// (popularity.ts): a prefix more than one instance's share of requests asks
+// for cannot stay on one instance, so its holders are bounded at 1.25 × the
+// average (+ 2) and it spreads; one that fits on one instance is left on its
+// holder up to 2 × the average, since a copy elsewhere evicts another prefix
+// that is then missed in its turn. A prefix two instances' share or more asks
+// for is worth a copy on every instance: its first prefill on one is not held
+// against it, and it goes wherever it would start soonest.
 //
 // Instances warming up (slow start) are scored as holding nothing and are
 // never a hash owner while another can take the request: no affinity traffic.
@@ -30,6 +40,7 @@ import { cachedTokensOf as cachedTokens } from '../../prompt/blocks.js';
 import { PREFIX_DECISIONS, type InstanceState, type PickContext, type Picker, type PrefixDecision, type PrefixStats, type PromptKey, type Work } from '../types.js';
 import { DEFAULT_GPU_STALE_MS, DEFAULT_TOKENS, expectedCompletionMs, freshGauges, gpu, type GpuOptions } from './gpu.js';
 import { createPrefixIndex, DEFAULT_INDEX_BYTES, ENTRY_BYTES } from './prefix-index.js';
+import { createPopularity } from './popularity.js';
 import { createSessions } from './sessions.js';
 import { DEFAULT_SLOW_START_MS, slowStartFactor, weighted, windowOf } from './weight.js';
 
@@ -38,8 +49,10 @@ export type PrefixOptions = GpuOptions & {
   prefillTokensPerSecond?: number;
   /** The index's memory cap (bytes). Default 64 MiB. */
   indexBytes?: number;
-  /** Bounded load of the consistent hash: an owner may carry this many times the average load. Default 1.25. */
+  /** Bounded load of the consistent hash, and of a hot prefix's holder: this many times the average load. Default 1.25. */
   loadFactor?: number;
+  /** The bounded load of a prefix that fits on one instance (popularity.ts): its holder may carry this many times the average. Default 2. */
+  coldLoadFactor?: number;
 };
 
 export const DEFAULT_PREFILL_TOKENS_PER_SECOND = 20_000;
@@ -99,22 +112,22 @@ function createOwner(loadFactor: number) {
 }
 
 /**
- * A prompt nobody holds and no client hint places: among the instances under
- * the bounded load, those with the most room in their caches (less than one
- * of this prompt short of the most), as SGLang's router sends it to the
- * worker with the smallest tree. Placed by hash on its first block, as
- * before, bench:prefix's 32 RAG documents landed up to 12 on an instance
- * that holds 10, which then evicted what the others would have kept.
+ * A prompt nobody holds and no client hint places: among the instances that
+ * would start it soonest (a score within 10 % of the best), those with the
+ * most room in their caches (less than one of this prompt short of the most),
+ * as SGLang's router sends it to the worker with the smallest tree. Placed by
+ * hash on its first block, as before, bench:prefix's 32 RAG documents landed
+ * up to 12 on an instance that holds 10, which then evicted what the others
+ * would have kept; placed by room first, a one-off prompt waited behind a
+ * long prefill queue for room it never reuses.
  */
-function roomiest<T extends { state: InstanceState }>(items: T[], blocks: number, room: (id: string) => number, loadFactor: number): T[] {
-  let load = 1;
-  for (const i of items) load += i.state.outstanding;
-  const bound = Math.ceil((loadFactor * load) / items.length);
-  const under = items.filter((i) => i.state.outstanding + 1 <= bound);
-  if (under.length === 0) return items;
-  const rooms = under.map((i) => room(i.state.instance.id));
+function roomiest(items: Scored[], blocks: number, room: (id: string) => number): Scored[] {
+  let best = Infinity;
+  for (const s of items) best = Math.min(best, s.score);
+  const near = items.filter((s) => s.score <= best * 1.1 + 1e-9);
+  const rooms = near.map((i) => room(i.state.instance.id));
   const most = Math.max(...rooms);
-  return under.filter((_, k) => rooms[k] === most || rooms[k] > most - blocks);
+  return near.filter((_, k) => rooms[k] === most || rooms[k] > most - blocks);
 }
 
 type Scored = { state: InstanceState; weight: number; warm: boolean; hit: number; score: number };
@@ -184,6 +197,8 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
   const defaultTokens = opts.defaultTokens ?? DEFAULT_TOKENS;
   const prefillMsPerToken = 1000 / (opts.prefillTokensPerSecond ?? DEFAULT_PREFILL_TOKENS_PER_SECOND);
   const loadFactor = opts.loadFactor ?? 1.25;
+  const coldLoadFactor = opts.coldLoadFactor ?? 2;
+  const popularity = createPopularity();
   const index = createPrefixIndex({ maxBytes: opts.indexBytes });
   // A hint and its Map entry take about 100 bytes: 1 KiB of cap per session keeps the table at a tenth of the index.
   const sessions = createSessions(Math.max(1024, Math.floor((opts.indexBytes ?? DEFAULT_INDEX_BYTES) / 1024)));
@@ -207,6 +222,11 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
     const byId = new Map<string, number>();
     lastMatched = { prompt: p, byId };
     const { scored, most } = scoreAll(items, ctx, p, { matched: (id) => index.matched(id, p.hashes), byId, prefillFreeAt, staleMs, kvFull, defaultTokens, prefillMsPerToken });
+    // The prefix as held: the block where the longest cached match ends.
+    let depth = 0;
+    for (const b of byId.values()) depth = Math.max(depth, b);
+    const key = depth > 0 ? p.hashes[depth - 1] : undefined;
+    popularity.add(key);
     if (p.affinity !== undefined && (!sessions.seen(p.affinity) || most === 0)) {
       const s = owner(items, p.affinity);
       if (s) {
@@ -215,11 +235,17 @@ export function prefix(opts: PrefixOptions = {}): PrefixPicker {
       }
     }
     if (most === 0) {
-      const chosen = choose(roomiest(scored, p.hashes.length, (id) => index.room(id), loadFactor), undefined, owner, loadFactor);
+      const chosen = choose(roomiest(scored, p.hashes.length, (id) => index.room(id)), undefined, owner, loadFactor);
       decisions.new++;
       return chosen.state;
     }
-    const chosen = choose(scored, p.affinity, owner, loadFactor);
+    // More than one instance's share of the traffic on this prefix: its holders' load bounded tight, so that it spreads.
+    const demand = key !== undefined ? popularity.share(key) * items.length : 0;
+    // Two instances' share or more: a copy everywhere pays for itself many times over, so its first prefill on an
+    // instance is not held against it, and the prefix goes wherever it starts soonest (bench:prefix's hot prefix, 80 %
+    // of requests, stayed on 3 of 4 instances, the fourth idle but for one-off prompts).
+    if (demand >= 2 && p.affinity === undefined) for (const s of scored) if (s.warm) s.score -= ((most - s.hit) * prefillMsPerToken) / s.weight;
+    const chosen = choose(scored, p.affinity, owner, demand > 1 ? loadFactor : coldLoadFactor);
     // Something is held somewhere (most > 0): taken where the most is, or spread off it.
     decisions[chosen.hit >= most ? 'cache' : 'spread']++;
     return chosen.state;

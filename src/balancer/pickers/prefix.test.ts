@@ -176,6 +176,19 @@ describe('prefix', () => {
     expect(pickWithHolderBusy(hot, hotHosts, hotHolder, NOW + 30 * 60_000).instance.id).not.toBe(hotHolder.instance.id);
   });
 
+  it('copies a prefix most of the traffic asks for to an idle instance rather than queue behind its holder', () => {
+    const p = prefix({ prefillTokensPerSecond: 5000 });
+    const hosts = warmHosts(4);
+    const hot = text(8192, 900); // 2048 tokens: 410 ms of prefill
+    const holder = send(p, hosts, keyOf(`${hot}q0`), NOW).s;
+    for (let i = 1; i <= 20; i++) expect(send(p, hosts, keyOf(`${hot}q${i}`), NOW + i * 60_000).s).toBe(holder);
+    // 300 ms of prefill queued on the holder: less than recomputing the prefix once, more than the question's own prefill.
+    const at = NOW + 30 * 60_000;
+    p.sent!(holder, { kind: 'chat', at, prompt: keyOf(text(6000, 901)) });
+    const next = p.pick(hosts, ctxOf(seeded(1), { kind: 'chat', prompt: keyOf(`${hot}q21`), now: at + 1, tokens: 100 }))!;
+    expect(next).not.toBe(holder);
+  });
+
   it('gives back the prefill a request was counted for when it ends early (a client that left)', () => {
     const p = prefix({ prefillTokensPerSecond: 1000 });
     const hosts = warmHosts(2);

@@ -138,6 +138,18 @@ describe('prefix', () => {
     expect(p.prefixStats().decisions.new).toBe(12);
   });
 
+  it('sends a prompt nobody holds where it starts soonest before where there is most room', () => {
+    const p = prefix({ prefillTokensPerSecond: 1000 });
+    const [roomy, busyFree] = warmHosts(2);
+    p.cacheBlocks!(roomy.instance.id, 10_000);
+    p.cacheBlocks!(busyFree.instance.id, 1000);
+    // Each holds a document; the roomy one (ten times the cache) has 2 s of prefill queued, the other none.
+    p.sent!(busyFree, { kind: 'chat', at: NOW - 60_000, prompt: keyOf(text(8000, 950)) });
+    p.sent!(roomy, { kind: 'chat', at: NOW, prompt: keyOf(text(8000, 951)) });
+    const s = p.pick([roomy, busyFree], ctxOf(seeded(1), { kind: 'chat', prompt: keyOf(text(4000, 953)), now: NOW + 10, tokens: 100 }))!;
+    expect(s).toBe(busyFree);
+  });
+
   it("moves a shared prefix off a busy holder sooner than a conversation's history, whose copy nobody else would read", () => {
     const p = prefix({ prefillTokensPerSecond: 1000 });
     const [holder, other] = warmHosts(2);

@@ -15,8 +15,8 @@ export type Rr = { readonly name: string; readonly type: number; readonly ttl: n
 export type SignatureWindow = { readonly inception: number; readonly expiration: number };
 
 /** RRSIG RDATA up to (not including) the signature: the part that is signed too. */
-function rrsigHead(rrset: readonly Rr[], key: SigningKey, signer: string, w: SignatureWindow): Buffer {
-  const { type, ttl, name } = rrset[0];
+function rrsigHead(rrset: readonly Rr[], key: SigningKey, signer: string, w: SignatureWindow, ttl: number): Buffer {
+  const { type, name } = rrset[0];
   const head = Buffer.alloc(18);
   head.writeUInt16BE(type, 0);
   head[2] = key.algorithm;
@@ -51,18 +51,22 @@ function checkRrset(rrset: readonly Rr[]): void {
     if (r.type !== rrset[0].type || !nameWire(r.name).equals(owner) || r.ttl !== rrset[0].ttl) throw new Error(`an RRset is one owner, one type and one TTL: ${r.name} ${r.type} ${r.ttl}`);
 }
 
-/** The RRSIG RDATA over `rrset` by `key` for the zone `signer`, valid in window `w`. */
-export function rrsigRdata(rrset: readonly Rr[], key: SigningKey, signer: string, w: SignatureWindow): Buffer {
+/**
+ * The RRSIG RDATA over `rrset` by `key` for the zone `signer`, valid in window `w`. The original TTL is
+ * the RRset's unless given: an RRset served with a lower TTL than it is signed with (a health-derived one)
+ * still validates, since validators take the lower of the two.
+ */
+export function rrsigRdata(rrset: readonly Rr[], key: SigningKey, signer: string, w: SignatureWindow, originalTtl = rrset[0]?.ttl): Buffer {
   checkRrset(rrset);
-  const head = rrsigHead(rrset, key, signer, w);
-  const data = signedData(head, rrset, rrset[0].ttl);
+  const head = rrsigHead(rrset, key, signer, w, originalTtl);
+  const data = signedData(head, rrset, originalTtl);
   const signature = key.algorithm === ALGORITHM.ED25519 ? sign(null, data, key.privateKey) : sign('sha256', data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
   return Buffer.concat([head, signature]);
 }
 
-/** The RRSIG record that covers `rrset`, with the RRset's TTL. */
-export function rrsigOf(rrset: readonly Rr[], key: SigningKey, signer: string, w: SignatureWindow): Rr {
-  const rdata = rrsigRdata(rrset, key, signer, w);
+/** The RRSIG record that covers `rrset`, with the RRset's TTL (served) and `originalTtl` (signed). */
+export function rrsigOf(rrset: readonly Rr[], key: SigningKey, signer: string, w: SignatureWindow, originalTtl?: number): Rr {
+  const rdata = rrsigRdata(rrset, key, signer, w, originalTtl);
   return { name: rrset[0].name, type: DNSSEC_TYPE.RRSIG, ttl: rrset[0].ttl, rdata };
 }
 

@@ -1,0 +1,94 @@
+// A zone's signer: RRSIGs made once per distinct RRset content and kept
+// (bounded, least recently used first out), so that an answer served again,
+// to any client, costs no signing. The KSK signs the DNSKEY RRset, the
+// active ZSK everything else; every key handed in is published in DNSKEY
+// (a ZSK being pre-published for a rollover signs nothing yet).
+//
+// Signature windows: inception an hour back (clocks that run slow), rounded
+// down to the hour, and expiry `validity` later; a kept signature is made
+// again once less than `refresh` of it is left, long before a resolver could
+// hold an answer that outlives it. Rounding makes the signatures made within
+// one hour share their window, which nothing depends on but keeps them
+// comparable in tests and logs.
+import { createHash } from 'node:crypto';
+import type { SigningKey } from './keys.js';
+import { nameWire } from './names.js';
+import { DNSSEC_TYPE } from './rdata.js';
+import { rrsigOf, type Rr, type SignatureWindow } from './sign.js';
+
+export type SignerOptions = {
+  /** The zone's apex: the signer's name in every RRSIG. */
+  zone: string;
+  ksk: SigningKey;
+  /** The active ZSK first (it signs); any others are published only. */
+  zsks: readonly SigningKey[];
+  /** Seconds a signature is valid from its inception. Default 14 days. */
+  validity?: number;
+  /** A kept signature is made again when less than this is left of it (seconds). Default 3 days. */
+  refresh?: number;
+  /** How far inception is back-dated (seconds). Default 3600. */
+  skew?: number;
+  /** Signatures kept at most. Default 65,536. */
+  maxEntries?: number;
+  /** The clock, ms. */
+  now?: () => number;
+};
+
+export const SIGNER_DEFAULTS = { validity: 14 * 86_400, refresh: 3 * 86_400, skew: 3600, maxEntries: 65_536 } as const;
+
+export type SignerStats = { signed: number; reused: number; entries: number };
+
+export interface Signer {
+  /** The DNSKEY RRset: the KSK and every ZSK. */
+  dnskeys(ttl: number): Rr[];
+  /** The RRSIG over `rrset` (served with the RRset's TTL), signed with `originalTtl` (default: the RRset's). */
+  sign(rrset: readonly Rr[], originalTtl?: number): Rr;
+  stats(): SignerStats;
+}
+
+export function createSigner(opts: SignerOptions): Signer {
+  const { validity, refresh, skew, maxEntries } = { ...SIGNER_DEFAULTS, ...opts };
+  if (opts.zsks.length === 0) throw new Error('a signer needs an active ZSK');
+  if (refresh >= validity) throw new Error('a signature must be refreshed before it expires: refresh < validity');
+  const now = () => Math.floor((opts.now ?? Date.now)() / 1000);
+  const kept = new Map<string, { rdata: Buffer; expiration: number }>();
+  const stats: SignerStats = { signed: 0, reused: 0, entries: 0 };
+
+  const windowAt = (t: number): SignatureWindow => {
+    const inception = Math.floor((t - skew) / 3600) * 3600;
+    return { inception, expiration: inception + validity };
+  };
+
+  /** What an RRSIG covers, as one key: type, owner, original TTL and the set of RDATA, whatever their order or case. */
+  function keyOf(rrset: readonly Rr[], originalTtl: number): string {
+    const h = createHash('sha256').update(`${rrset[0].type}/${originalTtl}/`).update(nameWire(rrset[0].name));
+    for (const r of [...new Set(rrset.map((x) => x.rdata.toString('hex')))].sort()) h.update(r).update('/');
+    return h.digest('base64');
+  }
+
+  return {
+    dnskeys: (ttl) => [opts.ksk, ...opts.zsks].map((k) => ({ name: opts.zone, type: DNSSEC_TYPE.DNSKEY, ttl, rdata: k.rdata })),
+    sign(rrset, originalTtl = rrset[0]?.ttl) {
+      if (rrset.length === 0) throw new Error('an RRset to sign has at least one record');
+      const key = keyOf(rrset, originalTtl);
+      const t = now();
+      const hit = kept.get(key);
+      if (hit && hit.expiration - t > refresh) {
+        kept.delete(key);
+        kept.set(key, hit); // most recently used last
+        stats.reused++;
+        return { name: rrset[0].name, type: DNSSEC_TYPE.RRSIG, ttl: rrset[0].ttl, rdata: hit.rdata };
+      }
+      const by = rrset[0].type === DNSSEC_TYPE.DNSKEY ? opts.ksk : opts.zsks[0];
+      const w = windowAt(t);
+      const sig = rrsigOf(rrset, by, opts.zone, w, originalTtl);
+      kept.delete(key);
+      kept.set(key, { rdata: sig.rdata, expiration: w.expiration });
+      if (kept.size > maxEntries) kept.delete(kept.keys().next().value!);
+      stats.signed++;
+      stats.entries = kept.size;
+      return sig;
+    },
+    stats: () => ({ ...stats, entries: kept.size }),
+  };
+}

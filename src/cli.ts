@@ -54,6 +54,10 @@ const commands: Record<string, Entry> = {
     summary: 'create, list and revoke TSIG keys for RFC 2136 dynamic updates (stored encrypted)',
     load: async () => (await import('./cli/tsig.js')).tsigCommand,
   },
+  dnssec: {
+    summary: 'make and list the zone\'s DNSSEC keys, and print the DS record for the parent',
+    load: async () => (await import('./cli/dnssec.js')).dnssecCommand,
+  },
   certs: {
     summary: 'make a small CA with server and client certificates for a lab (TLS and mutual TLS)',
     load: async () => (await import('./cli/certs.js')).certsCommand,

@@ -148,3 +148,26 @@ export const tsigKeys = sqliteTable('tsig_keys', {
   lastUsedAt: integer('last_used_at'),
   revokedAt: integer('revoked_at'),
 });
+
+/**
+ * DNSSEC keys (src/dnssec/): the zone's KSK and ZSKs, their DNSKEY RDATA and
+ * their private keys (PKCS #8 PEM). Read by control alone; never in an API
+ * read or a log line (db/dnssec-keys.ts lists them without the private key).
+ */
+export const dnssecKeys = sqliteTable('dnssec_keys', {
+  /** `ksk-<tag>` or `zsk-<tag>`, and a suffix when a tag repeats. */
+  id: text('id').primaryKey(),
+  /** The zone's apex, lowercase, no final dot. */
+  zone: text('zone').notNull(),
+  role: text('role', { enum: ['ksk', 'zsk'] }).notNull(),
+  algorithm: integer('algorithm').notNull(),
+  tag: integer('tag').notNull(),
+  /** base64 of the DNSKEY RDATA. */
+  dnskey: text('dnskey').notNull(),
+  privateKey: text('private_key').notNull(),
+  /** published (in DNSKEY, signing nothing), active (signing), retired (gone from DNSKEY). */
+  state: text('state', { enum: ['published', 'active', 'retired'] }).notNull(),
+  createdAt: integer('created_at').notNull(),
+  activatedAt: integer('activated_at'),
+  retiredAt: integer('retired_at'),
+});

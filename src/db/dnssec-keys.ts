@@ -1,0 +1,56 @@
+// DNSSEC keys in SQLite: the zone's KSK and ZSKs as documents (the DNSKEY
+// RDATA and the private key, PKCS #8 PEM), made by src/dnssec/keys.ts above
+// this floor. `list` never returns a private key: it is what every reader
+// but control's signer gets.
+import { eq } from 'drizzle-orm';
+import type { Db } from './database.js';
+import { guardOf } from './faults.js';
+import * as schema from './schema.js';
+
+export type DnssecKeyRole = 'ksk' | 'zsk';
+export type DnssecKeyState = 'published' | 'active' | 'retired';
+/** A key as listed: everything but the private key. */
+export type DnssecKeyInfo = { id: string; zone: string; role: DnssecKeyRole; algorithm: number; tag: number; dnskey: string; state: DnssecKeyState; createdAt: number; activatedAt: number | null; retiredAt: number | null };
+/** A key as stored. */
+export type DnssecKeyDoc = DnssecKeyInfo & { privateKey: string };
+
+/** A mistake the operator can fix (a zone already signed, no keys yet): shown as it is. */
+export class DnssecKeyError extends Error {}
+
+export interface DnssecKeyStore {
+  /** Stores a zone's first keys; refused when it has live (not retired) keys already. */
+  init(keys: readonly Omit<DnssecKeyDoc, 'id'>[]): DnssecKeyInfo[];
+  /** Every key of `zone` (every zone when omitted), oldest first; never a private key. */
+  list(zone?: string): DnssecKeyInfo[];
+  /** The live keys of `zone` with their private keys: for control's signer only. */
+  live(zone: string): DnssecKeyDoc[];
+}
+
+export const zoneKey = (zone: string) => zone.trim().toLowerCase().replace(/\.$/, '');
+
+export function createDnssecKeyStore(db: Db): DnssecKeyStore {
+  const { dnssecKeys } = schema;
+  const guard = guardOf(db);
+  const info = ({ privateKey: _p, ...rest }: typeof dnssecKeys.$inferSelect): DnssecKeyInfo => rest;
+  const rows = (zone?: string) => (zone === undefined ? db.select().from(dnssecKeys) : db.select().from(dnssecKeys).where(eq(dnssecKeys.zone, zoneKey(zone)))).orderBy(dnssecKeys.createdAt, dnssecKeys.id).all();
+  return {
+    init(keys) {
+      const zones = new Set(keys.map((k) => zoneKey(k.zone)));
+      if (keys.length === 0 || zones.size !== 1) throw new DnssecKeyError('init stores one zone\'s keys: at least one, all of the same zone');
+      const [zone] = zones;
+      const live = rows(zone).filter((r) => r.state !== 'retired');
+      if (live.length) throw new DnssecKeyError(`${zone} has DNSSEC keys already (${live.map((r) => r.id).join(', ')}): see arus dnssec status (keys are rolled over, not made again)`);
+      const taken = new Set(db.select({ id: dnssecKeys.id }).from(dnssecKeys).all().map((r) => r.id));
+      const docs = keys.map((k) => {
+        let id = `${k.role}-${k.tag}`;
+        for (let n = 2; taken.has(id); n++) id = `${k.role}-${k.tag}-${n}`;
+        taken.add(id);
+        return { ...k, zone, id };
+      });
+      guard.write(() => db.transaction((tx) => docs.forEach((d) => tx.insert(dnssecKeys).values(d).run())));
+      return docs.map(info);
+    },
+    list: (zone) => rows(zone).map(info),
+    live: (zone) => rows(zone).filter((r) => r.state !== 'retired'),
+  };
+}

@@ -3,7 +3,7 @@
 // BIND's dnssec-dsfromkey makes of the DNSKEY that `ds` prints, a second
 // init refused, and clear errors for a bad algorithm or a missing zone.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/db/database.js';
@@ -32,12 +32,16 @@ describe('arus dnssec', () => {
     expect(status.code).toBe(0);
     expect(status.stdout.split('\n').filter((l) => /active/.test(l))).toHaveLength(2);
     for (const out of [init.stdout, status.stdout]) expect(out).not.toMatch(/PRIVATE|BEGIN/);
+    // The database now holds private keys: its files are the owner's alone.
+    expect(statSync(db).mode & 0o777).toBe(0o600);
     // Stored with a private key that is the published key's.
     const d = openDatabase(db);
     try {
       const [ksk, zsk] = createDnssecKeyStore(d).live('gslb.example.com');
       expect(signingKeyFromPem(ksk.privateKey, 13, FLAGS.KSK).rdata.toString('base64')).toBe(ksk.dnskey);
       expect(signingKeyFromPem(zsk.privateKey, 13, FLAGS.ZSK).tag).toBe(zsk.tag);
+      // SQLite makes the write-ahead log with the database's mode.
+      expect(statSync(`${db}-wal`).mode & 0o777).toBe(0o600);
     } finally {
       d.$client.close();
     }

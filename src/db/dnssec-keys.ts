@@ -1,7 +1,9 @@
 // DNSSEC keys in SQLite: the zone's KSK and ZSKs as documents (the DNSKEY
 // RDATA and the private key, PKCS #8 PEM), made by src/dnssec/keys.ts above
 // this floor. `list` never returns a private key: it is what every reader
-// but control's signer gets.
+// but control's signer gets. Storing a private key makes the database file
+// (and its WAL and shared-memory files) readable by its owner only (0600).
+import { chmodSync, existsSync } from 'node:fs';
 import { eq } from 'drizzle-orm';
 import type { Db } from './database.js';
 import { guardOf } from './faults.js';
@@ -28,6 +30,12 @@ export interface DnssecKeyStore {
 
 export const zoneKey = (zone: string) => zone.trim().toLowerCase().replace(/\.$/, '');
 
+/** The database file and its -wal and -shm companions, mode 0600 (SQLite makes new companions with the file's mode). */
+function ownerOnly(file: string): void {
+  if (!file || file === ':memory:') return;
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+}
+
 export function createDnssecKeyStore(db: Db): DnssecKeyStore {
   const { dnssecKeys } = schema;
   const guard = guardOf(db);
@@ -48,6 +56,7 @@ export function createDnssecKeyStore(db: Db): DnssecKeyStore {
         return { ...k, zone, id };
       });
       guard.write(() => db.transaction((tx) => docs.forEach((d) => tx.insert(dnssecKeys).values(d).run())));
+      ownerOnly(db.$client.name);
       return docs.map(info);
     },
     list: (zone) => rows(zone).map(info),

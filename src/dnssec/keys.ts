@@ -15,10 +15,6 @@ const DIGEST_SHA256 = 2;
 /** A key that signs: the private half, and what the zone publishes of it. */
 export type SigningKey = { readonly algorithm: Algorithm; readonly flags: number; readonly privateKey: KeyObject; readonly rdata: Buffer; readonly tag: number };
 
-export function isAlgorithm(n: number): n is Algorithm {
-  return n === ALGORITHM.ECDSAP256SHA256 || n === ALGORITHM.ED25519;
-}
-
 /** A new key pair; the private key as PKCS #8 PEM (what the store keeps). */
 export function generateSigningKey(algorithm: Algorithm, flags: number): { key: SigningKey; pem: string } {
   const { privateKey } = algorithm === ALGORITHM.ED25519 ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });

@@ -4,8 +4,8 @@
 // Presentation escapes are read: `\DDD` (a decimal octet, as the compact
 // denial's `\000` label) and `\X` (the character itself).
 
-/** A name's labels as octets, from presentation form (`a.example.com.`, trailing dot optional; `.` is the root). */
-export function labelsOf(name: string): Buffer[] {
+/** A name's labels as octets (latin1), from presentation form (`a.example.com.`, trailing dot optional; `.` is the root). */
+function labelsOf(name: string): Buffer[] {
   const labels: Buffer[] = [];
   let current: number[] = [];
   for (let i = 0; i < name.length; i++) {
@@ -29,7 +29,7 @@ export function labelsOf(name: string): Buffer[] {
       labels.push(Buffer.from(current));
       current = [];
     } else {
-      if (c > 0x7e) throw new Error(`a name is ASCII in presentation form: ${JSON.stringify(name)}`);
+      if (c > 0xff) throw new Error(`a name's octets are 0–255 (escape others as \\DDD): ${JSON.stringify(name)}`);
       current.push(c);
     }
   }
@@ -40,12 +40,16 @@ export function labelsOf(name: string): Buffer[] {
 
 const lower = (b: Buffer) => Buffer.from(b.map((o) => (o >= 0x41 && o <= 0x5a ? o + 0x20 : o)));
 
-/** The canonical wire form: length-prefixed lowercased labels, then the root's zero. */
-export function nameWire(name: string): Buffer {
-  const labels = labelsOf(name).map(lower);
-  const out = Buffer.concat([...labels.flatMap((l) => [Buffer.from([l.length]), l]), Buffer.from([0])]);
-  if (out.length > 255) throw new Error(`a name is at most 255 octets on the wire: ${JSON.stringify(name)}`);
+/** The canonical wire form of labels: each lowercased and length-prefixed, then the root's zero. */
+export function labelsWire(labels: readonly Buffer[]): Buffer {
+  const out = Buffer.concat([...labels.flatMap((l) => [Buffer.from([l.length]), lower(l)]), Buffer.from([0])]);
+  if (out.length > 255) throw new Error('a name is at most 255 octets on the wire');
   return out;
+}
+
+/** The canonical wire form of a name in presentation form. */
+export function nameWire(name: string): Buffer {
+  return labelsWire(labelsOf(name));
 }
 
 /** The RRSIG Labels field: the owner's labels, not counting the root or a leading wildcard. */

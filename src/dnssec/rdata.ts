@@ -1,28 +1,17 @@
 // RDATA in the canonical form DNSSEC signs (RFC 4034 §6.2): uncompressed,
-// with the domain names inside NS, CNAME and SOA lowercased (A and AAAA are
-// their address octets as they are); and the type
+// with the domain names inside NS and SOA lowercased (A and AAAA are their
+// address octets as they are); and the type
 // bitmap NSEC carries (§4.1.2: a window, its length, then one bit a type).
 import { nameWire } from './names.js';
 
 export const DNSSEC_TYPE = { DS: 43, RRSIG: 46, NSEC: 47, DNSKEY: 48, CDS: 59, CDNSKEY: 60, NXNAME: 128 } as const;
 
 export const nsRdata = (host: string): Buffer => nameWire(host);
-export const cnameRdata = nsRdata;
 
 export function soaRdata(s: { mname: string; rname: string; serial: number; refresh: number; retry: number; expire: number; minimum: number }): Buffer {
   const tail = Buffer.alloc(20);
   [s.serial, s.refresh, s.retry, s.expire, s.minimum].forEach((v, i) => tail.writeUInt32BE(v >>> 0, i * 4));
   return Buffer.concat([nameWire(s.mname), nameWire(s.rname), tail]);
-}
-
-export function txtRdata(strings: readonly string[]): Buffer {
-  return Buffer.concat(
-    strings.map((s) => {
-      const b = Buffer.from(s, 'utf8');
-      if (b.length > 255) throw new Error('a TXT string is at most 255 octets');
-      return Buffer.concat([Buffer.from([b.length]), b]);
-    }),
-  );
 }
 
 /** The NSEC type bitmap of `types`: per 256-type window in use, its number, its length and its bits. */

@@ -56,7 +56,7 @@ function checkRrset(rrset: readonly Rr[]): void {
  * the RRset's unless given: an RRset served with a lower TTL than it is signed with (a health-derived one)
  * still validates, since validators take the lower of the two.
  */
-export function rrsigRdata(rrset: readonly Rr[], key: SigningKey, signer: string, w: SignatureWindow, originalTtl = rrset[0]?.ttl): Buffer {
+function rrsigRdata(rrset: readonly Rr[], key: SigningKey, signer: string, w: SignatureWindow, originalTtl = rrset[0]?.ttl): Buffer {
   checkRrset(rrset);
   const head = rrsigHead(rrset, key, signer, w, originalTtl);
   const data = signedData(head, rrset, originalTtl);

@@ -4,6 +4,8 @@
 // before it). RDATA of the record types Arus stores are read back into their
 // presentation text (config/record-values.ts parses that text again).
 
+import { labelsWire } from '../dnssec/names.js';
+
 export const OPCODE_UPDATE = 5;
 export const CLASS = { IN: 1, NONE: 254, ANY: 255 } as const;
 export const T = { A: 1, NS: 2, CNAME: 5, SOA: 6, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, TSIG: 250, ANY: 255, CAA: 257 } as const;
@@ -99,10 +101,9 @@ export function parseMessage(msg: Buffer): UpdateMessage {
   return { id, opcode, zone, prereq: sections[0], updates: sections[1], additional: sections[2], zoneBytes };
 }
 
-/** A name in wire format, uncompressed, lowercase (TSIG's canonical form). */
+/** A name as readName gives it (labels joined by dots, no escapes) in wire format, uncompressed, lowercase (TSIG's canonical form, DNSSEC's). */
 export function wireName(name: string): Buffer {
-  const parts = name.split('.').filter(Boolean);
-  return Buffer.concat([...parts.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l.toLowerCase(), 'latin1')])), Buffer.from([0])]);
+  return labelsWire(name.split('.').filter(Boolean).map((l) => Buffer.from(l, 'latin1')));
 }
 
 const quoteCaa = (v: string) => `"${v}"`;

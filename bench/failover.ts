@@ -134,9 +134,18 @@ async function firstAnswerWithout(limitMs = 60_000): Promise<number> {
 
 /** When control published Jakarta's failover at or after `since` (the event's time), from the history. */
 function publishedAt(db: string, since: number): number {
-  const store = createStore(openDatabase(db), { rules: configRules });
-  const times = store.listEvents({ kind: 'failover', limit: 50 }).map((e) => e.time).filter((t) => t >= since);
+  const times = withEvents(db, (store) => store.listEvents({ kind: 'failover', limit: 50 }).map((e) => e.time).filter((t) => t >= since));
   return times.length ? Math.min(...times) : NaN;
+}
+
+/** `read` over the history in `db` (arus up writes it meanwhile), the file closed after. */
+function withEvents<T>(db: string, read: (store: ReturnType<typeof createStore>) => T): T {
+  const d = openDatabase(db);
+  try {
+    return read(createStore(d, { rules: configRules }));
+  } finally {
+    d.$client.close();
+  }
 }
 
 async function fault(sims: readonly string[], body: object) {
@@ -213,8 +222,7 @@ async function flapping(dir: string, extra: string[]) {
     await pollUntil(hasJkt, Date.now(), 15_000);
     await sleep(3000);
     const count = () => {
-      const store = createStore(openDatabase(db), { rules: configRules });
-      return Object.fromEntries(FLAP_KINDS.map((k) => [k, store.listEvents({ kind: k, limit: 10_000 }).length])) as Record<(typeof FLAP_KINDS)[number], number>;
+      return withEvents(db, (store) => Object.fromEntries(FLAP_KINDS.map((k) => [k, store.listEvents({ kind: k, limit: 10_000 }).length])) as Record<(typeof FLAP_KINDS)[number], number>);
     };
     const before = count();
     await fault([...JKT_SIMS, ...OTHER_SIMS], { kind: 'error', rate: 0.1 });

@@ -115,10 +115,13 @@ describe('prefix strategy over real sims with prefix caches', () => {
     await Promise.all(sends);
     clearInterval(sampler);
     // 2 sequences at once per instance, 100 ms each: one instance alone would
-    // queue 64 hot requests and hold ~50 of them at once. The bound leaves
-    // room for a loaded CI machine bunching arrivals (17 seen once under 16).
-    expect(hotOn.size).toBeGreaterThanOrEqual(2);
-    expect(Math.max(...all.values())).toBeLessThanOrEqual(40);
+    // queue 64 hot requests and hold ~50 of them at once. The hot prompt ends
+    // up on every instance and the load comes out even (19–21 of the 80 on
+    // each, at most 12 outstanding, in runs beside a benchmark); the bounds
+    // leave room for a loaded CI machine bunching arrivals. The copy rule for
+    // prompts this hot is tested on its own in pickers/prefix.test.ts.
+    expect(hotOn.size).toBe(4);
+    expect(Math.max(...all.values())).toBeLessThanOrEqual(30);
     expect(maxOutstanding).toBeLessThanOrEqual(24);
     // And the hot prompt is still served from cache: most of its 2000 tokens on most of its 64 requests.
     expect(hotCached).toBeGreaterThan(0.7 * 64 * 2000);

@@ -74,7 +74,8 @@ export async function startControl(
 ): Promise<{ control: Control; healthStore: HealthStore; url: string; update?: { port: number }; stop(): Promise<void> }> {
   const { healthStore, store, log } = deps;
   const [{ createControl }, { assembleApi }] = await Promise.all([import('./control/control.js'), import('./api/assemble.js')]);
-  const control = createControl({ store, healthStore, log: log.child({ component: 'control' }), resolvers: deps.resolvers });
+  const { createDnssecKeyStore } = await import('./db/dnssec-keys.js');
+  const control = createControl({ store, healthStore, log: log.child({ component: 'control' }), resolvers: deps.resolvers, dnssecKeys: createDnssecKeyStore(deps.db) });
   control.start();
   // Under mutual TLS the client certificate is the credential (src/tls/identity.ts).
   const peer = deps.tls?.mutual ? (c: { env: unknown }) => peerIdentity((c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket, deps.trustDomain) : undefined;

@@ -310,6 +310,27 @@ export const rrlSchema = z.strictObject({
   exempt: z.array(cidr).default([...RRL_DEFAULTS.exempt]),
 });
 
+/**
+ * DNSSEC (src/dnssec/): how the zone is signed once `arus dnssec init` made
+ * its keys, and the timings of its rollovers (RFC 7583).
+ */
+export const dnssecSchema = z.strictObject({
+  /**
+   * The DNS nodes (the node id their dns credential is bound to) that get the
+   * ZSK in their snapshots and sign answers; `*` for every dns credential.
+   * Control's own responder (`arus up`) always signs.
+   */
+  signers: z.array(z.string().min(1).max(100)).max(1000).default([]),
+  /** TTL of the DNSKEY, CDS and CDNSKEY RRsets (seconds). */
+  dnskeyTtl: z.number().int().min(1).max(86_400).default(3600),
+  /** How long a ZSK signs before the automatic rollover starts (seconds); 0: never automatically. 30 days. */
+  zskLifetime: z.number().int().min(0).default(30 * 86_400),
+  /** Dprp (RFC 7583): the time a change takes to reach every node and leave the parent's and resolvers' way, seconds. */
+  propagationDelay: z.number().int().min(0).max(86_400).default(300),
+  /** The parent's DS TTL: how long the old DS may live in caches once the parent has the new one (KSK rollover). */
+  parentDsTtl: z.number().int().min(0).max(7 * 86_400).default(86_400),
+});
+
 export const zoneSchema = z
   .strictObject({
     apex: hostname,
@@ -343,6 +364,8 @@ export const zoneSchema = z
     rrl: rrlSchema.optional(),
     /** Static records served as written beside the steered names, one entry per RRset (see config/records.ts). */
     records: z.array(recordSchema).max(10_000).optional(),
+    /** Signing settings; the zone is signed once it has keys (`arus dnssec init`). */
+    dnssec: dnssecSchema.optional(),
   })
   .superRefine((zone, ctx) => {
     zone.nameservers.forEach((ns, i) => {
@@ -374,6 +397,7 @@ export type ServiceDoc = z.infer<typeof serviceSchema>;
 export type ZoneDoc = z.infer<typeof zoneSchema>;
 export type ZoneInput = z.input<typeof zoneSchema>;
 export type RrlDoc = z.infer<typeof rrlSchema>;
+export type DnssecDoc = z.infer<typeof dnssecSchema>;
 export type { RecordDoc, RecordInput } from './records.js';
 
 /** The whole configuration: one zone and its regions. */

@@ -1,6 +1,7 @@
 // Assembling control: its options with their defaults, its two clocks, and the
 // state the other modules share — the health tracker, the latency map and the
 // capacity tracker.
+import type { DnssecKeyStore } from '../db/dnssec-keys.js';
 import { anchoredClock } from '../health/clock.js';
 import { createLatencyMap, type LatencyMap } from '../health/latency.js';
 import { createHealthTracker, type HealthTracker, type HealthTrackerOptions } from '../health/tracker.js';
@@ -42,6 +43,8 @@ export type ControlOptions = {
   resolvers?: string[];
   /** How a name is looked up (tests); a lookup at `resolvers` unless set. */
   lookup?: Lookup;
+  /** The zone's DNSSEC keys (`arus dnssec init`): the zone is signed while it has an active KSK and ZSK. */
+  dnssecKeys?: DnssecKeyStore;
   /**
    * A replica of the replicated control plane (`arus control --etcd`): it
    * serves its read model's snapshot, and publishes (through its storage) only

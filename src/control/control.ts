@@ -12,6 +12,7 @@ import { createHostnameFollower, createLookup } from './hostnames.js';
 import { createProbeIntake } from './probe-intake.js';
 import { createProbeResults } from './probe-results.js';
 import { createPublisher } from './publish.js';
+import { createZoneKeys } from './zone-keys.js';
 import { createServedConfig, type Target } from './served-config.js';
 import { createStorageLog } from './storage-log.js';
 import { createTicker } from './tick.js';
@@ -84,7 +85,12 @@ export function createControl(opts: ControlOptions): Control {
   });
   const resolved = () => hostnames.resolved();
   const evidence = createBalancerEvidence();
-  const publisher = createPublisher({ tracker, capacity: () => capacity.current(), resolved, claims: () => evidence.down(), served, healthStore, events: store, guard: store.guard, transitions, now, serving: opts.replica?.served });
+  const zoneKeys = opts.dnssecKeys ? createZoneKeys({ keys: opts.dnssecKeys, config: () => served.config(), events: store, log: log.child({ component: 'dnssec' }), now }) : undefined;
+  zoneKeys?.tick();
+  const publisher = createPublisher({
+    tracker, capacity: () => capacity.current(), resolved, claims: () => evidence.down(), dnssec: () => zoneKeys?.current(),
+    served, healthStore, events: store, guard: store.guard, transitions, now, serving: opts.replica?.served,
+  });
   hostnames.follow(hostnamesOf(served.config()));
   // A replica that starts to lead publishes at once, its transitions taken from what was published before.
   opts.replica?.leadership.subscribe((l) => {
@@ -104,7 +110,7 @@ export function createControl(opts: ControlOptions): Control {
     reportsPerSecond: settings.reportsPerSecond, reportBurst: settings.reportBurst, targetsVersion: () => served.targets().version,
   });
   const ticker = createTicker({
-    tracker, latency, mono, log, trackerEvents, served, publisher, capacity: capacityLoop, results, storageLog,
+    tracker, latency, mono, log, trackerEvents, served, publisher, capacity: capacityLoop, results, storageLog, zoneKeys,
     tickMs: settings.tickMs, latencyEveryMs: settings.latencyEveryMs,
     configApplied: () => hostnames.follow(hostnamesOf(served.config())),
   });

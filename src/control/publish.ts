@@ -7,7 +7,7 @@ import type { StoredHealth } from '../db/health-store.js';
 import { applyOverrides, type Override } from '../health/overrides.js';
 import type { HealthTracker } from '../health/tracker.js';
 import type { EndpointHealth } from '../health/types.js';
-import { buildSnapshot, endpointKey, type EndpointHealthInput, type LatencyMatrix, type RegionCapacity, type ResolvedMap, type Snapshot } from '../snapshot/snapshot.js';
+import { buildSnapshot, endpointKey, type EndpointHealthInput, type LatencyMatrix, type RegionCapacity, type ResolvedMap, type Snapshot, type ZoneSigning } from '../snapshot/snapshot.js';
 import type { ServingState } from '../snapshot/source.js';
 import { endpointName } from '../config/schema.js';
 import type { BalancerClaim } from './balancer-evidence.js';
@@ -48,6 +48,8 @@ export function createPublisher(deps: {
   resolved: () => ResolvedMap;
   /** Regions whose balancers say no instance can serve (balancer-evidence.ts): their endpoints down on top of the probes'. */
   claims?: () => ReadonlyMap<string, BalancerClaim>;
+  /** A signed zone's keys (zone-keys.ts); undefined for an unsigned one. */
+  dnssec?: () => ZoneSigning | undefined;
   served: ServedConfig;
   healthStore: HealthRecord;
   events: EventLog;
@@ -77,7 +79,7 @@ export function createPublisher(deps: {
 
   /** The SOA serial: both counters only grow, so their sum does too, across restarts. */
   function build(health = effectiveHealth()): Snapshot {
-    return buildSnapshot(served.config(), served.version() + healthVersion, { health, latency: publishedLatency, capacity: deps.capacity(), resolved: deps.resolved() });
+    return buildSnapshot(served.config(), served.version() + healthVersion, { health, latency: publishedLatency, capacity: deps.capacity(), resolved: deps.resolved(), dnssec: deps.dnssec?.() });
   }
 
   function effectiveHealth(): PublishedHealth {

@@ -13,6 +13,7 @@ import type { ProbeResults } from './probe-results.js';
 import type { Publisher } from './publish.js';
 import type { ServedConfig } from './served-config.js';
 import type { StorageLog } from './storage-log.js';
+import type { ZoneKeys } from './zone-keys.js';
 
 export interface Ticker {
   tick(): void;
@@ -37,6 +38,8 @@ export function createTicker(deps: {
   storageLog: Pick<StorageLog, 'check'>;
   /** A new configuration was applied. */
   configApplied?: () => void;
+  /** A signed zone's keys: rollover steps, and key RRset signatures made anew. */
+  zoneKeys?: Pick<ZoneKeys, 'tick'>;
 }): Ticker {
   const { tracker, latency, mono, served, publisher } = deps;
   let latencyAt = 0;
@@ -69,6 +72,7 @@ export function createTicker(deps: {
         publisher.publishLatency(m, 'latency map updated');
       }
     }
+    if (deps.zoneKeys?.tick()) publisher.publish('dnssec keys');
     deps.results.prune(t);
     publisher.persist();
   }

@@ -10,7 +10,13 @@ import { guardOf } from './faults.js';
 import * as schema from './schema.js';
 
 export type DnssecKeyRole = 'ksk' | 'zsk';
-export type DnssecKeyState = 'published' | 'active' | 'retired';
+/**
+ * published: in DNSKEY, signing nothing yet (a successor, RFC 7583); active:
+ * signing; retired: signing no more (a ZSK) or no longer in the parent's DS
+ * (a KSK), still in DNSKEY while caches may hold what it signed; removed:
+ * gone from DNSKEY, kept as a record.
+ */
+export type DnssecKeyState = 'published' | 'active' | 'retired' | 'removed';
 /** A key as listed: everything but the private key. */
 export type DnssecKeyInfo = { id: string; zone: string; role: DnssecKeyRole; algorithm: number; tag: number; dnskey: string; state: DnssecKeyState; createdAt: number; activatedAt: number | null; retiredAt: number | null };
 /** A key as stored. */
@@ -24,8 +30,12 @@ export interface DnssecKeyStore {
   init(keys: readonly Omit<DnssecKeyDoc, 'id'>[]): DnssecKeyInfo[];
   /** Every key of `zone` (every zone when omitted), oldest first; never a private key. */
   list(zone?: string): DnssecKeyInfo[];
-  /** The live keys of `zone` with their private keys: for control's signer only. */
+  /** The live (not removed) keys of `zone` with their private keys: for control's signer only. */
   live(zone: string): DnssecKeyDoc[];
+  /** Adds a key to a zone that has keys (a rollover's successor). */
+  add(key: Omit<DnssecKeyDoc, 'id'>): DnssecKeyInfo;
+  /** Moves a key on: its state, and when it became active or retired. */
+  update(id: string, change: Partial<Pick<DnssecKeyDoc, 'state' | 'activatedAt' | 'retiredAt'>>): void;
 }
 
 export const zoneKey = (zone: string) => zone.trim().toLowerCase().replace(/\.$/, '');
@@ -46,20 +56,35 @@ export function createDnssecKeyStore(db: Db): DnssecKeyStore {
       const zones = new Set(keys.map((k) => zoneKey(k.zone)));
       if (keys.length === 0 || zones.size !== 1) throw new DnssecKeyError('init stores one zone\'s keys: at least one, all of the same zone');
       const [zone] = zones;
-      const live = rows(zone).filter((r) => r.state !== 'retired');
+      const live = rows(zone).filter((r) => r.state !== 'removed');
       if (live.length) throw new DnssecKeyError(`${zone} has DNSSEC keys already (${live.map((r) => r.id).join(', ')}): see arus dnssec status (keys are rolled over, not made again)`);
-      const taken = new Set(db.select({ id: dnssecKeys.id }).from(dnssecKeys).all().map((r) => r.id));
-      const docs = keys.map((k) => {
-        let id = `${k.role}-${k.tag}`;
-        for (let n = 2; taken.has(id); n++) id = `${k.role}-${k.tag}-${n}`;
-        taken.add(id);
-        return { ...k, zone, id };
-      });
+      const docs = withIds(keys.map((k) => ({ ...k, zone })));
       guard.write(() => db.transaction((tx) => docs.forEach((d) => tx.insert(dnssecKeys).values(d).run())));
       ownerOnly(db.$client.name);
       return docs.map(info);
     },
     list: (zone) => rows(zone).map(info),
-    live: (zone) => rows(zone).filter((r) => r.state !== 'retired'),
+    live: (zone) => rows(zone).filter((r) => r.state !== 'removed'),
+    add(key) {
+      const [doc] = withIds([{ ...key, zone: zoneKey(key.zone) }]);
+      guard.write(() => db.insert(dnssecKeys).values(doc).run());
+      ownerOnly(db.$client.name);
+      return info(doc);
+    },
+    update(id, change) {
+      const done = guard.write(() => db.update(dnssecKeys).set(change).where(eq(dnssecKeys.id, id)).run());
+      if (done.changes !== 1) throw new DnssecKeyError(`no DNSSEC key ${id}`);
+    },
   };
+
+  /** `<role>-<tag>`, with a suffix when a tag repeats. */
+  function withIds<T extends Omit<DnssecKeyDoc, 'id'>>(keys: T[]): (T & { id: string })[] {
+    const taken = new Set(db.select({ id: dnssecKeys.id }).from(dnssecKeys).all().map((r) => r.id));
+    return keys.map((k) => {
+      let id = `${k.role}-${k.tag}`;
+      for (let n = 2; taken.has(id); n++) id = `${k.role}-${k.tag}-${n}`;
+      taken.add(id);
+      return { ...k, id };
+    });
+  }
 }

@@ -165,8 +165,8 @@ export const dnssecKeys = sqliteTable('dnssec_keys', {
   /** base64 of the DNSKEY RDATA. */
   dnskey: text('dnskey').notNull(),
   privateKey: text('private_key').notNull(),
-  /** published (in DNSKEY, signing nothing), active (signing), retired (gone from DNSKEY). */
-  state: text('state', { enum: ['published', 'active', 'retired'] }).notNull(),
+  /** published (in DNSKEY, signing nothing), active (signing), retired (still in DNSKEY, its work done), removed (gone from DNSKEY): db/dnssec-keys.ts. */
+  state: text('state', { enum: ['published', 'active', 'retired', 'removed'] }).notNull(),
   createdAt: integer('created_at').notNull(),
   activatedAt: integer('activated_at'),
   retiredAt: integer('retired_at'),

@@ -19,6 +19,7 @@ export function readOpt(buf: Buffer, p: number, end: number, q: Query): number {
   const size = (buf[p + 2] << 8) | buf[p + 3];
   q.udpSize = size < CLASSIC_UDP_SIZE ? CLASSIC_UDP_SIZE : size;
   q.dnssecOk = (buf[p + 6] & 0x80) !== 0;
+  q.compactOk = (buf[p + 6] & 0x40) !== 0;
   q.edns = true;
   if (buf[p + 5] !== 0) return RCODE.BADVERS;
   const options = readOptions(buf, p + 10, end, q);

@@ -8,7 +8,8 @@ import { BUCKET_PREFIX } from '../steer/filters/capacity.js';
 import type { ClientFacts } from '../steer/types.js';
 import { formatAddress, maskAddress, parseAddress } from './address.js';
 import { ecsAddress } from './edns.js';
-import { remember, type AnswerSet, type Client, type Served } from './served.js';
+import { remember } from './served-cache.js';
+import type { AnswerSet, Client, Served } from './served.js';
 import type { Query } from './wire.js';
 
 /** The client of `q`, from the snapshot's cache or located now; `resolver` is the address the query came from. */

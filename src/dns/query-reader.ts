@@ -42,6 +42,7 @@ export function readQuery(buf: Buffer): Query {
     edns: false,
     udpSize: CLASSIC_UDP_SIZE,
     dnssecOk: false,
+    compactOk: false,
     ecs: -1,
     ecsLength: 0,
     ecsFamily: 0,

@@ -48,7 +48,7 @@ export function createReplies(opts: RepliesOptions): Replies {
 
   function send(packet: Buffer, q: Query, body: Body, scope: number, remote: Remote, transport: Transport): Buffer | undefined {
     if (transport === 'udp' && rrlOn) {
-      const verdict = limit(remote, body.rcode === RCODE.NOERROR ? KIND.ANSWER : body.rcode === RCODE.NXDOMAIN ? KIND.NXDOMAIN : KIND.ERROR);
+      const verdict = limit(remote, body.nx === true || body.rcode === RCODE.NXDOMAIN ? KIND.NXDOMAIN : body.rcode === RCODE.NOERROR ? KIND.ANSWER : KIND.ERROR);
       // Slipped: the question, TC set, no records (an OPT when asked): no bigger than the query.
       if (verdict !== VERDICT.SEND) return verdict === VERDICT.SLIP ? writeResponse(packet, q, body, scope, udpSize, 0) : undefined;
     }

@@ -5,9 +5,11 @@ import { createReplies, type Remote, type Transport } from './replies.js';
 import { createRegionSlots, createResponderStats, QTYPE_CAA, QTYPE_OTHER, QTYPE_SLOT, type ResponderStats } from './responder-stats.js';
 import { writeError } from './response-writer.js';
 import type { RateLimiter, RrlSettings } from './rrl.js';
-import { createServedState, type SnapshotSource } from './served.js';
+import { createServedState, type Served, type SnapshotSource } from './served.js';
+import type { SignedZone } from './signed-answers.js';
 import { createSteeredAnswers } from './steered-answers.js';
-import { CLASS_IN, KEEPALIVE, RCODE, TYPE, type Body } from './wire.js';
+import { CLASS_IN, KEEPALIVE, RCODE, TYPE, type Body, type Query } from './wire.js';
+import type { ZoneNode } from './zone.js';
 
 /**
  * Answers one DNS message; `undefined` means send nothing. Never throws.
@@ -100,21 +102,24 @@ export function createResponder(opts: ResponderOptions): Responder {
       if (q.qtype === TYPE.MAILA || q.qtype === TYPE.MAILB) return reject(packet, q, RCODE.NOTIMP, remote, transport);
       let node = s.zone.nodes.get(q.key);
       // RFC 4592: a name that does not exist may be a wildcard's (only zones that have one look).
-      if (node === undefined && s.zone.wildcards) node = s.zone.wildcard(q.key);
+      let synthesized = false;
+      if (node === undefined && s.zone.wildcards) synthesized = (node = s.zone.wildcard(q.key)) !== undefined;
+      const signed = q.dnssecOk ? s.signed : undefined;
       let body: Body;
       let scope = 0;
       if (node === undefined) {
         const nx = s.zone.nxdomain(q.key);
         // Outside the zone: REFUSED, the question only (no referral, no SOA: nothing to amplify with).
         if (nx === undefined) return reject(packet, q, RCODE.REFUSED, remote, transport);
-        body = nx;
+        body = signed ? signed.nxdomain(nx, q.key, q.compactOk) : nx;
       } else if (node.dynamic !== undefined && (q.qtype === TYPE.A || q.qtype === TYPE.AAAA)) {
         const variant = steered(s, packet, q, remote.address, node.dynamic);
-        body = variant.body;
+        body = signed ? signedVariant(s, signed, variant.body, node, q) : variant.body;
         // Source prefix 0: located by the resolver, and the answer is for everyone behind it.
         scope = q.ecsSourcePrefix > 0 ? variant.scope : 0;
       } else {
         body = node.bodies.get(q.qtype) ?? node.other;
+        if (signed) body = synthesized ? signed.synthesized(node, body, q.key, q.qtype) : body === node.nodata ? signed.nodata(node, q.key, q.qtype) : signed.answer(body, q.key);
       }
       return send(packet, q, body, scope, remote, transport);
     } catch (err) {
@@ -127,6 +132,8 @@ export function createResponder(opts: ResponderOptions): Responder {
 
   async function prepare(state: ServingState, sample: readonly { packet: Buffer; address: string }[]): Promise<void> {
     const s = current.prepare(state);
+    // A signed zone's fixed answers are signed before the state answers (their signatures, mostly, from the signer's cache).
+    if (s.signed) signAhead(s, s.signed);
     for (let i = 0; i < sample.length; i++) {
       // A slice at a time: queries arriving meanwhile are answered from the current state in between.
       if (i % PREPARE_SLICE === PREPARE_SLICE - 1) await new Promise((r) => setImmediate(r));
@@ -136,7 +143,8 @@ export function createResponder(opts: ResponderOptions): Responder {
       const node = s.zone.nodes.get(q.key);
       if (node?.dynamic === undefined) continue;
       try {
-        steered.warm(s, packet, q, address, node.dynamic);
+        const variants = steered.warm(s, packet, q, address, node.dynamic);
+        if (q.dnssecOk && s.signed) for (const v of variants) signedVariant(s, s.signed, v.body, node, q);
       } catch (err) {
         log.debug({ err }, 'preparing an answer failed; it is made when asked');
       }
@@ -145,6 +153,20 @@ export function createResponder(opts: ResponderOptions): Responder {
   }
 
   return Object.assign(respond, { stats, rrl: replies.rrl, prepare });
+}
+
+/** A steered answer's signed twin: NODATA with its NSEC, or the records signed with the service's TTL (the one served may be lower). */
+function signedVariant(s: Served, signed: SignedZone, body: Body, node: ZoneNode, q: Query): Body {
+  if (body === node.nodata) return signed.nodata(node, q.key, q.qtype);
+  return signed.answer(body, q.key, s.snapshot.services.get(node.dynamic!.service)?.ttl);
+}
+
+/** Every fixed answer of the zone and its NODATA, signed. */
+function signAhead(s: Served, signed: SignedZone): void {
+  for (const [key, node] of s.zone.nodes) {
+    for (const body of node.bodies.values()) if (body !== node.nodata) signed.answer(body, key);
+    signed.nodata(node, key, TYPE.TXT);
+  }
 }
 
 /** Queries replayed per event-loop turn when a state is prepared ahead. */

@@ -61,7 +61,8 @@ function writeOpt(out: Buffer, p: number, query: Buffer, q: Query, rcode: number
   out[p + 4] = udpSize & 0xff;
   out[p + 5] = rcode >> 4; // extended RCODE
   out[p + 6] = 0; // version
-  out[p + 7] = q.dnssecOk ? 0x80 : 0;
+  // DO as asked; CO (RFC 9824) only beside DO, where a compact answer was possible.
+  out[p + 7] = q.dnssecOk ? (q.compactOk ? 0xc0 : 0x80) : 0;
   out[p + 8] = 0;
   const rdlen = (q.ecs >= 0 ? 4 + q.ecsLength : 0) + (q.tcpTimeout >= 0 ? KEEPALIVE_SIZE : 0);
   out[p + 9] = rdlen >> 8;

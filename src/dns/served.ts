@@ -9,6 +9,7 @@ import type { Snapshot } from '../snapshot/snapshot.js';
 import type { ServingState } from '../snapshot/source.js';
 import type { ClientFacts } from '../steer/types.js';
 import type { ResponderStats } from './responder-stats.js';
+import { createSignedZone, type SignedZone } from './signed-answers.js';
 import type { Body } from './wire.js';
 import { zoneOf, type Zone } from './zone.js';
 
@@ -32,6 +33,8 @@ export type Served = {
   readonly sets: Map<string, AnswerSet>;
   /** Some region sheds clients by capacity: answers depend on the client's /24 (/56). */
   readonly shedding: boolean;
+  /** The zone is signed and this snapshot carries the ZSK: queries with DO get signed answers. */
+  readonly signed?: SignedZone;
 };
 
 export type ServedDeps = {
@@ -62,11 +65,17 @@ export function createServedState(source: SnapshotSource, deps: ServedDeps): Ser
   let served: Served | undefined;
   let ahead: Served | undefined;
   let failed: Snapshot | undefined;
+  let unsignedWarned = false;
 
   function prepare({ snapshot, locator }: ServingState): Served {
     const zone = zoneOf(snapshot);
     const shedding = Object.values(snapshot.capacity ?? {}).some((c) => c.shed > 0);
-    const s: Served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map(), shedding };
+    const signed = createSignedZone(zone.apex, snapshot.dnssec);
+    if (snapshot.dnssec && !signed && !unsignedWarned) {
+      unsignedWarned = true;
+      log.warn({ version: snapshot.version }, 'the zone is signed but this node holds no ZSK: answers to DO queries go out unsigned, and validating resolvers will reject them; name this node in zone.dnssec.signers');
+    }
+    const s: Served = { snapshot, locator, zone, clients4: new Map(), clients: new Map(), sets: new Map(), shedding, ...(signed ? { signed } : {}) };
     stats.compiles++;
     onCompiled(snapshot);
     log.debug({ version: snapshot.version, names: zone.nodes.size }, 'zone compiled');
@@ -96,13 +105,4 @@ export function createServedState(source: SnapshotSource, deps: ServedDeps): Ser
   }
 
   return Object.assign(current, { prepare, adopt: (s: Served) => void (ahead = s) });
-}
-
-/** Adds to one of the snapshot's caches. Bounded by dropping the oldest entry: a flood of distinct clients cannot grow memory. */
-export function remember<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
-  if (map.size >= max) {
-    const oldest = map.keys().next();
-    if (!oldest.done) map.delete(oldest.value);
-  }
-  map.set(key, value);
 }

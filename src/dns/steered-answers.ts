@@ -8,7 +8,8 @@ import { seededRandom, steer } from '../steer/steer.js';
 import type { Decision } from '../steer/types.js';
 import { createClientLocator } from './located-clients.js';
 import { timeDecision, type RegionSlots, type ResponderStats } from './responder-stats.js';
-import { remember, type AnswerSet, type Client, type Served, type Variant } from './served.js';
+import { remember } from './served-cache.js';
+import type { AnswerSet, Client, Served, Variant } from './served.js';
 import { TYPE, type Query } from './wire.js';
 import type { DynamicName } from './zone.js';
 
@@ -29,8 +30,8 @@ export type SteeredAnswerOptions = {
  * which locates the client when the query has no ECS option.
  */
 export type SteeredAnswers = ((s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName) => Variant) & {
-  /** Finds the answer set a query would take, counting no answer (a state prepared ahead: Responder.prepare). */
-  warm(s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName): void;
+  /** Finds the answer set a query would take, counting no answer (a state prepared ahead: Responder.prepare); its variants. */
+  warm(s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName): readonly Variant[];
 };
 
 /**
@@ -102,5 +103,5 @@ export function createSteeredAnswers(opts: SteeredAnswerOptions): SteeredAnswers
     return variant;
   }
 
-  return Object.assign(steered, { warm: (s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName) => void setOf(s, packet, q, resolver, name) });
+  return Object.assign(steered, { warm: (s: Served, packet: Buffer, q: Query, resolver: string, name: DynamicName) => setOf(s, packet, q, resolver, name).variants });
 }

@@ -50,6 +50,8 @@ export type Query = {
   udpSize: number;
   /** DNSSEC OK bit, copied to the reply's OPT (RFC 3225 §3). */
   dnssecOk: boolean;
+  /** Compact Answers OK (RFC 9824): NXDOMAIN wanted back with a compact denial; echoed with DO. */
+  compactOk: boolean;
   /** Offset of the ECS option's data (FAMILY) in the query, or -1. */
   ecs: number;
   /** Length of the ECS option's data (4 + address octets). */
@@ -71,4 +73,6 @@ export type Body = {
   readonly ar: number;
   readonly rcode: number;
   readonly aa: boolean;
+  /** A name that does not exist, answered NOERROR by compact denial (RFC 9824): rate-limited as an NXDOMAIN. */
+  readonly nx?: boolean;
 };

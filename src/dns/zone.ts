@@ -142,6 +142,8 @@ function staticRecords(snapshot: Snapshot): { records: Map<string, Rr[]>; glue: 
     records.set(r.name, list);
   };
   add(soaRecord(soa.ttl));
+  // A signed zone's DNSKEY, CDS and CDNSKEY at the apex, as control published them (dns2 encodes a DNSKEY from its fields, writes the others raw).
+  for (const set of snapshot.dnssec?.keyRrsets ?? []) for (const data of set.rdata) add({ name: apex, type: set.type, ttl: set.ttl, ...keyRdata(set.type, data) });
   const glue: Rr[] = [];
   for (const ns of zone.nameservers) {
     add({ name: apex, type: TYPE.NS, ttl: zone.nsTtl, ns: ns.name });
@@ -154,6 +156,12 @@ function staticRecords(snapshot: Snapshot): { records: Map<string, Rr[]>; glue: 
   }
   return { records, glue, negative };
 }
+
+function keyRdata(type: number, data: Buffer): Partial<Rr> {
+  if (type !== DNSKEY) return { data };
+  return { flags: data.readUInt16BE(0), protocol: data[2], algorithm: data[3], key: data.subarray(4).toString('base64') };
+}
+const DNSKEY = 48;
 
 /** The names steer() answers for: each service, and each region it may use pinned under it. */
 function dynamicNames(snapshot: Snapshot, records: ReadonlyMap<string, Rr[]>): { dynamic: DynamicName[]; dynamicAt: Map<string, DynamicName> } {

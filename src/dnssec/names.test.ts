@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { labelCount, nameWire } from './names.js';
+import { labelCount, nameText, nameWire } from './names.js';
 
 describe('DNSSEC names', () => {
   it('writes the canonical wire form: lowercased, uncompressed, root-terminated, with or without the final dot', () => {
@@ -18,6 +18,14 @@ describe('DNSSEC names', () => {
     expect(labelCount('api.gslb.example.com.')).toBe(4);
     expect(labelCount('*.gslb.example.com')).toBe(3);
     expect(labelCount('.')).toBe(0);
+  });
+
+  it('writes a wire name back in presentation form that reads as the same octets', () => {
+    for (const name of ['api.gslb.example.com', '\\000.x.gslb.example.com', 'a\\.b.example', 'sp\\032ace.\\255.example', '.']) {
+      const wire = nameWire(name);
+      expect(nameText(wire)).toBe(name);
+      expect(nameWire(nameText(wire.toString('latin1')))).toEqual(wire);
+    }
   });
 
   it('refuses what is not a name', () => {

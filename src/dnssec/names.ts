@@ -57,3 +57,25 @@ export function labelCount(name: string): number {
   const labels = labelsOf(name);
   return labels.length > 0 && labels[0].length === 1 && labels[0][0] === 0x2a ? labels.length - 1 : labels.length;
 }
+
+/**
+ * Presentation form of a wire-format name (uncompressed labels from `at`):
+ * `.` `\` and octets outside printable ASCII escaped, so that `nameWire`
+ * gives the same octets back. The root is `.`.
+ */
+export function nameText(wire: Uint8Array | string, at = 0): string {
+  const octet = typeof wire === 'string' ? (i: number) => wire.charCodeAt(i) : (i: number) => wire[i];
+  let out = '';
+  let p = at;
+  for (let len = octet(p); len > 0; len = octet(p)) {
+    for (let i = p + 1; i <= p + len; i++) {
+      const c = octet(i);
+      if (c === 0x2e || c === 0x5c) out += `\\${String.fromCharCode(c)}`;
+      else if (c > 0x20 && c < 0x7f) out += String.fromCharCode(c);
+      else out += `\\${String(c).padStart(3, '0')}`;
+    }
+    out += '.';
+    p += len + 1;
+  }
+  return out === '' ? '.' : out.slice(0, -1);
+}

@@ -1,8 +1,7 @@
-// A zone's signer: RRSIGs made once per distinct RRset content and kept
+// One key's signer: RRSIGs made once per distinct RRset content and kept
 // (bounded, least recently used first out), so that an answer served again,
-// to any client, costs no signing. The KSK signs the DNSKEY RRset, the
-// active ZSK everything else; every key handed in is published in DNSKEY
-// (a ZSK being pre-published for a rollover signs nothing yet).
+// to any client, costs no signing. DNS nodes sign answers with the active
+// ZSK's; control signs the DNSKEY, CDS and CDNSKEY RRsets with each KSK's.
 //
 // Signature windows: inception an hour back (clocks that run slow), rounded
 // down to the hour, and expiry `validity` later; a kept signature is made
@@ -19,9 +18,8 @@ import { rrsigOf, type Rr, type SignatureWindow } from './sign.js';
 export type SignerOptions = {
   /** The zone's apex: the signer's name in every RRSIG. */
   zone: string;
-  ksk: SigningKey;
-  /** The active ZSK first (it signs); any others are published only. */
-  zsks: readonly SigningKey[];
+  /** The key that signs. */
+  key: SigningKey;
   /** Seconds a signature is valid from its inception. Default 14 days. */
   validity?: number;
   /** A kept signature is made again when less than this is left of it (seconds). Default 3 days. */
@@ -39,8 +37,7 @@ export const SIGNER_DEFAULTS = { validity: 14 * 86_400, refresh: 3 * 86_400, ske
 export type SignerStats = { signed: number; reused: number; entries: number };
 
 export interface Signer {
-  /** The DNSKEY RRset: the KSK and every ZSK. */
-  dnskeys(ttl: number): Rr[];
+  readonly key: SigningKey;
   /** The RRSIG over `rrset` (served with the RRset's TTL), signed with `originalTtl` (default: the RRset's). */
   sign(rrset: readonly Rr[], originalTtl?: number): Rr;
   stats(): SignerStats;
@@ -48,7 +45,6 @@ export interface Signer {
 
 export function createSigner(opts: SignerOptions): Signer {
   const { validity, refresh, skew, maxEntries } = { ...SIGNER_DEFAULTS, ...opts };
-  if (opts.zsks.length === 0) throw new Error('a signer needs an active ZSK');
   if (refresh >= validity) throw new Error('a signature must be refreshed before it expires: refresh < validity');
   const now = () => Math.floor((opts.now ?? Date.now)() / 1000);
   const kept = new Map<string, { rdata: Buffer; expiration: number }>();
@@ -67,7 +63,7 @@ export function createSigner(opts: SignerOptions): Signer {
   }
 
   return {
-    dnskeys: (ttl) => [opts.ksk, ...opts.zsks].map((k) => ({ name: opts.zone, type: DNSSEC_TYPE.DNSKEY, ttl, rdata: k.rdata })),
+    key: opts.key,
     sign(rrset, originalTtl = rrset[0]?.ttl) {
       if (rrset.length === 0) throw new Error('an RRset to sign has at least one record');
       const key = keyOf(rrset, originalTtl);
@@ -79,9 +75,8 @@ export function createSigner(opts: SignerOptions): Signer {
         stats.reused++;
         return { name: rrset[0].name, type: DNSSEC_TYPE.RRSIG, ttl: rrset[0].ttl, rdata: hit.rdata };
       }
-      const by = rrset[0].type === DNSSEC_TYPE.DNSKEY ? opts.ksk : opts.zsks[0];
       const w = windowAt(t);
-      const sig = rrsigOf(rrset, by, opts.zone, w, originalTtl);
+      const sig = rrsigOf(rrset, opts.key, opts.zone, w, originalTtl);
       kept.delete(key);
       kept.set(key, { rdata: sig.rdata, expiration: w.expiration });
       if (kept.size > maxEntries) kept.delete(kept.keys().next().value!);

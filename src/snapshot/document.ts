@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, parseRegionDoc, parseZoneDoc, validateConfig } from '../config/load.js';
 import { endpointName, ipAddress, type ZoneDoc } from '../config/schema.js';
-import { buildSnapshot, endpointKey, type CapacityMap, type EndpointHealthInput, type EndpointState, type LatencyMatrix, type ResolvedMap, type Snapshot } from './snapshot.js';
+import { ALGORITHM, FLAGS, signingKeyFromPem, type Algorithm } from '../dnssec/keys.js';
+import { buildSnapshot, endpointKey, type ZoneSigning, type CapacityMap, type EndpointHealthInput, type EndpointState, type LatencyMatrix, type ResolvedMap, type Snapshot } from './snapshot.js';
 
 /** Bumped when the document's shape changes in a way an older node cannot read. */
 export const DOCUMENT_FORMAT = 1;
@@ -26,7 +27,14 @@ export type SnapshotDocument = {
     capacity: CapacityMap;
     /** Hostname endpoints' resolutions (flattened answers, unresolvable names); absent when there are none. */
     resolved?: ResolvedMap;
+    /** A signed zone's key RRsets (base64 RDATA), and the ZSK (PKCS #8 PEM) for a node authorised to sign; absent when unsigned. */
+    dnssec?: WireSigning;
   };
+};
+
+type WireSigning = {
+  keyRrsets: { type: number; ttl: number; rdata: string[]; rrsigs: string[] }[];
+  zsk?: { algorithm: number; privateKey: string };
 };
 
 type WireRegion = {
@@ -42,8 +50,11 @@ export class SnapshotError extends Error {
   override name = 'SnapshotError';
 }
 
-/** The JSON text of a snapshot's document (one line, as streamed and stored). */
-export function encodeSnapshot(snapshot: Snapshot): string {
+/**
+ * The JSON text of a snapshot's document (one line, as streamed and stored).
+ * A signed zone's ZSK travels only with `withZsk`: to a node authorised to sign.
+ */
+export function encodeSnapshot(snapshot: Snapshot, opts: { withZsk?: boolean } = {}): string {
   const state: SnapshotDocument['state'] = {
     zone: snapshot.zone,
     regions: snapshot.regions.map((r) => ({
@@ -59,6 +70,7 @@ export function encodeSnapshot(snapshot: Snapshot): string {
     latency: snapshot.latency,
     capacity: snapshot.capacity,
     ...(Object.keys(snapshot.resolved).length ? { resolved: snapshot.resolved } : {}),
+    ...(snapshot.dnssec ? { dnssec: wireSigning(snapshot.dnssec, opts.withZsk === true) } : {}),
   };
   const body = { format: DOCUMENT_FORMAT, version: snapshot.version, state };
   return JSON.stringify({ ...body, sha256: digest(body) });
@@ -69,6 +81,31 @@ function wireEndpoint(e: EndpointState): WireRegion['zones'][number]['endpoints'
   if (e.kind === 'address') return { address: e.address, weight: e.weight };
   return e.kind === 'cname' ? { hostname: e.address, weight: e.weight } : { hostname: e.address, flatten: true, weight: e.weight };
 }
+
+function wireSigning(d: ZoneSigning, withZsk: boolean): WireSigning {
+  const b64 = (bs: readonly Buffer[]) => bs.map((b) => b.toString('base64'));
+  const keyRrsets = d.keyRrsets.map((r) => ({ type: r.type, ttl: r.ttl, rdata: b64(r.rdata), rrsigs: b64(r.rrsigs) }));
+  if (!withZsk || !d.zsk) return { keyRrsets };
+  return { keyRrsets, zsk: { algorithm: d.zsk.algorithm, privateKey: d.zsk.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() } };
+}
+
+/** A signed zone from its document; a ZSK that does not parse, or is not of its algorithm, is refused. */
+function signingOf(w: WireSigning): ZoneSigning {
+  const buf = (bs: string[]) => bs.map((b) => Buffer.from(b, 'base64'));
+  const keyRrsets = w.keyRrsets.map((r) => ({ type: r.type, ttl: r.ttl, rdata: buf(r.rdata), rrsigs: buf(r.rrsigs) }));
+  if (!w.zsk) return { keyRrsets };
+  try {
+    return { keyRrsets, zsk: signingKeyFromPem(w.zsk.privateKey, w.zsk.algorithm as Algorithm, FLAGS.ZSK) };
+  } catch (err) {
+    throw new SnapshotError(`dnssec.zsk: not a usable key of algorithm ${w.zsk.algorithm}: ${(err as Error).message}`);
+  }
+}
+
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64').max(4096);
+const wireSigningSchema = z.strictObject({
+  keyRrsets: z.array(z.strictObject({ type: z.number().int().min(1).max(0xffff), ttl: z.number().int().min(0), rdata: z.array(base64).min(1).max(16), rrsigs: z.array(base64).max(16) })).max(8),
+  zsk: z.strictObject({ algorithm: z.union([z.literal(ALGORITHM.ECDSAP256SHA256), z.literal(ALGORITHM.ED25519)]), privateKey: z.string().max(4096) }).optional(),
+});
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const envelope = z.strictObject({
@@ -87,6 +124,7 @@ const envelope = z.strictObject({
         z.union([z.strictObject({ addresses: z.array(ipAddress).max(64), ttl: z.number().int().min(0) }), z.strictObject({ error: z.string().max(1000) })]),
       )
       .optional(),
+    dnssec: wireSigningSchema.optional(),
   }),
 });
 
@@ -129,6 +167,7 @@ export function decodeSnapshot(text: string): { snapshot: Snapshot; sha256: stri
     latency: doc.state.latency,
     capacity: doc.state.capacity,
     resolved: doc.state.resolved,
+    dnssec: doc.state.dnssec ? signingOf(doc.state.dnssec) : undefined,
   });
   return { snapshot, sha256: doc.sha256 };
 }

@@ -22,7 +22,8 @@ export function createSnapshotFile(path: string): SnapshotFile {
   const write = async (text: string) => {
     const tmp = `${path}.${process.pid}.tmp`;
     await mkdir(dirname(path), { recursive: true });
-    const file = await open(tmp, 'w', 0o644);
+    // Owner only: a signing node's snapshot holds the zone's ZSK.
+    const file = await open(tmp, 'w', 0o600);
     try {
       await file.writeFile(text, 'utf8');
       await file.sync();

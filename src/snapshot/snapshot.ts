@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type { SigningKey } from '../dnssec/keys.js';
 import { endpointName, type Config, type EndpointDoc, type ServiceDoc, type ZoneDoc } from '../config/schema.js';
 
 /**
@@ -22,7 +23,22 @@ export type Snapshot = {
   readonly capacity: CapacityMap;
   /** What control's resolver found for each hostname endpoint's name; empty without hostname endpoints. */
   readonly resolved: ResolvedMap;
+  /** The zone is signed: its keys as control publishes them; absent for an unsigned zone. */
+  readonly dnssec?: ZoneSigning;
 };
+
+/**
+ * A signed zone (src/dnssec/), as control publishes it. Control keeps the
+ * KSKs and signs the apex's key RRsets with them; a DNS node signs the rest
+ * with the ZSK, which only the snapshots of nodes authorised to sign carry.
+ */
+export type ZoneSigning = {
+  /** DNSKEY, CDS and CDNSKEY at the apex: records (canonical RDATA) and control's RRSIGs over them (RDATA). */
+  readonly keyRrsets: readonly KeyRrset[];
+  /** The active ZSK with its private key, where this snapshot may sign; absent where it may not. */
+  readonly zsk?: SigningKey;
+};
+export type KeyRrset = { readonly type: number; readonly ttl: number; readonly rdata: readonly Buffer[]; readonly rrsigs: readonly Buffer[] };
 
 /**
  * A hostname endpoint's name as control's resolver last found it: its
@@ -110,7 +126,7 @@ export type EndpointState = {
 export function buildSnapshot(
   config: Config,
   version: number,
-  live: { health?: ReadonlyMap<string, EndpointHealthInput>; latency?: LatencyMatrix; capacity?: CapacityMap; resolved?: ResolvedMap } = {},
+  live: { health?: ReadonlyMap<string, EndpointHealthInput>; latency?: LatencyMatrix; capacity?: CapacityMap; resolved?: ResolvedMap; dnssec?: ZoneSigning } = {},
 ): Snapshot {
   const regions: RegionState[] = config.regions.map((r) => ({
     id: r.id,
@@ -146,6 +162,7 @@ export function buildSnapshot(
     latency: live.latency ?? {},
     capacity: capacityOf(live.capacity ?? {}, regions),
     resolved: resolvedOf(config, live.resolved ?? {}),
+    ...(live.dnssec ? { dnssec: live.dnssec } : {}),
   });
 }
 

@@ -19,11 +19,13 @@ export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: nu
   const read = deps.auth.requireRole('viewer', 'dns');
   const keepaliveMs = opts.keepaliveMs ?? KEEPALIVE_MS;
   const { log } = deps;
-  // One encoding per published snapshot, however many nodes listen.
+  // One encoding per published snapshot, however many nodes listen, and one with the ZSK for the nodes that sign.
   const encoded = new WeakMap<Snapshot, string>();
-  const encode = (s: Snapshot) => {
-    let text = encoded.get(s);
-    if (text === undefined) encoded.set(s, (text = encodeSnapshot(s)));
+  const withZsk = new WeakMap<Snapshot, string>();
+  const encode = (s: Snapshot, signs = false) => {
+    const cache = signs && s.dnssec?.zsk ? withZsk : encoded;
+    let text = cache.get(s);
+    if (text === undefined) cache.set(s, (text = encodeSnapshot(s, { withZsk: cache === withZsk })));
     return text;
   };
 
@@ -37,7 +39,11 @@ export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: nu
       responses: { 200: document, ...errors },
     }),
     // Already JSON text (the cached encoding), so not c.json().
-    (c) => c.body(encode(deps.control.current().snapshot), 200, { 'content-type': 'application/json' }) as never,
+    (c) => {
+      const principal = c.get('principal');
+      const s = deps.control.current().snapshot;
+      return c.body(encode(s, signs(principal, principal.node ?? principal.name, s)), 200, { 'content-type': 'application/json' }) as never;
+    },
   );
 
   app.openapi(
@@ -69,9 +75,14 @@ export function snapshotRoutes(app: Api, deps: ApiDeps, opts: { keepaliveMs?: nu
       // A viewer may watch; only a node's own token (or an admin) writes to the history.
       if (q.gapMs !== undefined && (principal.role === 'dns' || principal.role === 'admin')) recordReconnect(deps, node, q.gapMs, q.version, current);
       log.info({ node, version: q.version ?? null, current: current.version, gapMs: q.gapMs ?? null }, 'dns node subscribed');
-      return streamSSE(c, (stream) => pushSnapshots(stream, { deps, node, keepaliveMs, encode }));
+      return streamSSE(c, (stream) => pushSnapshots(stream, { deps, node, keepaliveMs, encode: (s) => encode(s, signs(principal, node, s)) }));
     },
   );
+}
+
+/** A signed zone's ZSK goes only to the dns credential of a node the zone names as a signer, never to a viewer or an admin. */
+function signs(principal: { role: string }, node: string, s: Snapshot): boolean {
+  return principal.role === 'dns' && (s.zone.dnssec?.signers ?? []).some((n) => n === '*' || n === node);
 }
 
 // The history's record of a node that lost its stream and came back.

@@ -1,0 +1,278 @@
+// Answers to queries with the DO bit in a signed zone (src/dnssec/). Every
+// unsigned body (zone.ts, steered-answers.ts) gets a signed twin: its records
+// read back, each RRset of the answer and authority sections followed by its
+// RRSIG, written again with the owner names pointing at the question. Twins
+// live as long as the snapshot (bounded); their signatures come from the
+// ZSK's signer, which outlives snapshots and signs each distinct RRset once,
+// so a health change that re-encodes every answer re-signs none of them.
+//
+// The apex's DNSKEY, CDS and CDNSKEY RRsets carry control's signatures (its
+// KSKs never leave it). Denial is compact (RFC 9824): NODATA with an NSEC at
+// the name listing its types, and a name that does not exist answered as
+// NODATA too, its NSEC listing NXNAME, with the NXDOMAIN rcode restored for a
+// client that set the CO flag. Those NSECs, and wildcard answers (signed as
+// the name asked, so no proof of the closest encloser is needed), are made
+// per name: they have a signer of their own with a small cache, so a flood of
+// random names cannot push the zone's own signatures out.
+import { compactNsec } from '../dnssec/denial.js';
+import { nameText, nameWire } from '../dnssec/names.js';
+import { DNSSEC_TYPE } from '../dnssec/rdata.js';
+import type { Rr } from '../dnssec/sign.js';
+import { createSigner, type Signer } from '../dnssec/signer.js';
+import type { ZoneSigning } from '../snapshot/snapshot.js';
+import { remember } from './served-cache.js';
+import { CLASS_IN, HEADER_SIZE, RCODE, TYPE, type Body } from './wire.js';
+import type { ZoneNode } from './zone.js';
+
+export interface SignedZone {
+  /** The signed twin of `body`, the answer at `key` (a name in the zone, wire form); `originalTtl` for a health-derived TTL. */
+  answer(body: Body, key: string, originalTtl?: number): Body;
+  /** NODATA at `node` for `qtype`, with the NSEC that lists its types. */
+  nodata(node: ZoneNode, key: string, qtype: number): Body;
+  /** A wildcard's answer (or NODATA) synthesized for `key`, signed as that name's. */
+  synthesized(node: ZoneNode, body: Body, key: string, qtype: number): Body;
+  /** A name that does not exist: NODATA with an NXNAME NSEC; NXDOMAIN when `compact` (the CO flag). `nx` is the unsigned NXDOMAIN body. */
+  nxdomain(nx: Body, key: string, compact: boolean): Body;
+}
+
+/** A record as read back from a body: owner (text and canonical wire), type, TTL and canonical RDATA. */
+type ReadRr = Rr & { readonly owner: Buffer };
+
+const KEY_TYPES = new Set<number>([DNSSEC_TYPE.DNSKEY, DNSSEC_TYPE.CDS, DNSSEC_TYPE.CDNSKEY]);
+/** Twins kept per snapshot; one evicted is made again from the signer's cache. */
+const MAX_TWINS = 100_000;
+/** Names answered per name (NXDOMAIN, wildcards) whose twins and signatures are kept. */
+const MAX_PER_NAME = 4096;
+/** Twins are made again after this: a signature in one is then at most its signer's refresh age plus this. */
+const TWIN_LIFETIME_MS = 86_400_000;
+
+type Signers = { zone: Signer; perName: Signer };
+const signers = new Map<string, Signers>();
+
+/** The ZSK's signers, the same across snapshots (the cache is what makes a new snapshot cheap). */
+function signersOf(apex: string, signing: ZoneSigning): Signers {
+  const zsk = signing.zsk!;
+  const id = `${apex}|${zsk.rdata.toString('base64')}`;
+  let s = signers.get(id);
+  if (!s) {
+    s = { zone: createSigner({ zone: apex, key: zsk }), perName: createSigner({ zone: apex, key: zsk, maxEntries: MAX_PER_NAME }) };
+    // A rollover makes a second; older ones go.
+    if (signers.size >= 4) signers.delete(signers.keys().next().value!);
+    signers.set(id, s);
+  }
+  return s;
+}
+
+/** The signed side of a snapshot's zone; undefined when this snapshot may not sign (no ZSK). */
+export function createSignedZone(apex: string, signing: ZoneSigning | undefined): SignedZone | undefined {
+  if (!signing?.zsk) return undefined;
+  const { zone: zoneSigner, perName } = signersOf(apex, signing);
+  const keySigs = new Map(signing.keyRrsets.map((r) => [r.type, r.rrsigs]));
+  let twins = new Map<Body, Body>();
+  let nodatas = new Map<string, Body>();
+  let named = new Map<string, Body>();
+  let negativeSoa: ReadRr[] | undefined;
+  let resetAt = Date.now() + TWIN_LIFETIME_MS;
+  let calls = 0;
+
+  function fresh(): void {
+    if ((++calls & 0xfff) !== 0 || Date.now() < resetAt) return;
+    twins = new Map();
+    nodatas = new Map();
+    named = new Map();
+    negativeSoa = undefined;
+    resetAt = Date.now() + TWIN_LIFETIME_MS;
+  }
+
+  /** Each RRset followed by its RRSIG: control's for the key RRsets, the signer's for the rest. */
+  function withSigs(records: readonly ReadRr[], signer: Signer, originalTtl?: number): ReadRr[] {
+    const out: ReadRr[] = [];
+    for (const set of rrsets(records)) {
+      out.push(...set);
+      const { name, owner, ttl, type } = set[0];
+      const made = KEY_TYPES.has(type) ? (keySigs.get(type) ?? []) : [signer.sign(set, originalTtl !== undefined && originalTtl > ttl ? originalTtl : ttl).rdata];
+      for (const rdata of made) out.push({ name, owner, type: DNSSEC_TYPE.RRSIG, ttl, rdata });
+    }
+    return out;
+  }
+
+  function signedBody(body: Body, key: string, signer: Signer, originalTtl?: number, nsec?: Rr): Body {
+    const { an, ns, ar } = readBody(body, key);
+    const answers = withSigs(an, signer, originalTtl);
+    const authority = withSigs(ns, signer);
+    if (nsec) authority.push(...withSigs([{ ...nsec, owner: nameWire(nsec.name) }], signer));
+    return writeBody(key, answers, authority, ar, body.rcode, body.aa);
+  }
+
+  /** The NSEC at a name that exists: its types, the one asked for not among them. */
+  function typesAt(node: ZoneNode, qtype: number): number[] {
+    const types = new Set([...node.bodies.keys()].filter((t) => t !== TYPE.ANY && node.bodies.get(t) !== node.nodata));
+    if (node.dynamic !== undefined) for (const t of [TYPE.A, TYPE.AAAA]) if (t !== qtype) types.add(t);
+    return [...types].sort((a, b) => a - b);
+  }
+
+  function nodataBody(node: ZoneNode, key: string, qtype: number, signer: Signer): Body {
+    const soa = readBody(node.nodata, key).ns;
+    const nsec = compactNsec(nameText(key), soa[0]?.ttl ?? 0, typesAt(node, qtype));
+    return signedBody(node.nodata, key, signer, undefined, nsec);
+  }
+
+  return {
+    answer(body, key, originalTtl) {
+      fresh();
+      let twin = twins.get(body);
+      if (!twin) remember(twins, body, (twin = signedBody(body, key, zoneSigner, originalTtl)), MAX_TWINS);
+      return twin;
+    },
+    nodata(node, key, qtype) {
+      fresh();
+      // A steered name's NSEC depends on the type asked (the other family is listed); a static name's does not.
+      const id = node.dynamic !== undefined ? `${key}|${qtype}` : key;
+      let body = nodatas.get(id);
+      if (!body) remember(nodatas, id, (body = nodataBody(node, key, qtype, zoneSigner)), MAX_TWINS);
+      return body;
+    },
+    synthesized(node, body, key, qtype) {
+      fresh();
+      const id = `${key}|${qtype}`;
+      let out = named.get(id);
+      if (!out) remember(named, id, (out = body === node.nodata ? nodataBody(node, key, qtype, perName) : signedBody(body, key, perName)), MAX_PER_NAME);
+      return out;
+    },
+    nxdomain(nx, key, compact) {
+      fresh();
+      negativeSoa ??= withSigs(readBody(nx, key).ns, zoneSigner);
+      const ttl = negativeSoa[0]?.ttl ?? 0;
+      let nsec: Rr;
+      try {
+        nsec = compactNsec(nameText(key), ttl, 'nxname');
+        nameWire(nsec.name);
+      } catch {
+        // A name so long that `\000.name` is past 255 octets: no compact NSEC exists for it.
+        return nx;
+      }
+      const authority = [...negativeSoa, ...withSigs([{ ...nsec, owner: nameWire(nsec.name) }], perName)];
+      return { ...writeBody(key, [], authority, [], compact ? RCODE.NXDOMAIN : RCODE.NOERROR, true), nx: true };
+    },
+  };
+}
+
+/** Consecutive records of one owner and type, as one RRset each. */
+function rrsets(records: readonly ReadRr[]): ReadRr[][] {
+  const sets: ReadRr[][] = [];
+  const at = new Map<string, ReadRr[]>();
+  for (const r of records) {
+    const id = `${r.owner.toString('latin1')}|${r.type}`;
+    let set = at.get(id);
+    if (!set) {
+      at.set(id, (set = []));
+      sets.push(set);
+    }
+    set.push(r);
+  }
+  return sets;
+}
+
+// ---- reading a body back --------------------------------------------------
+
+/** Types whose RDATA holds names (RFC 4034 §6.2), as offsets: fixed octets before each name, and after. */
+const NAMES_IN: Readonly<Partial<Record<number, { before: number; names: number; after: number }>>> = {
+  [TYPE.NS]: { before: 0, names: 1, after: 0 },
+  [TYPE.CNAME]: { before: 0, names: 1, after: 0 },
+  12: { before: 0, names: 1, after: 0 }, // PTR
+  39: { before: 0, names: 1, after: 0 }, // DNAME
+  [TYPE.SOA]: { before: 0, names: 2, after: 20 },
+  [TYPE.MX]: { before: 2, names: 1, after: 0 },
+  [TYPE.SRV]: { before: 6, names: 1, after: 0 },
+};
+
+/**
+ * The records of a body, laid after a question for `key` (wire form) as
+ * zone.ts encodes them: names decompressed, lowercased, as RRSIGs cover them.
+ */
+function readBody(body: Body, key: string): { an: ReadRr[]; ns: ReadRr[]; ar: ReadRr[] } {
+  const msg = Buffer.alloc(HEADER_SIZE + key.length + 4 + body.bytes.length);
+  msg.write(key, HEADER_SIZE, 'latin1');
+  body.bytes.copy(msg, HEADER_SIZE + key.length + 4);
+  let p = HEADER_SIZE + key.length + 4;
+  const read = (n: number) => {
+    const out: ReadRr[] = [];
+    for (let i = 0; i < n; i++) {
+      const owner = readName(msg, p);
+      p = owner.end;
+      const type = msg.readUInt16BE(p);
+      const ttl = msg.readUInt32BE(p + 4);
+      const len = msg.readUInt16BE(p + 8);
+      const start = p + 10;
+      p = start + len;
+      out.push({ name: nameText(owner.wire), owner: owner.wire, type, ttl, rdata: canonicalRdata(msg, type, start, p) });
+    }
+    return out;
+  };
+  const an = read(body.an);
+  const ns = read(body.ns);
+  const ar = read(body.ar);
+  return { an, ns, ar };
+}
+
+function canonicalRdata(msg: Buffer, type: number, start: number, end: number): Buffer {
+  const shape = NAMES_IN[type];
+  if (!shape) return Buffer.from(msg.subarray(start, end));
+  const parts = [msg.subarray(start, start + shape.before)];
+  let p = start + shape.before;
+  for (let i = 0; i < shape.names; i++) {
+    const n = readName(msg, p);
+    parts.push(n.wire);
+    p = n.end;
+  }
+  parts.push(msg.subarray(p, p + shape.after));
+  return Buffer.concat(parts);
+}
+
+/** A possibly compressed name at `p`: its canonical (lowercase, uncompressed) wire form and the offset after it. */
+function readName(msg: Buffer, p: number): { wire: Buffer; end: number } {
+  const octets: number[] = [];
+  let end = -1;
+  for (let jumps = 0; ; ) {
+    const len = msg[p];
+    if (len === undefined) throw new Error('a name runs past the message');
+    if ((len & 0xc0) === 0xc0) {
+      if (end < 0) end = p + 2;
+      if (++jumps > 64) throw new Error('a compression loop');
+      p = ((len & 0x3f) << 8) | msg[p + 1];
+      continue;
+    }
+    octets.push(len);
+    if (len === 0) break;
+    for (let i = p + 1; i <= p + len; i++) {
+      const c = msg[i];
+      octets.push(c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
+    }
+    p += len + 1;
+  }
+  return { wire: Buffer.from(octets), end: end < 0 ? p + 1 : end };
+}
+
+// ---- writing a signed body ----------------------------------------------
+
+/**
+ * The sections after a question for `key`: owner names that are the question
+ * or one of its parents point into it (as the question is asked, whatever its
+ * case); any other is written whole. RDATA is written as read, uncompressed.
+ */
+function writeBody(key: string, an: readonly ReadRr[], ns: readonly ReadRr[], ar: readonly ReadRr[], rcode: number, aa: boolean): Body {
+  const suffixes = new Map<string, number>();
+  for (let p = 0; p < key.length - 1; p += key.charCodeAt(p) + 1) suffixes.set(key.slice(p), HEADER_SIZE + p);
+  const parts: Buffer[] = [];
+  for (const r of [...an, ...ns, ...ar]) {
+    const at = suffixes.get(r.owner.toString('latin1'));
+    const owner = at === undefined ? r.owner : Buffer.from([0xc0 | (at >> 8), at & 0xff]);
+    const fixed = Buffer.allocUnsafe(10);
+    fixed.writeUInt16BE(r.type, 0);
+    fixed.writeUInt16BE(CLASS_IN, 2);
+    fixed.writeUInt32BE(r.ttl >>> 0, 4);
+    fixed.writeUInt16BE(r.rdata.length, 8);
+    parts.push(owner, fixed, r.rdata);
+  }
+  return { bytes: Buffer.concat(parts), an: an.length, ns: ns.length, ar: ar.length, rcode, aa };
+}

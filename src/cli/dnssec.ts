@@ -14,6 +14,7 @@ export const dnssecCommand: Command = {
   usage: `arus dnssec init [--algorithm ecdsap256sha256|ed25519] [--zone NAME] [--db FILE]
        arus dnssec status [--zone NAME] [--db FILE]
        arus dnssec ds [--zone NAME] [--db FILE]
+       arus dnssec roll --zsk|--ksk [--ds-published] [--zone NAME] [--db FILE]
 
   The zone's signing keys, kept in control's database: a key-signing key (KSK,
   flags 257, it signs the DNSKEY set; its DS goes to the parent) and a
@@ -22,13 +23,24 @@ export const dnssecCommand: Command = {
   configuration's apex unless --zone names it. status and ds never print a
   private key.
 
+  roll --zsk starts a ZSK rollover now (control also starts one when
+  zone.dnssec.zskLifetime has passed): the new key is published, signs once
+  every cache holds it, and the old one is removed once what it signed has
+  expired (RFC 7583 pre-publication). roll --ksk publishes a new KSK (in
+  DNSKEY, CDS and CDNSKEY; both KSKs sign DNSKEY) and prints its DS; run
+  again, it shows where the rollover stands. Once the parent serves the new
+  DS, roll --ksk --ds-published makes the new KSK the active one; the old one
+  keeps signing DNSKEY until the old DS has left the caches, then goes.
+  Control (which must be running on this database) takes each step and
+  records it in the history.
+
   --algorithm NAME    ecdsap256sha256 (13, default) or ed25519 (15)
   --zone NAME         the zone (default: the apex of the configuration in --db)
   --db FILE           SQLite database`,
-  options: { ...opt.db, algorithm: { type: 'string' }, zone: { type: 'string' } },
+  options: { ...opt.db, algorithm: { type: 'string' }, zone: { type: 'string' }, zsk: { type: 'boolean' }, ksk: { type: 'boolean' }, 'ds-published': { type: 'boolean' } },
   async run({ values, positionals }) {
     const [verb] = positionals;
-    if (!['init', 'status', 'ds'].includes(verb)) throw new UsageError('dnssec needs init, status or ds');
+    if (!['init', 'status', 'ds', 'roll'].includes(verb)) throw new UsageError('dnssec needs init, status, ds or roll');
     const { db, store } = await openStores(String(values.db));
     const [{ createDnssecKeyStore }, keys] = await Promise.all([import('../db/dnssec-keys.js'), import('../dnssec/keys.js')]);
     const zone = zoneOf(values, store.getConfig()?.zone.apex, String(values.db));
@@ -46,6 +58,12 @@ export const dnssecCommand: Command = {
     } else if (verb === 'status') {
       const infos = stored.list(zone);
       console.log(infos.length ? `${zone}\n${table(infos)}` : `${zone}: no DNSSEC keys (arus dnssec init makes them)`);
+    } else if (verb === 'roll') {
+      const config = store.getConfig();
+      if (!config) throw new UsageError(`${String(values.db)} holds no configuration: a rollover's timings come from the zone's TTLs`);
+      const { rollKsk, rollZsk } = await import('./dnssec-roll.js');
+      if (values.zsk === values.ksk) throw new UsageError('roll needs one of --zsk or --ksk');
+      console.log(values.zsk ? rollZsk(stored, zone, config) : rollKsk(stored, zone, config, values['ds-published'] === true));
     } else {
       const ksks = stored.list(zone).filter((k) => k.role === 'ksk' && k.state !== 'retired');
       if (ksks.length === 0) throw new Error(`${zone} has no key-signing key: arus dnssec init --db ${String(values.db)} makes one`);

@@ -18,8 +18,9 @@
 //   active one; the old one keeps signing DNSKEY until the old DS has left
 //   the caches (Dprp + the parent's DS TTL), then it is removed.
 // Every change of a key, made here or by the CLI, is an event in the history.
+import { DEFAULT_RECORD_TTL } from '../config/record-values.js';
 import { dnssecSchema, type Config, type DnssecDoc } from '../config/schema.js';
-import type { DnssecKeyDoc, DnssecKeyStore } from '../db/dnssec-keys.js';
+import type { DnssecKeyDoc, DnssecKeyInfo, DnssecKeyStore } from '../db/dnssec-keys.js';
 import { dsRdata, FLAGS, generateSigningKey, signingKeyFromPem, type Algorithm, type SigningKey } from '../dnssec/keys.js';
 import { DNSSEC_TYPE } from '../dnssec/rdata.js';
 import { createSigner, type Signer } from '../dnssec/signer.js';
@@ -47,7 +48,7 @@ export type ZoneKeysDeps = {
 export function rolloverTimings(config: Config): { settings: DnssecDoc; ipub: number; iretZsk: number; iretKsk: number } {
   const settings = config.zone.dnssec ?? dnssecSchema.parse({});
   const z = config.zone;
-  const maxTtl = Math.max(z.soa.ttl, z.soa.minimum, z.nsTtl, settings.dnskeyTtl, ...z.services.map((s) => s.ttl), ...(z.records ?? []).map((r) => r.ttl ?? 0));
+  const maxTtl = Math.max(z.soa.ttl, z.soa.minimum, z.nsTtl, settings.dnskeyTtl, ...z.services.map((s) => s.ttl), ...(z.records ?? []).map((r) => r.ttl ?? DEFAULT_RECORD_TTL));
   const dprp = settings.propagationDelay;
   return { settings, ipub: (dprp + settings.dnskeyTtl) * 1000, iretZsk: (dprp + maxTtl) * 1000, iretKsk: (dprp + settings.parentDsTtl) * 1000 };
 }
@@ -90,8 +91,8 @@ export function createZoneKeys(deps: ZoneKeysDeps): ZoneKeys {
     return s;
   }
 
-  /** One event per key whose state moved since the last look (or that is new). */
-  function report(docs: readonly DnssecKeyDoc[]): void {
+  /** One event per key whose state moved since the last look (or that is new); removed keys too. */
+  function report(docs: readonly DnssecKeyInfo[]): void {
     const next = new Map(docs.map((k) => [k.id, k.state]));
     for (const k of docs) {
       const before = seen.get(k.id);
@@ -148,7 +149,7 @@ export function createZoneKeys(deps: ZoneKeysDeps): ZoneKeys {
       const t = now();
       let docs = keys.live(apex());
       if (roll(docs)) docs = keys.live(apex());
-      report(docs);
+      report(keys.list(apex()));
       const fp = docs.map((k) => `${k.id}:${k.state}`).join(',') + `|${apex()}|${rolloverTimings(deps.config()).settings.dnskeyTtl}`;
       // Hourly, the KSK signatures are looked at again: a signer makes one anew once it nears expiry.
       if (fp === fingerprint && t - checkedAt < 3_600_000) return false;
@@ -171,7 +172,7 @@ function sameSigs(a: ZoneSigning | undefined, b: ZoneSigning | undefined): boole
   return sigs(a) === sigs(b);
 }
 
-function reasonOf(k: DnssecKeyDoc): string {
+function reasonOf(k: DnssecKeyInfo): string {
   const what = `${k.role.toUpperCase()} ${k.tag} (algorithm ${k.algorithm})`;
   switch (k.state) {
     case 'published':

@@ -36,10 +36,24 @@ const log = pino(
   },
 );
 
-function withLocator(snapshot: Snapshot, previous?: ServingState): ServingState {
+function withLocator(cloned: Snapshot, previous?: ServingState): ServingState {
+  const snapshot = withBuffers(cloned);
   const geo = (s: Snapshot) => JSON.stringify([s.zone.geoip, s.zone.nets]);
   const locator: Locator = previous && geo(previous.snapshot) === geo(snapshot) ? previous.locator : createLocator({ database: snapshot.zone.geoip.database, nets: snapshot.zone.nets });
   return { snapshot, locator };
+}
+
+/**
+ * A structured clone turns Buffers into plain Uint8Arrays: a signed zone's
+ * RDATA, signatures and key are made Buffers again (views, not copies). The
+ * ZSK's KeyObject is cloned as it is.
+ */
+function withBuffers(snapshot: Snapshot): Snapshot {
+  const d = snapshot.dnssec;
+  if (!d) return snapshot;
+  const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  const keyRrsets = d.keyRrsets.map((r) => ({ ...r, rdata: r.rdata.map(buf), rrsigs: r.rrsigs.map(buf) }));
+  return Object.freeze({ ...snapshot, dnssec: { keyRrsets, ...(d.zsk ? { zsk: { ...d.zsk, rdata: buf(d.zsk.rdata) } } : {}) } });
 }
 
 /** The state answered from (the locator kept while the GeoIP settings stay the same), and what answers. */

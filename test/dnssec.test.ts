@@ -29,7 +29,16 @@ function signedRegions(dir: string): string {
   let text = readFileSync(file, 'utf8');
   text = text.replace(/^( {2}minimum:) \d+/m, '$1 2').replace(/^( {2}ttl:) \d+/m, '$1 3').replace(/^nsTtl: \d+/m, 'nsTtl: 3').replace(/^( {4}ttl:) 30/m, '$1 4').replace('ttl: 3600,', 'ttl: 3,').replace('type: CAA,', 'type: CAA, ttl: 3,');
   // A TXT RRset that, signed, is more than a 512-octet client can take.
-  text = text.replace(/^records:\n/m, `records:\n  - { name: big, type: TXT, ttl: 3, values: ["${'a'.repeat(200)}", "${'b'.repeat(200)}"] }\n`);
+  // Beside it, one record of each kind whose RDATA holds a name (compressed by the encoder, canonical when signed), and a wildcard.
+  const records = [
+    `  - { name: big, type: TXT, ttl: 3, values: ["${'a'.repeat(200)}", "${'b'.repeat(200)}"] }`,
+    '  - { name: www, type: CNAME, ttl: 3, value: api.gslb.example.com. }',
+    '  - { name: "@", type: MX, ttl: 3, value: "10 mail.gslb.example.com." }',
+    '  - { name: mail, type: A, ttl: 3, value: 192.0.2.25 }',
+    '  - { name: _sip._tcp, type: SRV, ttl: 3, value: "10 5 5060 mail.gslb.example.com." }',
+    '  - { name: "*.wild", type: TXT, ttl: 3, value: "synthesized" }',
+  ];
+  text = text.replace(/^records:\n/m, `records:\n${records.join('\n')}\n`);
   text += 'dnssec:\n  signers: ["*"]\n  dnskeyTtl: 2\n  propagationDelay: 1\n  parentDsTtl: 2\n  zskLifetime: 0\n';
   writeFileSync(file, text);
   return out;
@@ -102,6 +111,10 @@ describe.skipIf(!enabled)('DNSSEC on arus up', () => {
       [ZONE, 'NS'],
       [ZONE, 'TXT'],
       [ZONE, 'CAA'],
+      [ZONE, 'MX'],
+      [`_sip._tcp.${ZONE}`, 'SRV'],
+      [`www.${ZONE}`, 'CNAME'],
+      [`anything.wild.${ZONE}`, 'TXT'],
       [ZONE, 'DNSKEY'],
       [ZONE, 'CDS'],
       [ZONE, 'CDNSKEY'],
@@ -115,11 +128,24 @@ describe.skipIf(!enabled)('DNSSEC on arus up', () => {
   it('negative answers validate: NODATA at a steered and a static name, and a random name that does not exist', async () => {
     for (const [name, type] of [
       [`api.${ZONE}`, 'TXT'],
-      [ZONE, 'MX'],
+      [ZONE, 'AAAA'],
+      [`other.wild.${ZONE}`, 'A'],
       [`no-${Math.random().toString(36).slice(2)}.${ZONE}`, 'A'],
       [`deep.er.no-${Math.random().toString(36).slice(2)}.${ZONE}`, 'AAAA'],
     ])
       expect(await delv(name, type), `${name} ${type}`).toMatch(/^; negative response, fully validated$/m);
+  });
+
+  it('signs a wildcard\'s answer as the name asked, and a CNAME\'s chain as far as the zone goes', async () => {
+    const r = dig('127.0.0.1', server.dnsPort, [`x1.wild.${ZONE}`, 'TXT', '+dnssec', '+norec']);
+    const sig = r.answers.find((a) => a.type === 'RRSIG')!;
+    // Labels: those of the name asked (5), not the wildcard's (4): no closest-encloser proof needed.
+    expect(sig.name).toBe(`x1.wild.${ZONE}.`);
+    expect(sig.data.split(/\s+/)[2]).toBe('5');
+    const chain = await delv(`www.${ZONE}`, 'A');
+    expect(chain).toMatch(/^; fully validated$/m);
+    expect(chain).toMatch(/\sIN\s+RRSIG\s+CNAME\s/);
+    expect(chain).toMatch(/\sIN\s+RRSIG\s+A\s/);
   });
 
   it('a trust anchor that is not this zone\'s key fails validation: the answers are really checked', async () => {

@@ -65,7 +65,7 @@ export const dnssecCommand: Command = {
       if (values.zsk === values.ksk) throw new UsageError('roll needs one of --zsk or --ksk');
       console.log(values.zsk ? rollZsk(stored, zone, config) : rollKsk(stored, zone, config, values['ds-published'] === true));
     } else {
-      const ksks = stored.list(zone).filter((k) => k.role === 'ksk' && k.state !== 'retired');
+      const ksks = stored.list(zone).filter((k) => k.role === 'ksk' && (k.state === 'active' || k.state === 'published'));
       if (ksks.length === 0) throw new Error(`${zone} has no key-signing key: arus dnssec init --db ${String(values.db)} makes one`);
       console.log(dsLines(zone, ksks, keys).join('\n'));
     }

@@ -119,7 +119,7 @@ const run = (cmd: string, args: string[]) =>
  * machine (a stub zone alone would leave Unbound's built-in root hints, and
  * the internet, one query outside example.com away).
  */
-export function parentZones(a: Addresses, ttl = 3600): { root: string; parent: string } {
+export function parentZones(a: Addresses, ttl = 3600, serial = 1): { root: string; parent: string } {
   const root = `$TTL ${ttl}
 .                   IN SOA a.root-servers.net. hostmaster.example.com. 1 3600 600 604800 60
 .                   IN NS  a.root-servers.net.
@@ -129,7 +129,7 @@ ns.example.com.     IN A   ${a.parent}
 `;
   const parent = `$ORIGIN example.com.
 $TTL ${ttl}
-@        IN SOA ns.example.com. hostmaster.example.com. 1 3600 600 604800 60
+@        IN SOA ns.example.com. hostmaster.example.com. ${serial} 3600 600 604800 60
 @        IN NS  ns.example.com.
 ns       IN A   ${a.parent}
 ; The delegation: NS records for the child, and glue because the name
@@ -142,17 +142,39 @@ ns2.gslb IN A   ${a.ns2}
   return { root, parent };
 }
 
-/** NSD on `a.parent`:53 serving the root and `example.com` from `dir`. */
-export async function startNsd(dir: string, a: Addresses): Promise<Daemon> {
-  const { root, parent } = parentZones(a);
-  writeFileSync(join(dir, 'root.zone'), root);
-  writeFileSync(join(dir, 'example.com.zone'), parent);
+/** The files NSD serves the root and `example.com` from, relative to its `dir`. */
+export type ParentFiles = { root: string; parent: string };
+
+/**
+ * NSD on `a.parent`:53 serving the root and `example.com` from `dir`: the
+ * unsigned `parentZones` by default, or the files given (signed ones, which
+ * signed-delegation.ts writes).
+ */
+export async function startNsd(dir: string, a: Addresses, opts: { files?: ParentFiles } = {}): Promise<Daemon> {
+  let files = opts.files;
+  if (!files) {
+    const { root, parent } = parentZones(a);
+    writeFileSync(join(dir, 'root.zone'), root);
+    writeFileSync(join(dir, 'example.com.zone'), parent);
+    files = { root: 'root.zone', parent: 'example.com.zone' };
+  }
+  return startNsdServing(dir, [a.parent], [
+    { name: '.', file: files.root },
+    { name: 'example.com', file: files.parent },
+  ]);
+}
+
+/**
+ * NSD on port 53 of each of `addresses`, serving each zone from its file in
+ * `dir` (which also holds NSD's pid and state files: one dir per instance).
+ * Ready when the first zone's SOA is answered authoritatively.
+ */
+export async function startNsdServing(dir: string, addresses: string[], zones: { name: string; file: string }[]): Promise<Daemon> {
   const conf = join(dir, 'nsd.conf');
   writeFileSync(
     conf,
     `server:
-  ip-address: ${a.parent}
-  port: 53
+${addresses.map((ip) => `  ip-address: ${ip}\n`).join('')}  port: 53
   do-ip6: no
   server-count: 1
   reuseport: no
@@ -167,17 +189,21 @@ export async function startNsd(dir: string, a: Addresses): Promise<Daemon> {
   verbosity: 1
 remote-control:
   control-enable: no
-zone:
-  name: "."
-  zonefile: "root.zone"
-zone:
-  name: "example.com"
-  zonefile: "example.com.zone"
-`,
+${zones.map((z) => `zone:\n  name: "${z.name}"\n  zonefile: "${z.file}"\n`).join('')}`,
   );
   const d = daemon(TOOLS.nsd!, ['-d', '-c', conf]);
-  await waitFor(d, 'nsd', async () => (await run('dig', [`@${a.parent}`, '+time=1', '+tries=1', '+norec', 'example.com', 'SOA'])).out.includes('flags: qr aa'));
+  await waitFor(d, 'nsd', async () => (await run('dig', [`@${addresses[0]}`, '+time=1', '+tries=1', '+norec', zones[0].name, 'SOA'])).out.includes('flags: qr aa'));
   return d;
+}
+
+/** The module line, and the anchor when validating (`man unbound.conf`: subnetcache first, then validator). */
+function dnssec(trustAnchorFile: string | undefined): string {
+  if (!trustAnchorFile) return '  # ECS without DNSSEC validation (the test zones are unsigned).\n  module-config: "subnetcache iterator"';
+  return `  # ECS and DNSSEC validation, in the order unbound.conf(5) gives.
+  module-config: "subnetcache validator iterator"
+  trust-anchor-file: "${trustAnchorFile}"
+  # Why an answer is bogus, in output(), for the failure messages.
+  val-log-level: 2`;
 }
 
 export type Unbound = Daemon & {
@@ -194,9 +220,10 @@ export type Unbound = Daemon & {
 
 /**
  * Unbound on `a.resolver`:53, recursing from NSD as its only root server,
- * with ECS on towards the two Arus nodes.
+ * with ECS on towards the two Arus nodes; validating DNSSEC from the test
+ * root's key when given `trustAnchorFile` (zone-file DS or DNSKEY lines).
  */
-export async function startUnbound(dir: string, a: Addresses): Promise<Unbound> {
+export async function startUnbound(dir: string, a: Addresses, opts: { trustAnchorFile?: string } = {}): Promise<Unbound> {
   const hints = join(dir, 'root.hints');
   writeFileSync(hints, `.                   3600000 NS a.root-servers.net.\na.root-servers.net. 3600000 A  ${a.parent}\n`);
   const socket = join(dir, 'unbound.ctl');
@@ -221,8 +248,7 @@ export async function startUnbound(dir: string, a: Addresses): Promise<Unbound> 
   num-threads: 1
   so-reuseport: no
   root-hints: "${hints}"
-  # ECS without DNSSEC validation (the test zones are unsigned).
-  module-config: "subnetcache iterator"
+${dnssec(opts.trustAnchorFile)}
   # ECS goes only to the servers listed here: the Arus nodes.
   send-client-subnet: ${a.ns1}
   send-client-subnet: ${a.ns2}

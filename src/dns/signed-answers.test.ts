@@ -93,4 +93,14 @@ describe('signed answers', () => {
     expect(verifyRrsig(a, rrsigRdata, zsk.rdata)).toBe(true);
     expect(rrsigRdata.readUInt32BE(4)).toBe(30);
   });
+
+  it('rate-limits a compact denial as the NXDOMAIN it stands for, though its rcode is NOERROR', () => {
+    const respond = createResponder({ getState: () => state(6), log: silentLogger(), rrl: { exempt: [], nxdomainsPerSecond: 5, responsesPerSecond: 1000, slip: 0 }, now: () => 1000 });
+    const ask = (name: string) => respond(query({ name, type: 1, opt: { dnssecOk: true } }), { address: '192.0.2.7' }, 'udp');
+    const denied = Array.from({ length: 40 }, (_, i) => ask(`gone${i}.gslb.example.com`));
+    expect(denied.filter((r) => r !== undefined).length).toBeLessThanOrEqual(6);
+    expect(respond.stats.rrlDropped).toBeGreaterThan(30);
+    // Answers have their own, larger budget.
+    expect(Array.from({ length: 40 }, () => ask('api.gslb.example.com')).every((r) => r !== undefined)).toBe(true);
+  });
 });

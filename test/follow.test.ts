@@ -169,6 +169,15 @@ describe.skipIf(!requireDig)('roles following several replicas of control', () =
     expect(indonesia().some((a) => LAGGING.includes(a))).toBe(false);
     await until(health, (h) => h.controlUp && h.controls[1].up && !h.controls[0].up, 10_000);
   });
+
+  it('SIGTERM while streaming: the node stops at once and exits 0 (its stream is aborted before its link to control closes)', async () => {
+    const exited = new Promise<number | null>((r) => node.proc.once('exit', (code) => r(code)));
+    const t = Date.now();
+    node.proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // Without the order, undici's graceful close waits for control to end the stream (stopProcess's SIGKILL comes at 3 s).
+    expect(Date.now() - t).toBeLessThan(2500);
+  });
 });
 
 describe("the probe agent's /healthz listener", () => {

@@ -5,7 +5,7 @@ import { createReplies, type Remote, type Transport } from './replies.js';
 import { createRegionSlots, createResponderStats, QTYPE_CAA, QTYPE_OTHER, QTYPE_SLOT, type ResponderStats } from './responder-stats.js';
 import { writeError } from './response-writer.js';
 import type { RateLimiter, RrlSettings } from './rrl.js';
-import { createServedState, type Served, type SnapshotSource } from './served.js';
+import { createServedState, type Served, type SnapshotSource, type Variant } from './served.js';
 import type { SignedZone } from './signed-answers.js';
 import { createSteeredAnswers } from './steered-answers.js';
 import { CLASS_IN, KEEPALIVE, RCODE, TYPE, type Body, type Query } from './wire.js';
@@ -114,7 +114,7 @@ export function createResponder(opts: ResponderOptions): Responder {
         body = signed ? signed.nxdomain(nx, q.key, q.compactOk) : nx;
       } else if (node.dynamic !== undefined && (q.qtype === TYPE.A || q.qtype === TYPE.AAAA)) {
         const variant = steered(s, packet, q, remote.address, node.dynamic);
-        body = signed ? signedVariant(s, signed, variant.body, node, q) : variant.body;
+        body = signed ? signedVariant(s, signed, variant, node, q) : variant.body;
         // Source prefix 0: located by the resolver, and the answer is for everyone behind it.
         scope = q.ecsSourcePrefix > 0 ? variant.scope : 0;
       } else {
@@ -144,7 +144,7 @@ export function createResponder(opts: ResponderOptions): Responder {
       if (node?.dynamic === undefined) continue;
       try {
         const variants = steered.warm(s, packet, q, address, node.dynamic);
-        if (q.dnssecOk && s.signed) for (const v of variants) signedVariant(s, s.signed, v.body, node, q);
+        if (q.dnssecOk && s.signed) for (const v of variants) signedVariant(s, s.signed, v, node, q);
       } catch (err) {
         log.debug({ err }, 'preparing an answer failed; it is made when asked');
       }
@@ -156,9 +156,13 @@ export function createResponder(opts: ResponderOptions): Responder {
 }
 
 /** A steered answer's signed twin: NODATA with its NSEC, or the records signed with the service's TTL (the one served may be lower). */
-function signedVariant(s: Served, signed: SignedZone, body: Body, node: ZoneNode, q: Query): Body {
-  if (body === node.nodata) return signed.nodata(node, q.key, q.qtype);
-  return signed.answer(body, q.key, s.snapshot.services.get(node.dynamic!.service)?.ttl);
+function signedVariant(s: Served, signed: SignedZone, variant: Variant, node: ZoneNode, q: Query): Body {
+  const generation = signed.generation();
+  if (variant.signedIn === generation) return variant.signed!;
+  const body = variant.body === node.nodata ? signed.nodata(node, q.key, q.qtype) : signed.answer(variant.body, q.key, s.snapshot.services.get(node.dynamic!.service)?.ttl);
+  variant.signed = body;
+  variant.signedIn = generation;
+  return body;
 }
 
 /** Every fixed answer of the zone and its NODATA, signed. */

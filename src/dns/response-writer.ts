@@ -122,7 +122,7 @@ export function writeError(query: Buffer, q: Query, rcode: number, udpSize: numb
 // Buffer#copy's argument handling costs more than moving the few dozen octets
 // of a question or an answer; long bodies still go native.
 function copy(src: Buffer, start: number, end: number, dst: Buffer, at: number): number {
-  if (end - start > 256) return at + src.copy(dst, at, start, end);
+  if (end - start > 64) return at + src.copy(dst, at, start, end);
   for (let i = start; i < end; i++) dst[at++] = src[i];
   return at;
 }

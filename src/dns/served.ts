@@ -17,7 +17,14 @@ import { zoneOf, type Zone } from './zone.js';
 export type SnapshotSource = { getState(): ServingState } | { getSnapshot(): Snapshot; locator: Locator };
 
 /** `region`: index in `stats.answerRegions`, -1 when the answer has no address. */
-export type Variant = { readonly body: Body; readonly scope: number; readonly region: number };
+export type Variant = {
+  readonly body: Body;
+  readonly scope: number;
+  readonly region: number;
+  /** Its signed twin, made for the signed zone's `generation()` it was made in (signed-answers.ts). */
+  signed?: Body;
+  signedIn?: number;
+};
 export type AnswerSet = { readonly variants: readonly Variant[]; next: number };
 /** A client network as located, and the answer sets already found for it, by dynamic name and family. */
 export type Client = { readonly facts: ClientFacts; readonly net: string; readonly sets: (AnswerSet | undefined)[] };

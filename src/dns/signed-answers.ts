@@ -14,7 +14,7 @@
 // the name asked, so no proof of the closest encloser is needed), are made
 // per name: they have a signer of their own with a small cache, so a flood of
 // random names cannot push the zone's own signatures out.
-import { compactNsec } from '../dnssec/denial.js';
+import { compactNsec, nxnameNsec } from '../dnssec/denial.js';
 import { nameText, nameWire } from '../dnssec/names.js';
 import { DNSSEC_TYPE } from '../dnssec/rdata.js';
 import type { Rr } from '../dnssec/sign.js';
@@ -25,6 +25,8 @@ import { CLASS_IN, HEADER_SIZE, RCODE, TYPE, type Body } from './wire.js';
 import type { ZoneNode } from './zone.js';
 
 export interface SignedZone {
+  /** Moves when the twins are made anew (every day, so that none holds a signature near its expiry): a twin kept elsewhere is good while it stays. */
+  generation(): number;
   /** The signed twin of `body`, the answer at `key` (a name in the zone, wire form); `originalTtl` for a health-derived TTL. */
   answer(body: Body, key: string, originalTtl?: number): Body;
   /** NODATA at `node` for `qtype`, with the NSEC that lists its types. */
@@ -74,6 +76,7 @@ export function createSignedZone(apex: string, signing: ZoneSigning | undefined)
   let negativeSoa: ReadRr[] | undefined;
   let resetAt = Date.now() + TWIN_LIFETIME_MS;
   let calls = 0;
+  let generation = 0;
 
   function fresh(): void {
     if ((++calls & 0xfff) !== 0 || Date.now() < resetAt) return;
@@ -82,6 +85,7 @@ export function createSignedZone(apex: string, signing: ZoneSigning | undefined)
     named = new Map();
     negativeSoa = undefined;
     resetAt = Date.now() + TWIN_LIFETIME_MS;
+    generation++;
   }
 
   /** Each RRset followed by its RRSIG: control's for the key RRsets, the signer's for the rest. */
@@ -118,6 +122,10 @@ export function createSignedZone(apex: string, signing: ZoneSigning | undefined)
   }
 
   return {
+    generation() {
+      fresh();
+      return generation;
+    },
     answer(body, key, originalTtl) {
       fresh();
       let twin = twins.get(body);
@@ -143,15 +151,10 @@ export function createSignedZone(apex: string, signing: ZoneSigning | undefined)
       fresh();
       negativeSoa ??= withSigs(readBody(nx, key).ns, zoneSigner);
       const ttl = negativeSoa[0]?.ttl ?? 0;
-      let nsec: Rr;
-      try {
-        nsec = compactNsec(nameText(key), ttl, 'nxname');
-        nameWire(nsec.name);
-      } catch {
-        // A name so long that `\000.name` is past 255 octets: no compact NSEC exists for it.
-        return nx;
-      }
-      const authority = [...negativeSoa, ...withSigs([{ ...nsec, owner: nameWire(nsec.name) }], perName)];
+      // The key is the name lowercased in wire form: canonical already.
+      const nsec = nxnameNsec(nameText(key), Buffer.from(key, 'latin1'), ttl);
+      if (!nsec) return nx;
+      const authority = [...negativeSoa, ...withSigs([nsec as ReadRr], perName)];
       return { ...writeBody(key, [], authority, [], compact ? RCODE.NXDOMAIN : RCODE.NOERROR, true), nx: true };
     },
   };

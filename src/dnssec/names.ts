@@ -58,6 +58,13 @@ export function labelCount(name: string): number {
   return labels.length > 0 && labels[0].length === 1 && labels[0][0] === 0x2a ? labels.length - 1 : labels.length;
 }
 
+/** The RRSIG Labels field of a name already in canonical wire form. */
+export function labelCountWire(wire: Uint8Array): number {
+  let n = 0;
+  for (let p = 0; wire[p] !== 0; p += wire[p] + 1) n++;
+  return wire[0] === 1 && wire[1] === 0x2a ? n - 1 : n;
+}
+
 /**
  * Presentation form of a wire-format name (uncompressed labels from `at`):
  * `.` `\` and octets outside printable ASCII escaped, so that `nameWire`

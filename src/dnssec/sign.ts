@@ -5,33 +5,53 @@
 // serial-number arithmetic by validators (they wrap in 2106).
 import { sign, verify } from 'node:crypto';
 import { ALGORITHM, publicKeyOf, type SigningKey } from './keys.js';
-import { labelCount, nameWire } from './names.js';
+import { labelCountWire, nameWire } from './names.js';
 import { DNSSEC_TYPE } from './rdata.js';
 
 const CLASS_IN = 1;
 
-/** One resource record of an RRset; `rdata` already canonical (rdata.ts). */
-export type Rr = { readonly name: string; readonly type: number; readonly ttl: number; readonly rdata: Buffer };
+/**
+ * One resource record of an RRset; `rdata` already canonical (rdata.ts).
+ * `owner`, when given, is `name` in canonical wire form, so that it is not
+ * encoded again (the hot path has it already).
+ */
+export type Rr = { readonly name: string; readonly type: number; readonly ttl: number; readonly rdata: Buffer; readonly owner?: Buffer };
+
+/** An RR's owner in canonical wire form. */
+export const ownerWire = (r: Rr): Buffer => r.owner ?? nameWire(r.name);
+
+// Signer names, encoded once: a zone signs with one.
+const signerWires = new Map<string, Buffer>();
+function signerWire(signer: string): Buffer {
+  let w = signerWires.get(signer);
+  if (!w) {
+    if (signerWires.size > 64) signerWires.clear();
+    signerWires.set(signer, (w = nameWire(signer)));
+  }
+  return w;
+}
 export type SignatureWindow = { readonly inception: number; readonly expiration: number };
 
 /** RRSIG RDATA up to (not including) the signature: the part that is signed too. */
 function rrsigHead(rrset: readonly Rr[], key: SigningKey, signer: string, w: SignatureWindow, ttl: number): Buffer {
-  const { type, name } = rrset[0];
-  const head = Buffer.alloc(18);
+  const { type } = rrset[0];
+  const signerName = signerWire(signer);
+  const head = Buffer.alloc(18 + signerName.length);
   head.writeUInt16BE(type, 0);
   head[2] = key.algorithm;
-  head[3] = labelCount(name);
+  head[3] = labelCountWire(ownerWire(rrset[0]));
   head.writeUInt32BE(ttl >>> 0, 4);
   head.writeUInt32BE(w.expiration >>> 0, 8);
   head.writeUInt32BE(w.inception >>> 0, 12);
   head.writeUInt16BE(key.tag, 16);
-  return Buffer.concat([head, nameWire(signer)]);
+  signerName.copy(head, 18);
+  return head;
 }
 
 /** The signed data: the RRSIG's head, then each RR (owner, type, class, original TTL, RDATA) sorted by RDATA, duplicates once. */
 function signedData(head: Buffer, rrset: readonly Rr[], originalTtl: number): Buffer {
-  const owner = nameWire(rrset[0].name);
-  const rdatas = [...new Map(rrset.map((r) => [r.rdata.toString('hex'), r.rdata])).values()].sort((a, b) => Buffer.compare(a, b));
+  const owner = ownerWire(rrset[0]);
+  const rdatas = rrset.length === 1 ? [rrset[0].rdata] : [...new Map(rrset.map((r) => [r.rdata.toString('hex'), r.rdata])).values()].sort((a, b) => Buffer.compare(a, b));
   const parts = [head];
   for (const rdata of rdatas) {
     const fixed = Buffer.alloc(10);
@@ -46,9 +66,10 @@ function signedData(head: Buffer, rrset: readonly Rr[], originalTtl: number): Bu
 
 function checkRrset(rrset: readonly Rr[]): void {
   if (rrset.length === 0) throw new Error('an RRset to sign has at least one record');
-  const owner = nameWire(rrset[0].name);
+  if (rrset.length === 1) return;
+  const owner = ownerWire(rrset[0]);
   for (const r of rrset)
-    if (r.type !== rrset[0].type || !nameWire(r.name).equals(owner) || r.ttl !== rrset[0].ttl) throw new Error(`an RRset is one owner, one type and one TTL: ${r.name} ${r.type} ${r.ttl}`);
+    if (r.type !== rrset[0].type || !ownerWire(r).equals(owner) || r.ttl !== rrset[0].ttl) throw new Error(`an RRset is one owner, one type and one TTL: ${r.name} ${r.type} ${r.ttl}`);
 }
 
 /**

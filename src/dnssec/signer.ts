@@ -11,9 +11,8 @@
 // comparable in tests and logs.
 import { createHash } from 'node:crypto';
 import type { SigningKey } from './keys.js';
-import { nameWire } from './names.js';
 import { DNSSEC_TYPE } from './rdata.js';
-import { rrsigOf, type Rr, type SignatureWindow } from './sign.js';
+import { ownerWire, rrsigOf, type Rr, type SignatureWindow } from './sign.js';
 
 export type SignerOptions = {
   /** The zone's apex: the signer's name in every RRSIG. */
@@ -57,8 +56,9 @@ export function createSigner(opts: SignerOptions): Signer {
 
   /** What an RRSIG covers, as one key: type, owner, original TTL and the set of RDATA, whatever their order or case. */
   function keyOf(rrset: readonly Rr[], originalTtl: number): string {
-    const h = createHash('sha256').update(`${rrset[0].type}/${originalTtl}/`).update(nameWire(rrset[0].name));
-    for (const r of [...new Set(rrset.map((x) => x.rdata.toString('hex')))].sort()) h.update(r).update('/');
+    const h = createHash('sha256').update(`${rrset[0].type}/${originalTtl}/`).update(ownerWire(rrset[0]));
+    if (rrset.length === 1) h.update(rrset[0].rdata);
+    else for (const r of [...new Set(rrset.map((x) => x.rdata.toString('hex')))].sort()) h.update(r).update('/');
     return h.digest('base64');
   }
 
@@ -73,7 +73,7 @@ export function createSigner(opts: SignerOptions): Signer {
         kept.delete(key);
         kept.set(key, hit); // most recently used last
         stats.reused++;
-        return { name: rrset[0].name, type: DNSSEC_TYPE.RRSIG, ttl: rrset[0].ttl, rdata: hit.rdata };
+        return { name: rrset[0].name, owner: rrset[0].owner, type: DNSSEC_TYPE.RRSIG, ttl: rrset[0].ttl, rdata: hit.rdata };
       }
       const w = windowAt(t);
       const sig = rrsigOf(rrset, opts.key, opts.zone, w, originalTtl);

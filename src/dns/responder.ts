@@ -133,7 +133,7 @@ export function createResponder(opts: ResponderOptions): Responder {
   async function prepare(state: ServingState, sample: readonly { packet: Buffer; address: string }[]): Promise<void> {
     const s = current.prepare(state);
     // A signed zone's fixed answers are signed before the state answers (their signatures, mostly, from the signer's cache).
-    if (s.signed) signAhead(s, s.signed);
+    if (s.signed) await signAhead(s, s.signed);
     for (let i = 0; i < sample.length; i++) {
       // A slice at a time: queries arriving meanwhile are answered from the current state in between.
       if (i % PREPARE_SLICE === PREPARE_SLICE - 1) await new Promise((r) => setImmediate(r));
@@ -165,9 +165,11 @@ function signedVariant(s: Served, signed: SignedZone, variant: Variant, node: Zo
   return body;
 }
 
-/** Every fixed answer of the zone and its NODATA, signed. */
-function signAhead(s: Served, signed: SignedZone): void {
+/** Every fixed answer of the zone and its NODATA, signed; a slice of names per event-loop turn (a zone may have thousands). */
+async function signAhead(s: Served, signed: SignedZone): Promise<void> {
+  let n = 0;
   for (const [key, node] of s.zone.nodes) {
+    if (++n % PREPARE_SLICE === 0) await new Promise((r) => setImmediate(r));
     for (const body of node.bodies.values()) if (body !== node.nodata) signed.answer(body, key);
     signed.nodata(node, key, TYPE.TXT);
   }

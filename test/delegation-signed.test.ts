@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arus, startArus, tempDir, until, type Running } from './helpers/arus.js';
 import { createToken } from './helpers/credentials.js';
 import { digAsync, type DigResult } from './helpers/dig.js';
-import { delegatedRegions, missingTools, PACKAGES, pickAddresses, startNsd, startUnbound, type Addresses, type Daemon, type Unbound } from './helpers/delegation.js';
-import { delv, dnsviz, missingSignedTools, SIGNED_PACKAGES, signParent, zonemaster, type SignedParent } from './helpers/signed-delegation.js';
+import { delegatedRegions, startNsd, startUnbound, type Addresses, type Daemon, type Unbound } from './helpers/delegation.js';
+import { delv, dnsviz, signedWorld, signParent, zonemaster, type SignedParent } from './helpers/signed-delegation.js';
 
 const ZONE = 'gslb.example.com';
 const API = `api.${ZONE}`;
@@ -25,16 +25,7 @@ const CLIENTS = [
   { country: 'PH', subnet: '112.198.5.0/24', want: ['127.0.1.41', '127.0.1.42'] },
 ];
 
-const missing = [...missingTools, ...missingSignedTools];
-const picked = missing.length ? undefined : await pickAddresses();
-const reason = missing.length
-  ? `needs ${missing.join(', ')} (Debian: apt-get install -y --no-install-recommends ${PACKAGES} ${SIGNED_PACKAGES})`
-  : picked && 'error' in picked
-    ? picked.error
-    : undefined;
-// In CI a missing tool is a failure, not a skip.
-const run = reason === undefined || Boolean(process.env.CI);
-if (!run) console.warn(`signed delegation test skipped: ${reason}`);
+const { picked, reason, run } = await signedWorld('signed delegation test');
 
 const aRecords = (r: DigResult) =>
   r.answers

@@ -9,23 +9,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/arus.js';
 import { digAsync } from './helpers/dig.js';
-import { missingTools, PACKAGES, pickAddresses, startNsd, startNsdServing, startUnbound, type Addresses, type Daemon, type Unbound } from './helpers/delegation.js';
-import { delv, dnsviz, missingSignedTools, SIGNED_PACKAGES, signParent, signZone, zonemaster, type SignedParent, type SignedZone } from './helpers/signed-delegation.js';
+import { startNsd, startNsdServing, startUnbound, type Addresses, type Daemon, type Unbound } from './helpers/delegation.js';
+import { delv, dnsviz, signedWorld, signParent, signZone, zonemaster, type SignedParent, type SignedZone } from './helpers/signed-delegation.js';
 
 const ZONE = 'gslb.example.com';
 const API = `api.${ZONE}`;
 const API_ADDRESSES = ['192.0.2.1', '192.0.2.2', '192.0.2.3'];
 
-const missing = [...missingTools, ...missingSignedTools];
-const picked = missing.length ? undefined : await pickAddresses();
-const reason = missing.length
-  ? `needs ${missing.join(', ')} (Debian: apt-get install -y --no-install-recommends ${PACKAGES} ${SIGNED_PACKAGES})`
-  : picked && 'error' in picked
-    ? picked.error
-    : undefined;
-// In CI a missing tool is a failure, not a skip.
-const run = reason === undefined || Boolean(process.env.CI);
-if (!run) console.warn(`signed parent test skipped: ${reason}`);
+const { picked, reason, run } = await signedWorld('signed parent test');
 
 /** The child, as small as a delegated zone can be: apex, its two name servers, one name with three addresses. */
 const childZone = (a: Addresses) => `$TTL 300

@@ -7,7 +7,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parentZones, type Addresses, type ParentFiles } from './delegation.js';
+import { missingTools, PACKAGES, parentZones, pickAddresses, type Addresses, type ParentFiles } from './delegation.js';
 
 /** The full path of `cmd` on PATH (dnsviz's is read for its #! line), or undefined. */
 function tool(cmd: string): string | undefined {
@@ -270,4 +270,22 @@ export async function zonemaster(zone: string, opts: { root: string; dir: string
     .filter((m) => !ZONEMASTER_LOOPBACK_TAGS.includes(m.tag))
     .map((m): Finding => ({ level: m.level === 'WARNING' ? 'warning' : 'error', code: m.tag, description: JSON.stringify(m.args ?? {}), where: `${m.module}/${m.testcase}` }));
   return { findings, raw };
+}
+
+/**
+ * Whether a signed delegation test can run here: the addresses it may use, or
+ * why not (a missing tool, port 53 not bindable). In CI a missing tool is a
+ * failure, not a skip: `run` stays true and the test's beforeAll throws `reason`.
+ */
+export async function signedWorld(what: string): Promise<{ picked?: Addresses; reason?: string; run: boolean }> {
+  const missing = [...missingTools, ...missingSignedTools];
+  const picked = missing.length ? undefined : await pickAddresses();
+  const reason = missing.length
+    ? `needs ${missing.join(', ')} (Debian: apt-get install -y --no-install-recommends ${PACKAGES} ${SIGNED_PACKAGES})`
+    : picked && 'error' in picked
+      ? picked.error
+      : undefined;
+  const run = reason === undefined || Boolean(process.env.CI);
+  if (!run) console.warn(`${what} skipped: ${reason}`);
+  return { picked: picked && !('error' in picked) ? picked : undefined, reason, run };
 }

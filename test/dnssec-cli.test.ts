@@ -73,4 +73,28 @@ describe('arus dnssec', () => {
     expect(empty.stderr).toMatch(/holds no configuration yet .*--zone NAME/);
     expect(arus(['dnssec', 'status', '--zone', 'other.example', '--db', join(tempDir(), 'empty2.db')]).stdout).toMatch(/other\.example: no DNSSEC keys \(arus dnssec init makes them\)/);
   });
+
+  it('refuses to serve a signed zone from the database (arus dns --db cannot sign), naming what to run instead', () => {
+    const db = configured();
+    expect(arus(['dnssec', 'init', '--db', db]).code).toBe(0);
+    const r = arus(['dns', '--db', db, '--dns-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/gslb\.example\.com is signed .* cannot sign: run this node with --control URL and a dns token whose node is in zone\.dnssec\.signers/);
+  });
+
+  it('roll refuses without one of --zsk or --ksk, and a KSK made active before the parent can have its DS', () => {
+    const db = configured();
+    expect(arus(['dnssec', 'init', '--db', db]).code).toBe(0);
+    const neither = arus(['dnssec', 'roll', '--db', db]);
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toMatch(/one of --zsk or --ksk/);
+    const early = arus(['dnssec', 'roll', '--ksk', '--ds-published', '--db', db]);
+    expect(early.code).not.toBe(0);
+    expect(early.stderr).toMatch(/no KSK being rolled in: arus dnssec roll --ksk publishes one first/);
+    const started = arus(['dnssec', 'roll', '--ksk', '--db', db]);
+    expect(started.stdout).toMatch(/KSK rollover started: KSK \d+ \(ksk-\d+\) published/);
+    expect(arus(['dnssec', 'roll', '--ksk', '--db', db]).stdout).toMatch(/a KSK rollover is under way: .* not ready until /);
+    // The DS to give the parent: both KSKs while the new one rolls in.
+    expect(arus(['dnssec', 'ds', '--db', db]).stdout.split('\n').filter((l) => / IN DS /.test(l))).toHaveLength(2);
+  });
 });

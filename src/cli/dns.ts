@@ -110,7 +110,12 @@ async function followControl(controlUrl: string, values: Values, log: Logger, me
 /** --db: the configuration and health control writes to its SQLite file on this machine. */
 async function readDatabase(values: Values, log: Logger): Promise<Origin> {
   const db = String(values.db ?? DEFAULTS.db);
-  const { store, healthStore } = await openStores(db);
+  const { db: handle, store, healthStore } = await openStores(db);
+  // The key RRsets are signed by control's publisher alone: a node reading the database would serve a signed zone unsigned, and validators reject that.
+  const apex = store.getConfig()?.zone.apex;
+  const { createDnssecKeyStore } = await import('../db/dnssec-keys.js');
+  if (apex && createDnssecKeyStore(handle).list(apex).some((k) => k.state === 'active'))
+    throw new UsageError(`${apex} is signed (arus dnssec status --db ${db}), and a node that reads the database (--db) cannot sign: run this node with --control URL and a dns token whose node is in zone.dnssec.signers`);
   const { createDbStateSource } = await import('../snapshot/source.js');
   return { source: createDbStateSource({ store, healthStore, log: log.child({ component: 'snapshot' }) }), origin: { db } };
 }

@@ -89,6 +89,9 @@ export function createResponder(opts: ResponderOptions): Responder {
   function respond(packet: Buffer, remote: Remote, transport: Transport, tcpIdleMs?: number): Buffer | undefined {
     stats.queries++;
     const q = readQuery(packet);
+    // CO (RFC 9824) is echoed only where a compact answer was possible: beside DO, in a zone this node signs.
+    const compactOk = q.compactOk;
+    q.compactOk = false;
     // RFC 7828: over UDP the option is ignored and never sent; over TCP a client's TIMEOUT is FORMERR (§3.2.1).
     if (q.keepalive !== KEEPALIVE.NONE && transport === 'tcp') {
       if (q.keepalive === KEEPALIVE.WITH_TIMEOUT && q.rcode !== RCODE.BADVERS) q.rcode = RCODE.FORMERR;
@@ -105,13 +108,14 @@ export function createResponder(opts: ResponderOptions): Responder {
       let synthesized = false;
       if (node === undefined && s.zone.wildcards) synthesized = (node = s.zone.wildcard(q.key)) !== undefined;
       const signed = q.dnssecOk ? s.signed : undefined;
+      if (signed) q.compactOk = compactOk;
       let body: Body;
       let scope = 0;
       if (node === undefined) {
         const nx = s.zone.nxdomain(q.key);
         // Outside the zone: REFUSED, the question only (no referral, no SOA: nothing to amplify with).
         if (nx === undefined) return reject(packet, q, RCODE.REFUSED, remote, transport);
-        body = signed ? signed.nxdomain(nx, q.key, q.compactOk) : nx;
+        body = signed ? signed.nxdomain(nx, q.key, compactOk) : nx;
       } else if (node.dynamic !== undefined && (q.qtype === TYPE.A || q.qtype === TYPE.AAAA)) {
         const variant = steered(s, packet, q, remote.address, node.dynamic);
         body = signed ? signedVariant(s, signed, variant, node, q) : variant.body;

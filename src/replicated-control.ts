@@ -25,6 +25,8 @@ export type ReplicaOptions = ControlListener & {
   leaseTtlS?: number;
   /** RFC 2136 dynamic updates on this replica: the keys are the replicated ones (etcd, mirrored into the read model), the MACs taken shared by every replica. */
   update?: { listen: ListenAddress; kek: Buffer };
+  /** The key DNSSEC private keys are sealed under in etcd (--tsig-key-file or ARUS_TSIG_KEY): without it a signed zone cannot be served. */
+  kek?: Buffer;
 };
 
 export async function startReplicatedControl(o: ReplicaOptions) {
@@ -49,7 +51,7 @@ export async function startReplicatedControl(o: ReplicaOptions) {
   const id = o.id ?? `control-${hostname()}-${o.listen.port}`;
   const host = o.listen.address.includes(':') ? `[${o.listen.address}]` : o.listen.address;
   const url = o.advertiseUrl ?? `${o.tls ? 'https' : 'http'}://${host}:${o.listen.port}`;
-  const parts = etcd.assembleReplica({ client, id, url, readModel, store, healthStore, leaseTtlS: o.leaseTtlS ?? 2, metrics: o.metrics, log, etcd: o.etcd, resolvers: o.resolvers });
+  const parts = etcd.assembleReplica({ client, id, url, readModel, store, healthStore, leaseTtlS: o.leaseTtlS ?? 2, metrics: o.metrics, log, etcd: o.etcd, resolvers: o.resolvers, kek: o.kek ?? o.update?.kek });
   await parts.election.start();
 
   const peer = o.tls?.mutual ? (c: { env: unknown }) => peerIdentity((c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket, o.trustDomain) : undefined;

@@ -7,7 +7,7 @@ import { onSignal } from './signal.js';
 import { etcdHelp, etcdOpt, etcdSettings } from './etcd-options.js';
 import { openStores } from './stores.js';
 import { insecurePlaintext, serverTls, tlsHelp, tlsOpt, trustDomain } from './tls-options.js';
-import { updateHelp, updateOpt, updateSettings } from './tsig.js';
+import { keyEncryptionKeyOf, updateHelp, updateOpt, updateSettings } from './tsig.js';
 import { UsageError } from './usage-error.js';
 
 const env = process.env;
@@ -133,6 +133,7 @@ async function runReplica(values: Values, etcd: NonNullable<ReturnType<typeof et
     trustDomain: trustDomain(values),
     insecurePlaintext: insecurePlaintext(values),
     update,
+    kek: await keyEncryptionKeyOf(values),
     log,
   });
   log.info({ api: replica.url, update: replica.update?.port ?? null, replica: replica.id, leader: replica.election.leaderId() ?? null, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');

@@ -1,4 +1,4 @@
-// What a one-shot command (apply, drain, undrain, token, tsig) writes to when it is
+// What a one-shot command (apply, drain, undrain, token, tsig, dnssec) writes to when it is
 // given --etcd: the replicated store itself, with no read model; the replicas
 // pick the change up from their watch.
 import type { Logger } from '../log.js';
@@ -9,14 +9,15 @@ import { insecurePlaintext } from './tls-options.js';
 export async function openEtcdStore(values: Values, log: Logger) {
   const etcd = etcdSettings(values);
   if (!etcd) return undefined;
-  const [{ createEtcdClient }, { createEtcdWrites }, { createEtcdTokens }, { createEtcdTsigKeys }, { configRules }] = await Promise.all([
+  const [{ createEtcdClient }, { createEtcdWrites }, { createEtcdTokens }, { createEtcdTsigKeys }, { createEtcdDnssecKeys }, { configRules }] = await Promise.all([
     import('../db/etcd/client.js'),
     import('../db/etcd/writes.js'),
     import('../db/etcd/tokens.js'),
     import('../db/etcd/tsig-keys.js'),
+    import('../db/etcd/dnssec-keys.js'),
     import('../config/rules.js'),
   ]);
   const client = createEtcdClient({ ...etcd, insecurePlaintext: insecurePlaintext(values) }, log);
   const writes = createEtcdWrites({ client, rules: configRules });
-  return { writes, tokens: createEtcdTokens({ client }), tsigKeys: createEtcdTsigKeys({ client }), close: () => client.close() };
+  return { writes, tokens: createEtcdTokens({ client }), tsigKeys: createEtcdTsigKeys({ client }), dnssecKeys: createEtcdDnssecKeys({ client }), close: () => client.close() };
 }

@@ -35,6 +35,23 @@ function kekText(values: Values): string | undefined {
   return env.ARUS_TSIG_KEY;
 }
 
+/**
+ * The key-encryption key (--tsig-key-file, else ARUS_TSIG_KEY) that TSIG
+ * secrets and, with --etcd, DNSSEC private keys are sealed under; undefined
+ * when neither is set. A key that is not one is a usage error naming its source.
+ */
+export async function keyEncryptionKeyOf(values: Values): Promise<Buffer | undefined> {
+  const text = kekText(values);
+  if (!text?.trim()) return undefined;
+  const { keyEncryptionKey, TsigKeyError } = await import('../db/tsig-keys.js');
+  try {
+    return keyEncryptionKey(text);
+  } catch (err) {
+    if (err instanceof TsigKeyError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 /** `--update-listen` and the key-encryption key, or undefined when updates are off. */
 export async function updateSettings(values: Values): Promise<{ listen: ListenAddress; kek: Buffer } | undefined> {
   const at = values['update-listen'] as string | undefined;

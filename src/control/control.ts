@@ -85,7 +85,9 @@ export function createControl(opts: ControlOptions): Control {
   });
   const resolved = () => hostnames.resolved();
   const evidence = createBalancerEvidence();
-  const zoneKeys = opts.dnssecKeys ? createZoneKeys({ keys: opts.dnssecKeys, config: () => served.config(), events: store, log: log.child({ component: 'dnssec' }), now }) : undefined;
+  // On a replica only the leader takes rollover steps (and makes key pairs); the others serve what it published.
+  const leading = opts.replica ? () => opts.replica!.leadership.isLeader() : undefined;
+  const zoneKeys = opts.dnssecKeys ? createZoneKeys({ keys: opts.dnssecKeys, config: () => served.config(), events: store, log: log.child({ component: 'dnssec' }), now, leading }) : undefined;
   zoneKeys?.tick();
   const publisher = createPublisher({
     tracker, capacity: () => capacity.current(), resolved, claims: () => evidence.down(), dnssec: () => zoneKeys?.current(),

@@ -115,6 +115,7 @@ export function createPublisher(deps: {
           latency: publishedLatency,
           capacity: deps.capacity(),
           resolved: state.snapshot.resolved,
+          dnssec: state.snapshot.dnssec,
         });
         unsaved = undefined;
       }

@@ -4,11 +4,23 @@
 // while this replica leads: published health (with latency and capacity) as
 // the leader's state, history rows in order, both fenced by its term. A
 // follower runs the same tracker on the same reports and writes nothing, so
-// that it holds the evidence the moment it takes over.
+// that it holds the evidence the moment it takes over. A signed zone's key
+// RRsets, signed by the leader's KSKs, are published with that state.
 import type { FencedWriter } from '../db/etcd/fenced.js';
+import type { PublishedSigning } from '../db/etcd/state.js';
 import type { HealthStore } from '../db/health-store.js';
 import type { Store } from '../db/store.js';
+import type { ZoneSigning } from '../snapshot/snapshot.js';
 import type { ControlHealthStore, ControlStore } from './storage.js';
+
+/** What the publisher hands saveHealth (publish.ts); its `dnssec` is, here, what every replica serves. */
+type SaveOptions = Parameters<ControlHealthStore['saveHealth']>[1];
+
+/** The key RRsets in the published state's form (base64), and which ZSK signs: never a private key. */
+export function publishedSigning(d: ZoneSigning): PublishedSigning {
+  const b64 = (bs: readonly Buffer[]) => bs.map((b) => b.toString('base64'));
+  return { keyRrsets: d.keyRrsets.map((r) => ({ type: r.type, ttl: r.ttl, rdata: b64(r.rdata), rrsigs: b64(r.rrsigs) })), ...(d.zsk ? { zsk: d.zsk.rdata.toString('base64') } : {}) };
+}
 
 export function createReplicaStorage(deps: { store: Store; healthStore: HealthStore; fenced: FencedWriter; isLeader: () => boolean; now?: () => number }): { store: ControlStore; healthStore: ControlHealthStore } {
   const { store, healthStore, fenced } = deps;
@@ -32,7 +44,7 @@ export function createReplicaStorage(deps: { store: Store; healthStore: HealthSt
     // Moves when an override changes (the read model bumps it); the leader's own state does not move it.
     version: () => healthStore.version(),
     listOverrides: () => healthStore.listOverrides(),
-    saveHealth(health, o) {
+    saveHealth(health, o: SaveOptions) {
       if (deps.isLeader())
         fenced.publish({
           at: now(),
@@ -40,6 +52,7 @@ export function createReplicaStorage(deps: { store: Store; healthStore: HealthSt
           latency: (o.latency ?? {}),
           capacity: (o.capacity ?? {}),
           ...(o.resolved && Object.keys(o.resolved).length ? { resolved: o.resolved } : {}),
+          ...(o.dnssec ? { dnssec: publishedSigning(o.dnssec) } : {}),
         });
       return healthStore.version();
     },

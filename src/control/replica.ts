@@ -1,8 +1,8 @@
 // The parts of one replica of the replicated control plane, assembled: the
 // read model, the writes, the election, the fenced writer, the served
 // snapshot, control on the replicated storage, the cluster view, and the
-// history of stretches without quorum. src/replicated-control.ts wires them
-// to the API.
+// history of stretches without quorum, and the zone's DNSSEC keys.
+// src/replicated-control.ts wires them to the API.
 import { eq } from 'drizzle-orm';
 import type { Etcd3 } from 'etcd3';
 import { Gauge } from 'prom-client';
@@ -11,6 +11,7 @@ import { configRules } from '../config/rules.js';
 import type { Db } from '../db/database.js';
 import { createEtcdClient } from '../db/etcd/client.js';
 import { createClusterView } from '../db/etcd/cluster.js';
+import { createReplicaDnssecKeys } from '../db/etcd/dnssec-keys.js';
 import { createElection } from '../db/etcd/election.js';
 import { createFencedWriter, GAP_MERGE_MS } from '../db/etcd/fenced.js';
 import { createQuorumMonitor } from '../db/etcd/quorum.js';
@@ -20,6 +21,7 @@ import type { HealthStore } from '../db/health-store.js';
 import * as schema from '../db/schema.js';
 import type { Store } from '../db/store.js';
 import type { Writes } from '../db/writes.js';
+import { FLAGS, signingKeyFromPem, type Algorithm, type SigningKey } from '../dnssec/keys.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { createControl } from './control.js';
@@ -71,14 +73,24 @@ export function assembleReplica(deps: {
   etcd: { endpoints: string[]; ca?: string; cert?: string; key?: string };
   /** Where hostname endpoints' names are resolved. */
   resolvers?: string[];
+  /** The key DNSSEC private keys are sealed under (--tsig-key-file, ARUS_TSIG_KEY: cli/tsig.ts reads it). */
+  kek?: Buffer;
 }) {
   const { client, readModel, log } = deps;
   const election = createElection({ client, id: deps.id, url: deps.url, ttlS: deps.leaseTtlS, log });
   const fenced = createFencedWriter({ client, election, log });
-  const served = createReplicaServed({ config: deps.store, state: () => readModel.state(), log });
+  const dnssecKeys = createReplicaDnssecKeys({ client, election, readModel, kek: deps.kek, log: log.child({ component: 'dnssec' }) });
+  const served = createReplicaServed({ config: deps.store, state: () => readModel.state(), zsk: zskOf(dnssecKeys), log });
   readModel.subscribe(() => served.refresh());
   const storage = createReplicaStorage({ store: deps.store, healthStore: deps.healthStore, fenced, isLeader: () => election.isLeader() });
-  const control = createControl({ store: storage.store, healthStore: storage.healthStore, log: log.child({ component: 'control' }), resolvers: deps.resolvers, replica: { served, leadership: election } });
+  const control = createControl({
+    store: storage.store,
+    healthStore: storage.healthStore,
+    log: log.child({ component: 'control' }),
+    resolvers: deps.resolvers,
+    replica: { served, leadership: election },
+    dnssecKeys,
+  });
   control.start();
   const memberClients = new Map<string, Etcd3>();
   const cluster = createClusterView({ client, id: deps.id, url: deps.url, election, readModel, log, memberClient: (url) => memberClientFor(url, deps, memberClients) });
@@ -95,6 +107,18 @@ export function assembleReplica(deps: {
       await election.stop();
       for (const c of memberClients.values()) c.close();
     },
+  };
+}
+
+/** The ZSK a published state names, opened from the read model once per key. */
+function zskOf(keys: ReturnType<typeof createReplicaDnssecKeys>): (dnskey: string) => SigningKey | undefined {
+  const cache = new Map<string, SigningKey>();
+  return (dnskey) => {
+    let k = cache.get(dnskey);
+    if (k) return k;
+    const doc = keys.byDnskey(dnskey);
+    if (doc) cache.set(dnskey, (k = signingKeyFromPem(doc.privateKey, doc.algorithm as Algorithm, FLAGS.ZSK)));
+    return k;
   };
 }
 

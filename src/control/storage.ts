@@ -8,7 +8,7 @@ import type { StoredHealth } from '../db/health-store.js';
 import type { NewEvent } from '../db/history.js';
 import type { Override } from '../health/overrides.js';
 import type { AgentInfo, ProbeResult } from '../health/types.js';
-import type { LatencyMatrix, RegionCapacity, ResolvedMap } from '../snapshot/snapshot.js';
+import type { LatencyMatrix, RegionCapacity, ResolvedMap, ZoneSigning } from '../snapshot/snapshot.js';
 
 /** The configuration control serves, and the version that says when to re-read it. */
 export interface ConfigReader {
@@ -47,7 +47,8 @@ export interface HealthRecord {
    * for engines that publish them beside health (the replicated one); SQLite
    * keeps health alone.
    */
-  saveHealth(health: ReadonlyMap<string, StoredHealth>, opts: { atLeast: number; latency?: LatencyMatrix; capacity?: Readonly<Record<string, RegionCapacity>>; resolved?: ResolvedMap }): number;
+  /** `dnssec`: the key RRsets as signed by this control, which a replicated store publishes for every replica (SQLite has no use for them). */
+  saveHealth(health: ReadonlyMap<string, StoredHealth>, opts: { atLeast: number; latency?: LatencyMatrix; capacity?: Readonly<Record<string, RegionCapacity>>; resolved?: ResolvedMap; dnssec?: ZoneSigning }): number;
 }
 
 /** The bounded window of raw probe results `/v1/probes` shows. */

@@ -42,6 +42,12 @@ export type ZoneKeysDeps = {
   log: Logger;
   /** Wall clock, ms: key times are dates. */
   now: () => number;
+  /**
+   * Whether this process may take rollover steps (default: always). A
+   * replica of the replicated control plane takes them only while it leads:
+   * every replica reads the same keys, one writes them.
+   */
+  leading?: () => boolean;
 };
 
 /** A key's timings for the zone: RFC 7583's intervals in ms. */
@@ -148,7 +154,7 @@ export function createZoneKeys(deps: ZoneKeysDeps): ZoneKeys {
     tick() {
       const t = now();
       let docs = keys.live(apex());
-      if (roll(docs)) docs = keys.live(apex());
+      if ((deps.leading?.() ?? true) && roll(docs)) docs = keys.live(apex());
       report(keys.list(apex()));
       const fp = docs.map((k) => `${k.id}:${k.state}`).join(',') + `|${apex()}|${rolloverTimings(deps.config()).settings.dnskeyTtl}`;
       // Hourly, the KSK signatures are looked at again: a signer makes one anew once it nears expiry.

@@ -1,6 +1,6 @@
 // A replicated control plane for black-box tests, started the way an operator
 // starts one: a real 3-member etcd cluster over client TLS
-// (test/helpers/etcd.ts), three `arus control --etcd …` replicas on fixed
+// (test/helpers/etcd.ts; fewer members when asked), three `arus control --etcd …` replicas (or as many as asked) on fixed
 // loopback ports (so that a killed one restarts where the roles look for it),
 // each with its own read model file; and, when asked, `arus dns --control
 // URL,URL,URL` nodes (every other one given the list reversed: each streams
@@ -8,6 +8,7 @@
 // and simulated model servers per zone behind the default regions' checks.
 // Every machine credential is a token bound to its identity, made with `arus
 // token create --etcd …`.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../src/db/etcd/client.js';
@@ -63,6 +64,14 @@ type LabOptions = {
   leaseTtlS?: number;
   /** Every replica takes RFC 2136 updates (`--update-listen`), TSIG secrets sealed under this ARUS_TSIG_KEY. */
   updates?: { kek: string };
+  /** etcd members (default 3). */
+  members?: number;
+  /** Replicas (default 3). */
+  replicas?: number;
+  /** More environment for every replica (ARUS_TSIG_KEY without updates, say). */
+  env?: Record<string, string>;
+  /** Rewrites the zone's settings (zone.yaml's text) before the first replica seeds them. */
+  zone?: (text: string) => string;
 };
 
 /** A call to one replica's API as the admin; `body` is sent as JSON. */
@@ -160,7 +169,7 @@ async function tokenFor(etcdArgs: string[], flags: string[]): Promise<string> {
   return token;
 }
 
-function replicaOf(dir: string, i: number, port: number, etcdArgs: string[], regions: string, leaseTtlS: number | undefined, update?: { port: number; kek: string }): Replica {
+function replicaOf(dir: string, i: number, port: number, etcdArgs: string[], regions: string, leaseTtlS: number | undefined, update?: { port: number; kek: string }, env: Record<string, string> = {}): Replica {
   const id = `control-${i}`;
   /** What the processes before this one printed. */
   const past: Record<string, unknown>[] = [];
@@ -174,7 +183,7 @@ function replicaOf(dir: string, i: number, port: number, etcdArgs: string[], reg
     async start() {
       const args = ['control', ...etcdArgs, '--db', r.db, '--replica-id', id, '--api-listen', `127.0.0.1:${port}`, '--regions', regions, ...(leaseTtlS ? ['--lease-ttl', String(leaseTtlS)] : [])];
       if (update) args.push('--update-listen', `127.0.0.1:${update.port}`);
-      r.run = await startArus(args, { env: { ARUS_ADMIN_TOKEN: ADMIN, ...(update && { ARUS_TSIG_KEY: update.kek }) }, timeoutMs: 30_000 });
+      r.run = await startArus(args, { env: { ARUS_ADMIN_TOKEN: ADMIN, ...env, ...(update && { ARUS_TSIG_KEY: update.kek }) }, timeoutMs: 30_000 });
     },
     async kill9() {
       const p = r.run?.proc;
@@ -196,15 +205,17 @@ function replicaOf(dir: string, i: number, port: number, etcdArgs: string[], reg
 /** Starts etcd, three replicas (the first seeds the cluster from the regions), and the roles asked for. */
 export async function startLab(o: LabOptions = {}): Promise<Lab> {
   const dir = tempDir('arus-replicated-');
-  const etcd = await startEtcdCluster({ members: 3, tls: true });
+  const etcd = await startEtcdCluster({ members: o.members ?? 3, tls: true });
   const lab: Lab = { dir, etcd, replicas: [], controlUrls: '', dns: [], probes: [], sims: new Map(), etcdArgs: [], stop: () => stopLab(lab) };
   try {
     lab.etcdArgs = ['--etcd', etcd.endpoints.join(','), '--etcd-ca', etcd.ca!, '--etcd-cert', etcd.clientCert!, '--etcd-key', etcd.clientKey!];
     if (o.probes) lab.sims = await startZoneSims();
     const regions = regionsWithChecks(dir, (zone) => (o.probes ? lab.sims.get(zone)!.port : undefined));
-    const ports = await Promise.all([0, 1, 2].map(() => freePort()));
-    const updatePorts = o.updates ? await Promise.all([0, 1, 2].map(() => freePort())) : [];
-    lab.replicas = ports.map((p, i) => replicaOf(dir, i, p, lab.etcdArgs, regions, o.leaseTtlS, o.updates && { port: updatePorts[i], kek: o.updates.kek }));
+    if (o.zone) writeFileSync(join(regions, 'zone.yaml'), o.zone(readFileSync(join(regions, 'zone.yaml'), 'utf8')));
+    const n = Array.from({ length: o.replicas ?? 3 }, (_, i) => i);
+    const ports = await Promise.all(n.map(() => freePort()));
+    const updatePorts = o.updates ? await Promise.all(n.map(() => freePort())) : [];
+    lab.replicas = ports.map((p, i) => replicaOf(dir, i, p, lab.etcdArgs, regions, o.leaseTtlS, o.updates && { port: updatePorts[i], kek: o.updates.kek }, o.env));
     lab.controlUrls = lab.replicas.map((r) => r.url).join(',');
     // The first seeds the empty cluster; the others find it seeded.
     await lab.replicas[0].start();

@@ -10,6 +10,8 @@
 //   tokens/<id>             one API token: its SHA-256, role and binding, never the token
 //   tsig/keys/<name>        one TSIG key: its secret sealed under ARUS_TSIG_KEY (AES-256-GCM), never in plain text
 //   tsig/seen/<mac>         a MAC an update was signed with, on a lease past the fudge window (the replay guard)
+//   dnssec/keys/<id>        one DNSSEC key (KSK or ZSK): its private key sealed under ARUS_TSIG_KEY, never in plain text
+//   dnssec/version          moved by every DNSSEC key write (the lock of their optimistic writes)
 //   events/<term>-<seq>     one row of the history (written once: the key is chosen before the write)
 //   audit/<time>-<random>   one write through the API: who, what, before and after
 //   state                   the leader's published health, latency and capacity
@@ -33,6 +35,10 @@ export const KEYS = {
   tsigKey: (name: string) => `${PREFIX}tsig/keys/${name}`,
   tsigSeenPrefix: `${PREFIX}tsig/seen/`,
   tsigSeen: (mac: Buffer) => `${PREFIX}tsig/seen/${mac.toString('hex')}`,
+  dnssecPrefix: `${PREFIX}dnssec/`,
+  dnssecKeyPrefix: `${PREFIX}dnssec/keys/`,
+  dnssecKey: (id: string) => `${PREFIX}dnssec/keys/${id}`,
+  dnssecVersion: `${PREFIX}dnssec/version`,
   eventPrefix: `${PREFIX}events/`,
   event: (term: string, seq: number) => `${PREFIX}events/${term}-${String(seq).padStart(10, '0')}`,
   auditPrefix: `${PREFIX}audit/`,
@@ -54,6 +60,8 @@ export type KeyKind =
   | { kind: 'token'; id: number }
   | { kind: 'tsig-key'; name: string }
   | { kind: 'tsig-seen' }
+  | { kind: 'dnssec-key'; id: string }
+  | { kind: 'dnssec-version' }
   | { kind: 'event' }
   | { kind: 'audit' }
   | { kind: 'state' }
@@ -72,6 +80,8 @@ export function kindOf(key: string): KeyKind {
   if (rest.startsWith('tokens/')) return { kind: 'token', id: Number(rest.slice('tokens/'.length)) };
   if (rest.startsWith('tsig/keys/')) return { kind: 'tsig-key', name: rest.slice('tsig/keys/'.length) };
   if (rest.startsWith('tsig/seen/')) return { kind: 'tsig-seen' };
+  if (rest.startsWith('dnssec/keys/')) return { kind: 'dnssec-key', id: rest.slice('dnssec/keys/'.length) };
+  if (rest === 'dnssec/version') return { kind: 'dnssec-version' };
   if (rest.startsWith('events/')) return { kind: 'event' };
   if (rest.startsWith('audit/')) return { kind: 'audit' };
   if (rest === 'state') return { kind: 'state' };

@@ -6,6 +6,7 @@ import type { IKeyValue } from 'etcd3';
 import type { Db } from '../database.js';
 import type { TsigKeyDoc } from '../tsig-keys.js';
 import * as schema from '../schema.js';
+import type { SealedDnssecKey } from './dnssec-keys.js';
 import { kindOf } from './keys.js';
 import type { PublishedState } from './state.js';
 
@@ -16,7 +17,7 @@ const STATE = 'published_state';
 const STATE_REVISION = 'published_state_revision';
 
 export function createApplier(db: Db) {
-  const { zoneSettings, regions, overrides, tokens, tsigKeys, events, audit, meta } = schema;
+  const { zoneSettings, regions, overrides, tokens, tsigKeys, dnssecKeys, events, audit, meta } = schema;
   const setMeta = (key: string, value: string) => db.insert(meta).values({ key, value }).onConflictDoUpdate({ target: meta.key, set: { value } }).run();
   const bumpMeta = (key: string, atLeast: number) => {
     const now = Number(db.select().from(meta).where(eq(meta.key, key)).get()?.value ?? 0);
@@ -80,6 +81,17 @@ export function createApplier(db: Db) {
         // The secret stays sealed (under ARUS_TSIG_KEY) in the copy too; last_used_at is this replica's own.
         const row = { name: d.name, algorithm: d.algorithm, secret: d.secret, allow: JSON.stringify(d.allow), createdAt: d.createdAt, revokedAt: d.revokedAt };
         db.insert(tsigKeys).values(row).onConflictDoUpdate({ target: tsigKeys.name, set: row }).run();
+        return;
+      }
+      case 'dnssec-key': {
+        if (text === undefined) {
+          db.delete(dnssecKeys).where(eq(dnssecKeys.id, k.id)).run();
+          return;
+        }
+        // The private key stays sealed (under ARUS_TSIG_KEY) in the copy: control opens it in memory (etcd/dnssec-keys.ts).
+        const { sealed, ...d } = JSON.parse(text) as SealedDnssecKey;
+        const row = { ...d, privateKey: sealed };
+        db.insert(dnssecKeys).values(row).onConflictDoUpdate({ target: dnssecKeys.id, set: row }).run();
         return;
       }
       case 'event': {

@@ -4,10 +4,12 @@
 // events`, the status page, control) reads SQLite as in the embedded mode; the
 // copy is at most a watch event behind etcd, and each event row is written
 // once, keyed by the etcd revision that created it.
+import { asc } from 'drizzle-orm';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from '../../log.js';
 import type { Db } from '../database.js';
 import * as schema from '../schema.js';
+import type { SealedDnssecKey } from './dnssec-keys.js';
 import { kindOf, PREFIX } from './keys.js';
 import { createApplier } from './read-model-apply.js';
 import { createWatchFollower } from './read-model-watch.js';
@@ -24,6 +26,8 @@ export interface ReadModel {
   waitFor(revision: number, timeoutMs: number): Promise<boolean>;
   /** The leader's published health, latency and capacity, and the revision it was written at. */
   state(): { doc: PublishedState; revision: number } | undefined;
+  /** Every zone's DNSSEC keys, oldest first, their private keys sealed as etcd holds them. */
+  dnssecKeys(): SealedDnssecKey[];
   /** The revision of each configuration document, for ETags and conditional writes. */
   revisionOf(key: string): number | undefined;
   /** Called after each applied batch, with the new revision. */
@@ -35,7 +39,7 @@ export interface ReadModel {
 
 export function createReadModel(deps: { client: Etcd3; db: Db; log: Logger }): ReadModel {
   const { client, db, log } = deps;
-  const { zoneSettings, regions, overrides, tokens, tsigKeys } = schema;
+  const { zoneSettings, regions, overrides, tokens, tsigKeys, dnssecKeys } = schema;
   const listeners = new Set<(r: number) => void>();
   const revisions = new Map<string, number>();
   let applied = 0;
@@ -73,6 +77,7 @@ export function createReadModel(deps: { client: Etcd3; db: Db; log: Logger }): R
       db.delete(overrides).run();
       db.delete(tokens).run();
       db.delete(tsigKeys).run();
+      db.delete(dnssecKeys).run();
       revisions.clear();
       published = undefined;
     });
@@ -110,6 +115,13 @@ export function createReadModel(deps: { client: Etcd3; db: Db; log: Logger }): R
       });
     },
     state: () => published,
+    dnssecKeys: () =>
+      db
+        .select()
+        .from(dnssecKeys)
+        .orderBy(asc(dnssecKeys.createdAt), asc(dnssecKeys.id))
+        .all()
+        .map(({ privateKey, ...k }) => ({ ...k, sealed: privateKey })),
     revisionOf: (key) => revisions.get(key),
     subscribe(fn) {
       listeners.add(fn);

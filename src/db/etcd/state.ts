@@ -17,4 +17,19 @@ export type PublishedState = {
   capacity: Record<string, { shed: number; saturation?: number; reason: string }>;
   /** Hostname endpoints' names as the leader resolved them (absent when none). */
   resolved?: Record<string, { addresses: readonly string[]; ttl: number } | { error: string }>;
+  /**
+   * A signed zone's DNSKEY, CDS and CDNSKEY RRsets (base64 RDATA) with the
+   * leader's KSK signatures over them, and the DNSKEY of the ZSK that signs
+   * (absent when unsigned). Signed once, here, because ECDSA signatures are
+   * randomized: a replica signing them itself would serve another sha256 at
+   * the same version. Never a private key: each replica opens the ZSK from
+   * its read model.
+   */
+  dnssec?: PublishedSigning;
+};
+
+export type PublishedSigning = {
+  keyRrsets: { type: number; ttl: number; rdata: string[]; rrsigs: string[] }[];
+  /** base64 of the active ZSK's DNSKEY RDATA. */
+  zsk?: string;
 };

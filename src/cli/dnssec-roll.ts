@@ -32,7 +32,7 @@ export function rollZsk(keys: DnssecKeyStore, zone: string, config: Config): str
 }
 
 export function rollKsk(keys: DnssecKeyStore, zone: string, config: Config, dsPublished: boolean): string {
-  const { ipub, iretKsk } = rolloverTimings(config);
+  const { ipub, iretKsk, settings } = rolloverTimings(config);
   const { active, next, retired } = live(keys, zone, 'ksk');
   if (dsPublished) {
     if (!next) throw new DnssecKeyError(`${zone} has no KSK being rolled in: arus dnssec roll --ksk publishes one first`);
@@ -49,12 +49,12 @@ export function rollKsk(keys: DnssecKeyStore, zone: string, config: Config, dsPu
     const made = publish(keys, zone, active, 'ksk');
     return `KSK rollover started: ${keyText(made)} published in DNSKEY, CDS and CDNSKEY; both KSKs sign DNSKEY
   from ${at(made.createdAt + ipub)} give the parent this DS (beside the old one, or instead of it):
-${dsText(zone, { rdata: Buffer.from(made.dnskey, 'base64'), tag: made.tag, algorithm: made.algorithm as Algorithm })}
+${dsText(zone, { rdata: Buffer.from(made.dnskey, 'base64'), tag: made.tag, algorithm: made.algorithm as Algorithm }, settings.parentDsTtl)}
   then run: arus dnssec roll --ksk --ds-published`;
   }
   const ready = next.createdAt + ipub;
   const state = Date.now() >= ready ? 'ready: the parent may serve its DS now' : `not ready until ${at(ready)}`;
   return `a KSK rollover is under way: ${keyText(next)} published at ${at(next.createdAt)}, ${state}
-${dsText(zone, { rdata: Buffer.from(next.dnskey, 'base64'), tag: next.tag, algorithm: next.algorithm as Algorithm })}
+${dsText(zone, { rdata: Buffer.from(next.dnskey, 'base64'), tag: next.tag, algorithm: next.algorithm as Algorithm }, settings.parentDsTtl)}
   once the parent serves it: arus dnssec roll --ksk --ds-published${retired.length ? `\n  still leaving: ${retired.map(keyText).join(', ')}` : ''}`;
 }

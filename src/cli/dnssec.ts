@@ -3,7 +3,7 @@
 // in control's database, or with --etcd in the replicated store (each private
 // key sealed under ARUS_TSIG_KEY); `status` lists them (never a private key);
 // `ds` prints the DS record to give the parent, and the DNSKEY it is made from.
-import type { Config } from '../config/schema.js';
+import { dnssecSchema, type Config } from '../config/schema.js';
 import type { DnssecKeyInfo, DnssecKeyStore } from '../db/dnssec-keys.js';
 import type { Command, Values } from './command.js';
 import { etcdHelp, etcdOpt } from './etcd-options.js';
@@ -102,7 +102,7 @@ function act(verb: string, c: { stored: DnssecKeyStore; zone: string; config: Co
       return { zone, role, algorithm, tag: key.tag, dnskey: key.rdata.toString('base64'), privateKey: pem, state: 'active' as const, createdAt: now, activatedAt: now, retiredAt: null };
     });
     const infos = stored.init(made);
-    return `${zone}: DNSSEC keys made (algorithm ${algorithm})\n${table(infos)}\n\nGive the parent this DS record (arus dnssec ds prints it again):\n${dsLines(zone, infos, keys).join('\n')}`;
+    return `${zone}: DNSSEC keys made (algorithm ${algorithm})\n${table(infos)}\n\nGive the parent this DS record (arus dnssec ds prints it again):\n${dsLines(zone, infos, keys, config).join('\n')}`;
   }
   if (verb === 'status') {
     const infos = stored.list(zone);
@@ -114,7 +114,7 @@ function act(verb: string, c: { stored: DnssecKeyStore; zone: string; config: Co
   }
   const ksks = stored.list(zone).filter((k) => k.role === 'ksk' && (k.state === 'active' || k.state === 'published'));
   if (ksks.length === 0) throw new Error(`${zone} has no key-signing key: arus dnssec init ${c.where} makes one`);
-  return dsLines(zone, ksks, keys).join('\n');
+  return dsLines(zone, ksks, keys, config).join('\n');
 }
 
 /** The key-encryption key (--tsig-key-file, else ARUS_TSIG_KEY), as `arus tsig` and the replicas read it; required. */
@@ -141,11 +141,13 @@ function table(infos: readonly DnssecKeyInfo[]): string {
 }
 
 /** Each KSK's DS record, then its DNSKEY as a comment (what the DS is made from). */
-function dsLines(zone: string, infos: readonly DnssecKeyInfo[], keys: KeysModule): string[] {
+function dsLines(zone: string, infos: readonly DnssecKeyInfo[], keys: KeysModule, config: Config | undefined): string[] {
+  // The DS with the TTL a KSK rollover waits out (zone.dnssec.parentDsTtl): the parent should serve it with no longer a one.
+  const settings = config?.zone.dnssec ?? dnssecSchema.parse({});
   return infos
     .filter((k) => k.role === 'ksk')
     .flatMap((k) => {
       const key = { rdata: Buffer.from(k.dnskey, 'base64'), tag: k.tag, algorithm: k.algorithm as 13 | 15 };
-      return [keys.dsText(zone, key), `; from ${keys.dnskeyText(zone, key)}`];
+      return [keys.dsText(zone, key, settings.parentDsTtl), `; from ${keys.dnskeyText(zone, key, settings.dnskeyTtl)}`];
     });
 }

@@ -76,6 +76,8 @@ export function createZoneKeys(deps: ZoneKeysDeps): ZoneKeys {
     const zone = apex();
     const { settings } = rolloverTimings(deps.config());
     const ttl = settings.dnskeyTtl;
+    // A KSK removed from DNSKEY signs nothing again: its signer (and cache) goes.
+    for (const id of kskSigners.keys()) if (!ksks.some((k) => k.id === id)) kskSigners.delete(id);
     const signers = ksks.map((k) => signerOf(zone, k));
     const rrset = (type: number, rdata: Buffer[]): KeyRrset => {
       const rrs = rdata.map((r) => ({ name: zone, type, ttl, rdata: r }));

@@ -20,8 +20,9 @@ import { DNSSEC_TYPE } from '../dnssec/rdata.js';
 import type { Rr } from '../dnssec/sign.js';
 import { createSigner, type Signer } from '../dnssec/signer.js';
 import type { ZoneSigning } from '../snapshot/snapshot.js';
+import { readBody, recordBytes, type BodyRecord } from './body-records.js';
 import { remember } from './served-cache.js';
-import { CLASS_IN, HEADER_SIZE, RCODE, TYPE, type Body } from './wire.js';
+import { HEADER_SIZE, RCODE, TYPE, type Body } from './wire.js';
 import type { ZoneNode } from './zone.js';
 
 export interface SignedZone {
@@ -37,8 +38,7 @@ export interface SignedZone {
   nxdomain(nx: Body, key: string, compact: boolean): Body;
 }
 
-/** A record as read back from a body: owner (text and canonical wire), type, TTL and canonical RDATA. */
-type ReadRr = Rr & { readonly owner: Buffer };
+type ReadRr = BodyRecord;
 
 const KEY_TYPES = new Set<number>([DNSSEC_TYPE.DNSKEY, DNSSEC_TYPE.CDS, DNSSEC_TYPE.CDNSKEY]);
 /** Twins kept per snapshot; one evicted is made again from the signer's cache. */
@@ -176,88 +176,6 @@ function rrsets(records: readonly ReadRr[]): ReadRr[][] {
   return sets;
 }
 
-// ---- reading a body back --------------------------------------------------
-
-/** Types whose RDATA holds names (RFC 4034 §6.2), as offsets: fixed octets before each name, and after. */
-const NAMES_IN: Readonly<Partial<Record<number, { before: number; names: number; after: number }>>> = {
-  [TYPE.NS]: { before: 0, names: 1, after: 0 },
-  [TYPE.CNAME]: { before: 0, names: 1, after: 0 },
-  12: { before: 0, names: 1, after: 0 }, // PTR
-  39: { before: 0, names: 1, after: 0 }, // DNAME
-  [TYPE.SOA]: { before: 0, names: 2, after: 20 },
-  [TYPE.MX]: { before: 2, names: 1, after: 0 },
-  [TYPE.SRV]: { before: 6, names: 1, after: 0 },
-};
-
-/**
- * The records of a body, laid after a question for `key` (wire form) as
- * zone.ts encodes them: names decompressed, lowercased, as RRSIGs cover them.
- */
-function readBody(body: Body, key: string): { an: ReadRr[]; ns: ReadRr[]; ar: ReadRr[] } {
-  const msg = Buffer.alloc(HEADER_SIZE + key.length + 4 + body.bytes.length);
-  msg.write(key, HEADER_SIZE, 'latin1');
-  body.bytes.copy(msg, HEADER_SIZE + key.length + 4);
-  let p = HEADER_SIZE + key.length + 4;
-  const read = (n: number) => {
-    const out: ReadRr[] = [];
-    for (let i = 0; i < n; i++) {
-      const owner = readName(msg, p);
-      p = owner.end;
-      const type = msg.readUInt16BE(p);
-      const ttl = msg.readUInt32BE(p + 4);
-      const len = msg.readUInt16BE(p + 8);
-      const start = p + 10;
-      p = start + len;
-      out.push({ name: nameText(owner.wire), owner: owner.wire, type, ttl, rdata: canonicalRdata(msg, type, start, p) });
-    }
-    return out;
-  };
-  const an = read(body.an);
-  const ns = read(body.ns);
-  const ar = read(body.ar);
-  return { an, ns, ar };
-}
-
-function canonicalRdata(msg: Buffer, type: number, start: number, end: number): Buffer {
-  const shape = NAMES_IN[type];
-  if (!shape) return Buffer.from(msg.subarray(start, end));
-  const parts = [msg.subarray(start, start + shape.before)];
-  let p = start + shape.before;
-  for (let i = 0; i < shape.names; i++) {
-    const n = readName(msg, p);
-    parts.push(n.wire);
-    p = n.end;
-  }
-  parts.push(msg.subarray(p, p + shape.after));
-  return Buffer.concat(parts);
-}
-
-/** A possibly compressed name at `p`: its canonical (lowercase, uncompressed) wire form and the offset after it. */
-function readName(msg: Buffer, p: number): { wire: Buffer; end: number } {
-  const octets: number[] = [];
-  let end = -1;
-  for (let jumps = 0; ; ) {
-    const len = msg[p];
-    if (len === undefined) throw new Error('a name runs past the message');
-    if ((len & 0xc0) === 0xc0) {
-      if (end < 0) end = p + 2;
-      if (++jumps > 64) throw new Error('a compression loop');
-      p = ((len & 0x3f) << 8) | msg[p + 1];
-      continue;
-    }
-    octets.push(len);
-    if (len === 0) break;
-    for (let i = p + 1; i <= p + len; i++) {
-      const c = msg[i];
-      octets.push(c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
-    }
-    p += len + 1;
-  }
-  return { wire: Buffer.from(octets), end: end < 0 ? p + 1 : end };
-}
-
-// ---- writing a signed body ----------------------------------------------
-
 /**
  * The sections after a question for `key`: owner names that are the question
  * or one of its parents point into it (as the question is asked, whatever its
@@ -269,13 +187,7 @@ function writeBody(key: string, an: readonly ReadRr[], ns: readonly ReadRr[], ar
   const parts: Buffer[] = [];
   for (const r of [...an, ...ns, ...ar]) {
     const at = suffixes.get(r.owner.toString('latin1'));
-    const owner = at === undefined ? r.owner : Buffer.from([0xc0 | (at >> 8), at & 0xff]);
-    const fixed = Buffer.allocUnsafe(10);
-    fixed.writeUInt16BE(r.type, 0);
-    fixed.writeUInt16BE(CLASS_IN, 2);
-    fixed.writeUInt32BE(r.ttl >>> 0, 4);
-    fixed.writeUInt16BE(r.rdata.length, 8);
-    parts.push(owner, fixed, r.rdata);
+    parts.push(recordBytes(r, at === undefined ? undefined : Buffer.from([0xc0 | (at >> 8), at & 0xff])));
   }
   return { bytes: Buffer.concat(parts), an: an.length, ns: ns.length, ar: ar.length, rcode, aa };
 }

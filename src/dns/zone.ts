@@ -8,6 +8,7 @@
 // asked, in whatever letter case.
 
 import { Packet, type Question, type Resource } from 'dns2';
+import { DNSSEC_TYPE } from '../dnssec/rdata.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { CLASS_IN, HEADER_SIZE, RCODE, TYPE, type Body } from './wire.js';
 import { compileRecords, createWildcardLookup, type CompiledRecords, type Rr } from './zone-records.js';
@@ -158,10 +159,9 @@ function staticRecords(snapshot: Snapshot): { records: Map<string, Rr[]>; glue: 
 }
 
 function keyRdata(type: number, data: Buffer): Partial<Rr> {
-  if (type !== DNSKEY) return { data };
+  if (type !== DNSSEC_TYPE.DNSKEY) return { data };
   return { flags: data.readUInt16BE(0), protocol: data[2], algorithm: data[3], key: data.subarray(4).toString('base64') };
 }
-const DNSKEY = 48;
 
 /** The names steer() answers for: each service, and each region it may use pinned under it. */
 function dynamicNames(snapshot: Snapshot, records: ReadonlyMap<string, Rr[]>): { dynamic: DynamicName[]; dynamicAt: Map<string, DynamicName> } {

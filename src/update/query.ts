@@ -15,14 +15,15 @@
 // the SOA again last, in one message; steered names are left out. The
 // listener hands back one message per request, so a zone too large for one
 // (about 64 KB) is SERVFAIL, logged.
+import { readBody, recordBytes } from '../dns/body-records.js';
 import { readQuery } from '../dns/query-reader.js';
 import { writeError, writeResponse } from '../dns/response-writer.js';
-import { CLASS_IN, DROP, HEADER_SIZE, RCODE, TYPE, type Body, type Query } from '../dns/wire.js';
+import { CLASS_IN, DROP, RCODE, TYPE, type Body, type Query } from '../dns/wire.js';
 import { wireKey, zoneOf, type Zone, type ZoneNode } from '../dns/zone.js';
 import type { TsigKeyStore } from '../db/tsig-keys.js';
 import type { Logger } from '../log.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
-import { FormatError, parseMessage, readName, T, wireName, type Rr, type UpdateMessage } from './message.js';
+import type { UpdateMessage } from './message.js';
 import { authenticate, signResponse } from './tsig.js';
 
 export type QueryDeps = {
@@ -148,59 +149,12 @@ export function transferBody(zone: Zone): Body {
 function rrsetOf(node: ZoneNode, type: number): Buffer[] {
   const body = node.bodies.get(type);
   if (!body) return [];
-  // The body follows a question for the node's name at offset 12: its pointers hold in this message.
-  const head = Buffer.alloc(HEADER_SIZE);
-  head.writeUInt16BE(1, 4);
-  head.writeUInt16BE(body.an, 6);
-  head.writeUInt16BE(body.ns, 8);
-  head.writeUInt16BE(body.ar, 10);
-  const tail = Buffer.from([type >> 8, type & 0xff, 0, CLASS_IN]);
-  const msg = Buffer.concat([head, wireName(node.name), tail, body.bytes]);
-  let m: UpdateMessage;
+  const key = wireKey(node.name);
+  let an;
   try {
-    m = parseMessage(msg);
+    an = readBody(body, key).an;
   } catch (err) {
-    if (err instanceof FormatError) throw new Error(`the body of ${node.name} type ${type} does not read back: ${err.message}`, { cause: err });
-    throw err;
+    throw new Error(`the body of ${node.name} type ${type} does not read back: ${(err as Error).message}`, { cause: err });
   }
-  return m.prereq.filter((r) => r.name === node.name && r.type === type).map((r) => wholeRr(msg, r));
-}
-
-/** An RR with its owner and the names in its RDATA written out (no pointer into another message). */
-function wholeRr(msg: Buffer, r: Rr): Buffer {
-  const rdata = plainRdata(msg, r);
-  const fixed = Buffer.alloc(10);
-  fixed.writeUInt16BE(r.type, 0);
-  fixed.writeUInt16BE(r.class, 2);
-  fixed.writeUInt32BE(r.ttl, 4);
-  fixed.writeUInt16BE(rdata.length, 8);
-  return Buffer.concat([wireName(r.name), fixed, rdata]);
-}
-
-const PTR = 12;
-const DNAME = 39;
-
-/** RDATA with its domain names (RFC 3597 §4: the types that may compress them) uncompressed. */
-function plainRdata(msg: Buffer, r: Rr): Buffer {
-  const at = r.rdataAt;
-  const name = (p: number) => readName(msg, p);
-  switch (r.type) {
-    case T.NS:
-    case T.CNAME:
-    case PTR:
-    case DNAME:
-      return wireName(name(at).name);
-    case T.MX:
-    case T.SRV: {
-      const fixed = r.type === T.MX ? 2 : 6;
-      return Buffer.concat([r.rdata.subarray(0, fixed), wireName(name(at + fixed).name)]);
-    }
-    case T.SOA: {
-      const mname = name(at);
-      const rname = name(mname.end);
-      return Buffer.concat([wireName(mname.name), wireName(rname.name), msg.subarray(rname.end, rname.end + 20)]);
-    }
-    default:
-      return Buffer.from(r.rdata);
-  }
+  return an.filter((r) => r.type === type && r.owner.toString('latin1') === key).map((r) => recordBytes(r));
 }

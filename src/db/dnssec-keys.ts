@@ -40,6 +40,23 @@ export interface DnssecKeyStore {
 
 export const zoneKey = (zone: string) => zone.trim().toLowerCase().replace(/\.$/, '');
 
+/** `<role>-<tag>`, with a suffix when the id is taken (a tag repeats): how every store names a key. */
+export function keyId(k: { role: string; tag: number }, taken: ReadonlySet<string>): string {
+  let id = `${k.role}-${k.tag}`;
+  for (let n = 2; taken.has(id); n++) id = `${k.role}-${k.tag}-${n}`;
+  return id;
+}
+
+/** The zone of a first set of keys, checked as every store's `init` checks it: one zone, none of its keys live yet. */
+export function initZone(keys: readonly { zone: string }[], existing: (zone: string) => readonly { id: string; state: DnssecKeyState }[]): string {
+  const zones = new Set(keys.map((k) => zoneKey(k.zone)));
+  if (keys.length === 0 || zones.size !== 1) throw new DnssecKeyError("init stores one zone's keys: at least one, all of the same zone");
+  const [zone] = zones;
+  const live = existing(zone).filter((r) => r.state !== 'removed');
+  if (live.length) throw new DnssecKeyError(`${zone} has DNSSEC keys already (${live.map((r) => r.id).join(', ')}): see arus dnssec status (keys are rolled over, not made again)`);
+  return zone;
+}
+
 /** The database file and its -wal and -shm companions, mode 0600 (SQLite makes new companions with the file's mode). */
 function ownerOnly(file: string): void {
   if (!file || file === ':memory:') return;
@@ -53,11 +70,7 @@ export function createDnssecKeyStore(db: Db): DnssecKeyStore {
   const rows = (zone?: string) => (zone === undefined ? db.select().from(dnssecKeys) : db.select().from(dnssecKeys).where(eq(dnssecKeys.zone, zoneKey(zone)))).orderBy(dnssecKeys.createdAt, dnssecKeys.id).all();
   return {
     init(keys) {
-      const zones = new Set(keys.map((k) => zoneKey(k.zone)));
-      if (keys.length === 0 || zones.size !== 1) throw new DnssecKeyError('init stores one zone\'s keys: at least one, all of the same zone');
-      const [zone] = zones;
-      const live = rows(zone).filter((r) => r.state !== 'removed');
-      if (live.length) throw new DnssecKeyError(`${zone} has DNSSEC keys already (${live.map((r) => r.id).join(', ')}): see arus dnssec status (keys are rolled over, not made again)`);
+      const zone = initZone(keys, rows);
       const docs = withIds(keys.map((k) => ({ ...k, zone })));
       guard.write(() => db.transaction((tx) => docs.forEach((d) => tx.insert(dnssecKeys).values(d).run())));
       ownerOnly(db.$client.name);
@@ -77,12 +90,10 @@ export function createDnssecKeyStore(db: Db): DnssecKeyStore {
     },
   };
 
-  /** `<role>-<tag>`, with a suffix when a tag repeats. */
   function withIds<T extends Omit<DnssecKeyDoc, 'id'>>(keys: T[]): (T & { id: string })[] {
     const taken = new Set(db.select({ id: dnssecKeys.id }).from(dnssecKeys).all().map((r) => r.id));
     return keys.map((k) => {
-      let id = `${k.role}-${k.tag}`;
-      for (let n = 2; taken.has(id); n++) id = `${k.role}-${k.tag}-${n}`;
+      const id = keyId(k, taken);
       taken.add(id);
       return { ...k, id };
     });

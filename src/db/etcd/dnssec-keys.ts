@@ -12,7 +12,7 @@
 // act on the same keys twice, and whoever lost reads again and decides anew.
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../../log.js';
-import { DnssecKeyError, zoneKey, type DnssecKeyDoc, type DnssecKeyInfo, type DnssecKeyStore } from '../dnssec-keys.js';
+import { DnssecKeyError, initZone, keyId, zoneKey, type DnssecKeyDoc, type DnssecKeyInfo, type DnssecKeyStore } from '../dnssec-keys.js';
 import { StorageError } from '../faults.js';
 import { openSecret, sealSecret, TSIG_KEY_SOURCE, TsigKeyError, type TsigKeyDoc } from '../tsig-keys.js';
 import type { Election } from './election.js';
@@ -61,20 +61,10 @@ export function stagedKeys(kek: Buffer | undefined, docs: readonly SealedDnssecK
     if (!kek) throw new DnssecKeyError(`a new DNSSEC key is sealed under the key-encryption key: set ${TSIG_KEY_SOURCE}`);
     return sealKey(kek, { ...k, zone: zoneKey(k.zone), id });
   };
-  /** `<role>-<tag>`, with a suffix when a tag repeats: as db/dnssec-keys.ts names them. */
-  const idFor = (k: { role: string; tag: number }) => {
-    const taken = new Set(all().map((d) => d.id));
-    let id = `${k.role}-${k.tag}`;
-    for (let n = 2; taken.has(id); n++) id = `${k.role}-${k.tag}-${n}`;
-    return id;
-  };
+  const idFor = (k: { role: string; tag: number }) => keyId(k, new Set(all().map((d) => d.id)));
   const store: DnssecKeyStore = {
     init(keys) {
-      const zones = new Set(keys.map((k) => zoneKey(k.zone)));
-      if (keys.length === 0 || zones.size !== 1) throw new DnssecKeyError("init stores one zone's keys: at least one, all of the same zone");
-      const [zone] = zones;
-      const live = of(zone).filter((d) => d.state !== 'removed');
-      if (live.length) throw new DnssecKeyError(`${zone} has DNSSEC keys already (${live.map((d) => d.id).join(', ')}): see arus dnssec status (keys are rolled over, not made again)`);
+      initZone(keys, of);
       return keys.map((k) => store.add(k));
     },
     list: (zone) => of(zone).map(info),

@@ -68,8 +68,8 @@ ${tlsHelp.insecure}`,
       control: control.status,
     });
     control.follow((next) => void balancer.reconfigure(next));
-    log.info({ region, port: balancer.port, strategy: doc.strategy, instances: doc.instances.length, tls: tls !== undefined, control: link.urls.length === 1 ? link.urls[0] : link.urls }, 'ready');
     // Stopped last first: the polls, then the balancer, then the TLS files and the client.
     onSignal([{ stop: async () => { tls?.stop(); await link.http.close(); } }, balancer, control], log);
+    log.info({ region, port: balancer.port, strategy: doc.strategy, instances: doc.instances.length, tls: tls !== undefined, control: link.urls.length === 1 ? link.urls[0] : link.urls }, 'ready');
   },
 };

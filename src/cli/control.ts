@@ -107,8 +107,8 @@ ${etcdHelp}
       insecurePlaintext: insecurePlaintext(values),
       update,
     });
-    log.info({ api: control.url, update: control.update?.port ?? null, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');
     onSignal([control, { stop: () => tls?.stop() }], log);
+    log.info({ api: control.url, update: control.update?.port ?? null, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');
   },
 };
 
@@ -136,6 +136,6 @@ async function runReplica(values: Values, etcd: NonNullable<ReturnType<typeof et
     kek: await keyEncryptionKeyOf(values),
     log,
   });
-  log.info({ api: replica.url, update: replica.update?.port ?? null, replica: replica.id, leader: replica.election.leaderId() ?? null, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');
   onSignal([replica, { stop: () => tls?.stop() }], log);
+  log.info({ api: replica.url, update: replica.update?.port ?? null, replica: replica.id, leader: replica.election.leaderId() ?? null, tls: tls ? (tls.mutual ? 'mutual' : 'server') : 'off' }, 'ready');
 }

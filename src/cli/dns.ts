@@ -71,10 +71,10 @@ ${tlsHelp.insecure}`,
     });
     const dns = await prepared.start(source.current);
     const metricsServer = await startMetricsServer({ metrics, listen: metricsListen, tls, insecurePlaintext: insecurePlaintext(values) });
-    log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, metrics: metricsServer.url, version: source.current().snapshot.version, ...origin }, 'ready');
     // Stopped last started first: the metrics, DNS, the snapshot source (which aborts its stream), and only then the
     // link to control, whose graceful close would otherwise wait for that stream to end.
     onSignal([{ stop: async () => { tls?.stop(); await close?.(); } }, { stop: async () => void (await source.stop()) }, dns, metricsServer], log);
+    log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, metrics: metricsServer.url, version: source.current().snapshot.version, ...origin }, 'ready');
   },
 };
 

@@ -68,8 +68,8 @@ ${tlsHelp.insecure}`,
     const serve = (at: NonNullable<typeof healthListen>) => listenHttp(healthHandler(() => probeHealth({ id, region }, agent.stats)), at, { what: "the probe agent's /healthz", tls, insecurePlaintext: insecurePlaintext(values) });
     const health = healthListen ? await serve(healthListen).catch((err: NodeJS.ErrnoException) => healthTaken(err, healthRaw, log)) : undefined;
     agent.start();
-    log.info({ region, agent: id, control: link.urls.length === 1 ? link.urls[0] : link.urls, health: health ? `${health.url}/healthz` : 'off' }, 'ready');
     onSignal([agent, ...(health ? [health] : []), { stop: async () => { tls?.stop(); await link.http.close(); } }], log);
+    log.info({ region, agent: id, control: link.urls.length === 1 ? link.urls[0] : link.urls, health: health ? `${health.url}/healthz` : 'off' }, 'ready');
   },
 };
 

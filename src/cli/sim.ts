@@ -55,8 +55,8 @@ export const simCommand: Command = {
     const kinds = values.kinds === undefined ? undefined : String(values.kinds).split(',').map((k) => k.trim());
     if (kinds?.some((k) => !['chat', 'completion', 'embeddings'].includes(k))) throw new UsageError('--kinds takes chat, completion and embeddings');
     const sims = await startSims({ listen, log, ...serverOptions(values, kinds as Kind[] | undefined) });
-    log.info({ servers: sims.sims.map((s) => s.port) }, 'ready');
     onSignal([sims], log);
+    log.info({ servers: sims.sims.map((s) => s.port) }, 'ready');
   },
 };
 

@@ -92,8 +92,8 @@ ${tlsHelp.insecure}`,
     const link = await controlLink(values, control.url, log);
     parts.push({ stop: () => link.http.close() });
     parts.push(await startProbes({ agents: probeTokens, controlUrl: link.url, fetchImpl: link.http.fetch, log, intervalMs: intOption(values['probe-interval'], 'probe-interval') }));
-    log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, update: control.update?.port ?? null, balancers, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
     onSignal(parts, log);
+    log.info({ udp: dns.bound.udp, tcp: dns.bound.tcp, api: control.url, update: control.update?.port ?? null, balancers, adminToken: env.ARUS_ADMIN_TOKEN ? 'from ARUS_ADMIN_TOKEN' : 'none set: the API accepts no admin' }, 'ready');
   },
 };
 

@@ -17,6 +17,7 @@ export function unavailableOf(states: readonly InstanceState[], now: number): { 
   for (const s of states) {
     if (out.length >= 50) break;
     if (!s.ready) out.push({ id: s.instance.id, reason: 'not ready: its health check fails (model not loaded, or the server down)' });
+    else if (s.draining) out.push({ id: s.instance.id, reason: 'draining: scaled down, its requests in flight finishing' });
     else if (s.ejectedUntil !== undefined && s.ejectedUntil > now) out.push({ id: s.instance.id, reason: `ejected for ${Math.ceil((s.ejectedUntil - now) / 1000)} s after consecutive failed requests` });
   }
   return out;

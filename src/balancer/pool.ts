@@ -68,6 +68,8 @@ export type Pool = {
   /** The `prefix` strategy's index and decisions; undefined under another strategy. */
   prefixStats(): PrefixStats | undefined;
   release(s: InstanceState, outcome: Outcome): void;
+  /** Takes an instance out of picking (scale-down) or puts it back; its requests in flight go on. Returns whether it changed. */
+  setDraining(id: string, draining: boolean): boolean;
   /** Returns whether readiness changed. */
   setReady(id: string, ready: boolean, now?: number): boolean;
   updateGpu(id: string, gauges: GpuGauges): void;
@@ -143,7 +145,7 @@ export function createPool(opts: PoolOptions): Pool {
     eligible: (ctx) => list.filter((s) => serves(s, ctx)),
     pick(ctx) {
       const t = now();
-      const candidates = list.filter((s) => s.ready && !isEjected(s, t) && serves(s, ctx));
+      const candidates = list.filter((s) => s.ready && !s.draining && !isEjected(s, t) && serves(s, ctx));
       return picker.pick(candidates, { model: ctx.model, kind: ctx.kind, tokens: ctx.tokens, prompt: ctx.prompt, now: t, random, slowStartMs });
     },
     acquire(s, work) {
@@ -170,6 +172,12 @@ export function createPool(opts: PoolOptions): Pool {
       estimates.latency(s, outcome.durationMs, failed);
       const t = now();
       outliers.observe(s, failed, t, t - outcome.durationMs);
+    },
+    setDraining(id, draining) {
+      const s = byId.get(id);
+      if (!s || (s.draining ?? false) === draining) return false;
+      s.draining = draining || undefined;
+      return true;
     },
     setReady(id, ready, at) {
       const s = byId.get(id);

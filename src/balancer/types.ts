@@ -38,6 +38,8 @@ export type Work = { kind?: RequestKind; /** Generations: the tokens asked for (
 export type InstanceState = {
   readonly instance: Instance;
   ready: boolean; // active readiness: model loaded
+  /** Being scaled down: no new requests; those in flight finish (src/balancer/scale/). */
+  draining?: boolean;
   readySince?: number; // for slow start
   ejectedUntil?: number; // passive outlier detection
   ejections: number; // consecutive ejections (back-off grows)

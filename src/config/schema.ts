@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { autoscaleSchema, staleCacheSchema } from './scaling-schema.js';
 import { mask, parseAddress, parseNetwork } from '../geo/prefix.js';
 import { checkRecords, pinnedCollisions, recordSchema } from './records.js';
 import { RRL_DEFAULTS } from './rrl-defaults.js';
@@ -169,6 +170,10 @@ export const balancerSchema = z
       .optional(),
     /** Degrade-to model per model, used when a model's pool is down or full; marked in `x-arus-fallback`. */
     fallbacks: z.record(z.string().min(1), z.string().min(1)).optional(),
+    /** Autoscaling per model pool (src/balancer/scale/): instances added when demand grows, drained when it falls. */
+    autoscale: z.record(z.string().min(1).max(200), autoscaleSchema).optional(),
+    /** Per model pool, off unless set: answers kept for deterministic requests, served marked stale when no instance can serve. */
+    staleCache: z.record(z.string().min(1).max(200), staleCacheSchema).optional(),
   })
   .superRefine((b, ctx) => {
     const ids = new Set<string>();
@@ -176,6 +181,10 @@ export const balancerSchema = z
       if (ids.has(inst.id)) ctx.addIssue({ code: 'custom', path: ['instances', i, 'id'], message: `duplicate instance id "${inst.id}"` });
       ids.add(inst.id);
     });
+    const models = new Set(b.instances.flatMap((i) => i.models));
+    for (const key of ['autoscale', 'staleCache'] as const)
+      for (const model of Object.keys(b[key] ?? {}))
+        if (!models.has(model)) ctx.addIssue({ code: 'custom', path: [key, model], message: `no instance serves model "${model}": a pool is named by a model some instance lists` });
   });
 
 export const regionSchema = z

@@ -5,7 +5,7 @@ import type { InstanceState } from '../types.js';
 import { isEjected } from './outliers.js';
 
 export function capacityOf(list: readonly InstanceState[], t: number, opts: { staleMs: number; maxConcurrency?: number }) {
-  const healthy = list.filter((s) => s.ready && !isEjected(s, t));
+  const healthy = list.filter((s) => s.ready && !s.draining && !isEjected(s, t));
   const headrooms = healthy.flatMap((s) => {
     const g = s.gpu;
     if (!g || t - g.scrapedAt > opts.staleMs) return [];

@@ -41,7 +41,7 @@ export interface Dispatch {
   close(): Promise<void>;
 }
 
-export const isLive = (s: InstanceState, t: number) => s.ready && !(s.ejectedUntil !== undefined && s.ejectedUntil > t);
+export const isLive = (s: InstanceState, t: number) => s.ready && !s.draining && !(s.ejectedUntil !== undefined && s.ejectedUntil > t);
 
 const serves = (s: InstanceState, model?: string, kind?: RequestKind) =>
   (model === undefined || s.instance.models.includes(model)) && (kind === undefined || s.instance.kinds.includes(kind));

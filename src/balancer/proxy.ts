@@ -4,6 +4,7 @@
 // (queue, fallbacks, 503s), retries, outcomes, the streaming call, the
 // batching path, headers and error answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { StaleCacheDoc } from '../config/scaling-schema.js';
 import type { Logger } from '../log.js';
 import type { Pool } from './pool.js';
 import { createBatchPath } from './proxy/batch-path.js';
@@ -49,6 +50,8 @@ export type ProxyOptions = {
    * the answer says so in `x-arus-fallback: <requested> -> <served>`.
    */
   fallbacks?: Record<string, string>;
+  /** Per model, off unless set: answers of deterministic requests kept and served, marked `x-arus-cache: stale`, when no instance can serve (proxy/stale-cache.ts). */
+  staleCache?: Record<string, StaleCacheDoc>;
   now?: () => number;
 };
 
@@ -73,7 +76,7 @@ export type ProxyStats = {
 };
 
 /** What a changed configuration may set on a running proxy; requests under way keep what they started with. */
-export type ProxySettings = Required<Pick<ProxyOptions, 'maxConcurrentPerInstance' | 'maxQueue' | 'queueTimeoutMs'>> & Pick<ProxyOptions, 'batching' | 'fallbacks'>;
+export type ProxySettings = Required<Pick<ProxyOptions, 'maxConcurrentPerInstance' | 'maxQueue' | 'queueTimeoutMs'>> & Pick<ProxyOptions, 'batching' | 'fallbacks' | 'staleCache'>;
 
 export interface Proxy {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;

@@ -61,7 +61,7 @@ export function reconfigure(parts: ReconfigureParts, prev: BalancerDoc, next: Ba
     // A block removed puts the defaults back.
     ...(!same(prev.outlier, next.outlier) ? { outlier: next.outlier ?? {} } : {}),
   });
-  proxy.configure({ maxConcurrentPerInstance: next.maxConcurrentPerInstance, maxQueue: next.maxQueue, queueTimeoutMs: next.queueTimeoutMs, batching: next.batching, fallbacks: next.fallbacks });
+  proxy.configure({ maxConcurrentPerInstance: next.maxConcurrentPerInstance, maxQueue: next.maxQueue, queueTimeoutMs: next.queueTimeoutMs, batching: next.batching, fallbacks: next.fallbacks, staleCache: next.staleCache });
   // New (or moved) instances are checked now, not at the next round: a new set serves within a second.
   if (added.length + updated.length > 0)
     void readiness.checkNew().then(

@@ -65,7 +65,7 @@ export async function startBalancer(deps: {
       if (!outcome.ok && !was && ejected(s)) void report();
     },
   };
-  const proxy = createProxy({ pool: observed, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks });
+  const proxy = createProxy({ pool: observed, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks, staleCache: doc.staleCache });
   const report = createCapacityReporter({ region: deps.region, id: deps.id, sink: deps.report, pool, queueDepth: () => proxy.stats().queueDepth, log });
   const readiness = createReadiness({
     pool,

@@ -60,7 +60,8 @@ export const autoscaleSchema = z
     drainTimeoutMs: ms(3_600_000).default(30_000),
     /** How often the pool's demand is sampled and judged. */
     intervalMs: z.number().int().min(50).max(60_000).default(500),
-    provider: z.discriminatedUnion('kind', [localSchema, webhookSchema]),
+    /** Who adds and removes instances; without one the pool's signals are only exported (for KEDA or an HPA to act on). */
+    provider: z.discriminatedUnion('kind', [localSchema, webhookSchema]).optional(),
   })
   .refine((a) => a.min <= a.max, { message: 'min must not exceed max', path: ['min'] })
   .refine((a) => a.panicWindowMs <= a.windowMs, { message: 'panicWindowMs must not exceed windowMs', path: ['panicWindowMs'] });

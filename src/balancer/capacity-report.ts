@@ -6,7 +6,10 @@
 import type { Logger } from '../log.js';
 import type { Pool } from './pool.js';
 import type { CapacityReport } from '../control/capacity.js';
+import type { PoolFigures, ScaleEvent } from './scale/report.js';
 import type { InstanceState } from './types.js';
+
+const MAX_EVENTS_PER_REPORT = 100;
 
 /** Where capacity reports go: control's API, or control itself in `arus up`. */
 export type CapacitySink = (report: Omit<CapacityReport, 'at'>) => Promise<void> | void;
@@ -24,7 +27,16 @@ export function unavailableOf(states: readonly InstanceState[], now: number): { 
 }
 
 /** A report now; never rejects (a failed one is logged, the next one tried). A change while one is on its way sends another after it. */
-export function createCapacityReporter(deps: { region: string; id: string; sink?: CapacitySink; pool: Pick<Pool, 'capacity' | 'states'>; queueDepth: () => number; log: Logger }): () => Promise<void> {
+export function createCapacityReporter(deps: {
+  region: string;
+  id: string;
+  sink?: CapacitySink;
+  pool: Pick<Pool, 'capacity' | 'states'>;
+  queueDepth: () => number;
+  /** The pools' scaling figures, and the steps not yet delivered (acknowledged once a report carrying them was accepted). */
+  scaling?: { figures(): PoolFigures[]; events(): readonly ScaleEvent[]; ack(n: number): void };
+  log: Logger;
+}): () => Promise<void> {
   let reporting = false;
   let again = false;
   return async function report(): Promise<void> {
@@ -35,6 +47,7 @@ export function createCapacityReporter(deps: { region: string; id: string; sink?
       do {
         again = false;
         const c = deps.pool.capacity();
+        const events = deps.scaling?.events().slice(0, MAX_EVENTS_PER_REPORT) ?? [];
         await deps.sink({
           region: deps.region,
           balancer: deps.id,
@@ -45,7 +58,14 @@ export function createCapacityReporter(deps: { region: string; id: string; sink?
           queueDepth: deps.queueDepth(),
           kvHeadroom: c.kvHeadroom,
           unavailable: unavailableOf(deps.pool.states(), Date.now()),
+          ...(deps.scaling ? { pools: deps.scaling.figures().slice(0, 100) } : {}),
+          ...(events.length ? { events } : {}),
         });
+        // Delivered: the next report carries the steps that came after.
+        if (events.length) {
+          deps.scaling!.ack(events.length);
+          if (deps.scaling!.events().length) again = true;
+        }
       } while (again);
     } catch (err) {
       deps.log.debug({ err }, 'capacity report failed');

@@ -2,6 +2,7 @@ import { Gauge, Histogram, Registry } from 'prom-client';
 import type { Pool, Outcome } from './pool.js';
 import type { ProxyStats } from './proxy.js';
 import { registerPrefixMetrics } from './prefix-metrics.js';
+import type { PoolFigures } from './scale/report.js';
 import { readCounter, readGauge } from './read-metrics.js';
 import type { InstanceState } from './types.js';
 
@@ -14,7 +15,13 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
  * pool (model), so p50/p99 can be read; queue depth, ejections, retries,
  * overloads, fallbacks and batches read from the proxy's counters at scrape.
  */
-export function createBalancerMetrics(deps: { region: string; stats: () => ProxyStats; pool: Pick<Pool, 'states' | 'capacity'> & Partial<Pick<Pool, 'prefixStats'>> }) {
+export function createBalancerMetrics(deps: {
+  region: string;
+  stats: () => ProxyStats;
+  pool: Pick<Pool, 'states' | 'capacity'> & Partial<Pick<Pool, 'prefixStats'>>;
+  /** Each model pool's scaling figures (scale/scaler.ts). */
+  scaling?: () => PoolFigures[];
+}) {
   const registry = new Registry();
   registry.setDefaultLabels({ region: deps.region });
   const latency = new Histogram({ name: 'arus_balancer_request_seconds', help: 'Upstream request duration by instance and pool (model)', labelNames: ['instance', 'pool', 'outcome'], buckets: BUCKETS, registers: [registry] });
@@ -51,6 +58,7 @@ export function createBalancerMetrics(deps: { region: string; stats: () => Proxy
     },
   });
 
+  if (deps.scaling) registerScalingMetrics(registry, deps.scaling);
   registerPrefixMetrics(registry, () => deps.pool.prefixStats?.());
 
   return {
@@ -74,3 +82,27 @@ export function createBalancerMetrics(deps: { region: string; stats: () => Proxy
 }
 
 export type BalancerMetrics = ReturnType<typeof createBalancerMetrics>;
+
+/**
+ * The scaling signals, one gauge each, labelled by pool (model): what KEDA's
+ * Prometheus scaler or an HPA on external metrics reads (infra/autoscaling/).
+ */
+function registerScalingMetrics(registry: Registry, figures: () => PoolFigures[]): void {
+  const gauges: [keyof PoolFigures, string, string][] = [
+    ['desired', 'arus_balancer_pool_desired_instances', 'Instances that keep the pool\'s expected queueing under its target (autoscale settings), within min and max'],
+    ['current', 'arus_balancer_pool_current_instances', 'Instances of the pool that exist: warming, serving and draining'],
+    ['warming', 'arus_balancer_pool_warming_instances', 'Instances of the pool not ready yet since they joined (model loading)'],
+    ['draining', 'arus_balancer_pool_draining_instances', 'Instances of the pool draining: no new requests, those in flight finishing'],
+  ];
+  for (const [field, name, help] of gauges)
+    new Gauge({
+      name,
+      help,
+      labelNames: ['model'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const f of figures()) this.set({ model: f.model }, f[field] as number);
+      },
+    });
+}

@@ -175,9 +175,7 @@ export function createPool(opts: PoolOptions): Pool {
     },
     setDraining(id, draining) {
       const s = byId.get(id);
-      if (!s || (s.draining ?? false) === draining) return false;
-      s.draining = draining || undefined;
-      return true;
+      return s !== undefined && (s.draining ?? false) !== draining && ((s.draining = draining || undefined), true);
     },
     setReady(id, ready, at) {
       const s = byId.get(id);

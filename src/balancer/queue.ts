@@ -38,6 +38,8 @@ export interface WaitQueue {
   /** New limits for the waiters to come (those waiting keep their deadline); a shorter queue turns no one out. */
   setLimits(limits: WaitQueueOptions): void;
   readonly size: number;
+  /** Waiters whose key starts with `prefix` (a model's: `<model>|`). */
+  count(prefix: string): number;
 }
 
 /**
@@ -127,6 +129,11 @@ export function createWaitQueue(limits: WaitQueueOptions): WaitQueue {
       retryAfterS = Math.max(1, Math.ceil(opts.queueTimeoutMs / 1000));
       // A longer queue may let waiters in that the old one refused; those in it now may fit too.
       wake();
+    },
+    count(prefix) {
+      let n = 0;
+      for (const w of waiters) if (w.key?.startsWith(prefix)) n++;
+      return n;
     },
     get size() {
       return waiters.length;

@@ -11,6 +11,7 @@ import { pickerOf } from './pickers/create-picker.js';
 import type { Pool } from './pool.js';
 import type { Proxy } from './proxy.js';
 import type { Readiness } from './readiness.js';
+import type { Instance } from './types.js';
 
 /** What a new document changed: instance ids by fate, and the settings that moved. */
 export type Reconfigured = {
@@ -30,6 +31,8 @@ export type ReconfigureParts = {
   proxy: Pick<Proxy, 'configure' | 'wake'>;
   readiness: Pick<Readiness, 'checkNew'>;
   log: Logger;
+  /** Instances beside the document's: those the local scaler runs. */
+  extra?: () => Instance[];
   /** The listen address came from the command line (`--listen`): the document's is not used at all. */
   listenFixed?: boolean;
 };
@@ -53,7 +56,7 @@ export function reconfigure(parts: ReconfigureParts, prev: BalancerDoc, next: Ba
   const changed = added.length + removed.length + updated.length + settings.length > 0;
   if (!changed) return { changed, added, removed, updated, settings, ...(restartNeeded ? { restartNeeded } : {}) };
 
-  pool.setInstances(next.instances.map((i) => ({ ...i })));
+  pool.setInstances([...next.instances.map((i) => ({ ...i })), ...(parts.extra?.() ?? [])]);
   pool.reconfigure({
     ...(next.strategy !== prev.strategy || !same(prev.prefix, next.prefix) ? { picker: pickerOf(next) } : {}),
     slowStartMs: next.slowStartMs,

@@ -10,6 +10,7 @@ import type { InstanceState } from './types.js';
 import { createProxy } from './proxy.js';
 import { createReadiness } from './readiness.js';
 import { reconfigure, type Reconfigured } from './reconfigure.js';
+import { createScaler } from './scale/scaler.js';
 import { createBalancerServer, type BalancerHealth } from './server.js';
 
 export type { CapacitySink } from './capacity-report.js';
@@ -50,23 +51,28 @@ export async function startBalancer(deps: {
   });
   // The metrics read the proxy's stats when scraped. The proxy reports every upstream outcome through
   // release(): the metrics see each one on its way.
-  const metrics = createBalancerMetrics({ region: deps.region, stats: () => proxy.stats(), pool });
+  const metrics = createBalancerMetrics({ region: deps.region, stats: () => proxy.stats(), pool, scaling: () => scaler.figures() });
   // An ejection is reported at once, not on the report's schedule: it is evidence control acts on (balancer-evidence.ts).
   const ejected = (s: InstanceState) => {
     const c = pool.states().find((x) => x.instance.id === s.instance.id);
     return c?.ejectedUntil !== undefined && c.ejectedUntil > Date.now();
   };
-  const observed: typeof pool = {
-    ...pool,
-    release: (s, outcome) => {
-      metrics.observe(s, outcome);
-      const was = !outcome.ok && ejected(s);
-      pool.release(s, outcome);
-      if (!outcome.ok && !was && ejected(s)) void report();
-    },
-  };
+  const observed: typeof pool = { ...pool, release: (s, outcome) => {
+    metrics.observe(s, outcome);
+    const was = !outcome.ok && ejected(s);
+    pool.release(s, outcome);
+    if (!outcome.ok && !was && ejected(s)) void report();
+  } };
   const proxy = createProxy({ pool: observed, log, maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks, staleCache: doc.staleCache });
-  const report = createCapacityReporter({ region: deps.region, id: deps.id, sink: deps.report, pool, queueDepth: () => proxy.stats().queueDepth, log });
+  // The scaler's instances join the document's; a change is checked at once, and capacity may have appeared.
+  const applyInstances = () => {
+    pool.setInstances([...doc.instances.map((i) => ({ ...i })), ...scaler.extra()]);
+    proxy.configure({ maxConcurrentPerInstance: doc.maxConcurrentPerInstance, maxQueue: doc.maxQueue, queueTimeoutMs: doc.queueTimeoutMs, batching: doc.batching, fallbacks: doc.fallbacks, staleCache: doc.staleCache });
+    void readiness.checkNew().then(() => proxy.wake(), (err: unknown) => log.debug({ err }, 'readiness check of new instances failed; the next round checks them'));
+    void report();
+  };
+  const scaler = createScaler({ region: deps.region, doc, pool, queued: (prefix) => proxy.queued(prefix), apply: applyInstances, log: log.child({ component: 'scaler' }) });
+  const report = createCapacityReporter({ region: deps.region, id: deps.id, sink: deps.report, pool, queueDepth: () => proxy.stats().queueDepth, scaling: scaler, log });
   const readiness = createReadiness({
     pool,
     log,
@@ -88,13 +94,12 @@ export async function startBalancer(deps: {
   try {
     for (const [i, server] of servers.entries()) bound.push({ address: listen[i].address, port: (await server.start()).port });
   } catch (err) {
-    await Promise.all([readiness.stop(), ...servers.map((s) => s.stop())]);
+    await Promise.all([readiness.stop(), ...servers.map((s) => s.stop()), scaler.stop()]);
     await proxy.close();
     throw err;
   }
 
-  let timer = setInterval(() => void report(), doc.reportEveryMs);
-  timer.unref();
+  let timer = setInterval(() => void report(), doc.reportEveryMs).unref();
 
   return {
     /** The first listener's port. */
@@ -103,6 +108,7 @@ export async function startBalancer(deps: {
     bound,
     pool,
     proxy,
+    scaler,
     /** The document in force. */
     get doc() {
       return doc;
@@ -115,11 +121,16 @@ export async function startBalancer(deps: {
      * them is logged and reported, and the old ones stay.
      */
     reconfigure(next: BalancerDoc): Reconfigured {
-      const result = reconfigure({ pool, proxy, readiness, log, listenFixed: deps.listen !== undefined }, doc, next);
+      try {
+        scaler.configure(next);
+      } catch (err) {
+        // The rest of the document still applies; the message names what to fix (a webhook's token variable, say).
+        log.error({ err }, 'autoscale settings not applied');
+      }
+      const result = reconfigure({ pool, proxy, readiness, log, listenFixed: deps.listen !== undefined, extra: () => scaler.extra() }, doc, next);
       if (next.reportEveryMs !== doc.reportEveryMs) {
         clearInterval(timer);
-        timer = setInterval(() => void report(), next.reportEveryMs);
-        timer.unref();
+        timer = setInterval(() => void report(), next.reportEveryMs).unref();
       }
       doc = next;
       return result;
@@ -128,6 +139,7 @@ export async function startBalancer(deps: {
       clearInterval(timer);
       await readiness.stop();
       await Promise.all(servers.map((s) => s.stop()));
+      await scaler.stop();
       await proxy.close();
     },
   };

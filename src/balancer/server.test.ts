@@ -14,6 +14,7 @@ const streaming: Proxy = {
     return Promise.resolve();
   },
   wake() {},
+  queued: () => 0,
   configure() {},
   stats: () => stats,
   close: async () => {},

@@ -25,6 +25,7 @@ export const simCommand: Command = {
   --embed-call-ms MS         cost of one embeddings call (default 20)
   --embed-per-input-ms MS    added cost per input (default 1)
   --gpu-memory-gib N         device memory reported (default 80)
+  --exit-with-stdin          stop when stdin closes (the local scaler's instances end with their balancer)
 
   Faults (crash, hang, slow, error, oom) are set with POST /admin/fault.`,
   options: {
@@ -43,6 +44,7 @@ export const simCommand: Command = {
     'embed-call-ms': { type: 'string' },
     'embed-per-input-ms': { type: 'string' },
     'gpu-memory-gib': { type: 'string' },
+    'exit-with-stdin': { type: 'boolean' },
   },
   async run({ values }, log) {
     const [{ loadDocuments }, { simTargets, startSims }] = await Promise.all([import('../config/load.js'), import('../roles.js')]);
@@ -56,6 +58,8 @@ export const simCommand: Command = {
     if (kinds?.some((k) => !['chat', 'completion', 'embeddings'].includes(k))) throw new UsageError('--kinds takes chat, completion and embeddings');
     const sims = await startSims({ listen, log, ...serverOptions(values, kinds as Kind[] | undefined) });
     onSignal([sims], log);
+    // The parent's end of the pipe closes when it exits, however it exits.
+    if (values['exit-with-stdin']) process.stdin.once('end', () => void sims.stop().then(() => process.exit(0))).resume();
     log.info({ servers: sims.sims.map((s) => s.port) }, 'ready');
   },
 };

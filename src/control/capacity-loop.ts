@@ -18,7 +18,7 @@ export function createCapacityLoop(deps: {
   capacity: CapacityTracker;
   /** The monotonic clock (ms). */
   mono: () => number;
-  transitions: Pick<Transitions, 'capacity'>;
+  transitions: Pick<Transitions, 'capacity' | 'scaling'>;
   publisher: Pick<Publisher, 'publish'>;
   /** The balancers' claims that their region cannot serve: a change is published at once. */
   evidence?: BalancerEvidence;
@@ -33,7 +33,8 @@ export function createCapacityLoop(deps: {
 
   return {
     // Judged by receipt time on control's own clock: a balancer's clock may be off, and the wall clock may jump.
-    report(r) {
+    report({ events, ...r }) {
+      if (events?.length) transitions.scaling(r.region, events);
       const at = mono();
       const claims = evidence?.report({ ...r, at });
       changed(capacity.report({ ...r, at }, at), claims);

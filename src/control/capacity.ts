@@ -1,3 +1,4 @@
+import type { PoolFigures, ScaleEvent } from '../balancer/scale/report.js';
 import type { RegionCapacity } from '../snapshot/snapshot.js';
 
 /** What a region's balancer reports every second or so. */
@@ -15,6 +16,10 @@ export type CapacityReport = {
   kvHeadroom?: number;
   /** The instances that cannot take requests now, and why (not ready: the check's reason; ejected: the failures). */
   unavailable?: { id: string; reason: string }[];
+  /** Each model pool's scaling figures (desired, current, warming, draining). */
+  pools?: PoolFigures[];
+  /** Scaling steps since the balancer's last delivered report: control puts them in the history. */
+  events?: ScaleEvent[];
   at: number;
 };
 
@@ -50,6 +55,15 @@ export function saturationOf(reports: readonly CapacityReport[]): number {
   return Math.max(concurrency, kvUse);
 }
 
+/** What a region's scaling says of its shedding: instances warming (spill-over meanwhile), or instances that joined since. */
+function scalingNote(reports: readonly CapacityReport[], ready: number, readyAtStart: number | undefined, shed: number): string {
+  const warming = reports.reduce((n, r) => n + (r.pools ?? []).reduce((m, p) => m + p.warming, 0), 0);
+  if (shed > 0 && warming > 0) return `; scaling up, ${warming} instance${warming === 1 ? '' : 's'} warming: the excess goes to the next region with headroom until they join`;
+  const joined = readyAtStart === undefined ? 0 : ready - readyAtStart;
+  if (shed === 0 && joined > 0) return `; ${joined} new instance${joined === 1 ? '' : 's'} joined and take the traffic back`;
+  return '';
+}
+
 /**
  * Turns balancer reports into a shed share per region, with hysteresis
  * (shedding starts at `high`, stops at `low`) and in steps of 10 % so small
@@ -59,6 +73,8 @@ export function createCapacityTracker(opts: CapacityOptions = {}) {
   const { high, low, maxShed, staleMs } = { ...CAPACITY_DEFAULTS, ...opts };
   const reports = new Map<string, Map<string, CapacityReport>>();
   const state = new Map<string, RegionCapacity>();
+  /** Instances ready when a region began shedding: those that joined since took the traffic back. */
+  const readyAtShed = new Map<string, number>();
 
   const shedFor = (saturation: number, shedding: boolean): number => {
     if (!shedding) return 0;
@@ -87,14 +103,17 @@ export function createCapacityTracker(opts: CapacityOptions = {}) {
       const queued = list.reduce((n, r) => n + r.queueDepth, 0);
       const reason = `saturation ${saturation.toFixed(2)} (${ready}/${instances} instances ready, ${queued} queued)`;
       state.set(region, { shed, saturation, reason });
-      if ((before?.shed ?? 0) !== shed)
+      const from = before?.shed ?? 0;
+      if (from === 0 && shed > 0) readyAtShed.set(region, ready);
+      if (from !== shed)
         changes.push({
           region,
-          kind: shed > (before?.shed ?? 0) ? 'capacity.shedding' : 'capacity.recovered',
-          from: before?.shed ?? 0,
+          kind: shed > from ? 'capacity.shedding' : 'capacity.recovered',
+          from,
           to: shed,
-          reason: `region ${region}: ${shed > 0 ? `shedding ${Math.round(shed * 100)}% of new clients` : 'no longer shedding'}: ${reason}`,
+          reason: `region ${region}: ${shed > 0 ? `shedding ${Math.round(shed * 100)}% of new clients` : 'no longer shedding'}: ${reason}${scalingNote(list, ready, readyAtShed.get(region), shed)}`,
         });
+      if (shed === 0) readyAtShed.delete(region);
     }
     return changes;
   }

@@ -4,6 +4,7 @@
 import type { HealthEvent } from '../health/types.js';
 import type { Logger } from '../log.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
+import type { ScaleEvent } from '../balancer/scale/report.js';
 import type { CapacityChange } from './capacity.js';
 import { countryMoves } from './moves.js';
 import { hostnameChanges, statusChanges, statusOf, type Status } from './status.js';
@@ -14,6 +15,8 @@ export interface Transitions {
   published(before: Snapshot, after: Snapshot, why: string): void;
   health(events: readonly HealthEvent[]): void;
   capacity(changes: readonly CapacityChange[]): void;
+  /** A region's balancer's scaling steps (`at`: its clock, kept when within a few minutes of this one). */
+  scaling(region: string, steps: readonly ScaleEvent[]): void;
 }
 
 const RANK = { down: 0, degraded: 1, up: 2 } as const;
@@ -73,6 +76,12 @@ export function createTransitions(deps: { events: EventLog; log: Logger; now: ()
       const at = now();
       for (const c of changes)
         events.deferEvent({ time: at, kind: c.kind, subject: `region:${c.region}`, oldState: `shed ${Math.round(c.from * 100)}%`, newState: `shed ${Math.round(c.to * 100)}%`, reason: c.reason, region: c.region });
+    },
+
+    scaling(region, steps) {
+      const at = now();
+      // A balancer's clock may be off: its time is kept only when it is plausible (within 5 minutes before now).
+      for (const e of steps) events.deferEvent({ time: e.at <= at && e.at >= at - 300_000 ? e.at : at, kind: e.kind, subject: e.subject, oldState: e.oldState, newState: e.newState, reason: e.reason, region });
     },
   };
 }

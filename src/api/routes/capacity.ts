@@ -1,10 +1,26 @@
 import { createHash } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import { canonicalJson } from '../../db/documents.js';
+import { SCALE_EVENT_KINDS } from '../../balancer/scale/report.js';
 import type { Api, ApiDeps } from '../deps.js';
 import { problem } from '../env.js';
 import { mismatch, refuseIdentity } from '../identity.js';
 import { anyJson, errorBody, errors, json, writeErrors } from './shared.js';
+
+const count = z.number().int().min(0).max(100_000);
+const poolFigures = z
+  .strictObject({ model: z.string().min(1).max(200), desired: count, current: count, warming: count, draining: count, ready: count, scaling: z.enum(['off', 'local', 'webhook']) })
+  .openapi('PoolScaling');
+const scaleEvent = z
+  .strictObject({
+    kind: z.enum(SCALE_EVENT_KINDS),
+    subject: z.string().min(1).max(300),
+    oldState: z.string().max(100),
+    newState: z.string().max(100),
+    reason: z.string().max(1000),
+    at: z.number().int().min(0),
+  })
+  .openapi('ScaleEvent');
 
 const report = z
   .strictObject({
@@ -18,6 +34,10 @@ const report = z
     kvHeadroom: z.number().min(0).max(1).optional(),
     /** Instances that cannot take requests, and why: the evidence a report of 0 ready gives control. */
     unavailable: z.array(z.strictObject({ id: z.string().min(1).max(100), reason: z.string().max(300) })).max(1000).optional(),
+    /** Each model pool's scaling figures (src/balancer/scale/). */
+    pools: z.array(poolFigures).max(100).optional(),
+    /** Scaling steps since the last report that was accepted: control puts them in the history. */
+    events: z.array(scaleEvent).max(100).optional(),
   })
   .openapi('CapacityReport');
 
@@ -79,11 +99,17 @@ export function capacityRoutes(app: Api, deps: ApiDeps) {
       method: 'get',
       path: '/v1/capacity',
       tags: ['capacity'],
-      summary: "Regions' capacity: the latest balancer reports and the share each region sheds",
+      summary: "Regions' capacity: the latest balancer reports, the share each region sheds, and every model pool's scaling signals",
+      description:
+        '`pools` lists, per region and model, `desired` (the instances that keep expected queueing under the target), `current` (every instance that exists, warming and draining ones included), `warming`, `draining` and `ready`, from the latest report of each balancer.',
       middleware: [deps.auth.requireRole('viewer')] as const,
-      responses: { 200: json(anyJson, '{ regions: { <id>: { shed, saturation, reason } }, reports: [...] }'), ...errors },
+      responses: { 200: json(anyJson, '{ regions: { <id>: { shed, saturation, reason } }, reports: [...], pools: [{ region, balancer, model, desired, current, warming, draining, ready, scaling }] }'), ...errors },
     }),
-    (c) => c.json(deps.control.capacity(), 200),
+    (c) => {
+      const view = deps.control.capacity();
+      const pools = view.reports.flatMap((r) => (r.pools ?? []).map((p) => ({ region: r.region, balancer: r.balancer, ...p })));
+      return c.json({ ...view, pools }, 200);
+    },
   );
 }
 

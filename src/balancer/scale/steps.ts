@@ -114,7 +114,7 @@ export function finishDrains(c: StepContext, run: PoolRun, states: InstanceState
     if (c.extra.delete(id)) {
       c.apply();
       void provider?.stop?.(d.instance);
-      c.event('scale.instance.removed', c.instanceSubject(id), 'draining', 'absent', `${how}; its process c.isStopped()`);
+      c.event('scale.instance.removed', c.instanceSubject(id), 'draining', 'absent', `${how}; its process stopped`);
     } else {
       run.drained.push(d.instance);
       c.event('scale.instance.removed', c.instanceSubject(id), 'draining', 'drained', `${how}; the webhook is told to remove it (it stays out of service until the configuration drops it)`);

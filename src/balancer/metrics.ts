@@ -34,6 +34,8 @@ export function createBalancerMetrics(deps: {
   fromStats('arus_balancer_fallbacks_total', 'Requests served by a fallback model', (s) => s.fallbacks);
   fromStats('arus_balancer_batches_total', 'Upstream embedding calls sent by the batcher', (s) => s.batches);
   fromStats('arus_balancer_batched_calls_total', 'Client embedding calls carried in batches', (s) => s.batchedCalls);
+  fromStats('arus_balancer_stale_served_total', 'Requests answered from the stale cache (x-arus-cache: stale) when nothing could serve them', (s) => s.staleServed);
+  fromStats('arus_balancer_stale_misses_total', 'Cacheable requests the stale cache had nothing for: they got the 503', (s) => s.staleMisses);
   readGauge(registry, 'arus_balancer_queue_depth', 'Requests waiting for a free instance', () => deps.stats().queueDepth);
   new Gauge({
     name: 'arus_balancer_instances',

@@ -2,7 +2,7 @@
 // and stats, and the front door that routes each request. The parts live in
 // proxy/: dispatch (admission, instances with room, upstream pools), overload
 // (queue, fallbacks, 503s), retries, outcomes, the streaming call, the
-// batching path, headers and error answers.
+// batching path, the stale cache, headers and error answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StaleCacheDoc } from '../config/scaling-schema.js';
 import type { Logger } from '../log.js';
@@ -16,6 +16,7 @@ import { createOverload } from './proxy/overload.js';
 import type { ProxyParts } from './proxy/parts.js';
 import { readBody, ROUTES } from './proxy/request.js';
 import { createRetries, createRetryBudget, type RetryBudgetOptions } from './proxy/retries.js';
+import { createStaleCache } from './proxy/stale-cache.js';
 import type { InstanceState } from './types.js';
 
 /** What the proxy needs of the pool. */
@@ -73,6 +74,9 @@ export type ProxyStats = {
   /** Upstream embeddings calls sent by the batcher, and the client calls they carried. */
   batches?: number;
   batchedCalls?: number;
+  /** With a stale cache configured (or once it was): requests answered from it, and cacheable ones it had nothing for (they got the 503). */
+  staleServed?: number;
+  staleMisses?: number;
 };
 
 /** What a changed configuration may set on a running proxy; requests under way keep what they started with. */
@@ -159,6 +163,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
         deps.batch = batchPathFor(deps, o.batching);
         batching = next;
       }
+      deps.stale.configure(o.staleCache ?? {});
       dispatch.prune();
       overload.queue.wake();
     },
@@ -172,9 +177,12 @@ export function createProxy(opts: ProxyOptions): Proxy {
       }
       const b = deps.batch?.stats();
       const ever = b || retired.batches > 0;
+      const sc = deps.stale.stats();
+      const staleEver = deps.stale.configured || sc.served + sc.misses > 0;
       return {
         ...counters,
         ...(ever ? { batches: (b?.batches ?? 0) + retired.batches, batchedCalls: (b?.calls ?? 0) + retired.calls } : {}),
+        ...(staleEver ? { staleServed: sc.served, staleMisses: sc.misses } : {}),
         queueDepth: overload.queue.size,
         ejections: states.filter((s) => s.ejectedUntil !== undefined && s.ejectedUntil > t).length,
         instances,
@@ -205,7 +213,7 @@ function assemble(opts: ProxyOptions, log: Logger, now: () => number, counters: 
   const retries = createRetries({ dispatch, budget, counters });
   const outcomes = createOutcomes({ pool, queue: overload.queue });
   const parts = { pool, now, log, dispatch, overload, retries, outcomes };
-  return { ...parts, batch: batchPathFor(parts, opts.batching) };
+  return { ...parts, batch: batchPathFor(parts, opts.batching), stale: createStaleCache(opts.staleCache ?? {}) };
 }
 
 /** The embeddings batcher's path, when batching is on. */

@@ -3,6 +3,9 @@
 // client's context and the undici dispatch handler, so an answer goes from the
 // instance's socket to the client's with no stream, promise or
 // AbortController in between (those are made only for a queued or batched request).
+// A request its model's stale cache can keep (stale-cache.ts) carries its key
+// from `received`; only such a request's 200 answer is collected to be kept,
+// and only it may be answered from the cache where it would get a 503.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Outcome } from '../pool.js';
@@ -14,12 +17,18 @@ import { copyAnswerHeaders, forwardHeaders } from './headers.js';
 import type { ProxyParts } from './parts.js';
 import { maxTokens, parseBody, promptKey, type ForwardRequest } from './request.js';
 import { errCode, isRetryable, isTimeout } from './retries.js';
+import { sendStale, type StaleCache } from './stale-cache.js';
 
 /** The proxy's parts a call works with, made once per proxy. */
 export type CallDeps = ProxyParts & {
   /** The embeddings batcher's path, when batching is on. */
   batch?: BatchPath;
+  /** The per-model stale caches (none configured: every lookup is one map miss). */
+  stale: StaleCache;
 };
+
+/** A 200 answer of a cacheable request, collected to be kept once it completes. */
+type Keep = { contentType?: string; chunks: Buffer[]; bytes: number; max: number };
 
 const EMPTY_LIST: readonly string[] = [];
 /** Answers up to this size with a known length are sent to the client in one write. */
@@ -50,6 +59,10 @@ export class Call implements Dispatcher.DispatchHandlers {
   discard = false;
   whole = false;
   chunks?: Buffer[];
+  /** The stale cache's name for this request: set only when its model has a cache and it is deterministic. */
+  key?: string;
+  /** The answer being collected for the stale cache. */
+  keep?: Keep;
 
   constructor(
     readonly d: CallDeps,
@@ -75,6 +88,7 @@ export class Call implements Dispatcher.DispatchHandlers {
     const gen = this.kind !== 'embeddings';
     this.r = { model: parsed.model, kind: this.kind, tokens: gen ? maxTokens(parsed) : undefined, path: this.url, body };
     if (gen && this.d.pool.wantsPrompt?.()) this.r.prompt = promptKey(parsed, this.req.headers['x-session-id'], body.length);
+    this.key = this.d.stale.keyOf(parsed.model, this.url, this.req.headers, body, parsed);
     const batch = this.d.batch;
     if (batch && this.kind === 'embeddings') {
       const batched = batch.submit(parsed, this.req, this.r, (this.ac = new AbortController()).signal);
@@ -82,7 +96,9 @@ export class Call implements Dispatcher.DispatchHandlers {
         return void batched.then((out) => {
           this.res.writeHead(out.status, { ...out.headers, 'content-length': out.body.length });
           this.res.end(out.body);
-        }, (err: unknown) => this.fail(err));
+          if (this.key !== undefined && out.status === 200 && out.headers['x-arus-fallback'] === undefined && out.headers['content-encoding'] === undefined)
+            this.d.stale.store(this.r.model, this.key, { status: 200, contentType: headerText(out.headers['content-type']), chunks: [out.body], bytes: out.body.length });
+        }, (err: unknown) => (isRefusal(err) ? this.refused(err) : this.fail(err)));
     }
     this.admit();
   }
@@ -90,7 +106,7 @@ export class Call implements Dispatcher.DispatchHandlers {
   /** Admission: an instance now, or a place in the queue; the fallback model's pool when the model's is down or full. */
   admit(): void {
     const t = this.d.dispatch.admit(this.r);
-    if (t instanceof HttpError) return this.fail(t);
+    if (t instanceof HttpError) return isRefusal(t) ? this.refused(t) : this.fail(t);
     this.target = t;
     const { dispatch, overload } = this.d;
     // Nobody waiting ahead: take a slot at once, with no closures.
@@ -114,9 +130,27 @@ export class Call implements Dispatcher.DispatchHandlers {
   overloaded(err: OverloadedError): void {
     const f = this.d.overload.overflowFor(this.r, this.target);
     const s = f && this.d.dispatch.take(f.model, f.kind, EMPTY_LIST, f.tokens, f.prompt);
-    if (!f || !s) return this.fail(this.d.overload.refuse(err));
+    if (!f || !s) {
+      if (this.key !== undefined && this.fromCache()) return;
+      return this.fail(this.d.overload.refuse(err));
+    }
     this.target = f;
     this.send(s);
+  }
+
+  /** A 503 for a request nothing can serve now: the stale cache's answer instead, if it has one. */
+  refused(err: HttpError): void {
+    if (this.key !== undefined && this.fromCache()) return;
+    this.fail(err);
+  }
+
+  /** Answers from the stale cache; false on a miss (or with nobody left to answer). */
+  fromCache(): boolean {
+    if (this.gone || this.res.destroyed) return false;
+    const hit = this.d.stale.lookup(this.r.model, this.key!);
+    if (!hit) return false;
+    sendStale(this.res, this.r.model, hit);
+    return true;
   }
 
   /** `send` from a queue wake-up (another request's completion): a throw stays with this request. */
@@ -184,6 +218,8 @@ export class Call implements Dispatcher.DispatchHandlers {
     out['x-arus-instance'] = this.s!.instance.id;
     if (this.prefixHit !== undefined) out['x-arus-prefix-hit'] = String(this.prefixHit);
     if (this.target !== this.r) out['x-arus-fallback'] = this.d.overload.served(this.r, this.target);
+    // Only the model's own answers are kept (a fallback's would replace them with a degraded one), and only unencoded ones.
+    else if (this.key !== undefined && statusCode === 200 && out['content-encoding'] === undefined) this.keepAnswer(out);
     // A small answer of known length goes out as one write, headers and body
     // together; a stream (or an unknown or large body) is passed on chunk by
     // chunk, its headers first (a stream's before its first token).
@@ -194,11 +230,26 @@ export class Call implements Dispatcher.DispatchHandlers {
     return true;
   }
 
+  /** Starts collecting a cacheable request's answer, unless its length says it cannot fit. */
+  keepAnswer(out: OutgoingHttpHeaders): void {
+    const max = this.d.stale.maxEntryBytes(this.r.model);
+    const length = out['content-length'];
+    if (max === 0 || (typeof length === 'number' && length > max)) return;
+    this.keep = { contentType: headerText(out['content-type']), chunks: [], bytes: 0, max };
+  }
+
   onData(chunk: Buffer): boolean {
     if (this.discard) return true;
     if (this.whole) {
       (this.chunks ??= []).push(chunk);
       return true;
+    }
+    const k = this.keep;
+    if (k) {
+      // The same buffers the client gets: copied once, into the entry, if the answer completes.
+      k.bytes += chunk.length;
+      if (k.bytes > k.max) this.keep = undefined;
+      else k.chunks.push(chunk);
     }
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.resume!);
@@ -215,6 +266,15 @@ export class Call implements Dispatcher.DispatchHandlers {
     else if (!c) this.res.end();
     else this.res.end(c.length === 1 ? c[0] : Buffer.concat(c));
     this.done({ ok: this.status < 500, status: this.status });
+    const k = this.keep;
+    if (k) {
+      this.keep = undefined;
+      if (this.whole) {
+        k.chunks = c ?? [];
+        for (const b of k.chunks) k.bytes += b.length;
+      }
+      this.d.stale.store(this.r.model, this.key!, { status: 200, contentType: k.contentType, chunks: k.chunks, bytes: k.bytes });
+    }
   }
 
   onError(err: Error): void {
@@ -245,3 +305,8 @@ export class Call implements Dispatcher.DispatchHandlers {
     failed(this.res, err, this.gone, this.d.log);
   }
 }
+
+/** The 503s the stale cache may stand in for: no ready instance (of the model or its fallback), or the queue turned the request away. */
+const isRefusal = (err: unknown): err is HttpError => err instanceof HttpError && err.status === 503 && (err.code === 'no_ready_instance' || err.code === 'overloaded');
+
+const headerText = (v: number | string | string[] | undefined): string | undefined => (v === undefined ? undefined : Array.isArray(v) ? v[0] : String(v));

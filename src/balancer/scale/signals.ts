@@ -81,7 +81,8 @@ export function createSignal(initial: SignalSettings) {
       const expectedQueueMs = last.queued === 0 ? 0 : last.live === 0 ? Infinity : (last.queued * service) / (last.live * o.slots);
       const stable = need(demand);
       const fast = need(burst);
-      const burstNow = fast >= 2 * Math.max(1, last.live) || expectedQueueMs > o.targetQueueMs;
+      // Knative's panic threshold, on the unrounded count: rounding up would call any minute over the target a burst.
+      const burstNow = burst / (o.slots * o.targetUtilization) >= 2 * Math.max(1, last.live) || expectedQueueMs > o.targetQueueMs;
       if (burstNow) {
         if (t >= panicUntil) panicFloor = 0;
         panicUntil = t + o.windowMs;

@@ -52,3 +52,27 @@ describe('capacity tracker', () => {
     expect(t.current().jkt).toBeUndefined();
   });
 });
+
+describe('capacity tracker while a region scales up', () => {
+  const pool = (warming: number, current: number) => ({ model: 'm', desired: 3, current, warming, draining: 0, ready: current - warming, scaling: 'local' as const });
+
+  it('says the excess spills to the next region while instances warm, and that the new ones took it back', () => {
+    const t = createCapacityTracker();
+    // One instance of 16 slots, full and queueing; two more warming.
+    const shed = t.report(report({ instances: 3, ready: 1, outstanding: 16, freeConcurrency: 0, queueDepth: 20, pools: [pool(2, 3)] }), 0);
+    expect(shed).toMatchObject([{ kind: 'capacity.shedding' }]);
+    expect(shed[0].reason).toMatch(/scaling up, 2 instances warming: the excess goes to the next region with headroom until they join/);
+    // They joined: three ready, a third busy.
+    const back = t.report(report({ instances: 3, ready: 3, outstanding: 16, freeConcurrency: 32, pools: [pool(0, 3)] }), 1000);
+    expect(back).toMatchObject([{ kind: 'capacity.recovered', to: 0 }]);
+    expect(back[0].reason).toMatch(/2 new instances joined and take the traffic back/);
+  });
+
+  it('without scaling the reasons say nothing of it', () => {
+    const t = createCapacityTracker();
+    const [shed] = t.report(report({ ready: 1, outstanding: 16, freeConcurrency: 0, queueDepth: 20 }), 0);
+    expect(shed.reason).not.toMatch(/scaling|joined/);
+    const [back] = t.report(report({ ready: 1, outstanding: 2, freeConcurrency: 14 }), 1000);
+    expect(back.reason).not.toMatch(/scaling|joined/);
+  });
+});

@@ -1149,6 +1149,28 @@ describe('the image runs compiled JavaScript', () => {
   });
 });
 
+describe('autoscaling (infra/autoscaling)', () => {
+  it("KEDA's ScaledObject and the HPA ask for the replicas of the balancer's desired-instances gauge, as exported", () => {
+    const [scaled] = parseYamlFile(join(INFRA, 'autoscaling/keda-scaledobject.yaml'));
+    expect(scaled).toMatchObject({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', spec: { scaleTargetRef: { kind: 'Deployment' } } });
+    const trigger = scaled.spec.triggers[0];
+    expect(trigger).toMatchObject({ type: 'prometheus', metadata: { metricType: 'Value', threshold: '1' } });
+    // The query names a series the balancer registers, with labels it has, from a job Prometheus scrapes (the
+    // catalog's balancer is region sg serving model m: the values are checked against infra/k8s just below).
+    const asCatalog = (q: string) => q.replace('region="jkt"', 'region="sg"').replace('model="llama-3-8b"', 'model="m"');
+    expect(checkPromql(asCatalog(trigger.metadata.query), catalog, 'keda-scaledobject.yaml', jobs)).toEqual([]);
+    const regions = parseYamlFile(join(INFRA, 'k8s/regions-configmap.yaml'))[0].data as Record<string, string>;
+    expect(parseAllDocuments(regions['jkt.yaml'])[0].toJS()).toMatchObject({ id: 'jkt', balancer: { instances: expect.arrayContaining([expect.objectContaining({ models: ['llama-3-8b'] })]) as unknown } });
+    expect(metricNamesIn(trigger.metadata.query)).toEqual(['arus_balancer_pool_desired_instances']);
+    const [hpa] = parseYamlFile(join(INFRA, 'autoscaling/hpa-external.yaml'));
+    expect(hpa).toMatchObject({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', spec: { metrics: [{ type: 'External', external: { target: { type: 'Value', value: '1' } } }] } });
+    expect(hpa.spec.scaleTargetRef).toEqual(scaled.spec.scaleTargetRef);
+    const adapterRule = /seriesQuery: '([^']+)'/.exec(readFileSync(join(INFRA, 'autoscaling/hpa-external.yaml'), 'utf8'))![1];
+    expect(checkPromql(asCatalog(adapterRule), catalog, 'hpa-external.yaml', jobs)).toEqual([]);
+    expect(metricNamesIn(adapterRule)).toEqual(['arus_balancer_pool_desired_instances']);
+  });
+});
+
 describe('infra/README.md', () => {
   it('describes every file', () => {
     const readme = readFileSync(join(INFRA, 'README.md'), 'utf8');

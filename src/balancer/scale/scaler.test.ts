@@ -153,6 +153,8 @@ describe('webhook scaler', () => {
     }
     expect(delivered.newState).toBe('2 desired');
     expect(eventOf(r.events(), 'scale.webhook.failed')).toBeUndefined();
+    // One step asked for, not one per look while the receiver has yet to add the instance.
+    expect(r.events().filter((e) => e.kind === 'scale.up')).toHaveLength(1);
     // Delivered once: the same figures are not sent again.
     await new Promise((ok) => setTimeout(ok, 500));
     expect(rx.calls).toHaveLength(3);

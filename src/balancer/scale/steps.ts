@@ -31,6 +31,8 @@ export type PoolRun = {
   drained: Instance[];
   announcing: boolean;
   failedAt: number;
+  /** The count last stepped to: a webhook's instances come when its receiver adds them, and the same ask is not repeated meanwhile. */
+  asked?: number;
 };
 
 /** What the steps share with the scaler. */
@@ -56,6 +58,7 @@ export type StepContext = {
 
 export function scaleUp(c: StepContext, run: PoolRun, signal: Signal, active: number, t: number, provider: ScaleProvider): void {
   run.lastStep = t;
+  run.asked = signal.desired;
   let need = signal.desired - active;
   c.event('scale.up', c.poolSubject(run.model), `${active} instances`, `${signal.desired} instances`, signal.reason);
   // Draining instances are still there, model loaded: back into service first.
@@ -94,6 +97,7 @@ export function scaleDown(c: StepContext, run: PoolRun, states: InstanceState[],
   const chosen = candidates.slice(0, active - floor);
   if (chosen.length === 0) return;
   run.lastStep = t;
+  run.asked = active - chosen.length;
   c.event('scale.down', c.poolSubject(run.model), `${active} instances`, `${active - chosen.length} instances`, `at most ${floor} wanted over the last ${run.o.scaleDownCooldownMs / 1000} s: ${run.last!.reason}`);
   for (const s of chosen) {
     c.pool.setDraining(s.instance.id, true);
@@ -193,7 +197,9 @@ export function step(c: StepContext, run: PoolRun, states: InstanceState[], t: n
   finishDrains(c, run, states, t, provider);
   if (!provider) return;
   const active = states.filter((s) => !s.draining).length + run.launching;
-  if (signal.desired > active && t - run.lastStep >= run.o.scaleUpCooldownMs) scaleUp(c, run, signal, active, t, provider);
+  // A local launch is counted in `active` at once (and a lost one is replaced); a webhook's ask stands until its receiver acts.
+  const askedAlready = !provider.launch && signal.desired === run.asked;
+  if (signal.desired > active && !askedAlready && t - run.lastStep >= run.o.scaleUpCooldownMs) scaleUp(c, run, signal, active, t, provider);
   else if (signal.desired < active && t - run.lastStep >= run.o.scaleDownCooldownMs && t - run.since >= run.o.scaleDownCooldownMs) {
     const floor = Math.max(...run.wanted.map((w) => w.n));
     if (floor < active) scaleDown(c, run, states, active, floor, t, provider);

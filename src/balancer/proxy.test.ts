@@ -439,7 +439,9 @@ describe('balancer readiness', () => {
 
   it('scrapes vLLM gauges and GPU memory into the pool', async () => {
     let clock = 1_000_000;
-    const { pool, sims, readiness } = await setup({ sims: [{}], readiness: { intervalMs: 20, now: () => clock } });
+    // One round at start, then only the test's own: a periodic round already under way when the fault
+    // is set would be the one checkAll waits for (a check in flight is joined), with the gauges from before.
+    const { pool, sims, readiness } = await setup({ sims: [{}], readiness: { intervalMs: 600_000, now: () => clock } });
     await until(() => pool.states()[0].gpu !== undefined);
     expect(pool.states()[0].gpu).toEqual({ running: 0, waiting: 0, kvCacheUsage: 0, memoryExhausted: false, scrapedAt: 1_000_000, prefixQueries: 0, kvBlocks: 2048 });
     await sims[0].setFault({ kind: 'oom' });

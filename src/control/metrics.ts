@@ -27,6 +27,11 @@ export function observeControl(registry: Registry, control: { stats(): ControlSt
   };
   gauge('storage_failing', '1 while the database refuses writes (control serves from memory and retries), else 0.', (s) => (s.storage.failing ? 1 : 0));
   gauge('storage_pending_events', 'Events kept in memory until the database takes them.', (s) => s.storage.pendingEvents);
+  counter(
+    'storage_writes_short_circuited_total',
+    'Writes refused at once, without waiting on the lock, because the database was found locked a moment ago (the back-off).',
+    (s) => s.storage.shortCircuited,
+  );
   counter('storage_dropped_events_total', 'Events dropped because too many were kept while the database refused writes.', (s) => s.storage.droppedEvents);
   const refused: Counter<'reason'> = new Counter({
     name: `${prefix}probe_reports_refused_total`,

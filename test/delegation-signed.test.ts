@@ -191,7 +191,7 @@ describe.skipIf(!run)('signed delegation: signed NSD parent → two signing Arus
     console.log(`ZSK rollover: ${statuses.length} queries through Unbound (${JSON.stringify(perPhase)}), ${statuses.filter((s) => s === 'SERVFAIL').length} SERVFAIL`);
     // Queries while the new key was published, while it signed, and after the old one went (the step
     // from the roll to the new key's publication may be over before the first query returns).
-    for (const p of ['published', 'signing', 'old key gone']) expect(perPhase[p] ?? 0, p).toBeGreaterThanOrEqual(3);
+    for (const p of ['published', 'signing', 'old key gone']) expect(perPhase[p] ?? 0, p).toBeGreaterThanOrEqual(2);
     expect(statuses.filter((s) => s !== 'NOERROR' && s !== 'NXDOMAIN')).toEqual([]);
     expect(unvalidated).toEqual([]);
   }, 90_000);
@@ -223,7 +223,7 @@ describe.skipIf(!run)('signed delegation: signed NSD parent → two signing Arus
     const { statuses, unvalidated, perPhase } = await queryThroughout(done, () => phase);
     console.log(`KSK rollover: ${statuses.length} queries through Unbound (${JSON.stringify(perPhase)}), ${statuses.filter((s) => s === 'SERVFAIL').length} SERVFAIL`);
     // Queries with both KSKs published, after the parent's DS swap, and after the old KSK went.
-    for (const p of ['both keys', 'new DS', 'old key gone']) expect(perPhase[p] ?? 0, p).toBeGreaterThanOrEqual(3);
+    for (const p of ['both keys', 'new DS', 'old key gone']) expect(perPhase[p] ?? 0, p).toBeGreaterThanOrEqual(2);
     expect(statuses.filter((s) => s !== 'NOERROR' && s !== 'NXDOMAIN')).toEqual([]);
     expect(unvalidated).toEqual([]);
     expect(dsOf()).not.toEqual(oldDs);

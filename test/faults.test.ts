@@ -30,6 +30,13 @@ function client(base: () => string, dispatcher?: Agent) {
     });
 }
 
+/** Control's storage counters from /metrics: busy errors, and writes refused in the back-off without reaching SQLite. */
+async function storage(server: Running) {
+  const text = await (await fetch(`${server.api}/metrics`)).text();
+  const read = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+  return { busy: read(/^arus_storage_errors_total\{kind="busy"\} (\d+)/m), shortCircuited: read(/^arus_storage_writes_short_circuited_total (\d+)/m) };
+}
+
 /** `arus up` with the regions and no health checks (every endpoint up until probes say otherwise). */
 function startUp(dir: string, db: string) {
   const regions = regionsWithChecks(dir, () => undefined);
@@ -90,18 +97,13 @@ describe.skipIf(!requireDig)('faults: arus up while another process locks its da
       // Within the back-off the next write fails at once: the event loop is not held again. The first waited
       // out the 1 s busy timeout (its message says so; it did not wait for the lock's holder, which lets go
       // only below). The next never reaches SQLite: refused by the back-off, no busy error of its own.
-      const storage = async () => {
-        const text = await (await fetch(`${server.api}/metrics`)).text();
-        const read = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
-        return { busy: read(/^arus_storage_errors_total\{kind="busy"\} (\d+)/m), shortCircuited: read(/^arus_storage_writes_short_circuited_total (\d+)/m) };
-      };
-      const before = await storage();
+      const before = await storage(server);
       const t1 = performance.now();
       const second = await api('POST', '/v1/regions/jkt/drain', { reason: 'while locked' });
       const secondMs = performance.now() - t1;
       expect(second.status).toBe(503);
       expect(second.headers.get('retry-after')).toMatch(/^\d+$/);
-      const after = await storage();
+      const after = await storage(server);
       console.log(`locked database: first write answered 503 in ${firstMs.toFixed(0)} ms, the next in ${secondMs.toFixed(0)} ms (short-circuited: ${before.shortCircuited} → ${after.shortCircuited})`);
       expect(after.shortCircuited).toBeGreaterThan(before.shortCircuited);
       expect(after.busy).toBe(before.busy);
@@ -120,8 +122,7 @@ describe.skipIf(!requireDig)('faults: arus up while another process locks its da
     expect(await indonesia(server)).toEqual(JKT);
     const kinds = async () => ((await (await api('GET', '/v1/events?limit=50')).json()) as { events: { kind: string }[] }).events.map((e) => e.kind);
     await until(kinds, (k) => k.includes('storage.failed') && k.includes('storage.recovered'), 5000);
-    const metrics = await (await fetch(`${server.api}/metrics`)).text();
-    expect(Number(/^arus_storage_errors_total\{kind="busy"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    expect((await storage(server)).busy).toBeGreaterThanOrEqual(1);
   });
 
   it('stays within bounded memory under a flood of probe reports, refuses the excess with 429, records it, and keeps answering', { timeout: 120_000 }, async () => {
